@@ -1,0 +1,1 @@
+//! The spikewatch operator: `VolatilityPipeline` custom resource → workloads, topics, monitoring.

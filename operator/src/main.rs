@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("spikewatch-operator: not implemented yet");
+    std::process::exit(1);
+}

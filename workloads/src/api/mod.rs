@@ -1,0 +1,1 @@
+//! Prediction API (`spikewatch serve`): axum router, handlers, OpenAPI, Open Inference Protocol v2.

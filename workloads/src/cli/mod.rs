@@ -1,0 +1,60 @@
+//! The `spikewatch` command line: one subcommand per workload.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+pub mod features;
+pub mod featurize;
+pub mod ingest;
+pub mod predict;
+pub mod replay;
+pub mod run;
+pub mod serve;
+
+#[derive(Debug, Parser)]
+#[command(name = "spikewatch", version, about = "Real-time volatility spike detection for crypto markets")]
+pub struct Cli {
+    /// YAML config file (docs/configuration.md). Environment variables override it.
+    #[arg(long, global = true, env = "CONFIG_PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream Coinbase tickers into `ticks.raw`.
+    Ingest(ingest::Args),
+    /// Replay recorded NDJSON into `ticks.raw`.
+    Replay(replay::Args),
+    /// Consume `ticks.raw`, publish feature vectors to `ticks.features`.
+    Featurize(featurize::Args),
+    /// Compute the offline feature table (training input) from recordings.
+    Features(features::Args),
+    /// Consume `ticks.features`, publish predictions to `ticks.predictions`.
+    Predict(predict::Args),
+    /// Serve the prediction API (port 8000).
+    Serve(serve::Args),
+    /// Replay → features → predictions in one process, no Kafka: the local one-command run.
+    Run(run::Args),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        // Both TLS users (WebSocket feed, model downloads) share the ring provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = Config::load(self.config.as_deref())?;
+        match self.command {
+            Command::Ingest(args) => ingest::run(args, config).await,
+            Command::Replay(args) => replay::run(args, config).await,
+            Command::Featurize(args) => featurize::run(args, config).await,
+            Command::Features(args) => features::run(args, config).await,
+            Command::Predict(args) => predict::run(args, config).await,
+            Command::Serve(args) => serve::run(args, config).await,
+            Command::Run(args) => run::run(args, config).await,
+        }
+    }
+}

@@ -1,0 +1,8 @@
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
+    anyhow::bail!("`spikewatch replay` is not implemented yet")
+}

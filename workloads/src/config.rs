@@ -1,0 +1,356 @@
+//! One configuration file format (YAML) for every subcommand, with environment overrides.
+//!
+//! Precedence: built-in defaults < config file (`--config` / `CONFIG_PATH`) < environment.
+//! The environment variable names are those of the original runbook where it had one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Feed, ModelVariant};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub feed: FeedConfig,
+    pub kafka: KafkaConfig,
+    pub features: FeaturesConfig,
+    pub model: ModelConfig,
+    pub api: ApiConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// `advanced_trade` (default) or `exchange`.
+    pub kind: Feed,
+    /// WebSocket URL; defaults to the public endpoint of `kind`.
+    pub url: Option<String>,
+    pub products: Vec<String>,
+    /// No frame (not even a heartbeat) for this long → reconnect.
+    pub heartbeat_timeout_secs: u64,
+    pub reconnect_initial_backoff_ms: u64,
+    pub reconnect_max_backoff_ms: u64,
+    /// Optional NDJSON mirror of the raw frames.
+    pub mirror: Option<MirrorConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Directory the rotated NDJSON files are written to.
+    pub dir: String,
+    pub max_bytes: u64,
+    pub max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub topics: TopicsConfig,
+    /// Partitions of topics created at start when missing.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Create missing topics at start (never relies on broker auto-creation).
+    pub create_topics: bool,
+    pub featurizer_group_id: String,
+    pub predictor_group_id: String,
+    pub security: KafkaSecurity,
+    /// Extra librdkafka properties, applied last.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsConfig {
+    pub raw: String,
+    pub features: String,
+    pub predictions: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSecurity {
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub protocol: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    /// PEM file of the CA that signed the brokers' certificates.
+    pub ssl_ca_location: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// A silence longer than this resets the product's windows.
+    pub max_gap_secs: f64,
+    /// Ticks older than the product's latest by at most this are still used; older ones are dropped.
+    pub out_of_order_tolerance_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub variant: ModelVariant,
+    /// Local path, `https://` URL, or `models:/<name>/<version|@alias>` (MLflow registry).
+    pub source: String,
+    pub mlflow_tracking_uri: Option<String>,
+    /// Overrides the decision threshold stored with the model.
+    pub threshold: Option<f64>,
+    /// Largest micro-batch the predictor scores at once.
+    pub max_batch: usize,
+    /// Longest the predictor waits to fill a micro-batch.
+    pub max_batch_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub bind: String,
+    pub max_body_bytes: usize,
+    pub max_rows: usize,
+    pub request_timeout_ms: u64,
+    /// File holding the bearer token of the admin endpoints; unset = admin endpoints disabled.
+    pub admin_token_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the `/metrics` (and `/health`) endpoint of `ingest`, `featurize` and `predict`.
+    pub bind: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            feed: FeedConfig::default(),
+            kafka: KafkaConfig::default(),
+            features: FeaturesConfig::default(),
+            model: ModelConfig::default(),
+            api: ApiConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            kind: Feed::AdvancedTrade,
+            url: None,
+            products: vec!["BTC-USD".into(), "ETH-USD".into()],
+            heartbeat_timeout_secs: 30,
+            reconnect_initial_backoff_ms: 500,
+            reconnect_max_backoff_ms: 30_000,
+            mirror: None,
+        }
+    }
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig { dir: "mirror".into(), max_bytes: 64 * 1024 * 1024, max_age_secs: 3600 }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "localhost:9092".into(),
+            topics: TopicsConfig::default(),
+            partitions: 3,
+            replication_factor: 1,
+            create_topics: true,
+            featurizer_group_id: "spikewatch-featurizer".into(),
+            predictor_group_id: "spikewatch-predictor".into(),
+            security: KafkaSecurity::default(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            raw: "ticks.raw".into(),
+            features: "ticks.features".into(),
+            predictions: "ticks.predictions".into(),
+        }
+    }
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        FeaturesConfig { max_gap_secs: 30.0, out_of_order_tolerance_ms: 2_000 }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            variant: ModelVariant::Ml,
+            source: "models/artifacts/spikewatch-gbdt".into(),
+            mlflow_tracking_uri: None,
+            threshold: None,
+            max_batch: 256,
+            max_batch_wait_ms: 5,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            bind: "0.0.0.0:8000".into(),
+            max_body_bytes: 1024 * 1024,
+            max_rows: 1024,
+            request_timeout_ms: 2_000,
+            admin_token_file: None,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { bind: "0.0.0.0:8001".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: String, source: serde_yaml::Error },
+    #[error("invalid value {value:?} for environment variable {var}: {reason}")]
+    Env { var: &'static str, value: String, reason: String },
+}
+
+impl Config {
+    /// Loads `path` (if any) over the defaults, then applies the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => Config::from_yaml_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|var| std::env::var(var).ok())?;
+        Ok(config)
+    }
+
+    pub fn from_yaml_file(path: &Path) -> Result<Config, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+        Config::from_yaml(&text).map_err(|source| ConfigError::Parse { path: display, source })
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Config, serde_yaml::Error> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text)
+    }
+
+    /// Applies environment overrides; `lookup` is `std::env::var` in production, a map in tests.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse::<T>().map_err(|e| ConfigError::Env { var, value: value.clone(), reason: e.to_string() })
+        }
+        if let Some(v) = lookup("KAFKA_BOOTSTRAP_SERVERS") {
+            self.kafka.bootstrap_servers = v;
+        }
+        if let Some(v) = lookup("KAFKA_SECURITY_PROTOCOL") {
+            self.kafka.security.protocol = Some(v);
+        }
+        if let Some(v) = lookup("KAFKA_SASL_MECHANISM") {
+            self.kafka.security.sasl_mechanism = Some(v);
+        }
+        if let Some(v) = lookup("KAFKA_SASL_USERNAME") {
+            self.kafka.security.sasl_username = Some(v);
+        }
+        if let Some(v) = lookup("KAFKA_SASL_PASSWORD") {
+            self.kafka.security.sasl_password = Some(v);
+        }
+        if let Some(v) = lookup("KAFKA_SSL_CA_LOCATION") {
+            self.kafka.security.ssl_ca_location = Some(v);
+        }
+        if let Some(v) = lookup("MODEL_VARIANT") {
+            self.model.variant = parse("MODEL_VARIANT", v)?;
+        }
+        if let Some(v) = lookup("MODEL_SOURCE") {
+            self.model.source = v;
+        }
+        if let Some(v) = lookup("MLFLOW_TRACKING_URI") {
+            self.model.mlflow_tracking_uri = Some(v);
+        }
+        if let Some(v) = lookup("PORT") {
+            let port: u16 = parse("PORT", v)?;
+            self.api.bind = with_port(&self.api.bind, port);
+        }
+        if let Some(v) = lookup("METRICS_PORT") {
+            let port: u16 = parse("METRICS_PORT", v)?;
+            self.metrics.bind = with_port(&self.metrics.bind, port);
+        }
+        if let Some(v) = lookup("ADMIN_TOKEN_FILE") {
+            self.api.admin_token_file = Some(v);
+        }
+        Ok(())
+    }
+}
+
+/// `host:port` with the port replaced.
+fn with_port(bind: &str, port: u16) -> String {
+    let host = bind.rsplit_once(':').map(|(host, _)| host).unwrap_or("0.0.0.0");
+    format!("{host}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_match_the_original_system() {
+        let c = Config::default();
+        assert_eq!(c.kafka.topics.raw, "ticks.raw");
+        assert_eq!(c.kafka.topics.features, "ticks.features");
+        assert_eq!(c.kafka.topics.predictions, "ticks.predictions");
+        assert_eq!(c.api.bind, "0.0.0.0:8000");
+        assert_eq!(c.metrics.bind, "0.0.0.0:8001");
+        assert_eq!(c.model.variant, ModelVariant::Ml);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let mut c = Config::from_yaml("kafka:\n  bootstrap_servers: file:9092\n  partitions: 6\nmodel:\n  variant: ml\n").unwrap();
+        assert_eq!(c.kafka.partitions, 6);
+        let env: HashMap<&str, &str> =
+            [("KAFKA_BOOTSTRAP_SERVERS", "env:9092"), ("MODEL_VARIANT", "baseline"), ("PORT", "9000")].into();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.kafka.bootstrap_servers, "env:9092");
+        assert_eq!(c.model.variant, ModelVariant::Baseline);
+        assert_eq!(c.api.bind, "0.0.0.0:9000");
+        assert_eq!(c.kafka.partitions, 6, "untouched by env");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_env_values_are_errors() {
+        assert!(Config::from_yaml("kafka:\n  bootstrap: x\n").is_err());
+        let mut c = Config::default();
+        let err = c.apply_env(|k| (k == "MODEL_VARIANT").then(|| "gpt".to_string())).unwrap_err();
+        assert!(err.to_string().contains("MODEL_VARIANT"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(Config::from_yaml("  \n").unwrap(), Config::default());
+    }
+}

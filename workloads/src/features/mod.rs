@@ -1,0 +1,1 @@
+//! The one feature engine, used online (`featurize`) and offline (`features`). Formulas: docs/features.md.

@@ -1,0 +1,20 @@
+//! spikewatch: real-time volatility spike detection for crypto markets.
+//!
+//! The data flow reads from the module tree:
+//! [`sources`] (Coinbase WebSocket feeds, recordings) → [`features`] (the one feature engine)
+//! → [`model`] (ONNX GBDT or z-score baseline) → [`sinks`] (tables, mirrors) and [`api`],
+//! with [`transport`] (Kafka or in-memory channels) chosen at the edges and
+//! [`pipeline`] wiring the stages so that `spikewatch run` and the Kubernetes workloads
+//! execute the same core.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod features;
+pub mod model;
+pub mod pipeline;
+pub mod sinks;
+pub mod sources;
+pub mod telemetry;
+pub mod transport;

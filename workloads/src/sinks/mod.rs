@@ -1,0 +1,1 @@
+//! Outputs other than Kafka: the offline feature table (Parquet/CSV) and the raw-frame NDJSON mirror.

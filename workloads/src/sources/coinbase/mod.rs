@@ -1,0 +1,1 @@
+//! Coinbase ticker frames (Exchange and Advanced Trade) → [`crate::domain::Tick`].

@@ -1,0 +1,3 @@
+//! Where market data comes in: Coinbase WebSocket feeds and recorded NDJSON.
+
+pub mod coinbase;

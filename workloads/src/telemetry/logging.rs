@@ -1,0 +1,11 @@
+//! `tracing` setup: human-readable by default, JSON when `LOG_FORMAT=json`; level from `RUST_LOG`.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // try_init: a second call (tests) keeps the first subscriber.
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,4 @@
+//! Logs and metrics shared by every workload.
+
+pub mod logging;
+pub mod server;

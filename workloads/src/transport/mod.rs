@@ -1,0 +1,1 @@
+//! Message transport between stages: Kafka (rdkafka) or in-memory channels.
