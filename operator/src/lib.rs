@@ -1,1 +1,4 @@
 //! The spikewatch operator: `VolatilityPipeline` custom resource → workloads, topics, monitoring.
+
+pub mod crd;
+pub mod crdgen;
