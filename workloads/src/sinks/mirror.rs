@@ -117,7 +117,8 @@ impl MirrorWriter {
         let path = self.dir.join(name);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         tracing::info!(path = %path.display(), "mirror file started");
-        self.current = Some(OpenFile { writer: BufWriter::with_capacity(64 * 1024, file), path, bytes: 0, opened_at: now });
+        self.current =
+            Some(OpenFile { writer: BufWriter::with_capacity(64 * 1024, file), path, bytes: 0, opened_at: now });
         Ok(())
     }
 }

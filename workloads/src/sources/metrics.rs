@@ -1,8 +1,6 @@
 //! Prometheus metrics of the market-data sources (`spikewatch_ingest_*`).
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets};
 
 use super::coinbase::FrameError;
 
@@ -68,7 +66,10 @@ impl IngestMetrics {
                     .buckets(exponential_buckets(0.005, 2.0, 12)?),
             )?,
             mirror_frames_written: counter("mirror_frames_written_total", "Raw frames written to the mirror")?,
-            mirror_frames_dropped: counter("mirror_frames_dropped_total", "Raw frames the mirror could not keep up with")?,
+            mirror_frames_dropped: counter(
+                "mirror_frames_dropped_total",
+                "Raw frames the mirror could not keep up with",
+            )?,
             mirror_rotations: counter("mirror_rotations_total", "Mirror files started")?,
         };
         // Zero series for every kind, so dashboards and alerts see them before the first error.

@@ -19,7 +19,9 @@ pub enum Continuity {
     First,
     InOrder,
     /// `missed` messages were skipped before this one.
-    Gap { missed: u64 },
+    Gap {
+        missed: u64,
+    },
     /// The sequence did not advance: a duplicate or a reordered message.
     OutOfOrder,
 }

@@ -94,7 +94,10 @@ enum SessionEnd {
     /// Nobody consumes ticks any more: stop, there is nothing to reconnect for.
     ReceiverClosed,
     /// The server closed, the transport failed, or the watchdog fired.
-    Lost { reason: String, delivered_ticks: bool },
+    Lost {
+        reason: String,
+        delivered_ticks: bool,
+    },
 }
 
 pub struct FeedClient {
@@ -132,7 +135,10 @@ impl FeedClient {
         let url = url::Url::parse(&self.config.url)
             .map_err(|e| ClientError::InvalidUrl { url: self.config.url.clone(), reason: e.to_string() })?;
         if !matches!(url.scheme(), "ws" | "wss") {
-            return Err(ClientError::InvalidUrl { url: self.config.url.clone(), reason: "scheme must be ws or wss".into() });
+            return Err(ClientError::InvalidUrl {
+                url: self.config.url.clone(),
+                reason: "scheme must be ws or wss".into(),
+            });
         }
         let mut backoff = Backoff::new(self.config.initial_backoff, self.config.max_backoff);
         let mut first = true;
@@ -169,8 +175,8 @@ impl FeedClient {
     async fn session(&mut self, ticks: &mpsc::Sender<Tick>, shutdown: &CancellationToken) -> SessionEnd {
         let lost = |reason: String| SessionEnd::Lost { reason, delivered_ticks: false };
         // The transport enforces a generous bound; the parser's cap (counted, not fatal) is the real one.
-        let ws_config =
-            WebSocketConfig::default().max_message_size(Some(self.config.max_frame_bytes.saturating_mul(16).max(16 << 20)));
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(self.config.max_frame_bytes.saturating_mul(16).max(16 << 20)));
         let connect = tokio_tungstenite::connect_async_with_config(self.config.url.as_str(), Some(ws_config), true);
         let mut ws = tokio::select! {
             _ = shutdown.cancelled() => return SessionEnd::Shutdown,
