@@ -1,1 +1,3 @@
 //! Outputs other than Kafka: the offline feature table (Parquet/CSV) and the raw-frame NDJSON mirror.
+
+pub mod table;
