@@ -1,1 +1,2 @@
 //! The spikewatch operator: `VolatilityPipeline` custom resource → workloads, topics, monitoring.
+pub mod topics;
