@@ -19,6 +19,8 @@ pub struct KafkaAuth {
     /// PEM of the CA that signed the brokers' certificates; its presence turns TLS on.
     pub ca_pem: Option<String>,
     pub sasl_mechanism: String,
+    /// `security.protocol` when the spec names it; otherwise implied by what the Secret holds.
+    pub security_protocol: Option<String>,
 }
 
 // Hand-written so a password never reaches a log line.
@@ -29,6 +31,7 @@ impl std::fmt::Debug for KafkaAuth {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
             .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("security_protocol", &self.security_protocol)
             .finish()
     }
 }
@@ -84,6 +87,7 @@ impl KafkaAuth {
             password: read("password")?,
             ca_pem: read("ca.crt")?,
             sasl_mechanism: sasl_mechanism.unwrap_or(DEFAULT_SASL_MECHANISM).to_string(),
+            security_protocol: None,
         };
         if auth.username.is_none() && auth.password.is_none() && auth.ca_pem.is_none() {
             return Err(SecretError::Empty(name));
@@ -94,8 +98,11 @@ impl KafkaAuth {
         Ok(auth)
     }
 
-    /// `security.protocol` implied by what the Secret holds.
-    pub fn security_protocol(&self) -> &'static str {
+    /// `security.protocol`: the spec's when set, otherwise implied by what the Secret holds.
+    pub fn security_protocol(&self) -> &str {
+        if let Some(protocol) = &self.security_protocol {
+            return protocol;
+        }
         match (self.username.is_some(), self.ca_pem.is_some()) {
             (true, true) => "SASL_SSL",
             (true, false) => "SASL_PLAINTEXT",
