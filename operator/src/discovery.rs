@@ -23,21 +23,31 @@ pub struct Capabilities {
 
 impl Capabilities {
     pub fn all() -> Self {
-        Capabilities { monitoring: true, strimzi: true }
+        Capabilities {
+            monitoring: true,
+            strimzi: true,
+        }
     }
 }
 
 pub type SharedCapabilities = Arc<RwLock<Capabilities>>;
 
 fn serves(group: &ApiGroup, kinds: &[&str]) -> bool {
-    kinds.iter().all(|kind| group.recommended_kind(kind).is_some())
+    kinds
+        .iter()
+        .all(|kind| group.recommended_kind(kind).is_some())
 }
 
 /// One discovery round. A group the API server does not know is "not served"; other errors
 /// (network) are returned so the caller keeps its last answer.
 pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
     Ok(Capabilities {
-        monitoring: group_serves(client, MONITORING_GROUP, &["ServiceMonitor", "PrometheusRule"]).await?,
+        monitoring: group_serves(
+            client,
+            MONITORING_GROUP,
+            &["ServiceMonitor", "PrometheusRule"],
+        )
+        .await?,
         strimzi: group_serves(client, STRIMZI_GROUP, &["KafkaTopic"]).await?,
     })
 }
@@ -59,11 +69,17 @@ pub async fn refresh_periodically(client: Client, shared: SharedCapabilities, pe
             Ok(found) => {
                 let mut current = shared.write().await;
                 if *current != found {
-                    tracing::info!(monitoring = found.monitoring, strimzi = found.strimzi, "optional APIs changed");
+                    tracing::info!(
+                        monitoring = found.monitoring,
+                        strimzi = found.strimzi,
+                        "optional APIs changed"
+                    );
                     *current = found;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "API discovery failed; keeping the previous answer"),
+            Err(e) => {
+                tracing::warn!(error = %e, "API discovery failed; keeping the previous answer")
+            }
         }
         tokio::time::sleep(period).await;
     }

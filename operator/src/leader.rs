@@ -29,7 +29,11 @@ pub struct LeaseConfig {
 }
 
 impl LeaseConfig {
-    pub fn new(name: impl Into<String>, namespace: impl Into<String>, identity: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        namespace: impl Into<String>,
+        identity: impl Into<String>,
+    ) -> Self {
         LeaseConfig {
             name: name.into(),
             namespace: namespace.into(),
@@ -54,8 +58,15 @@ pub enum LeaseDecision {
     HeldBy(String),
 }
 
-pub fn lease_decision(lease: Option<&LeaseSpec>, identity: &str, now: Timestamp, default_duration: Duration) -> LeaseDecision {
-    let Some(spec) = lease else { return LeaseDecision::Create };
+pub fn lease_decision(
+    lease: Option<&LeaseSpec>,
+    identity: &str,
+    now: Timestamp,
+    default_duration: Duration,
+) -> LeaseDecision {
+    let Some(spec) = lease else {
+        return LeaseDecision::Create;
+    };
     let holder = spec.holder_identity.as_deref().unwrap_or("");
     if holder == identity {
         return LeaseDecision::Renew;
@@ -66,9 +77,13 @@ pub fn lease_decision(lease: Option<&LeaseSpec>, identity: &str, now: Timestamp,
     let duration = spec
         .lease_duration_seconds
         .map(|s| SignedDuration::from_secs(i64::from(s)))
-        .unwrap_or_else(|| SignedDuration::try_from(default_duration).unwrap_or(SignedDuration::from_secs(15)));
+        .unwrap_or_else(|| {
+            SignedDuration::try_from(default_duration).unwrap_or(SignedDuration::from_secs(15))
+        });
     match &spec.renew_time {
-        Some(MicroTime(renewed)) if *renewed + duration > now => LeaseDecision::HeldBy(holder.to_string()),
+        Some(MicroTime(renewed)) if *renewed + duration > now => {
+            LeaseDecision::HeldBy(holder.to_string())
+        }
         _ => LeaseDecision::TakeOver,
     }
 }
@@ -80,7 +95,10 @@ pub struct LeaderElector {
 
 impl LeaderElector {
     pub fn new(client: Client, config: LeaseConfig) -> Self {
-        LeaderElector { api: Api::namespaced(client, &config.namespace), config }
+        LeaderElector {
+            api: Api::namespaced(client, &config.namespace),
+            config,
+        }
     }
 
     pub fn config(&self) -> &LeaseConfig {
@@ -102,13 +120,20 @@ impl LeaderElector {
             LeaseDecision::HeldBy(_) => return Ok(false),
             LeaseDecision::Create => {
                 let lease = Lease {
-                    metadata: ObjectMeta { name: Some(self.config.name.clone()), ..ObjectMeta::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.config.name.clone()),
+                        ..ObjectMeta::default()
+                    },
                     spec: Some(self.held_spec(now, now, 0)),
                 };
-                self.api.create(&PostParams::default(), &lease).await.map(|_| ())
+                self.api
+                    .create(&PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
             }
             LeaseDecision::Renew | LeaseDecision::TakeOver => {
-                let mut lease = current.expect("Renew and TakeOver are decided on an existing Lease");
+                let mut lease =
+                    current.expect("Renew and TakeOver are decided on an existing Lease");
                 let old = lease.spec.clone().unwrap_or_default();
                 let spec = if decision == LeaseDecision::Renew {
                     let acquired = old.acquire_time.map(|t| t.0).unwrap_or(now);
@@ -118,7 +143,10 @@ impl LeaderElector {
                 };
                 lease.spec = Some(spec);
                 // `lease.metadata.resource_version` is the one we read: a concurrent writer makes this a 409.
-                self.api.replace(&self.config.name, &PostParams::default(), &lease).await.map(|_| ())
+                self.api
+                    .replace(&self.config.name, &PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
             }
         };
         match result {
@@ -131,15 +159,23 @@ impl LeaderElector {
     /// Gives the Lease up on shutdown so a standby replica takes over at once instead of after
     /// `leaseDurationSeconds`. Best effort: errors are logged, not returned.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else { return };
-        let Some(spec) = lease.spec.as_mut() else { return };
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
+            return;
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return;
+        };
         if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
             return;
         }
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        if let Err(e) = self.api.replace(&self.config.name, &PostParams::default(), &lease).await {
+        if let Err(e) = self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
             tracing::warn!(error = %e, "could not release the leader Lease");
         }
     }
@@ -147,7 +183,13 @@ impl LeaderElector {
     fn held_spec(&self, acquired: Timestamp, renewed: Timestamp, transitions: i32) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(self.config.identity.clone()),
-            lease_duration_seconds: Some(self.config.lease_duration.as_secs().try_into().unwrap_or(15)),
+            lease_duration_seconds: Some(
+                self.config
+                    .lease_duration
+                    .as_secs()
+                    .try_into()
+                    .unwrap_or(15),
+            ),
             acquire_time: Some(MicroTime(acquired)),
             renew_time: Some(MicroTime(renewed)),
             lease_transitions: Some(transitions),
@@ -173,13 +215,19 @@ mod tests {
 
     #[test]
     fn no_lease_is_created() {
-        assert_eq!(lease_decision(None, "me", Timestamp::now(), FIFTEEN), LeaseDecision::Create);
+        assert_eq!(
+            lease_decision(None, "me", Timestamp::now(), FIFTEEN),
+            LeaseDecision::Create
+        );
     }
 
     #[test]
     fn our_lease_is_renewed() {
         let now = Timestamp::now();
-        assert_eq!(lease_decision(Some(&held("me", now, 15)), "me", now, FIFTEEN), LeaseDecision::Renew);
+        assert_eq!(
+            lease_decision(Some(&held("me", now, 15)), "me", now, FIFTEEN),
+            LeaseDecision::Renew
+        );
     }
 
     #[test]
@@ -196,8 +244,17 @@ mod tests {
     fn an_expired_or_released_lease_is_taken_over() {
         let now = Timestamp::now();
         let stale = now - SignedDuration::from_secs(16);
-        assert_eq!(lease_decision(Some(&held("other", stale, 15)), "me", now, FIFTEEN), LeaseDecision::TakeOver);
-        let released = LeaseSpec { holder_identity: None, ..held("x", now, 15) };
-        assert_eq!(lease_decision(Some(&released), "me", now, FIFTEEN), LeaseDecision::TakeOver);
+        assert_eq!(
+            lease_decision(Some(&held("other", stale, 15)), "me", now, FIFTEEN),
+            LeaseDecision::TakeOver
+        );
+        let released = LeaseSpec {
+            holder_identity: None,
+            ..held("x", now, 15)
+        };
+        assert_eq!(
+            lease_decision(Some(&released), "me", now, FIFTEEN),
+            LeaseDecision::TakeOver
+        );
     }
 }

@@ -50,7 +50,10 @@ impl Metrics {
     /// Counts a reconciliation and observes its duration when the returned guard drops.
     pub fn count_and_measure(&self) -> ReconcileTimer {
         self.reconciliations.inc();
-        ReconcileTimer { start: Instant::now(), histogram: self.reconcile_duration.clone() }
+        ReconcileTimer {
+            start: Instant::now(),
+            histogram: self.reconcile_duration.clone(),
+        }
     }
 
     pub fn reconcile_failure(&self, reason: &str) {
@@ -81,6 +84,9 @@ mod tests {
         metrics.reconcile_failure("invalid_spec");
         assert_eq!(metrics.reconciliations.get(), 1);
         assert_eq!(metrics.reconcile_duration.get_sample_count(), 1);
-        assert_eq!(metrics.failures.with_label_values(&["invalid_spec"]).get(), 1);
+        assert_eq!(
+            metrics.failures.with_label_values(&["invalid_spec"]).get(),
+            1
+        );
     }
 }

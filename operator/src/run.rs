@@ -37,7 +37,10 @@ pub struct RunArgs {
 
 /// Runs until SIGTERM/SIGINT. Startup failures print one line and exit non-zero.
 pub fn main(args: RunArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("spikewatch-operator: cannot start the async runtime: {e}");
@@ -59,10 +62,9 @@ pub async fn connect() -> Result<Client, String> {
     let client = Client::try_default()
         .await
         .map_err(|e| format!("no Kubernetes cluster reachable (no usable kubeconfig or in-cluster service account): {e}"))?;
-    client
-        .apiserver_version()
-        .await
-        .map_err(|e| format!("no Kubernetes cluster reachable: the API server did not answer: {e}"))?;
+    client.apiserver_version().await.map_err(|e| {
+        format!("no Kubernetes cluster reachable: the API server did not answer: {e}")
+    })?;
     Ok(client)
 }
 
@@ -71,7 +73,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let client = connect().await?;
 
     let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry).map_err(|e| format!("cannot register metrics: {e}"))?;
+    let metrics =
+        Metrics::register(&registry).map_err(|e| format!("cannot register metrics: {e}"))?;
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -81,13 +84,19 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(forward_termination_signals(shutdown_tx));
 
-    let router = http::router(HttpState { registry, ready: ready.clone() });
+    let router = http::router(HttpState {
+        registry,
+        ready: ready.clone(),
+    });
     let mut http_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {
             let _ = http_shutdown.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
@@ -103,7 +112,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     ));
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let namespace = args.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
     let ctx = Arc::new(Context::new(
         client.clone(),
         metrics.clone(),
@@ -124,7 +136,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
 }
 
 /// Standby → leader → (lost) standby → … until shutdown. The controller runs only while leading.
-async fn lead_while_elected(elector: &LeaderElector, ctx: Arc<Context>, metrics: &Metrics, mut shutdown: watch::Receiver<bool>) {
+async fn lead_while_elected(
+    elector: &LeaderElector,
+    ctx: Arc<Context>,
+    metrics: &Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let lease = elector.config().clone();
     tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for leadership");
     loop {
@@ -147,7 +164,9 @@ async fn lead_while_elected(elector: &LeaderElector, ctx: Arc<Context>, metrics:
                 elector.release().await;
                 return;
             }
-            Held::Lost => tracing::warn!("lost the leader Lease; controller stopped, back to standby"),
+            Held::Lost => {
+                tracing::warn!("lost the leader Lease; controller stopped, back to standby")
+            }
         }
     }
 }
@@ -215,5 +234,6 @@ async fn forward_termination_signals(shutdown: watch::Sender<bool>) {
 }
 
 fn default_identity() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| format!("spikewatch-operator-{}", std::process::id()))
+    std::env::var("HOSTNAME")
+        .unwrap_or_else(|_| format!("spikewatch-operator-{}", std::process::id()))
 }

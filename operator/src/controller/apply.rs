@@ -33,18 +33,33 @@ impl DesiredChild {
         K: Resource<DynamicType = ()> + Serialize,
     {
         let name = object.meta().name.clone().unwrap_or_default();
-        let mut value = serde_json::to_value(object)
-            .map_err(|source| Error::Serialization { kind: kind_of::<K>(), name: name.clone(), source })?;
+        let mut value = serde_json::to_value(object).map_err(|source| Error::Serialization {
+            kind: kind_of::<K>(),
+            name: name.clone(),
+            source,
+        })?;
         // k8s-openapi types serialize without apiVersion/kind unless set; apply needs them.
         value["apiVersion"] = Value::String(K::api_version(&()).into_owned());
         value["kind"] = Value::String(K::kind(&()).into_owned());
-        Ok(DesiredChild { resource: ApiResource::erase::<K>(&()), name, object: value })
+        Ok(DesiredChild {
+            resource: ApiResource::erase::<K>(&()),
+            name,
+            object: value,
+        })
     }
 
     /// For kinds without Rust types (ServiceMonitor, PrometheusRule, KafkaTopic).
     pub fn from_dynamic(gvk: &GroupVersionKind, plural: &str, object: Value) -> DesiredChild {
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-        DesiredChild { resource: ApiResource::from_gvk_with_plural(gvk, plural), name, object }
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        DesiredChild {
+            resource: ApiResource::from_gvk_with_plural(gvk, plural),
+            name,
+            object,
+        }
     }
 
     pub fn kind(&self) -> &str {
@@ -67,29 +82,45 @@ pub enum ApplyOutcome {
 
 /// Applies `child` in `namespace` unless the observed object already matches.
 /// Returns the outcome and the object as it is now (observed or as returned by the apply).
-pub async fn apply_child(client: &Client, namespace: &str, child: &DesiredChild) -> Result<(ApplyOutcome, DynamicObject)> {
+pub async fn apply_child(
+    client: &Client,
+    namespace: &str,
+    child: &DesiredChild,
+) -> Result<(ApplyOutcome, DynamicObject)> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &child.resource);
     let observed = api.get_opt(&child.name).await?;
     if let Some(observed) = &observed {
-        let observed_json = serde_json::to_value(observed)
-            .map_err(|source| Error::Serialization { kind: "observed object", name: child.name.clone(), source })?;
+        let observed_json =
+            serde_json::to_value(observed).map_err(|source| Error::Serialization {
+                kind: "observed object",
+                name: child.name.clone(),
+                source,
+            })?;
         if is_semantic_subset(&child.object, &observed_json) {
             return Ok((ApplyOutcome::Unchanged, observed.clone()));
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let applied = api.patch(&child.name, &params, &Patch::Apply(&child.object)).await?;
-    let outcome = if observed.is_some() { ApplyOutcome::Updated } else { ApplyOutcome::Created };
+    let applied = api
+        .patch(&child.name, &params, &Patch::Apply(&child.object))
+        .await?;
+    let outcome = if observed.is_some() {
+        ApplyOutcome::Updated
+    } else {
+        ApplyOutcome::Created
+    };
     Ok((outcome, applied))
 }
 
 /// Whether every field set in `desired` has an equal value in `observed`.
 pub fn is_semantic_subset(desired: &Value, observed: &Value) -> bool {
     match (desired, observed) {
-        (Value::Object(want), Value::Object(have)) => want.iter().all(|(key, value)| match have.get(key) {
-            Some(seen) => is_semantic_subset(value, seen),
-            None => is_empty(value),
-        }),
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().all(|(key, value)| match have.get(key) {
+                Some(seen) => is_semantic_subset(value, seen),
+                None => is_empty(value),
+            })
+        }
         (Value::Object(_), Value::Null) | (Value::Array(_), Value::Null) => is_empty(desired),
         (Value::Array(want), Value::Array(have)) => {
             want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_semantic_subset(w, h))
@@ -121,7 +152,9 @@ fn quantities_equal(a: &str, b: &str) -> bool {
 }
 
 fn parse_quantity(s: &str) -> Option<f64> {
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     if number.is_empty() {
         return None;
@@ -156,7 +189,8 @@ mod tests {
 
     #[test]
     fn server_added_fields_do_not_count_as_drift() {
-        let desired = json!({"metadata": {"name": "a", "labels": {"app": "x"}}, "spec": {"replicas": 1}});
+        let desired =
+            json!({"metadata": {"name": "a", "labels": {"app": "x"}}, "spec": {"replicas": 1}});
         let observed = json!({
             "metadata": {"name": "a", "labels": {"app": "x", "extra": "y"}, "uid": "1", "resourceVersion": "7"},
             "spec": {"replicas": 1, "revisionHistoryLimit": 10},
@@ -179,12 +213,21 @@ mod tests {
         let desired = json!({"cpu": "1000m", "memory": "1Gi", "args": [], "annotations": {}});
         let observed = json!({"cpu": "1", "memory": "1024Mi"});
         assert!(is_semantic_subset(&desired, &observed));
-        assert!(!is_semantic_subset(&json!({"cpu": "500m"}), &json!({"cpu": "1"})));
-        assert!(!is_semantic_subset(&json!({"image": "a"}), &json!({"image": "b"})));
+        assert!(!is_semantic_subset(
+            &json!({"cpu": "500m"}),
+            &json!({"cpu": "1"})
+        ));
+        assert!(!is_semantic_subset(
+            &json!({"image": "a"}),
+            &json!({"image": "b"})
+        ));
     }
 
     #[test]
     fn list_length_changes_are_drift() {
-        assert!(!is_semantic_subset(&json!({"ports": [{"port": 1}]}), &json!({"ports": [{"port": 1}, {"port": 2}]})));
+        assert!(!is_semantic_subset(
+            &json!({"ports": [{"port": 1}]}),
+            &json!({"ports": [{"port": 1}, {"port": 2}]})
+        ));
     }
 }

@@ -39,7 +39,10 @@ impl DesiredChildren {
 }
 
 /// Every child the spec asks for, each owned by `vp`.
-pub fn desired_children(vp: &VolatilityPipeline, _capabilities: &Capabilities) -> Result<DesiredChildren> {
+pub fn desired_children(
+    vp: &VolatilityPipeline,
+    _capabilities: &Capabilities,
+) -> Result<DesiredChildren> {
     let owner = vp
         .controller_owner_ref(&())
         .ok_or_else(|| Error::InvalidSpec("the pipeline has no name or uid yet".into()))?;
@@ -61,8 +64,14 @@ pub fn desired_children(vp: &VolatilityPipeline, _capabilities: &Capabilities) -
 fn ensure_owner(object: &mut Value, owner: &OwnerReference) {
     let owner = serde_json::to_value(owner).unwrap_or(Value::Null);
     let metadata = &mut object["metadata"];
-    let references = metadata["ownerReferences"].as_array().cloned().unwrap_or_default();
-    let mut references: Vec<Value> = references.into_iter().filter(|r| r.get("uid") != owner.get("uid")).collect();
+    let references = metadata["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut references: Vec<Value> = references
+        .into_iter()
+        .filter(|r| r.get("uid") != owner.get("uid"))
+        .collect();
     references.push(owner);
     metadata["ownerReferences"] = Value::Array(references);
 }
@@ -85,17 +94,33 @@ mod interim {
         let name = vp.name_any();
         let labels = |component: &str| {
             BTreeMap::from([
-                ("app.kubernetes.io/managed-by".to_string(), "spikewatch-operator".to_string()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "spikewatch-operator".to_string(),
+                ),
                 ("app.kubernetes.io/instance".to_string(), name.clone()),
-                ("app.kubernetes.io/component".to_string(), component.to_string()),
+                (
+                    "app.kubernetes.io/component".to_string(),
+                    component.to_string(),
+                ),
             ])
         };
         let config = ConfigMap {
-            metadata: ObjectMeta { name: Some(format!("{name}-config")), labels: Some(labels("config")), ..Default::default() },
-            data: Some(BTreeMap::from([("config.yaml".to_string(), "{}".to_string())])),
+            metadata: ObjectMeta {
+                name: Some(format!("{name}-config")),
+                labels: Some(labels("config")),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(
+                "config.yaml".to_string(),
+                "{}".to_string(),
+            )])),
             ..Default::default()
         };
-        let mut children = DesiredChildren { core: vec![DesiredChild::from_typed(&config)?], ..Default::default() };
+        let mut children = DesiredChildren {
+            core: vec![DesiredChild::from_typed(&config)?],
+            ..Default::default()
+        };
         for workload in Workload::ALL {
             let labels = labels(workload.component());
             let deployment = Deployment {
@@ -106,9 +131,15 @@ mod interim {
                 },
                 spec: Some(DeploymentSpec {
                     replicas: Some(1),
-                    selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
+                    selector: LabelSelector {
+                        match_labels: Some(labels.clone()),
+                        ..Default::default()
+                    },
                     template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                        metadata: Some(ObjectMeta {
+                            labels: Some(labels),
+                            ..Default::default()
+                        }),
                         spec: Some(PodSpec {
                             containers: vec![Container {
                                 name: workload.component().into(),
@@ -123,7 +154,9 @@ mod interim {
                 }),
                 ..Default::default()
             };
-            children.deployments.push((workload, DesiredChild::from_typed(&deployment)?));
+            children
+                .deployments
+                .push((workload, DesiredChild::from_typed(&deployment)?));
         }
         Ok(children)
     }

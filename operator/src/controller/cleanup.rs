@@ -22,16 +22,37 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
     let kafka = &vp.spec.kafka;
     match (kafka.deletion_policy, kafka.topic_management) {
         (DeletionPolicy::Retain, TopicManagement::Admin) => {
-            events::normal(&ctx.recorder, vp, "TopicsRetained", "Cleanup", "deletionPolicy Retain: topics kept".into()).await;
+            events::normal(
+                &ctx.recorder,
+                vp,
+                "TopicsRetained",
+                "Cleanup",
+                "deletionPolicy Retain: topics kept".into(),
+            )
+            .await;
         }
         (DeletionPolicy::Delete, TopicManagement::Admin) => {
             let connection = topics::connection(vp, ctx, namespace).await?;
             let names: Vec<String> = kafka.topics.names().iter().map(|n| n.to_string()).collect();
             if let Err(e) = ctx.topic_admin.delete(&connection, &names).await {
-                events::warning(&ctx.recorder, vp, e.reason(), "Cleanup", format!("cannot delete topics yet: {e}")).await;
+                events::warning(
+                    &ctx.recorder,
+                    vp,
+                    e.reason(),
+                    "Cleanup",
+                    format!("cannot delete topics yet: {e}"),
+                )
+                .await;
                 return Err(e.into());
             }
-            events::normal(&ctx.recorder, vp, "TopicsDeleted", "Cleanup", format!("deleted topics {}", names.join(", "))).await;
+            events::normal(
+                &ctx.recorder,
+                vp,
+                "TopicsDeleted",
+                "Cleanup",
+                format!("deleted topics {}", names.join(", ")),
+            )
+            .await;
         }
         (DeletionPolicy::Delete, TopicManagement::Strimzi) => {
             events::normal(
@@ -39,20 +60,32 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
                 vp,
                 "TopicsDeleted",
                 "Cleanup",
-                "deletionPolicy Delete: the KafkaTopics are garbage-collected with the pipeline".into(),
+                "deletionPolicy Delete: the KafkaTopics are garbage-collected with the pipeline"
+                    .into(),
             )
             .await;
         }
         (DeletionPolicy::Retain, TopicManagement::Strimzi) => {
             orphan_kafka_topics(vp, ctx, namespace).await?;
-            events::normal(&ctx.recorder, vp, "TopicsRetained", "Cleanup", "deletionPolicy Retain: KafkaTopics orphaned".into()).await;
+            events::normal(
+                &ctx.recorder,
+                vp,
+                "TopicsRetained",
+                "Cleanup",
+                "deletionPolicy Retain: KafkaTopics orphaned".into(),
+            )
+            .await;
         }
     }
     Ok(Action::await_change())
 }
 
 /// Removes the owner references of the pipeline's KafkaTopics so garbage collection keeps them.
-async fn orphan_kafka_topics(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<()> {
+async fn orphan_kafka_topics(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<()> {
     if !ctx.capabilities.read().await.strimzi {
         return Ok(());
     }
@@ -64,9 +97,19 @@ async fn orphan_kafka_topics(vp: &VolatilityPipeline, ctx: &Context, namespace: 
     let uid = vp.uid().unwrap_or_default();
     for topic in api.list(&ListParams::default()).await? {
         if topic.owner_references().iter().any(|o| o.uid == uid) {
-            let kept: Vec<_> = topic.owner_references().iter().filter(|o| o.uid != uid).cloned().collect();
+            let kept: Vec<_> = topic
+                .owner_references()
+                .iter()
+                .filter(|o| o.uid != uid)
+                .cloned()
+                .collect();
             let patch = json!({ "metadata": { "ownerReferences": kept } });
-            api.patch(&topic.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            api.patch(
+                &topic.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
         }
     }
     Ok(())

@@ -6,18 +6,43 @@ use kube::runtime::events::{Event, EventType, Recorder};
 
 use crate::crd::VolatilityPipeline;
 
-pub async fn publish(recorder: &Recorder, vp: &VolatilityPipeline, type_: EventType, reason: &str, action: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(truncate(note)), action: action.into(), secondary: None };
+pub async fn publish(
+    recorder: &Recorder,
+    vp: &VolatilityPipeline,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(truncate(note)),
+        action: action.into(),
+        secondary: None,
+    };
     if let Err(e) = recorder.publish(&event, &vp.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "could not publish event");
     }
 }
 
-pub async fn normal(recorder: &Recorder, vp: &VolatilityPipeline, reason: &str, action: &str, note: String) {
+pub async fn normal(
+    recorder: &Recorder,
+    vp: &VolatilityPipeline,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     publish(recorder, vp, EventType::Normal, reason, action, note).await;
 }
 
-pub async fn warning(recorder: &Recorder, vp: &VolatilityPipeline, reason: &str, action: &str, note: String) {
+pub async fn warning(
+    recorder: &Recorder,
+    vp: &VolatilityPipeline,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     publish(recorder, vp, EventType::Warning, reason, action, note).await;
 }
 

@@ -35,7 +35,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, field};
 
-use crate::crd::{TopicManagement, VolatilityPipeline, VolatilityPipelineStatus, Workload, WorkloadStatus, WorkloadsStatus};
+use crate::crd::{
+    TopicManagement, VolatilityPipeline, VolatilityPipelineStatus, Workload, WorkloadStatus,
+    WorkloadsStatus,
+};
 use crate::discovery::SharedCapabilities;
 use crate::metrics::Metrics;
 use crate::topics::TopicAdmin;
@@ -75,7 +78,10 @@ impl Context {
         capabilities: SharedCapabilities,
         topic_admin: Arc<dyn TopicAdmin>,
     ) -> Context {
-        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(instance.into()) };
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(instance.into()),
+        };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -101,7 +107,10 @@ impl Context {
     }
 
     fn reset_backoff(&self, vp: &VolatilityPipeline) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&Self::failure_key(vp));
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&Self::failure_key(vp));
     }
 }
 
@@ -118,7 +127,9 @@ pub async fn reconcile(vp: Arc<VolatilityPipeline>, ctx: Arc<Context>) -> Result
     }
     async move {
         let _timer = ctx.metrics.count_and_measure();
-        let namespace = vp.namespace().ok_or_else(|| Error::InvalidSpec("VolatilityPipeline must be namespaced".into()))?;
+        let namespace = vp
+            .namespace()
+            .ok_or_else(|| Error::InvalidSpec("VolatilityPipeline must be namespaced".into()))?;
         let api: Api<VolatilityPipeline> = Api::namespaced(ctx.client.clone(), &namespace);
         let action = finalizer(&api, FINALIZER, vp.clone(), |event| async {
             match event {
@@ -139,7 +150,11 @@ pub async fn reconcile(vp: Arc<VolatilityPipeline>, ctx: Arc<Context>) -> Result
 /// help, slowly when only an edit of the spec can.
 pub fn error_policy(vp: Arc<VolatilityPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failure(error.metric_label());
-    let delay = if error.is_retryable() { ctx.backoff(&vp) } else { INVALID_SPEC_RETRY };
+    let delay = if error.is_retryable() {
+        ctx.backoff(&vp)
+    } else {
+        INVALID_SPEC_RETRY
+    };
     tracing::warn!(
         namespace = %vp.namespace().unwrap_or_default(),
         name = %vp.name_any(),
@@ -150,25 +165,61 @@ pub fn error_policy(vp: Arc<VolatilityPipeline>, error: &Error, ctx: Arc<Context
     Action::requeue(delay)
 }
 
-async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<Action> {
+async fn reconcile_apply(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Action> {
     let capabilities = ctx.capabilities.read().await.clone();
     let desired = match children::desired_children(vp, &capabilities) {
         Ok(desired) => desired,
-        Err(e) => return Err(report_failure(vp, ctx, namespace, Check::failed(e.reason(), e.to_string()), e).await),
+        Err(e) => {
+            return Err(report_failure(
+                vp,
+                ctx,
+                namespace,
+                Check::failed(e.reason(), e.to_string()),
+                e,
+            )
+            .await);
+        }
     };
 
     // 1. Topics, before anything consumes or produces.
     let topics = match vp.spec.kafka.topic_management {
         TopicManagement::Admin => ensure_topics_via_admin(vp, ctx, namespace).await,
-        TopicManagement::Strimzi => ensure_topics_via_strimzi(vp, ctx, namespace, &desired.kafka_topics, capabilities.strimzi).await,
+        TopicManagement::Strimzi => {
+            ensure_topics_via_strimzi(
+                vp,
+                ctx,
+                namespace,
+                &desired.kafka_topics,
+                capabilities.strimzi,
+            )
+            .await
+        }
     };
     let topics = match topics {
         Ok(check) => check,
-        Err(e) => return Err(report_failure(vp, ctx, namespace, Check::failed(e.reason(), e.to_string()), e).await),
+        Err(e) => {
+            return Err(report_failure(
+                vp,
+                ctx,
+                namespace,
+                Check::failed(e.reason(), e.to_string()),
+                e,
+            )
+            .await);
+        }
     };
     if !topics.ok {
         // KafkaTopics not ready yet: wait, without starting workloads against missing topics.
-        let observations = Observations { topics, workloads: None, monitoring: None, invalid_spec: None };
+        let observations = Observations {
+            topics,
+            workloads: None,
+            monitoring: None,
+            invalid_spec: None,
+        };
         update_status(vp, ctx, namespace, &observations).await?;
         return Ok(Action::requeue(PROGRESS_POLL));
     }
@@ -184,11 +235,17 @@ async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str
     }
 
     // 3. Monitoring, when the cluster can take it.
-    let monitoring = ensure_monitoring(vp, ctx, namespace, &desired, capabilities.monitoring).await?;
+    let monitoring =
+        ensure_monitoring(vp, ctx, namespace, &desired, capabilities.monitoring).await?;
 
     // 4. Status.
     let ready = workloads_ready(&workloads);
-    let observations = Observations { topics, workloads: Some(workloads), monitoring: Some(monitoring), invalid_spec: None };
+    let observations = Observations {
+        topics,
+        workloads: Some(workloads),
+        monitoring: Some(monitoring),
+        invalid_spec: None,
+    };
     update_status(vp, ctx, namespace, &observations).await?;
 
     // 5. Automation (rollback, scaling).
@@ -197,26 +254,62 @@ async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str
 }
 
 /// Records a failed step in the status and as a Warning event, and hands the error back.
-async fn report_failure(vp: &VolatilityPipeline, ctx: &Context, namespace: &str, topics: Check, error: Error) -> Error {
+async fn report_failure(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    topics: Check,
+    error: Error,
+) -> Error {
     let invalid_spec = (!error.is_retryable()).then(|| error.to_string());
-    let observations = Observations { topics, workloads: None, monitoring: None, invalid_spec };
+    let observations = Observations {
+        topics,
+        workloads: None,
+        monitoring: None,
+        invalid_spec,
+    };
     if let Err(e) = update_status(vp, ctx, namespace, &observations).await {
         tracing::warn!(error = %e, "could not record the failure in the status");
     }
-    events::warning(&ctx.recorder, vp, error.reason(), "Reconcile", error.to_string()).await;
+    events::warning(
+        &ctx.recorder,
+        vp,
+        error.reason(),
+        "Reconcile",
+        error.to_string(),
+    )
+    .await;
     error
 }
 
-async fn ensure_topics_via_admin(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<Check> {
+async fn ensure_topics_via_admin(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Check> {
     let connection = topics::connection(vp, ctx, namespace).await?;
     let desired = topics::desired_topics(&vp.spec.kafka);
     let report = ctx.topic_admin.ensure(&connection, &desired).await?;
     if !report.applied.is_empty() {
         let changes: Vec<String> = report.applied.iter().map(ToString::to_string).collect();
-        events::normal(&ctx.recorder, vp, "TopicsUpdated", "EnsureTopics", changes.join("; ")).await;
+        events::normal(
+            &ctx.recorder,
+            vp,
+            "TopicsUpdated",
+            "EnsureTopics",
+            changes.join("; "),
+        )
+        .await;
     }
     for refused in &report.shrink_refused {
-        events::warning(&ctx.recorder, vp, "PartitionShrinkRefused", "EnsureTopics", refused.to_string()).await;
+        events::warning(
+            &ctx.recorder,
+            vp,
+            "PartitionShrinkRefused",
+            "EnsureTopics",
+            refused.to_string(),
+        )
+        .await;
     }
     Ok(topics::topics_check(&report, &desired))
 }
@@ -230,7 +323,8 @@ async fn ensure_topics_via_strimzi(
 ) -> Result<Check> {
     if !strimzi_served {
         return Err(Error::InvalidSpec(
-            "topicManagement is strimzi but the cluster does not serve kafka.strimzi.io KafkaTopic".into(),
+            "topicManagement is strimzi but the cluster does not serve kafka.strimzi.io KafkaTopic"
+                .into(),
         ));
     }
     let mut pending = Vec::new();
@@ -243,7 +337,13 @@ async fn ensure_topics_via_strimzi(
     Ok(if pending.is_empty() {
         Check::ok("TopicsReady", "every KafkaTopic is Ready")
     } else {
-        Check::failed("KafkaTopicsNotReady", format!("waiting for KafkaTopic {} to become Ready", pending.join(", ")))
+        Check::failed(
+            "KafkaTopicsNotReady",
+            format!(
+                "waiting for KafkaTopic {} to become Ready",
+                pending.join(", ")
+            ),
+        )
     })
 }
 
@@ -257,8 +357,12 @@ async fn ensure_monitoring(
     if let Some(dashboard) = &desired.dashboard {
         apply_and_announce(vp, ctx, namespace, dashboard).await?;
     }
-    if desired.monitoring.is_empty() {
-        return Ok(Check::ok("MonitoringReady", "no ServiceMonitor or PrometheusRule requested"));
+    let wanted = &vp.spec.monitoring;
+    if !wanted.service_monitor && !wanted.prometheus_rule {
+        return Ok(Check::ok(
+            "MonitoringNotRequested",
+            "no ServiceMonitor or PrometheusRule requested",
+        ));
     }
     if !monitoring_served {
         return Ok(Check::failed(
@@ -270,21 +374,43 @@ async fn ensure_monitoring(
     for child in &desired.monitoring {
         apply_and_announce(vp, ctx, namespace, child).await?;
     }
-    Ok(Check::ok("MonitoringReady", "ServiceMonitors and PrometheusRule applied"))
+    Ok(Check::ok(
+        "MonitoringReady",
+        "ServiceMonitors and PrometheusRule applied",
+    ))
 }
 
 /// Applies one child (skipped when converged) and publishes an event when it changed.
-async fn apply_and_announce(vp: &VolatilityPipeline, ctx: &Context, namespace: &str, child: &DesiredChild) -> Result<DynamicObject> {
+async fn apply_and_announce(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    child: &DesiredChild,
+) -> Result<DynamicObject> {
     let (outcome, observed) = apply_child(&ctx.client, namespace, child).await?;
     match outcome {
         ApplyOutcome::Unchanged => {}
         ApplyOutcome::Created => {
             tracing::info!(kind = child.kind(), child = %child.name, "created");
-            events::normal(&ctx.recorder, vp, "Created", "Apply", format!("created {} {}", child.kind(), child.name)).await;
+            events::normal(
+                &ctx.recorder,
+                vp,
+                "Created",
+                "Apply",
+                format!("created {} {}", child.kind(), child.name),
+            )
+            .await;
         }
         ApplyOutcome::Updated => {
             tracing::info!(kind = child.kind(), child = %child.name, "updated");
-            events::normal(&ctx.recorder, vp, "Updated", "Apply", format!("updated {} {}", child.kind(), child.name)).await;
+            events::normal(
+                &ctx.recorder,
+                vp,
+                "Updated",
+                "Apply",
+                format!("updated {} {}", child.kind(), child.name),
+            )
+            .await;
         }
     }
     Ok(observed)
@@ -292,9 +418,22 @@ async fn apply_and_announce(vp: &VolatilityPipeline, ctx: &Context, namespace: &
 
 /// Desired and ready replicas of an observed Deployment.
 fn deployment_replicas(observed: &DynamicObject) -> WorkloadStatus {
-    let int = |pointer: &str| observed.data.pointer(pointer).and_then(|v| v.as_i64()).unwrap_or(0) as i32;
-    let replicas = observed.data.pointer("/spec/replicas").and_then(|v| v.as_i64()).map_or(1, |r| r as i32);
-    WorkloadStatus { replicas, ready_replicas: int("/status/readyReplicas") }
+    let int = |pointer: &str| {
+        observed
+            .data
+            .pointer(pointer)
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0) as i32
+    };
+    let replicas = observed
+        .data
+        .pointer("/spec/replicas")
+        .and_then(|v| v.as_i64())
+        .map_or(1, |r| r as i32);
+    WorkloadStatus {
+        replicas,
+        ready_replicas: int("/status/readyReplicas"),
+    }
 }
 
 fn workload_slot(workloads: &mut WorkloadsStatus, workload: Workload) -> &mut WorkloadStatus {
@@ -324,8 +463,12 @@ async fn update_status(
         "kind": VolatilityPipeline::kind(&()),
         "status": status,
     });
-    api.patch_status(&vp.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        &vp.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(status)
 }
 
@@ -339,7 +482,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .owns(Api::<Service>::all(client.clone()), children.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), children.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), children.clone())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), children.clone())
+        .owns(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            children.clone(),
+        )
         .owns(Api::<NetworkPolicy>::all(client), children)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -5,8 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::{
-    ActiveModel, ConditionType, VolatilityPipeline, VolatilityPipelineStatus, WorkloadStatus, WorkloadsStatus,
-    condition, phase_from_conditions, set_condition,
+    ActiveModel, ConditionType, VolatilityPipeline, VolatilityPipelineStatus, WorkloadStatus,
+    WorkloadsStatus, condition, phase_from_conditions, set_condition,
 };
 
 /// The outcome of one step, as a condition will show it.
@@ -20,10 +20,18 @@ pub struct Check {
 
 impl Check {
     pub fn ok(reason: &str, message: impl Into<String>) -> Check {
-        Check { ok: true, reason: reason.into(), message: message.into() }
+        Check {
+            ok: true,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
     pub fn failed(reason: &str, message: impl Into<String>) -> Check {
-        Check { ok: false, reason: reason.into(), message: message.into() }
+        Check {
+            ok: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -41,11 +49,18 @@ pub struct Observations {
 
 /// Whether every workload has all its desired replicas ready.
 pub fn workloads_ready(workloads: &WorkloadsStatus) -> bool {
-    all(workloads).iter().all(|(_, w)| w.ready_replicas >= w.replicas)
+    all(workloads)
+        .iter()
+        .all(|(_, w)| w.ready_replicas >= w.replicas)
 }
 
 fn all(w: &WorkloadsStatus) -> [(&'static str, &WorkloadStatus); 4] {
-    [("ingestor", &w.ingestor), ("featurizer", &w.featurizer), ("predictor", &w.predictor), ("api", &w.api)]
+    [
+        ("ingestor", &w.ingestor),
+        ("featurizer", &w.featurizer),
+        ("predictor", &w.predictor),
+        ("api", &w.api),
+    ]
 }
 
 fn workloads_check(workloads: Option<&WorkloadsStatus>, topics_ok: bool) -> Check {
@@ -70,7 +85,11 @@ fn workloads_check(workloads: Option<&WorkloadsStatus>, topics_ok: bool) -> Chec
 
 /// The status to report, keeping the fields other steps own (rollback, consumer) and the
 /// transition times of conditions whose status did not change.
-pub fn desired_status(vp: &VolatilityPipeline, observations: &Observations, now: Time) -> VolatilityPipelineStatus {
+pub fn desired_status(
+    vp: &VolatilityPipeline,
+    observations: &Observations,
+    now: Time,
+) -> VolatilityPipelineStatus {
     let old = vp.status.clone().unwrap_or_default();
     let generation = vp.metadata.generation;
     let mut status = old.clone();
@@ -80,14 +99,17 @@ pub fn desired_status(vp: &VolatilityPipeline, observations: &Observations, now:
     let workloads = workloads_check(observations.workloads.as_ref(), topics.ok);
     let monitoring = observations.monitoring.clone().or_else(|| {
         // Keep what an earlier reconcile found; say "not checked yet" the first time.
-        let known = crate::crd::find_condition(&old.conditions, ConditionType::MonitoringReady).is_some();
+        let known =
+            crate::crd::find_condition(&old.conditions, ConditionType::MonitoringReady).is_some();
         (!known).then(|| Check::failed("NotChecked", "monitoring is set up once the topics exist"))
     });
     let ready = match (&observations.invalid_spec, topics.ok, workloads.ok) {
         (Some(problem), _, _) => Check::failed("InvalidSpec", problem.clone()),
         (None, false, _) => Check::failed("TopicsNotReady", topics.message.clone()),
         (None, true, false) => Check::failed("WorkloadsNotReady", workloads.message.clone()),
-        (None, true, true) => Check::ok("PipelineReady", "topics exist and every workload is ready"),
+        (None, true, true) => {
+            Check::ok("PipelineReady", "topics exist and every workload is ready")
+        }
     };
 
     for (type_, check) in [
@@ -99,17 +121,30 @@ pub fn desired_status(vp: &VolatilityPipeline, observations: &Observations, now:
         let Some(check) = check else { continue };
         set_condition(
             &mut status.conditions,
-            condition(type_, check.ok, &check.reason, check.message.clone(), generation, now.clone()),
+            condition(
+                type_,
+                check.ok,
+                &check.reason,
+                check.message.clone(),
+                generation,
+                now.clone(),
+            ),
         );
     }
-    status.phase = Some(phase_from_conditions(&status.conditions, observations.invalid_spec.is_some()));
+    status.phase = Some(phase_from_conditions(
+        &status.conditions,
+        observations.invalid_spec.is_some(),
+    ));
     if let Some(workloads) = &observations.workloads {
         status.workloads = Some(workloads.clone());
     }
     let version = old.active_model.as_ref().and_then(|m| m.version.clone());
     // The variant the automation switched to wins over the spec's once it reports one.
     if status.active_model.is_none() {
-        status.active_model = Some(ActiveModel { variant: vp.spec.model.variant, version });
+        status.active_model = Some(ActiveModel {
+            variant: vp.spec.model.variant,
+            version,
+        });
     }
     status
 }
@@ -117,23 +152,34 @@ pub fn desired_status(vp: &VolatilityPipeline, observations: &Observations, now:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures;
     use crate::crd::{Phase, find_condition};
+    use crate::fixtures;
 
     fn at(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
     }
 
     fn ready_workloads() -> WorkloadsStatus {
-        let one = WorkloadStatus { replicas: 1, ready_replicas: 1 };
-        WorkloadsStatus { ingestor: one.clone(), featurizer: one.clone(), predictor: one.clone(), api: one }
+        let one = WorkloadStatus {
+            replicas: 1,
+            ready_replicas: 1,
+        };
+        WorkloadsStatus {
+            ingestor: one.clone(),
+            featurizer: one.clone(),
+            predictor: one.clone(),
+            api: one,
+        }
     }
 
     fn observed(workloads: Option<WorkloadsStatus>) -> Observations {
         Observations {
             topics: Check::ok("TopicsReady", "3 topics"),
             workloads,
-            monitoring: Some(Check::failed("MonitoringCRDsMissing", "no monitoring.coreos.com")),
+            monitoring: Some(Check::failed(
+                "MonitoringCRDsMissing",
+                "no monitoring.coreos.com",
+            )),
             invalid_spec: None,
         }
     }
@@ -144,7 +190,11 @@ mod tests {
         let status = desired_status(&vp, &observed(Some(ready_workloads())), at(1));
         let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
         assert_eq!(ready.status, "True");
-        assert_eq!(status.phase, Some(Phase::Degraded), "monitoring missing degrades, it does not block");
+        assert_eq!(
+            status.phase,
+            Some(Phase::Degraded),
+            "monitoring missing degrades, it does not block"
+        );
         assert_eq!(status.observed_generation, vp.metadata.generation);
     }
 
@@ -154,7 +204,10 @@ mod tests {
         let first = desired_status(&vp, &observed(Some(ready_workloads())), at(1));
         vp.status = Some(first.clone());
         let second = desired_status(&vp, &observed(Some(ready_workloads())), at(99));
-        assert_eq!(first, second, "a later reconcile with nothing new must not change the status");
+        assert_eq!(
+            first, second,
+            "a later reconcile with nothing new must not change the status"
+        );
     }
 
     #[test]
@@ -164,7 +217,10 @@ mod tests {
         observations.topics = Check::failed("BrokerUnreachable", "kafka:9092 unreachable");
         let status = desired_status(&vp, &observations, at(1));
         let topics = find_condition(&status.conditions, ConditionType::TopicsReady).unwrap();
-        assert_eq!((topics.status.as_str(), topics.reason.as_str()), ("False", "BrokerUnreachable"));
+        assert_eq!(
+            (topics.status.as_str(), topics.reason.as_str()),
+            ("False", "BrokerUnreachable")
+        );
         let workloads = find_condition(&status.conditions, ConditionType::WorkloadsReady).unwrap();
         assert_eq!(workloads.reason, "WaitingForTopics");
         assert_eq!(status.phase, Some(Phase::Progressing));

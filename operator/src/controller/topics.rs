@@ -25,17 +25,25 @@ pub fn desired_topics(kafka: &KafkaSpec) -> Vec<TopicSpec> {
 }
 
 /// Bootstrap servers and, when the spec references a Secret, the credentials in it.
-pub async fn connection(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<KafkaConnection> {
+pub async fn connection(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<KafkaConnection> {
     let kafka = &vp.spec.kafka;
     let Some(secret_ref) = &kafka.auth_secret_ref else {
         return Ok(KafkaConnection::plaintext(&kafka.bootstrap_servers));
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
-        Error::MissingSecret(format!("Secret {namespace}/{} (spec.kafka.authSecretRef) does not exist", secret_ref.name))
+        Error::MissingSecret(format!(
+            "Secret {namespace}/{} (spec.kafka.authSecretRef) does not exist",
+            secret_ref.name
+        ))
     })?;
     let mechanism = kafka.sasl_mechanism.map(|m| m.as_str());
-    let mut auth = KafkaAuth::from_secret(&secret, mechanism).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let mut auth = KafkaAuth::from_secret(&secret, mechanism)
+        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     // The spec decides what is used: a Secret may hold a CA the spec does not ask to trust,
     // or SASL credentials for a PLAINTEXT listener.
     if !kafka.ca_from_secret {
@@ -46,7 +54,10 @@ pub async fn connection(vp: &VolatilityPipeline, ctx: &Context, namespace: &str)
         auth.password = None;
     }
     auth.security_protocol = Some(kafka.security_protocol.as_config_str().to_ascii_uppercase());
-    Ok(KafkaConnection { bootstrap_servers: kafka.bootstrap_servers.clone(), auth: Some(auth) })
+    Ok(KafkaConnection {
+        bootstrap_servers: kafka.bootstrap_servers.clone(),
+        auth: Some(auth),
+    })
 }
 
 /// Describes a successful `ensure` for the TopicsReady condition.
@@ -55,7 +66,11 @@ pub fn topics_check(report: &TopicReport, desired: &[TopicSpec]) -> Check {
     if report.shrink_refused.is_empty() {
         Check::ok("TopicsReady", format!("topics {} exist", names.join(", ")))
     } else {
-        let refused: Vec<String> = report.shrink_refused.iter().map(ToString::to_string).collect();
+        let refused: Vec<String> = report
+            .shrink_refused
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         // The topics work; the spec asks for something Kafka cannot do, which the message says.
         Check::ok("PartitionShrinkRefused", refused.join("; "))
     }
