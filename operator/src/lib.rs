@@ -2,6 +2,7 @@
 
 pub mod crd;
 pub mod crdgen;
+pub mod desired;
 
 pub mod controller;
 pub mod discovery;

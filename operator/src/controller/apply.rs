@@ -7,7 +7,6 @@
 //! API server rewrites them to canonical form.
 
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
@@ -49,17 +48,16 @@ impl DesiredChild {
     }
 
     /// For kinds without Rust types (ServiceMonitor, PrometheusRule, KafkaTopic).
-    pub fn from_dynamic(gvk: &GroupVersionKind, plural: &str, object: Value) -> DesiredChild {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        DesiredChild {
-            resource: ApiResource::from_gvk_with_plural(gvk, plural),
-            name,
-            object,
-        }
+    pub fn from_dynamic_object(object: &DynamicObject, resource: ApiResource) -> Result<DesiredChild> {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let mut value = serde_json::to_value(object).map_err(|source| Error::Serialization {
+            kind: "custom resource",
+            name: name.clone(),
+            source,
+        })?;
+        value["apiVersion"] = Value::String(resource.api_version.clone());
+        value["kind"] = Value::String(resource.kind.clone());
+        Ok(DesiredChild { resource, name, object: value })
     }
 
     pub fn kind(&self) -> &str {

@@ -2,16 +2,17 @@
 //! untyped form the apply step takes, each with the pipeline as controlling owner.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::Resource;
 use serde_json::Value;
 
 use super::apply::DesiredChild;
 use super::error::{Error, Result};
 use crate::crd::{VolatilityPipeline, Workload};
+use crate::desired;
 use crate::discovery::Capabilities;
 
 /// Label selector of the children the operator watches (`.owns(...)`).
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=spikewatch-operator";
+const _: () = assert!(matches!(desired::MANAGER.as_bytes(), b"spikewatch-operator"));
 
 #[derive(Debug, Clone, Default)]
 pub struct DesiredChildren {
@@ -39,14 +40,32 @@ impl DesiredChildren {
 }
 
 /// Every child the spec asks for, each owned by `vp`.
-pub fn desired_children(
-    vp: &VolatilityPipeline,
-    _capabilities: &Capabilities,
-) -> Result<DesiredChildren> {
-    let owner = vp
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::InvalidSpec("the pipeline has no name or uid yet".into()))?;
-    let mut children = build(vp)?;
+pub fn desired_children(vp: &VolatilityPipeline, _capabilities: &Capabilities) -> Result<DesiredChildren> {
+    let owner = desired::owner_reference(vp).map_err(invalid)?;
+    let state = desired::desired_state(vp).map_err(invalid)?;
+    let mut children = DesiredChildren::default();
+    children.core.push(DesiredChild::from_typed(&state.service_account)?);
+    children.core.push(DesiredChild::from_typed(&state.config_map)?);
+    for service in &state.services {
+        children.core.push(DesiredChild::from_typed(service)?);
+    }
+    children.core.push(DesiredChild::from_typed(&state.pod_disruption_budget)?);
+    children.core.push(DesiredChild::from_typed(&state.network_policy)?);
+    for (workload, deployment) in Workload::ALL.iter().zip(&state.deployments) {
+        children.deployments.push((*workload, DesiredChild::from_typed(deployment)?));
+    }
+    for topic in &state.kafka_topics {
+        children.kafka_topics.push(DesiredChild::from_dynamic_object(topic, desired::kafka_topic_resource())?);
+    }
+    for monitor in &state.service_monitors {
+        children.monitoring.push(DesiredChild::from_dynamic_object(monitor, desired::service_monitor_resource())?);
+    }
+    if let Some(rule) = &state.prometheus_rule {
+        children.monitoring.push(DesiredChild::from_dynamic_object(rule, desired::prometheus_rule_resource())?);
+    }
+    if let Some(dashboard) = &state.dashboard {
+        children.dashboard = Some(DesiredChild::from_typed(dashboard)?);
+    }
     for child in children
         .core
         .iter_mut()
@@ -60,104 +79,17 @@ pub fn desired_children(
     Ok(children)
 }
 
+fn invalid(e: desired::DesiredError) -> Error {
+    Error::InvalidSpec(e.to_string())
+}
+
 /// Puts `owner` among the object's owner references (replacing an entry with the same uid).
+/// The builders already set it; this keeps the guarantee in one place for every child.
 fn ensure_owner(object: &mut Value, owner: &OwnerReference) {
     let owner = serde_json::to_value(owner).unwrap_or(Value::Null);
     let metadata = &mut object["metadata"];
-    let references = metadata["ownerReferences"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut references: Vec<Value> = references
-        .into_iter()
-        .filter(|r| r.get("uid") != owner.get("uid"))
-        .collect();
+    let references = metadata["ownerReferences"].as_array().cloned().unwrap_or_default();
+    let mut references: Vec<Value> = references.into_iter().filter(|r| r.get("uid") != owner.get("uid")).collect();
     references.push(owner);
     metadata["ownerReferences"] = Value::Array(references);
-}
-
-fn build(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
-    interim::build(vp)
-}
-
-/// Minimal children used until the builders of `crate::desired` are wired in.
-mod interim {
-    use super::*;
-    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-    use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-    use kube::ResourceExt;
-    use kube::api::ObjectMeta;
-    use std::collections::BTreeMap;
-
-    pub fn build(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
-        let name = vp.name_any();
-        let labels = |component: &str| {
-            BTreeMap::from([
-                (
-                    "app.kubernetes.io/managed-by".to_string(),
-                    "spikewatch-operator".to_string(),
-                ),
-                ("app.kubernetes.io/instance".to_string(), name.clone()),
-                (
-                    "app.kubernetes.io/component".to_string(),
-                    component.to_string(),
-                ),
-            ])
-        };
-        let config = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}-config")),
-                labels: Some(labels("config")),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::from([(
-                "config.yaml".to_string(),
-                "{}".to_string(),
-            )])),
-            ..Default::default()
-        };
-        let mut children = DesiredChildren {
-            core: vec![DesiredChild::from_typed(&config)?],
-            ..Default::default()
-        };
-        for workload in Workload::ALL {
-            let labels = labels(workload.component());
-            let deployment = Deployment {
-                metadata: ObjectMeta {
-                    name: Some(format!("{name}-{}", workload.component())),
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                },
-                spec: Some(DeploymentSpec {
-                    replicas: Some(1),
-                    selector: LabelSelector {
-                        match_labels: Some(labels.clone()),
-                        ..Default::default()
-                    },
-                    template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta {
-                            labels: Some(labels),
-                            ..Default::default()
-                        }),
-                        spec: Some(PodSpec {
-                            containers: vec![Container {
-                                name: workload.component().into(),
-                                image: Some(vp.spec.image.reference()),
-                                args: Some(vec![workload.subcommand().into()]),
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        }),
-                    },
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            children
-                .deployments
-                .push((workload, DesiredChild::from_typed(&deployment)?));
-        }
-        Ok(children)
-    }
 }
