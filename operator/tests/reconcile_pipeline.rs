@@ -379,3 +379,86 @@ async fn deleting_a_pipeline_with_the_retain_policy_keeps_its_topics() {
     assert_eq!(cluster.broker.topic_names().len(), 3);
     assert!(cluster.server.get(&fixtures::pipeline_path()).is_none());
 }
+
+#[tokio::test]
+async fn with_the_prometheus_operator_installed_monitoring_objects_are_applied() {
+    let (client, server) = ApiServer::start();
+    server.insert_pipeline(&finalized(fixtures::pipeline()));
+    let capabilities = Capabilities {
+        monitoring: true,
+        strimzi: false,
+    };
+    let ctx = Context::test(client, FakeBroker::reachable(), capabilities);
+
+    reconcile(Arc::new(server.pipeline()), ctx)
+        .await
+        .expect("reconcile");
+
+    assert!(
+        !server
+            .paths("/apis/monitoring.coreos.com/v1/namespaces/testns/servicemonitors/")
+            .is_empty()
+    );
+    assert_eq!(
+        server
+            .paths("/apis/monitoring.coreos.com/v1/namespaces/testns/prometheusrules/")
+            .len(),
+        1
+    );
+    let status = server.pipeline().status.unwrap();
+    let monitoring = find_condition(&status.conditions, ConditionType::MonitoringReady).unwrap();
+    assert_eq!(monitoring.status, "True");
+}
+
+#[tokio::test]
+async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "my-cluster-kafka-bootstrap:9092", "topicManagement": "strimzi", "strimziCluster": "my-cluster"}
+    })));
+    let (client, server) = ApiServer::start();
+    server.insert_pipeline(&vp);
+    let broker = FakeBroker::reachable();
+    let ctx = Context::test(
+        client,
+        broker.clone(),
+        Capabilities {
+            monitoring: false,
+            strimzi: true,
+        },
+    );
+
+    reconcile(Arc::new(server.pipeline()), ctx.clone())
+        .await
+        .expect("first reconcile");
+
+    let topics = server.paths("/kafkatopics/");
+    assert_eq!(topics.len(), 3, "{topics:?}");
+    assert!(
+        server.paths("/deployments/").is_empty(),
+        "no workload before the KafkaTopics are Ready"
+    );
+    assert!(
+        broker.calls().is_empty(),
+        "Strimzi mode never talks to the brokers"
+    );
+    let status = server.pipeline().status.unwrap();
+    assert_eq!(
+        find_condition(&status.conditions, ConditionType::TopicsReady)
+            .unwrap()
+            .reason,
+        "KafkaTopicsNotReady"
+    );
+
+    // Strimzi's topic operator reports the topics Ready.
+    for path in &topics {
+        let mut topic = server.get(path).unwrap();
+        topic["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        server.insert(path, topic);
+    }
+    reconcile(Arc::new(server.pipeline()), ctx)
+        .await
+        .expect("second reconcile");
+
+    assert_eq!(server.paths("/deployments/").len(), 4);
+}

@@ -48,7 +48,10 @@ impl DesiredChild {
     }
 
     /// For kinds without Rust types (ServiceMonitor, PrometheusRule, KafkaTopic).
-    pub fn from_dynamic_object(object: &DynamicObject, resource: ApiResource) -> Result<DesiredChild> {
+    pub fn from_dynamic_object(
+        object: &DynamicObject,
+        resource: ApiResource,
+    ) -> Result<DesiredChild> {
         let name = object.metadata.name.clone().unwrap_or_default();
         let mut value = serde_json::to_value(object).map_err(|source| Error::Serialization {
             kind: "custom resource",
@@ -57,7 +60,11 @@ impl DesiredChild {
         })?;
         value["apiVersion"] = Value::String(resource.api_version.clone());
         value["kind"] = Value::String(resource.kind.clone());
-        Ok(DesiredChild { resource, name, object: value })
+        Ok(DesiredChild {
+            resource,
+            name,
+            object: value,
+        })
     }
 
     pub fn kind(&self) -> &str {

@@ -12,7 +12,10 @@ use crate::discovery::Capabilities;
 
 /// Label selector of the children the operator watches (`.owns(...)`).
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=spikewatch-operator";
-const _: () = assert!(matches!(desired::MANAGER.as_bytes(), b"spikewatch-operator"));
+const _: () = assert!(matches!(
+    desired::MANAGER.as_bytes(),
+    b"spikewatch-operator"
+));
 
 #[derive(Debug, Clone, Default)]
 pub struct DesiredChildren {
@@ -40,28 +43,52 @@ impl DesiredChildren {
 }
 
 /// Every child the spec asks for, each owned by `vp`.
-pub fn desired_children(vp: &VolatilityPipeline, _capabilities: &Capabilities) -> Result<DesiredChildren> {
+pub fn desired_children(
+    vp: &VolatilityPipeline,
+    _capabilities: &Capabilities,
+) -> Result<DesiredChildren> {
     let owner = desired::owner_reference(vp).map_err(invalid)?;
     let state = desired::desired_state(vp).map_err(invalid)?;
     let mut children = DesiredChildren::default();
-    children.core.push(DesiredChild::from_typed(&state.service_account)?);
-    children.core.push(DesiredChild::from_typed(&state.config_map)?);
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.service_account)?);
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.config_map)?);
     for service in &state.services {
         children.core.push(DesiredChild::from_typed(service)?);
     }
-    children.core.push(DesiredChild::from_typed(&state.pod_disruption_budget)?);
-    children.core.push(DesiredChild::from_typed(&state.network_policy)?);
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.pod_disruption_budget)?);
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.network_policy)?);
     for (workload, deployment) in Workload::ALL.iter().zip(&state.deployments) {
-        children.deployments.push((*workload, DesiredChild::from_typed(deployment)?));
+        children
+            .deployments
+            .push((*workload, DesiredChild::from_typed(deployment)?));
     }
     for topic in &state.kafka_topics {
-        children.kafka_topics.push(DesiredChild::from_dynamic_object(topic, desired::kafka_topic_resource())?);
+        children
+            .kafka_topics
+            .push(DesiredChild::from_dynamic_object(
+                topic,
+                desired::kafka_topic_resource(),
+            )?);
     }
     for monitor in &state.service_monitors {
-        children.monitoring.push(DesiredChild::from_dynamic_object(monitor, desired::service_monitor_resource())?);
+        children.monitoring.push(DesiredChild::from_dynamic_object(
+            monitor,
+            desired::service_monitor_resource(),
+        )?);
     }
     if let Some(rule) = &state.prometheus_rule {
-        children.monitoring.push(DesiredChild::from_dynamic_object(rule, desired::prometheus_rule_resource())?);
+        children.monitoring.push(DesiredChild::from_dynamic_object(
+            rule,
+            desired::prometheus_rule_resource(),
+        )?);
     }
     if let Some(dashboard) = &state.dashboard {
         children.dashboard = Some(DesiredChild::from_typed(dashboard)?);
@@ -88,8 +115,14 @@ fn invalid(e: desired::DesiredError) -> Error {
 fn ensure_owner(object: &mut Value, owner: &OwnerReference) {
     let owner = serde_json::to_value(owner).unwrap_or(Value::Null);
     let metadata = &mut object["metadata"];
-    let references = metadata["ownerReferences"].as_array().cloned().unwrap_or_default();
-    let mut references: Vec<Value> = references.into_iter().filter(|r| r.get("uid") != owner.get("uid")).collect();
+    let references = metadata["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut references: Vec<Value> = references
+        .into_iter()
+        .filter(|r| r.get("uid") != owner.get("uid"))
+        .collect();
     references.push(owner);
     metadata["ownerReferences"] = Value::Array(references);
 }
