@@ -152,7 +152,9 @@ impl FeatureEngine {
 
         let trade = is_trade(tick, state.previous.as_ref());
         let time_since_prev_tick = state.previous.map_or(0.0, |p| (event_time - p.time) as f64 / NANOS_PER_SEC as f64);
-        let midprice = 0.5 * tick.best_bid + 0.5 * tick.best_ask;
+        // (bid + ask) / 2 written so that it can neither overflow nor underflow to 0; for any
+        // spread below half the price every step is exact but the last, so it is the same number.
+        let midprice = tick.best_bid + 0.5 * (tick.best_ask - tick.best_bid);
         let w = state.window.push(event_time, midprice, trade);
 
         state.seen.insert(time, tick.sequence, tick.trade_id);
