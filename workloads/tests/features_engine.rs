@@ -335,23 +335,27 @@ fn ticks_later_than_the_tolerance_are_dropped_and_counted() {
 fn invalid_ticks_are_rejected_without_touching_state() {
     let mut engine = FeatureEngine::new(&config());
     engine.update(&tick(0.0, 100.0, 1)).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Tick)>)> = vec![
-        ("nan price", Box::new(|t| t.price = f64::NAN)),
-        ("zero price", Box::new(|t| t.price = 0.0)),
-        ("negative bid", Box::new(|t| t.best_bid = -1.0)),
-        ("infinite ask", Box::new(|t| t.best_ask = f64::INFINITY)),
-        ("crossed book", Box::new(|t| t.best_bid = t.best_ask + 1.0)),
-        ("negative size", Box::new(|t| t.best_bid_size = Some(-1.0))),
-        ("nan size", Box::new(|t| t.last_size = Some(f64::NAN))),
+    let cases: [(&str, fn(&mut Tick)); 7] = [
+        ("nan price", |t| t.price = f64::NAN),
+        ("zero price", |t| t.price = 0.0),
+        ("negative bid", |t| t.best_bid = -1.0),
+        ("infinite ask", |t| t.best_ask = f64::INFINITY),
+        ("crossed book", |t| t.best_bid = t.best_ask + 1.0),
+        ("negative size", |t| t.best_bid_size = Some(-1.0)),
+        ("nan size", |t| t.last_size = Some(f64::NAN)),
     ];
     for (i, (name, corrupt)) in cases.iter().enumerate() {
         let mut t = tick(1.0, 101.0, 10 + i as u64);
         corrupt(&mut t);
         assert_eq!(engine.update(&t).unwrap_err().kind(), "invalid_tick", "{name}");
     }
+    let mut far_future = tick(1.0, 101.0, 20);
+    far_future.exchange_time = Utc.with_ymd_and_hms(2300, 1, 1, 0, 0, 0).unwrap();
+    assert_eq!(engine.update(&far_future).unwrap_err().kind(), "time_out_of_range");
+
     let f = engine.update(&tick(1.0, 101.0, 2)).unwrap().features;
     assert_eq!(f.tick_count, 2.0);
-    assert_eq!(engine.stats().invalid, cases.len() as u64);
+    assert_eq!(engine.stats().invalid, cases.len() as u64 + 1);
 }
 
 #[test]
