@@ -52,7 +52,8 @@ impl ProductState {
         self.segment += 1;
         self.previous = None;
         self.window.reset();
-        self.seen.clear();
+        // `seen` is kept: identities leave it by time, and a re-sent tick from before the gap
+        // must still be recognised if the tolerance reaches back that far.
     }
 }
 
