@@ -1,6 +1,31 @@
 //! Models: the trained GBDT (ONNX Runtime) and the z-score baseline, behind one trait.
+//!
+//! A model *source* (`model.source` in the config) is a local artifact directory or file, an
+//! `https://` URL, or an MLflow registry URI (`models:/<name>/<version>`, `models:/<name>@<alias>`).
+//! An artifact directory holds `model.onnx` (the `ml` variant) and `baseline.json` (the
+//! `baseline` variant), as written by `models/train.py`.
+//!
+//! [`load`] returns the configured variant; [`ModelHandle`] keeps both variants of one source
+//! loaded so that serving can switch between them, or reload the source, atomically.
 
+pub mod baseline;
+mod fetch;
+mod handle;
+pub mod mlflow;
+pub mod onnx;
+
+use std::sync::Arc;
+
+use crate::config::ModelConfig;
 use crate::domain::{Features, ModelVariant};
+
+pub use fetch::{ArtifactSource, FetchedArtifacts};
+pub use handle::ModelHandle;
+
+/// File name of the ONNX model inside an artifact directory.
+pub const ONNX_FILE: &str = "model.onnx";
+/// File name of the z-score baseline's parameters inside an artifact directory.
+pub const BASELINE_FILE: &str = "baseline.json";
 
 /// What a loaded model says about itself (reported by `/version`, predictions and metrics).
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +45,63 @@ pub enum ModelError {
     Inference(String),
 }
 
+impl ModelError {
+    pub(crate) fn load(source_uri: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        ModelError::Load { source_uri: source_uri.to_string(), reason: reason.to_string() }
+    }
+}
+
 /// A scorer of feature rows. Implementations are immutable once loaded; hot reload swaps them.
 pub trait Model: Send + Sync {
     fn info(&self) -> &ModelInfo;
     /// P(volatility spike within the next 60 s) for each row, in order.
     fn predict_proba(&self, rows: &[Features]) -> Result<Vec<f64>, ModelError>;
+
+    /// The 0/1 decision for a probability returned by [`Model::predict_proba`].
+    fn decide(&self, probability: f64) -> u8 {
+        u8::from(probability >= self.info().threshold)
+    }
+}
+
+/// Rejects rows the models cannot score meaningfully (NaN, ±∞), naming the row and feature.
+pub fn check_finite(rows: &[Features]) -> Result<(), ModelError> {
+    for (i, row) in rows.iter().enumerate() {
+        if let Some((name, value)) =
+            crate::domain::FEATURE_NAMES.iter().zip(row.to_array()).find(|(_, value)| !value.is_finite())
+        {
+            return Err(ModelError::Inference(format!("row {i}: feature {name} is not finite ({value})")));
+        }
+    }
+    Ok(())
+}
+
+/// Loads the configured variant from the configured source.
+pub async fn load(config: &ModelConfig) -> Result<Arc<dyn Model>, ModelError> {
+    let source = ArtifactSource::parse(&config.source, config.mlflow_tracking_uri.as_deref())?;
+    let fetched = source.fetch(&[config.variant]).await?;
+    load_variant(&fetched, config.variant, config.threshold)
+}
+
+/// Builds one variant from already fetched artifacts (blocking: ONNX Runtime session creation).
+pub(crate) fn load_variant(
+    fetched: &FetchedArtifacts,
+    variant: ModelVariant,
+    threshold: Option<f64>,
+) -> Result<Arc<dyn Model>, ModelError> {
+    let naming = fetched.registry_naming.clone();
+    match variant {
+        ModelVariant::Ml => {
+            let path = fetched.onnx.as_ref().ok_or_else(|| {
+                ModelError::load(&fetched.source_uri, format!("no {ONNX_FILE} in the model artifacts"))
+            })?;
+            let model = onnx::OnnxModel::load(path, &onnx::OnnxOptions { threshold, naming })?;
+            Ok(Arc::new(model))
+        }
+        ModelVariant::Baseline => {
+            let path = fetched.baseline.as_ref().ok_or_else(|| {
+                ModelError::load(&fetched.source_uri, format!("no {BASELINE_FILE} in the model artifacts"))
+            })?;
+            Ok(Arc::new(baseline::ZScoreBaseline::load(path)?))
+        }
+    }
 }

@@ -1,0 +1,221 @@
+//! The served model: both variants of one source, swapped atomically.
+//!
+//! Readers call [`ModelHandle::current`] per request or batch and keep the returned `Arc` for
+//! its duration, so a reload or variant switch never interrupts a prediction in flight: the old
+//! model is dropped when its last reader finishes.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::{ArtifactSource, Model, ModelError, ModelInfo, load_variant};
+use crate::config::ModelConfig;
+use crate::domain::ModelVariant;
+
+/// The loaded variants of one source and which one answers.
+struct Loaded {
+    ml: Option<Arc<dyn Model>>,
+    baseline: Option<Arc<dyn Model>>,
+    active: ModelVariant,
+}
+
+impl Loaded {
+    fn get(&self, variant: ModelVariant) -> Option<&Arc<dyn Model>> {
+        match variant {
+            ModelVariant::Ml => self.ml.as_ref(),
+            ModelVariant::Baseline => self.baseline.as_ref(),
+        }
+    }
+
+    fn active(&self) -> &Arc<dyn Model> {
+        // Invariant (checked wherever a `Loaded` is built): the active variant is loaded.
+        self.get(self.active).expect("active variant is loaded")
+    }
+}
+
+struct Inner {
+    config: ModelConfig,
+    state: ArcSwap<Loaded>,
+    /// Serializes reloads so that two concurrent ones cannot interleave their swaps.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// Cheap to clone; every clone sees the same model.
+#[derive(Clone)]
+pub struct ModelHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelHandle")
+            .field("source", &self.inner.config.source)
+            .field("current", self.current().info())
+            .finish()
+    }
+}
+
+/// Loads both variants from `config.source`; the configured one must load, the other may be
+/// absent (logged), in which case switching to it fails.
+async fn load_both(config: &ModelConfig, active: ModelVariant) -> Result<Loaded, ModelError> {
+    let source = ArtifactSource::parse(&config.source, config.mlflow_tracking_uri.as_deref())?;
+    let fetched = source.fetch(&[active]).await?;
+    let threshold = config.threshold;
+    // Building ONNX Runtime sessions is blocking work.
+    let loaded = tokio::task::spawn_blocking(move || {
+        let load = |variant: ModelVariant| match load_variant(&fetched, variant, threshold) {
+            Ok(model) => Ok(Some(model)),
+            Err(err) if variant != active => {
+                tracing::warn!(variant = variant.as_str(), %err, "model variant unavailable; switching to it will fail");
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        };
+        Ok::<_, ModelError>(Loaded { ml: load(ModelVariant::Ml)?, baseline: load(ModelVariant::Baseline)?, active })
+    })
+    .await
+    .map_err(|e| ModelError::load(&config.source, format!("loader task failed: {e}")))??;
+    Ok(loaded)
+}
+
+impl ModelHandle {
+    /// Loads `config.source` with `config.variant` active.
+    pub async fn load(config: &ModelConfig) -> Result<Self, ModelError> {
+        let loaded = load_both(config, config.variant).await?;
+        Ok(ModelHandle {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                state: ArcSwap::from_pointee(loaded),
+                reload_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// A handle over already loaded models (tests, benches). `active` must be one of them.
+    pub fn from_models(
+        config: ModelConfig,
+        ml: Option<Arc<dyn Model>>,
+        baseline: Option<Arc<dyn Model>>,
+        active: ModelVariant,
+    ) -> Result<Self, ModelError> {
+        let loaded = Loaded { ml, baseline, active };
+        if loaded.get(active).is_none() {
+            return Err(ModelError::load(&config.source, format!("variant {} is not loaded", active.as_str())));
+        }
+        Ok(ModelHandle {
+            inner: Arc::new(Inner {
+                config,
+                state: ArcSwap::from_pointee(loaded),
+                reload_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The model answering now. Keep the `Arc` for the duration of one request or batch.
+    pub fn current(&self) -> Arc<dyn Model> {
+        self.inner.state.load().active().clone()
+    }
+
+    pub fn variant(&self) -> ModelVariant {
+        self.inner.state.load().active
+    }
+
+    /// Which variants are loaded (and can be switched to).
+    pub fn available(&self) -> Vec<ModelVariant> {
+        let state = self.inner.state.load();
+        [ModelVariant::Ml, ModelVariant::Baseline].into_iter().filter(|&v| state.get(v).is_some()).collect()
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.inner.config
+    }
+
+    /// Re-fetches the configured source (e.g. a moved registry alias) and swaps in the new
+    /// models, keeping the active variant. On error the current models keep serving.
+    pub async fn reload(&self) -> Result<ModelInfo, ModelError> {
+        let _guard = self.inner.reload_lock.lock().await;
+        let active = self.variant();
+        let loaded = load_both(&self.inner.config, active).await?;
+        let info = loaded.active().info().clone();
+        self.inner.state.store(Arc::new(loaded));
+        tracing::info!(model = info.name, version = info.version, variant = active.as_str(), "model reloaded");
+        Ok(info)
+    }
+
+    /// Switches the answering variant atomically (the operator's rollback uses this).
+    pub fn set_variant(&self, variant: ModelVariant) -> Result<ModelInfo, ModelError> {
+        let mut result = None;
+        self.inner.state.rcu(|state| match state.get(variant) {
+            Some(model) => {
+                result = Some(Ok(model.info().clone()));
+                Arc::new(Loaded { ml: state.ml.clone(), baseline: state.baseline.clone(), active: variant })
+            }
+            None => {
+                result = Some(Err(ModelError::load(
+                    &self.inner.config.source,
+                    format!("variant {} is not available from this source", variant.as_str()),
+                )));
+                state.clone()
+            }
+        });
+        let info = result.expect("rcu runs the closure at least once")?;
+        tracing::info!(variant = variant.as_str(), model = info.name, "model variant switched");
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::baseline::{BaselineParams, ZScoreBaseline};
+
+    fn baseline(version: &str) -> Arc<dyn Model> {
+        Arc::new(
+            ZScoreBaseline::new(BaselineParams {
+                name: "zscore".into(),
+                version: version.into(),
+                feature: "volatility".into(),
+                mean: 0.0,
+                std: 1.0,
+                k: 2.0,
+                score: None,
+            })
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn switching_to_a_missing_variant_fails_and_keeps_serving() {
+        let handle =
+            ModelHandle::from_models(ModelConfig::default(), None, Some(baseline("1")), ModelVariant::Baseline)
+                .unwrap();
+        assert!(handle.set_variant(ModelVariant::Ml).is_err());
+        assert_eq!(handle.variant(), ModelVariant::Baseline);
+        assert_eq!(handle.current().info().version, "1");
+        assert_eq!(handle.available(), [ModelVariant::Baseline]);
+        assert!(ModelHandle::from_models(ModelConfig::default(), None, Some(baseline("1")), ModelVariant::Ml).is_err());
+    }
+
+    #[tokio::test]
+    async fn reload_swaps_in_the_new_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |version: &str| {
+            let params = serde_json::json!({"name": "zscore", "version": version, "feature": "volatility",
+                "mean": 0.0, "std": 1.0, "k": 2.0});
+            std::fs::write(dir.path().join("baseline.json"), params.to_string()).unwrap();
+        };
+        write("1");
+        let config = ModelConfig {
+            variant: ModelVariant::Baseline,
+            source: dir.path().display().to_string(),
+            ..ModelConfig::default()
+        };
+        let handle = ModelHandle::load(&config).await.unwrap();
+        let before = handle.current();
+        write("2");
+        let info = handle.reload().await.unwrap();
+        assert_eq!(info.version, "2");
+        assert_eq!(handle.current().info().version, "2");
+        assert_eq!(before.info().version, "1", "a reader keeps the model it started with");
+    }
+}
