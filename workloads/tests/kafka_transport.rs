@@ -6,12 +6,12 @@ mod common;
 use std::time::Duration;
 
 use prometheus::Registry;
+use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 use spikewatch::transport::kafka::{
     BatchPolicy, Inbound, JsonPublisher, Outbound, Stage, StageContext, StageMetricNames, StageMetrics, StageSpec,
     StageTotals, create_group_consumer, create_producer, ensure_topics,
 };
-use rdkafka::message::Message;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Number {
@@ -58,8 +58,7 @@ async fn json_records_round_trip_through_a_group_consumer_in_key_order() {
     let totals = publisher.close().await.unwrap();
     assert_eq!((totals.enqueued, totals.acknowledged, totals.failed), (100, 100, 0));
 
-    let consumer =
-        create_group_consumer(&kafka, "round-trip", &["numbers"], StageContext::new("test", None)).unwrap();
+    let consumer = create_group_consumer(&kafka, "round-trip", &["numbers"], StageContext::new("test", None)).unwrap();
     let mut received = Vec::new();
     while received.len() < 100 {
         let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
@@ -169,10 +168,7 @@ async fn stage_loop_publishes_outputs_commits_inputs_and_skips_poison_records() 
 
     // Every consumed input (the poison record included) is committed.
     let inputs = common::topics::read_at_least::<serde_json::Value>(&bootstrap, "in", 41);
-    assert_eq!(
-        common::topics::committed_offsets(&bootstrap, "doubler", "in"),
-        common::topics::next_offsets(&inputs)
-    );
+    assert_eq!(common::topics::committed_offsets(&bootstrap, "doubler", "in"), common::topics::next_offsets(&inputs));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,7 +186,8 @@ async fn a_restarted_stage_resumes_after_the_committed_offsets() {
     let second = run_doubling_stage(&kafka, stage_metrics(&Registry::new()), 45).await;
     assert_eq!(second.consumed, 15, "only the records published after the first run's commit");
 
-    let mut ns: Vec<u64> = common::topics::read_at_least::<Doubled>(&bootstrap, "out", 45).iter().map(|r| r.value.n).collect();
+    let mut ns: Vec<u64> =
+        common::topics::read_at_least::<Doubled>(&bootstrap, "out", 45).iter().map(|r| r.value.n).collect();
     ns.sort();
     assert_eq!(ns, (0..45).collect::<Vec<_>>(), "nothing lost, nothing duplicated on a clean restart");
 }

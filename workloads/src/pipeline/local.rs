@@ -175,7 +175,8 @@ async fn predict_stage(
         }
         let predictions = predictor.predict(&batch);
         counters.predictions.fetch_add(predictions.len() as u64, Ordering::Relaxed);
-        let events_out = batch.into_iter().map(LocalEvent::Features).chain(predictions.into_iter().map(LocalEvent::Prediction));
+        let events_out =
+            batch.into_iter().map(LocalEvent::Features).chain(predictions.into_iter().map(LocalEvent::Prediction));
         for event in events_out {
             if events.send(event).await.is_err() {
                 return;

@@ -61,11 +61,17 @@ impl ReplayMetrics {
                 "Ticks acknowledged by the broker on the raw topic",
             )?,
             frames_skipped: IntCounterVec::new(
-                Opts::new("spikewatch_replay_frames_skipped_total", "Well-formed frames without tickers, by frame type"),
+                Opts::new(
+                    "spikewatch_replay_frames_skipped_total",
+                    "Well-formed frames without tickers, by frame type",
+                ),
                 &["frame_type"],
             )?,
             malformed_lines: IntCounterVec::new(
-                Opts::new("spikewatch_replay_malformed_lines_total", "Recording lines that could not be parsed, by kind"),
+                Opts::new(
+                    "spikewatch_replay_malformed_lines_total",
+                    "Recording lines that could not be parsed, by kind",
+                ),
                 &["error_type"],
             )?,
         };
@@ -159,7 +165,13 @@ impl Run<'_> {
                 m.frames_skipped.with_label_values(&[frame_type]).inc_by(*count);
             }
         }
-        tracing::info!(input = name, ticks = stats.ticks, skipped = stats.skipped_total(), malformed = stats.errors_total(), "input done");
+        tracing::info!(
+            input = name,
+            ticks = stats.ticks,
+            skipped = stats.skipped_total(),
+            malformed = stats.errors_total(),
+            "input done"
+        );
     }
 
     /// Sleeps until the tick is due; false when shutdown came first.

@@ -170,7 +170,10 @@ mod tests {
             ProductLast { price: 100_000.5, probability: Some(0.25), ..Default::default() },
         );
         let line = progress_line(Duration::from_secs(3), [1520.0, 1519.4, 0.0], &products);
-        assert!(line.starts_with("[   3.0s] ticks/s=1520 features/s=1519 predictions/s=0 | BTC-USD price=100000.50"), "{line}");
+        assert!(
+            line.starts_with("[   3.0s] ticks/s=1520 features/s=1519 predictions/s=0 | BTC-USD price=100000.50"),
+            "{line}"
+        );
         assert!(line.contains("p_spike=0.250 | ETH-USD price=3000.00"), "{line}");
     }
 }

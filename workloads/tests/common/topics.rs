@@ -53,25 +53,55 @@ pub fn partitions(bootstrap: &str, topic: &str) -> Vec<i32> {
 
 /// Reads `topic` from the beginning (values parsed as JSON `T`) until `done(records so far)`,
 /// then until the topic has been idle for a second. Panics when `done` never holds.
-pub fn read_until<T: DeserializeOwned>(bootstrap: &str, topic: &str, done: impl Fn(&[Record<T>]) -> bool) -> Vec<Record<T>> {
+pub fn read_until<T: DeserializeOwned>(
+    bootstrap: &str,
+    topic: &str,
+    mut done: impl FnMut(&[Record<T>]) -> bool,
+) -> Vec<Record<T>> {
+    read(bootstrap, topic, &mut done, true)
+}
+
+/// Reads `topic` from the beginning until it yielded `count` records and returns at once (no
+/// draining): for waiting until a stage has made progress.
+pub fn wait_for_count(bootstrap: &str, topic: &str, count: usize) {
+    read::<serde_json::Value>(bootstrap, topic, &mut |records| records.len() >= count, false);
+}
+
+fn read<T: DeserializeOwned>(
+    bootstrap: &str,
+    topic: &str,
+    done: &mut dyn FnMut(&[Record<T>]) -> bool,
+    drain: bool,
+) -> Vec<Record<T>> {
     let consumer = plain_consumer(bootstrap, "spikewatch-test-reader");
+    let deadline = Instant::now() + PATIENCE;
+    // The stage under test may not have created the topic yet.
+    let mut ids = partitions(bootstrap, topic);
+    while ids.is_empty() {
+        assert!(Instant::now() < deadline, "topic {topic} was never created");
+        std::thread::sleep(Duration::from_millis(200));
+        ids = partitions(bootstrap, topic);
+    }
     let mut assignment = TopicPartitionList::new();
-    for partition in partitions(bootstrap, topic) {
+    for partition in ids {
         assignment.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
     }
     consumer.assign(&assignment).expect("cannot assign partitions");
     let mut records = Vec::new();
-    let deadline = Instant::now() + PATIENCE;
     let mut satisfied_at: Option<Instant> = None;
     let mut last_record = Instant::now();
     loop {
         if satisfied_at.is_none() && done(&records) {
             satisfied_at = Some(Instant::now());
         }
-        if satisfied_at.is_some() && last_record.elapsed() >= DRAIN_IDLE {
+        if satisfied_at.is_some() && (!drain || last_record.elapsed() >= DRAIN_IDLE) {
             break;
         }
-        assert!(Instant::now() < deadline, "read {} records from {topic}; the expected ones never arrived", records.len());
+        assert!(
+            Instant::now() < deadline,
+            "read {} records from {topic}; the expected ones never arrived",
+            records.len()
+        );
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
         let message = message.expect("consumer error while reading back");
         last_record = Instant::now();

@@ -86,7 +86,9 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[&str]) -> Result<Vec<T
 }
 
 /// `(topic, partition count)` of every topic on the cluster.
-async fn existing_partitions(admin: Arc<AdminClient<DefaultClientContext>>) -> Result<Vec<(String, i32)>, TransportError> {
+async fn existing_partitions(
+    admin: Arc<AdminClient<DefaultClientContext>>,
+) -> Result<Vec<(String, i32)>, TransportError> {
     // Metadata requests block; keep them off the async workers.
     tokio::task::spawn_blocking(move || {
         // All topics (None), never one by name: a by-name request may auto-create it.

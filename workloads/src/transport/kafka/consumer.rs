@@ -2,10 +2,10 @@
 
 use prometheus::IntCounter;
 use rdkafka::ClientContext;
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::TopicPartitionList;
 
 use super::TransportError;
 use super::client::consumer_config;
@@ -78,12 +78,7 @@ pub(super) fn is_nothing_to_commit(err: &KafkaError) -> bool {
 
 /// `topic[partition]` list for logs.
 fn describe(partitions: &TopicPartitionList) -> String {
-    partitions
-        .elements()
-        .iter()
-        .map(|p| format!("{}[{}]", p.topic(), p.partition()))
-        .collect::<Vec<_>>()
-        .join(",")
+    partitions.elements().iter().map(|p| format!("{}[{}]", p.topic(), p.partition())).collect::<Vec<_>>().join(",")
 }
 
 /// A consumer in `group_id`, subscribed to `topics`, with manual offset storage and commits.
@@ -95,8 +90,6 @@ pub fn create_group_consumer(
 ) -> Result<StageConsumer, TransportError> {
     let consumer: StageConsumer =
         consumer_config(kafka, group_id).create_with_context(context).map_err(TransportError::Config)?;
-    consumer
-        .subscribe(topics)
-        .map_err(|source| TransportError::Subscribe { topic: topics.join(","), source })?;
+    consumer.subscribe(topics).map_err(|source| TransportError::Subscribe { topic: topics.join(","), source })?;
     Ok(consumer)
 }

@@ -38,8 +38,11 @@ impl StageMetrics {
         let produced = IntCounter::new(names.produced, "Output records acknowledged by the broker")?;
         let errors = IntCounterVec::new(Opts::new(names.errors, "Errors by kind"), &["error_type"])?;
         let processing_seconds = Histogram::with_opts(
-            HistogramOpts::new(names.processing_seconds, "Seconds from receiving an input record to the broker's acknowledgement of its outputs")
-                .buckets(PROCESSING_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                names.processing_seconds,
+                "Seconds from receiving an input record to the broker's acknowledgement of its outputs",
+            )
+            .buckets(PROCESSING_BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(consumed.clone()))?;
         registry.register(Box::new(produced.clone()))?;

@@ -107,7 +107,11 @@ impl JsonPublisher {
                 }
                 Err((err, _)) => {
                     self.totals.failed += 1;
-                    return Err(TransportError::Produce { topic: self.topic.to_string(), failed: 1, first_error: err.to_string() });
+                    return Err(TransportError::Produce {
+                        topic: self.topic.to_string(),
+                        failed: 1,
+                        first_error: err.to_string(),
+                    });
                 }
             }
         }

@@ -106,8 +106,8 @@ impl Stage {
     pub fn new(kafka: &KafkaConfig, spec: StageSpec<'_>, metrics: StageMetrics) -> Result<Stage, TransportError> {
         let context = StageContext::new(spec.name, Some(metrics.error(ErrorKind::Commit)));
         let consumer = create_group_consumer(kafka, spec.group_id, &[spec.input_topic], context)?;
-        let publisher =
-            JsonPublisher::new(create_producer(kafka)?, spec.output_topic).with_acknowledged_counter(metrics.produced.clone());
+        let publisher = JsonPublisher::new(create_producer(kafka)?, spec.output_topic)
+            .with_acknowledged_counter(metrics.produced.clone());
         Ok(Stage { name: spec.name.to_string(), consumer, publisher, batch: spec.batch, metrics })
     }
 
