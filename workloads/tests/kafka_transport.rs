@@ -10,7 +10,7 @@ use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 use spikewatch::transport::kafka::{
     BatchPolicy, Inbound, JsonPublisher, Outbound, Stage, StageContext, StageMetricNames, StageMetrics, StageSpec,
-    StageTotals, create_group_consumer, create_producer, ensure_topics,
+    StageTotals, TransportError, create_group_consumer, create_producer, ensure_topics,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,12 +98,10 @@ async fn publish_numbers(kafka: &spikewatch::config::KafkaConfig, range: std::op
     publisher.close().await.unwrap();
 }
 
-/// Runs the doubling stage until the output topic holds `expect_outputs` records, then stops it.
-async fn run_doubling_stage(
-    kafka: &spikewatch::config::KafkaConfig,
-    metrics: StageMetrics,
-    expect_outputs: usize,
-) -> StageTotals {
+type Running = (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<StageTotals, TransportError>>);
+
+/// Starts the doubling stage (group `doubler`, `in` → `out`); send on the returned channel to stop it.
+fn spawn_doubling_stage(kafka: &spikewatch::config::KafkaConfig, metrics: StageMetrics) -> Running {
     let spec = StageSpec {
         name: "doubler",
         group_id: "doubler",
@@ -128,12 +126,39 @@ async fn run_doubling_stage(
                 .collect()
         },
     ));
+    (stop, handle)
+}
+
+async fn stop_stage((stop, handle): Running) -> StageTotals {
+    stop.send(()).unwrap();
+    handle.await.unwrap().expect("stage failed")
+}
+
+/// Waits until `out` holds a doubled record for every n in `range`; returns all its records.
+async fn wait_for_outputs(bootstrap: &str, range: std::ops::Range<u64>) -> Vec<common::topics::Record<Doubled>> {
+    let bootstrap = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || {
+        common::topics::read_until::<Doubled>(&bootstrap, "out", |records| {
+            let seen: std::collections::HashSet<u64> = records.iter().map(|r| r.value.n).collect();
+            range.clone().all(|n| seen.contains(&n))
+        })
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs the doubling stage until the output topic holds `expect_outputs` records, then stops it.
+async fn run_doubling_stage(
+    kafka: &spikewatch::config::KafkaConfig,
+    metrics: StageMetrics,
+    expect_outputs: usize,
+) -> StageTotals {
+    let running = spawn_doubling_stage(kafka, metrics);
     let bootstrap = kafka.bootstrap_servers.clone();
     tokio::task::spawn_blocking(move || common::topics::read_at_least::<Doubled>(&bootstrap, "out", expect_outputs))
         .await
         .unwrap();
-    stop.send(()).unwrap();
-    handle.await.unwrap().expect("stage failed")
+    stop_stage(running).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,4 +215,34 @@ async fn a_restarted_stage_resumes_after_the_committed_offsets() {
         common::topics::read_at_least::<Doubled>(&bootstrap, "out", 45).iter().map(|r| r.value.n).collect();
     ns.sort();
     assert_eq!(ns, (0..45).collect::<Vec<_>>(), "nothing lost, nothing duplicated on a clean restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stages_joining_and_leaving_a_group_lose_no_record() {
+    let broker = common::Broker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let kafka = broker.kafka_config();
+    ensure_topics(&kafka, &["in", "out"]).await.unwrap();
+
+    publish_numbers(&kafka, 0..60).await;
+    let first = spawn_doubling_stage(&kafka, stage_metrics(&Registry::new()));
+    wait_for_outputs(&bootstrap, 0..60).await;
+
+    // A second member joins: the partitions are revoked (offsets committed) and split.
+    let second = spawn_doubling_stage(&kafka, stage_metrics(&Registry::new()));
+    publish_numbers(&kafka, 60..120).await;
+    wait_for_outputs(&bootstrap, 0..120).await;
+
+    // The first member leaves cleanly: the second takes over its partitions.
+    let first_totals = stop_stage(first).await;
+    publish_numbers(&kafka, 120..180).await;
+    let outputs = wait_for_outputs(&bootstrap, 0..180).await;
+    let second_totals = stop_stage(second).await;
+
+    assert!(first_totals.consumed >= 60, "{first_totals:?}");
+    assert!(second_totals.consumed >= 60, "the remaining member consumed the last 60: {second_totals:?}");
+    assert!(outputs.iter().all(|r| r.value.doubled == 2 * r.value.n));
+    let duplicates = outputs.len() - 180;
+    assert_eq!(first_totals.produced + second_totals.produced, outputs.len() as u64);
+    eprintln!("rebalances: {} outputs for 180 inputs ({duplicates} duplicates)", outputs.len());
 }
