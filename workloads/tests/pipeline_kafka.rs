@@ -189,6 +189,18 @@ async fn a_killed_featurizer_restarted_loses_no_feature_vector() {
         .await
         .unwrap()
     };
+    // The restarted featurizer reports its work on /metrics.
+    let addr = restarted.metrics_addr();
+    let (status, body) = common::process::http_get(addr, "/metrics");
+    assert_eq!(status, 200);
+    let published = common::process::metric_value(&body, "spikewatch_featurizer_features_published_total");
+    assert!(published.is_some_and(|n| n >= 1.0), "{body}");
+    for name in ["spikewatch_featurizer_ticks_consumed_total", "spikewatch_featurizer_consumer_lag_seconds"] {
+        assert!(common::process::metric_value(&body, name).is_some(), "{name} missing:\n{body}");
+    }
+    assert!(body.contains("spikewatch_featurizer_processing_seconds_bucket"), "{body}");
+    assert_eq!(common::process::http_get(addr, "/health").0, 200);
+
     let status = restarted.terminate();
     assert!(status.success(), "SIGTERM is a clean shutdown: {status}\n{}", restarted.stderr());
 

@@ -30,12 +30,33 @@ impl Spawned {
         let child = Command::new(spikewatch_bin())
             .args(args)
             .env("RUST_LOG", "info")
+            .env("LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", spikewatch_bin()));
         Spawned { child, stdout, stderr }
+    }
+
+    /// The address of the process's `/metrics` endpoint, from its `addr` log field (the config
+    /// binds port 0). Waits for the log line; panics if the process exits first.
+    pub fn metrics_addr(&mut self) -> std::net::SocketAddr {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let found = self.stderr().lines().find_map(|line| {
+                let event: serde_json::Value = serde_json::from_str(line).ok()?;
+                event.get("addr")?.as_str()?.parse().ok()
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("spikewatch exited ({status}) before serving metrics:\n{}", self.stderr());
+            }
+            assert!(std::time::Instant::now() < deadline, "no metrics address logged:\n{}", self.stderr());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     pub fn stdout(&self) -> String {
@@ -79,4 +100,24 @@ impl Drop for Spawned {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET path` over plain HTTP/1.1; returns (status code, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("cannot connect to the metrics endpoint");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("HTTP status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of an unlabelled sample `name` in a Prometheus text exposition.
+pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
