@@ -59,12 +59,16 @@ impl<W: Write + Send + 'static> Summary<W> {
                         self.counters.predictions.load(Ordering::Relaxed),
                     );
                     let seconds = now.duration_since(previous.3).as_secs_f64().max(1e-9);
-                    let rates = [
-                        (current.0 - previous.0) as f64 / seconds,
-                        (current.1 - previous.1) as f64 / seconds,
-                        (current.2 - previous.2) as f64 / seconds,
-                    ];
-                    let line = progress_line(self.started.elapsed(), rates, &self.products);
+                    let progress = Progress {
+                        elapsed: self.started.elapsed(),
+                        totals: [current.0, current.1, current.2],
+                        rates: [
+                            (current.0 - previous.0) as f64 / seconds,
+                            (current.1 - previous.1) as f64 / seconds,
+                            (current.2 - previous.2) as f64 / seconds,
+                        ],
+                    };
+                    let line = progress_line(&progress, &self.products);
                     // A closed stdout (e.g. `| head`) must not stop the pipeline.
                     let _ = writeln!(self.out, "{line}");
                     previous = (current.0, current.1, current.2, now);
@@ -99,14 +103,22 @@ impl<W: Write + Send + 'static> Summary<W> {
     }
 }
 
-/// `[  3.0s] ticks/s=1520 features/s=1519 predictions/s=0 | BTC-USD price=... ...`
-pub fn progress_line(elapsed: Duration, rates: [f64; 3], products: &BTreeMap<String, ProductLast>) -> String {
+/// Counts and rates of ticks, feature vectors and predictions at one point of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub totals: [u64; 3],
+    /// Per second since the previous line.
+    pub rates: [f64; 3],
+}
+
+/// `[   3.0s] ticks=4500 (1520/s) features=4500 (1519/s) predictions=0 (0/s) | BTC-USD price=... ...`
+pub fn progress_line(progress: &Progress, products: &BTreeMap<String, ProductLast>) -> String {
+    let [ticks, features, predictions] = progress.totals;
+    let [tick_rate, feature_rate, prediction_rate] = progress.rates;
     let mut line = format!(
-        "[{:>6.1}s] ticks/s={:.0} features/s={:.0} predictions/s={:.0}",
-        elapsed.as_secs_f64(),
-        rates[0],
-        rates[1],
-        rates[2]
+        "[{:>7.1}s] ticks={ticks} ({tick_rate:.0}/s) features={features} ({feature_rate:.0}/s) predictions={predictions} ({prediction_rate:.0}/s)",
+        progress.elapsed.as_secs_f64(),
     );
     for (product, last) in products {
         line.push_str(" | ");
@@ -169,9 +181,13 @@ mod tests {
             "BTC-USD".to_string(),
             ProductLast { price: 100_000.5, probability: Some(0.25), ..Default::default() },
         );
-        let line = progress_line(Duration::from_secs(3), [1520.0, 1519.4, 0.0], &products);
+        let progress =
+            Progress { elapsed: Duration::from_secs(3), totals: [4500, 4499, 0], rates: [1520.0, 1519.4, 0.0] };
+        let line = progress_line(&progress, &products);
         assert!(
-            line.starts_with("[   3.0s] ticks/s=1520 features/s=1519 predictions/s=0 | BTC-USD price=100000.50"),
+            line.starts_with(
+                "[    3.0s] ticks=4500 (1520/s) features=4499 (1519/s) predictions=0 (0/s) | BTC-USD price=100000.50"
+            ),
             "{line}"
         );
         assert!(line.contains("p_spike=0.250 | ETH-USD price=3000.00"), "{line}");

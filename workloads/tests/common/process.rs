@@ -87,10 +87,34 @@ impl Spawned {
 
     /// SIGTERM (a Kubernetes pod stop) and wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let status =
-            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("cannot run kill");
-        assert!(status.success(), "kill -TERM failed");
+        self.signal("-TERM")
+    }
+
+    /// SIGINT (Ctrl-C) and wait for the exit.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        self.signal("-INT")
+    }
+
+    fn signal(&mut self, signal: &str) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([signal, pid.as_str()]).status().expect("cannot run kill");
+        assert!(status.success(), "kill {signal} failed");
         self.child.wait().expect("wait failed")
+    }
+
+    /// Polls stdout until a line satisfies `matches`; panics if the process exits first.
+    pub fn wait_for_stdout_line(&mut self, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(line) = self.stdout().lines().find(|line| matches(line)) {
+                return line.to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("spikewatch exited ({status}):\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+            }
+            assert!(std::time::Instant::now() < deadline, "expected line never printed:\n{}", self.stdout());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 
