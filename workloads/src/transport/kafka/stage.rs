@@ -12,6 +12,45 @@
 //! A crash anywhere before 5 means the batch is consumed again by the next owner of the
 //! partitions: outputs may be duplicated, never lost. Per-partition order is preserved because
 //! the producer is idempotent and batches are processed one after the other.
+//!
+//! ```no_run
+//! # async fn example(config: spikewatch::config::Config) -> anyhow::Result<()> {
+//! use spikewatch::domain::{FeatureVector, Prediction};
+//! use spikewatch::transport::kafka::{
+//!     BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, ensure_topics,
+//! };
+//!
+//! let kafka = &config.kafka;
+//! ensure_topics(kafka, &[&kafka.topics.features, &kafka.topics.predictions]).await?;
+//! let metrics = StageMetrics::register(
+//!     &prometheus::Registry::new(),
+//!     StageMetricNames {
+//!         consumed: "volatility_consumer_messages_processed_total",
+//!         produced: "volatility_consumer_predictions_made_total",
+//!         errors: "volatility_consumer_errors_total",
+//!         processing_seconds: "volatility_consumer_processing_seconds",
+//!     },
+//! )?;
+//! let spec = StageSpec {
+//!     name: "predictor",
+//!     group_id: &kafka.predictor_group_id,
+//!     input_topic: &kafka.topics.features,
+//!     output_topic: &kafka.topics.predictions,
+//!     batch: BatchPolicy::from_config(kafka),
+//! };
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let score = |batch: &[FeatureVector]| -> Vec<Prediction> { unimplemented!() };
+//! let _totals = Stage::new(kafka, spec, metrics)?
+//!     .run(shutdown.cancelled_owned(), |batch: Vec<Inbound<FeatureVector>>| {
+//!         let vectors: Vec<FeatureVector> = batch.into_iter().map(|record| record.value).collect();
+//!         score(&vectors)
+//!             .into_iter()
+//!             .map(|prediction| Outbound { key: prediction.product_id.clone(), value: prediction })
+//!             .collect()
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeMap;
 use std::future::Future;
