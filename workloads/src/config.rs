@@ -63,6 +63,10 @@ pub struct KafkaConfig {
     pub security: KafkaSecurity,
     /// Extra librdkafka properties, applied last.
     pub properties: BTreeMap<String, String>,
+    /// Most input records a consuming stage (featurizer) processes per produce/ack/commit cycle.
+    pub max_batch: usize,
+    /// Longest a consuming stage waits to fill a batch once its first record arrived.
+    pub max_batch_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +178,8 @@ impl Default for KafkaConfig {
             predictor_group_id: "spikewatch-predictor".into(),
             security: KafkaSecurity::default(),
             properties: BTreeMap::new(),
+            max_batch: 500,
+            max_batch_wait_ms: 50,
         }
     }
 }
