@@ -1,0 +1,239 @@
+//! The top-level spec: products, feed, image and model; Kafka, workloads and policies live in
+//! their own modules.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::kafka::KafkaSpec;
+use super::policies::{AutoscalingSpec, MonitoringSpec, RollbackSpec};
+use super::status::VolatilityPipelineStatus;
+use super::workloads::WorkloadsSpec;
+
+/// Desired state of a spikewatch pipeline: market feed → features → model → API, on Kafka.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "spikewatch.io",
+    version = "v1alpha1",
+    kind = "VolatilityPipeline",
+    plural = "volatilitypipelines",
+    shortname = "vp",
+    category = "spikewatch",
+    namespaced,
+    status = "VolatilityPipelineStatus",
+    derive = "PartialEq",
+    doc = "A real-time volatility spike detection pipeline: ingestor, featurizer, predictor and prediction API on Kafka, with its topics and monitoring.",
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Lifecycle phase of the pipeline"
+    ),
+    printcolumn(
+        name = "Model",
+        type_ = "string",
+        json_path = ".status.activeModel.variant",
+        description = "Model variant currently serving predictions"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every part of the pipeline is ready"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.autoscaling.enabled || self.autoscaling.maxReplicas <= self.kafka.partitions").message("autoscaling.maxReplicas must not exceed kafka.partitions: predictors beyond the partition count receive no work"))]
+#[x_kube(validation = Rule::new("self.workloads.predictor.replicas <= self.kafka.partitions").message("workloads.predictor.replicas must not exceed kafka.partitions: predictors beyond the partition count receive no work"))]
+#[x_kube(validation = Rule::new("self.workloads.featurizer.replicas <= self.kafka.partitions").message("workloads.featurizer.replicas must not exceed kafka.partitions: featurizers beyond the partition count receive no work"))]
+pub struct VolatilityPipelineSpec {
+    /// Coinbase product ids to watch, such as `BTC-USD`. Each product's events stay ordered on
+    /// one partition (the product id is the message key).
+    #[schemars(
+        length(min = 1, max = 50),
+        inner(regex(pattern = r"^[A-Z0-9]+-[A-Z0-9]+$"), length(max = 32))
+    )]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub products: Vec<String>,
+
+    /// Coinbase WebSocket feed the ingestor subscribes to: `advancedTrade` (default) or `exchange`.
+    #[serde(default)]
+    pub feed: FeedKind,
+
+    /// Kafka cluster, credentials and topics.
+    pub kafka: KafkaSpec,
+
+    /// Container image of the workloads (the `spikewatch` binary).
+    #[serde(default)]
+    pub image: ImageSpec,
+
+    /// Model that scores the feature vectors.
+    #[serde(default)]
+    pub model: ModelSpec,
+
+    /// Replicas, resources and scheduling of each workload.
+    #[serde(default)]
+    pub workloads: WorkloadsSpec,
+
+    /// Consumer-lag based scaling of the predictor.
+    #[serde(default)]
+    pub autoscaling: AutoscalingSpec,
+
+    /// Automatic fallback to the baseline model when the ML model breaks its SLOs.
+    #[serde(default)]
+    pub rollback: RollbackSpec,
+
+    /// Prometheus Operator objects and the Grafana dashboard created for the pipeline.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+}
+
+/// Coinbase WebSocket feed.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum FeedKind {
+    /// Coinbase Advanced Trade (`ticker` channel).
+    #[default]
+    AdvancedTrade,
+    /// Coinbase Exchange `ws-feed` (`ticker` messages).
+    Exchange,
+}
+
+impl From<FeedKind> for spikewatch::domain::Feed {
+    fn from(feed: FeedKind) -> Self {
+        match feed {
+            FeedKind::AdvancedTrade => spikewatch::domain::Feed::AdvancedTrade,
+            FeedKind::Exchange => spikewatch::domain::Feed::Exchange,
+        }
+    }
+}
+
+/// Container image of the workloads.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// Image repository.
+    #[serde(default = "default_image_repository")]
+    #[schemars(length(min = 1))]
+    pub repository: String,
+    /// Image tag. Defaults to the operator's own version, so operator and workloads upgrade together.
+    #[serde(default = "default_image_tag")]
+    #[schemars(length(min = 1, max = 128))]
+    pub tag: String,
+    /// Kubernetes image pull policy.
+    #[serde(default)]
+    pub pull_policy: ImagePullPolicy,
+}
+
+impl ImageSpec {
+    /// `repository:tag`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        ImageSpec {
+            repository: default_image_repository(),
+            tag: default_image_tag(),
+            pull_policy: ImagePullPolicy::default(),
+        }
+    }
+}
+
+fn default_image_repository() -> String {
+    "ghcr.io/spikewatch/spikewatch".into()
+}
+
+fn default_image_tag() -> String {
+    env!("CARGO_PKG_VERSION").into()
+}
+
+/// Kubernetes image pull policy.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ImagePullPolicy {
+    /// Pull only when the image is not on the node.
+    #[default]
+    IfNotPresent,
+    /// Pull on every pod start.
+    Always,
+    /// Never pull; the image must be on the node.
+    Never,
+}
+
+impl ImagePullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Model that scores the feature vectors.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// `ml` (the trained gradient-boosted model) or `baseline` (the z-score rule, the safe fallback).
+    #[serde(default)]
+    pub variant: ModelVariant,
+    /// Where the ML model is loaded from: a path inside the image, an `https://` URL, or an MLflow
+    /// registry URI `models:/<name>/<version>` or `models:/<name>@<alias>`.
+    #[serde(default = "default_model_source")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub source_uri: String,
+    /// Decision threshold on the spike probability, strictly between 0 and 1. Unset = the
+    /// threshold stored with the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true, "maximum" = 1, "exclusiveMaximum" = true))]
+    #[x_kube(validation = Rule::new("self > 0.0 && self < 1.0").message("threshold must be strictly between 0 and 1"))]
+    pub threshold: Option<f64>,
+    /// MLflow tracking server, required when `sourceUri` is a `models:/` URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub mlflow_tracking_uri: Option<String>,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec {
+            variant: ModelVariant::default(),
+            source_uri: default_model_source(),
+            threshold: None,
+            mlflow_tracking_uri: None,
+        }
+    }
+}
+
+fn default_model_source() -> String {
+    spikewatch::config::ModelConfig::default().source
+}
+
+/// Which model answers (`MODEL_VARIANT`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ModelVariant {
+    /// The trained gradient-boosted model.
+    #[default]
+    Ml,
+    /// The z-score rule: no artifact needed, the fallback of a rollback.
+    Baseline,
+}
+
+impl From<ModelVariant> for spikewatch::domain::ModelVariant {
+    fn from(variant: ModelVariant) -> Self {
+        match variant {
+            ModelVariant::Ml => spikewatch::domain::ModelVariant::Ml,
+            ModelVariant::Baseline => spikewatch::domain::ModelVariant::Baseline,
+        }
+    }
+}
+
+impl ModelVariant {
+    pub fn as_str(self) -> &'static str {
+        spikewatch::domain::ModelVariant::from(self).as_str()
+    }
+}

@@ -1,0 +1,283 @@
+//! One Deployment per workload, running `spikewatch <subcommand> --config /etc/spikewatch/config.yaml`
+//! in a pod hardened to the restricted Pod Security Standard.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::DesiredError;
+use super::config_map::{config_hash, desired_config_yaml};
+use super::meta::{
+    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, child_meta, config_map_name, labels, selector_labels,
+    service_account_name, workload_name,
+};
+use crate::crd::{VolatilityPipeline, Workload};
+
+/// UID and GID the workloads run as (distroless `nonroot`).
+pub const RUN_AS_USER: i64 = 65532;
+
+/// Replicas of a workload's Deployment.
+///
+/// The ingestor never runs more than one pod. With autoscaling on, the predictor runs the
+/// replica count the autoscaler recorded in `status.consumer.replicas`, clamped to
+/// `[minReplicas, maxReplicas]` (`minReplicas` until it has decided).
+pub fn desired_replicas(vp: &VolatilityPipeline, workload: Workload) -> i32 {
+    let spec = &vp.spec;
+    let configured = spec.workloads.get(workload).replicas;
+    match workload {
+        Workload::Ingestor => configured.min(1),
+        Workload::Predictor if spec.autoscaling.enabled => {
+            let (min, max) = (
+                spec.autoscaling.min_replicas,
+                spec.autoscaling.max_replicas.max(spec.autoscaling.min_replicas),
+            );
+            let decided = vp.status.as_ref().and_then(|s| s.consumer.as_ref()).map(|c| c.replicas);
+            decided.unwrap_or(min).clamp(min, max)
+        }
+        _ => configured,
+    }
+}
+
+/// The Deployment of `workload`.
+pub fn desired_deployment(vp: &VolatilityPipeline, workload: Workload) -> Result<Deployment, DesiredError> {
+    let component = workload.component();
+    let hash = config_hash(&desired_config_yaml(vp)?);
+    let strategy = match workload {
+        // Two ingestors would publish every tick twice: stop the old pod before starting the new one.
+        Workload::Ingestor => DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            rolling_update: None,
+        },
+        // Keep serving while rolling: bring a new API pod up before taking an old one down.
+        Workload::Api => DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::Int(1)),
+                max_unavailable: Some(IntOrString::Int(0)),
+            }),
+        },
+        _ => DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: None,
+        },
+    };
+    Ok(Deployment {
+        metadata: child_meta(vp, workload_name(vp, workload), component)?,
+        spec: Some(DeploymentSpec {
+            replicas: Some(desired_replicas(vp, workload)),
+            revision_history_limit: Some(3),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(vp, component)),
+                match_expressions: None,
+            },
+            strategy: Some(strategy),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(vp, component)),
+                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(vp, workload)),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    })
+}
+
+fn pod_spec(vp: &VolatilityPipeline, workload: Workload) -> PodSpec {
+    let spec = vp.spec.workloads.get(workload);
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(vp),
+                ..Default::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("64Mi".into())),
+                medium: None,
+            }),
+            ..Volume::default()
+        },
+    ];
+    if let Some(secret) = kafka_ca_secret(vp, workload) {
+        volumes.push(Volume {
+            name: "kafka-ca".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.to_string()),
+                items: Some(vec![KeyToPath {
+                    key: "ca.crt".into(),
+                    path: "ca.crt".into(),
+                    mode: None,
+                }]),
+                default_mode: Some(0o444),
+                optional: None,
+            }),
+            ..Volume::default()
+        });
+    }
+    PodSpec {
+        service_account_name: Some(service_account_name(vp)),
+        // The workloads never talk to the Kubernetes API.
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_USER),
+            run_as_group: Some(RUN_AS_USER),
+            fs_group: Some(RUN_AS_USER),
+            seccomp_profile: Some(runtime_default()),
+            ..PodSecurityContext::default()
+        }),
+        node_selector: spec.node_selector.clone(),
+        tolerations: spec.tolerations.clone(),
+        termination_grace_period_seconds: Some(30),
+        containers: vec![container(vp, workload)],
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    }
+}
+
+fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
+    let spec = vp.spec.workloads.get(workload);
+    let mut mounts = vec![
+        VolumeMount {
+            name: "config".into(),
+            mount_path: CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    if kafka_ca_secret(vp, workload).is_some() {
+        mounts.push(VolumeMount {
+            name: "kafka-ca".into(),
+            // Beside, not inside, the ConfigMap volume: a mount point cannot be created in a read-only volume.
+            mount_path: "/etc/spikewatch-kafka".into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    let env = env(vp, workload);
+    Container {
+        name: workload.component().into(),
+        image: Some(vp.spec.image.reference()),
+        image_pull_policy: Some(vp.spec.image.pull_policy.as_str().into()),
+        command: Some(vec!["spikewatch".into()]),
+        args: Some(vec![
+            workload.subcommand().into(),
+            "--config".into(),
+            CONFIG_PATH.into(),
+        ]),
+        env: (!env.is_empty()).then_some(env),
+        ports: Some(vec![ContainerPort {
+            name: Some(workload.port_name().into()),
+            container_port: workload.port(),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        liveness_probe: Some(health_probe(workload, 6)),
+        readiness_probe: Some(health_probe(workload, 3)),
+        resources: spec.resources.clone(),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_USER),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(runtime_default()),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    }
+}
+
+/// Environment of a workload: the model variant for the model users, the SASL credentials
+/// (from the auth Secret, never from the ConfigMap) for the Kafka clients.
+fn env(vp: &VolatilityPipeline, workload: Workload) -> Vec<EnvVar> {
+    let mut env = vec![];
+    if matches!(workload, Workload::Predictor | Workload::Api) {
+        env.push(EnvVar {
+            name: "MODEL_VARIANT".into(),
+            value: Some(vp.spec.model.variant.as_str().into()),
+            value_from: None,
+        });
+    }
+    let kafka = &vp.spec.kafka;
+    if let (true, Some(secret)) = (
+        uses_kafka(workload) && kafka.security_protocol.uses_sasl(),
+        &kafka.auth_secret_ref,
+    ) {
+        for (var, key) in [("KAFKA_SASL_USERNAME", "username"), ("KAFKA_SASL_PASSWORD", "password")] {
+            env.push(EnvVar {
+                name: var.into(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.name.clone(),
+                        key: key.into(),
+                        optional: Some(false),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+            });
+        }
+    }
+    env
+}
+
+/// The API answers HTTP requests and does not consume or produce Kafka events.
+fn uses_kafka(workload: Workload) -> bool {
+    workload != Workload::Api
+}
+
+fn kafka_ca_secret(vp: &VolatilityPipeline, workload: Workload) -> Option<&str> {
+    let kafka = &vp.spec.kafka;
+    match (&kafka.auth_secret_ref, kafka.ca_from_secret && uses_kafka(workload)) {
+        (Some(secret), true) => Some(&secret.name),
+        _ => None,
+    }
+}
+
+fn health_probe(workload: Workload, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/health".into()),
+            port: IntOrString::String(workload.port_name().into()),
+            scheme: Some("HTTP".into()),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(5),
+        period_seconds: Some(10),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
+}

@@ -1,0 +1,85 @@
+//! Strimzi `KafkaTopic` objects, for `kafka.topicManagement: strimzi`.
+//!
+//! The object name must be a DNS subdomain while Kafka topic names may hold `_` and capitals,
+//! so the topic name goes into `spec.topicName` and the object gets a sanitized name.
+
+use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::json;
+
+use super::DesiredError;
+use super::config_map::config_hash;
+use super::meta::child_meta;
+use crate::crd::{TopicManagement, VolatilityPipeline};
+
+/// Component label of the topics.
+pub const TOPICS_COMPONENT: &str = "topics";
+
+/// `kafka.strimzi.io/v1beta2` `KafkaTopic`.
+pub fn kafka_topic_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kafka.strimzi.io", "v1beta2", "KafkaTopic"),
+        "kafkatopics",
+    )
+}
+
+/// Name of the `KafkaTopic` object of `topic`: `<pipeline>-<topic>` lowercased, characters
+/// outside `[a-z0-9.-]` replaced by `-`; a short hash is appended when that changed the name,
+/// so two topics differing only in such characters never collide.
+pub fn kafka_topic_object_name(vp: &VolatilityPipeline, topic: &str) -> String {
+    let sanitized: String = topic
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let sanitized = sanitized.trim_matches(|c| c == '-' || c == '.');
+    if sanitized == topic {
+        format!("{}-{sanitized}", vp.name_any())
+    } else {
+        format!("{}-{sanitized}-{}", vp.name_any(), &config_hash(topic)[..8])
+    }
+}
+
+/// One `KafkaTopic` per topic when Strimzi manages topics; none otherwise.
+pub fn desired_kafka_topics(vp: &VolatilityPipeline) -> Result<Vec<DynamicObject>, DesiredError> {
+    let kafka = &vp.spec.kafka;
+    if kafka.topic_management != TopicManagement::Strimzi {
+        return Ok(vec![]);
+    }
+    let cluster = kafka
+        .strimzi_cluster
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or(DesiredError::InvalidSpec(
+            "kafka.strimziCluster is required when topicManagement is strimzi",
+        ))?;
+    let resource = kafka_topic_resource();
+    kafka
+        .topics
+        .names()
+        .into_iter()
+        .map(|topic| {
+            let mut metadata = child_meta(vp, kafka_topic_object_name(vp, topic), TOPICS_COMPONENT)?;
+            metadata
+                .labels
+                .get_or_insert_default()
+                .insert("strimzi.io/cluster".into(), cluster.into());
+            let mut object = DynamicObject::new("", &resource).data(json!({
+                "spec": {
+                    "topicName": topic,
+                    "partitions": kafka.partitions,
+                    "replicas": kafka.replication_factor,
+                    "config": { "retention.ms": kafka.retention_ms },
+                }
+            }));
+            object.metadata = metadata;
+            Ok(object)
+        })
+        .collect()
+}

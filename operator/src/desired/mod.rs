@@ -1,0 +1,179 @@
+//! Desired state: pure functions from a `VolatilityPipeline` to the objects that realize it.
+//!
+//! One module per child kind. Nothing here talks to the cluster; the reconciler applies what
+//! these functions return (server-side apply, field manager [`MANAGER`]) and decides, from
+//! discovery, whether the Strimzi and Prometheus Operator objects can be applied at all.
+
+mod config_map;
+mod dashboard;
+mod deployment;
+mod kafka_topic;
+mod meta;
+mod network_policy;
+mod pod_disruption_budget;
+mod prometheus_rule;
+mod service;
+mod service_account;
+mod service_monitor;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{ApiResource, DynamicObject};
+
+pub use crate::crd::Workload;
+pub use config_map::{KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_yaml};
+pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_json, desired_dashboard};
+pub use deployment::{RUN_AS_USER, desired_deployment, desired_replicas};
+pub use kafka_topic::{TOPICS_COMPONENT, desired_kafka_topics, kafka_topic_object_name, kafka_topic_resource};
+pub use meta::{
+    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_PATH, MANAGER, MONITORING_COMPONENT, PIPELINE_COMPONENT,
+    child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels, selector_labels,
+    service_account_name, workload_name,
+};
+pub use network_policy::desired_network_policy;
+pub use pod_disruption_budget::desired_pod_disruption_budget;
+pub use prometheus_rule::{
+    CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, desired_prometheus_rule, prometheus_rule_file,
+    prometheus_rule_groups, prometheus_rule_resource, series_selector,
+};
+pub use service::desired_service;
+pub use service_account::desired_service_account;
+pub use service_monitor::{desired_service_monitor, desired_service_monitors, service_monitor_resource};
+
+/// Why desired state could not be built. All of these are problems of the object, not of the
+/// cluster: retrying without a change does not help.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DesiredError {
+    /// The pipeline lacks metadata every child needs (objects read from the API always have it).
+    #[error("pipeline has no {0}")]
+    MissingMetadata(&'static str),
+    /// The API server accepted the spec but it cannot be realized.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(&'static str),
+    #[error("cannot serialize desired object: {0}")]
+    Serialize(String),
+}
+
+/// Which prerequisite a child needs in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildGroup {
+    /// Built-in kinds: always applicable.
+    Core,
+    /// Strimzi `KafkaTopic`s: need the `kafka.strimzi.io` CRDs.
+    Topics,
+    /// ServiceMonitors, PrometheusRule, dashboard: need the `monitoring.coreos.com` CRDs
+    /// (the dashboard ConfigMap is reported under monitoring too).
+    Monitoring,
+}
+
+/// Every child of a pipeline, typed.
+#[derive(Clone, Debug)]
+pub struct DesiredState {
+    pub service_account: ServiceAccount,
+    pub config_map: ConfigMap,
+    /// In [`Workload::ALL`] order.
+    pub deployments: Vec<Deployment>,
+    /// In [`Workload::ALL`] order.
+    pub services: Vec<Service>,
+    pub pod_disruption_budget: PodDisruptionBudget,
+    pub network_policy: NetworkPolicy,
+    /// Empty unless `kafka.topicManagement` is `strimzi`.
+    pub kafka_topics: Vec<DynamicObject>,
+    pub service_monitors: Vec<DynamicObject>,
+    pub prometheus_rule: Option<DynamicObject>,
+    pub dashboard: Option<ConfigMap>,
+}
+
+/// One child, type-erased for a generic server-side apply through `Api<DynamicObject>`.
+#[derive(Clone, Debug)]
+pub struct DesiredObject {
+    pub resource: ApiResource,
+    pub object: DynamicObject,
+    pub group: ChildGroup,
+}
+
+/// Builds every child of `vp`.
+pub fn desired_state(vp: &crate::crd::VolatilityPipeline) -> Result<DesiredState, DesiredError> {
+    Ok(DesiredState {
+        service_account: desired_service_account(vp)?,
+        config_map: desired_config_map(vp)?,
+        deployments: Workload::ALL
+            .iter()
+            .map(|w| desired_deployment(vp, *w))
+            .collect::<Result<_, _>>()?,
+        services: Workload::ALL
+            .iter()
+            .map(|w| desired_service(vp, *w))
+            .collect::<Result<_, _>>()?,
+        pod_disruption_budget: desired_pod_disruption_budget(vp)?,
+        network_policy: desired_network_policy(vp)?,
+        kafka_topics: desired_kafka_topics(vp)?,
+        service_monitors: desired_service_monitors(vp)?,
+        prometheus_rule: desired_prometheus_rule(vp)?,
+        dashboard: desired_dashboard(vp)?,
+    })
+}
+
+fn erase<K>(object: &K, group: ChildGroup) -> Result<DesiredObject, DesiredError>
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize,
+{
+    let value = serde_json::to_value(object).map_err(|e| DesiredError::Serialize(e.to_string()))?;
+    let object = serde_json::from_value(value).map_err(|e| DesiredError::Serialize(e.to_string()))?;
+    Ok(DesiredObject {
+        resource: ApiResource::erase::<K>(&()),
+        object,
+        group,
+    })
+}
+
+fn dynamic(object: &DynamicObject, resource: ApiResource, group: ChildGroup) -> DesiredObject {
+    DesiredObject {
+        resource,
+        object: object.clone(),
+        group,
+    }
+}
+
+impl DesiredState {
+    /// Every child, in apply order: identity and config before the pods that use them, topics
+    /// before the workloads that need them, monitoring last.
+    pub fn objects(&self) -> Result<Vec<DesiredObject>, DesiredError> {
+        let mut out = vec![
+            erase(&self.service_account, ChildGroup::Core)?,
+            erase(&self.config_map, ChildGroup::Core)?,
+        ];
+        out.extend(
+            self.kafka_topics
+                .iter()
+                .map(|t| dynamic(t, kafka_topic_resource(), ChildGroup::Topics)),
+        );
+        for service in &self.services {
+            out.push(erase(service, ChildGroup::Core)?);
+        }
+        for deployment in &self.deployments {
+            out.push(erase(deployment, ChildGroup::Core)?);
+        }
+        out.push(erase(&self.pod_disruption_budget, ChildGroup::Core)?);
+        out.push(erase(&self.network_policy, ChildGroup::Core)?);
+        out.extend(
+            self.service_monitors
+                .iter()
+                .map(|m| dynamic(m, service_monitor_resource(), ChildGroup::Monitoring)),
+        );
+        if let Some(rule) = &self.prometheus_rule {
+            out.push(dynamic(rule, prometheus_rule_resource(), ChildGroup::Monitoring));
+        }
+        if let Some(dashboard) = &self.dashboard {
+            out.push(erase(dashboard, ChildGroup::Monitoring)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Every child of `vp`, type-erased, in apply order.
+pub fn desired_objects(vp: &crate::crd::VolatilityPipeline) -> Result<Vec<DesiredObject>, DesiredError> {
+    desired_state(vp)?.objects()
+}

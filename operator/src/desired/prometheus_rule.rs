@@ -1,0 +1,120 @@
+//! A Prometheus Operator `PrometheusRule` with the runbook's SLO alerts: API p95 latency above
+//! 800 ms, API error rate above 1 %, consumer lag above 30 s, no predictions for N minutes.
+//!
+//! The expressions select the pipeline's series by the `namespace` and `service` labels that
+//! the ServiceMonitors attach. `promtool check rules` and `promtool test rules` run over them in
+//! `operator/tests/desired_prometheus_rule.rs`.
+
+use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::{Value, json};
+
+use super::DesiredError;
+use super::meta::{MONITORING_COMPONENT, child_meta, workload_name};
+use crate::crd::{VolatilityPipeline, Workload};
+
+/// API p95 latency SLO, seconds.
+pub const P95_LATENCY_SLO_SECONDS: f64 = 0.8;
+/// API error-rate SLO, fraction of requests.
+pub const ERROR_RATE_SLO: f64 = 0.01;
+/// Consumer lag SLO, seconds.
+pub const CONSUMER_LAG_SLO_SECONDS: f64 = 30.0;
+
+/// `monitoring.coreos.com/v1` `PrometheusRule`.
+pub fn prometheus_rule_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PrometheusRule"),
+        "prometheusrules",
+    )
+}
+
+/// PromQL label matcher of one workload's series.
+pub fn series_selector(vp: &VolatilityPipeline, workloads: &[Workload]) -> String {
+    let namespace = vp.namespace().unwrap_or_default();
+    let services: Vec<String> = workloads.iter().map(|w| workload_name(vp, *w)).collect();
+    if services.len() == 1 {
+        format!(r#"namespace="{namespace}",service="{}""#, services[0])
+    } else {
+        format!(r#"namespace="{namespace}",service=~"{}""#, services.join("|"))
+    }
+}
+
+/// The rule groups (the `spec.groups` of the PrometheusRule, and the content of a Prometheus
+/// rule file).
+pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
+    let name = vp.name_any();
+    let namespace = vp.namespace().unwrap_or_default();
+    let api = series_selector(vp, &[Workload::Api]);
+    let predictor = series_selector(vp, &[Workload::Predictor]);
+    let consumers = series_selector(vp, &[Workload::Featurizer, Workload::Predictor]);
+    let minutes = vp.spec.monitoring.no_predictions_minutes;
+    let labels = json!({ "severity": "warning", "pipeline": name, "pipeline_namespace": namespace });
+    let critical = json!({ "severity": "critical", "pipeline": name, "pipeline_namespace": namespace });
+    json!([{
+        "name": format!("spikewatch.{namespace}.{name}.slo"),
+        "rules": [
+            {
+                "alert": "SpikewatchApiLatencyHigh",
+                "expr": format!("histogram_quantile(0.95, sum by (le) (rate(volatility_prediction_latency_seconds_bucket{{{api}}}[5m]))) > {P95_LATENCY_SLO_SECONDS}"),
+                "for": "5m",
+                "labels": labels,
+                "annotations": {
+                    "summary": "Prediction API p95 latency above 800 ms",
+                    "description": format!("p95 latency of {namespace}/{name} is {{{{ $value | humanizeDuration }}}} over the last 5 minutes (SLO: 800 ms)."),
+                },
+            },
+            {
+                "alert": "SpikewatchApiErrorRateHigh",
+                "expr": format!("sum(rate(volatility_api_errors_total{{{api}}}[5m])) / sum(rate(volatility_api_requests_total{{{api}}}[5m])) > {ERROR_RATE_SLO}"),
+                "for": "5m",
+                "labels": critical,
+                "annotations": {
+                    "summary": "Prediction API error rate above 1 %",
+                    "description": format!("{{{{ $value | humanizePercentage }}}} of the requests to {namespace}/{name} failed over the last 5 minutes (SLO: 1 %)."),
+                },
+            },
+            {
+                "alert": "SpikewatchConsumerLagHigh",
+                "expr": format!("max by (service) (volatility_consumer_lag_seconds{{{consumers}}}) > {CONSUMER_LAG_SLO_SECONDS}"),
+                "for": "2m",
+                "labels": labels,
+                "annotations": {
+                    "summary": "Consumer lag above 30 s",
+                    "description": format!("{{{{ $labels.service }}}} of {namespace}/{name} is {{{{ $value | humanizeDuration }}}} behind the newest event (SLO: 30 s)."),
+                },
+            },
+            {
+                "alert": "SpikewatchNoPredictions",
+                // `or vector(0)`: a predictor that is down exports no series at all, and that must alert too.
+                "expr": format!("(sum(increase(volatility_consumer_predictions_made_total{{{predictor}}}[{minutes}m])) or vector(0)) == 0"),
+                "labels": critical,
+                "annotations": {
+                    "summary": format!("No predictions for {minutes} minutes"),
+                    "description": format!("The predictor of {namespace}/{name} made no prediction in the last {minutes} minutes."),
+                },
+            },
+        ],
+    }])
+}
+
+/// A Prometheus rule file (`groups:`) with the pipeline's alerts, for `promtool`.
+pub fn prometheus_rule_file(vp: &VolatilityPipeline) -> Result<String, DesiredError> {
+    serde_yaml::to_string(&json!({ "groups": prometheus_rule_groups(vp) }))
+        .map_err(|e| DesiredError::Serialize(e.to_string()))
+}
+
+/// The PrometheusRule, or none when `monitoring.prometheusRule` is off.
+pub fn desired_prometheus_rule(vp: &VolatilityPipeline) -> Result<Option<DynamicObject>, DesiredError> {
+    if !vp.spec.monitoring.prometheus_rule {
+        return Ok(None);
+    }
+    let mut metadata = child_meta(vp, vp.name_any(), MONITORING_COMPONENT)?;
+    metadata
+        .labels
+        .get_or_insert_default()
+        .extend(vp.spec.monitoring.labels.clone());
+    let mut object = DynamicObject::new("", &prometheus_rule_resource())
+        .data(json!({ "spec": { "groups": prometheus_rule_groups(vp) } }));
+    object.metadata = metadata;
+    Ok(Some(object))
+}
