@@ -145,7 +145,7 @@ mod tests {
             ),
             (r#"{"price":1e400}"#, ApiError::NonFinite { field: "price".into() }),
             (r#"{"rows":[{"price":1},{}]}"#, ApiError::MissingField { field: "rows[1].price".into() }),
-            (r#"{"price":1,"#, ApiError::MalformedJson { reason: "EOF while parsing an object".into() }),
+            (r#"{"price":1,"#, ApiError::MalformedJson { reason: "EOF while parsing a value".into() }),
             (r#"{"price":1} x"#, ApiError::MalformedJson { reason: "trailing characters".into() }),
         ];
         for (body, expected) in cases {
