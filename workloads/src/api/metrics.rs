@@ -103,6 +103,10 @@ impl ApiMetrics {
             variant.with_label_values(&[v.as_str()]).set(0);
             rows.with_label_values(&[v.as_str()]);
         }
+        // Exported from the start, so that rate() and absence alerts work before the first event.
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
         ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads }
     }
 
