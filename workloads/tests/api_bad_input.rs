@@ -34,7 +34,14 @@ fn case(name: &'static str, body: Value, status: StatusCode, field: &'static str
     Case { name, content_type: "application/json", body: body.to_string(), status, field, error_type }
 }
 
-fn raw(name: &'static str, content_type: &'static str, body: &str, status: StatusCode, field: &'static str, error_type: &'static str) -> Case {
+fn raw(
+    name: &'static str,
+    content_type: &'static str,
+    body: &str,
+    status: StatusCode,
+    field: &'static str,
+    error_type: &'static str,
+) -> Case {
     Case { name, content_type, body: body.to_string(), status, field, error_type }
 }
 
@@ -48,7 +55,13 @@ fn cases() -> Vec<Case> {
     huge_price = huge_price.replacen("91234.5", "1e400", 1);
     vec![
         case("missing field", without("price"), S::UNPROCESSABLE_ENTITY, "price", "missing_field"),
-        case("missing field in a batch row", json!({"rows": [row(), without("spread_rel")]}), S::UNPROCESSABLE_ENTITY, "rows[1].spread_rel", "missing_field"),
+        case(
+            "missing field in a batch row",
+            json!({"rows": [row(), without("spread_rel")]}),
+            S::UNPROCESSABLE_ENTITY,
+            "rows[1].spread_rel",
+            "missing_field",
+        ),
         case("wrong type", with("price", json!("91234.5")), S::BAD_REQUEST, "price", "invalid_type"),
         case("null", with("midprice", Value::Null), S::BAD_REQUEST, "midprice", "invalid_type"),
         case("NaN as a string", with("volatility", json!("NaN")), S::BAD_REQUEST, "volatility", "invalid_type"),
@@ -57,25 +70,94 @@ fn cases() -> Vec<Case> {
         raw("bare NaN token", "application/json", r#"{"price": NaN}"#, S::BAD_REQUEST, "body", "malformed_json"),
         case("negative price", with("price", json!(-1.0)), S::UNPROCESSABLE_ENTITY, "price", "out_of_range"),
         case("zero midprice", with("midprice", json!(0.0)), S::UNPROCESSABLE_ENTITY, "midprice", "out_of_range"),
-        case("spread_rel above 1", with("spread_rel", json!(1.5)), S::UNPROCESSABLE_ENTITY, "spread_rel", "out_of_range"),
-        case("negative spread", with("spread_abs", json!(-0.01)), S::UNPROCESSABLE_ENTITY, "spread_abs", "out_of_range"),
-        case("imbalance below -1", with("order_book_imbalance", json!(-1.2)), S::UNPROCESSABLE_ENTITY, "order_book_imbalance", "out_of_range"),
-        case("return beyond ±100 %", with("return_30s", json!(3.0)), S::UNPROCESSABLE_ENTITY, "return_30s", "out_of_range"),
-        case("negative volatility", with("volatility_10s", json!(-0.001)), S::UNPROCESSABLE_ENTITY, "volatility_10s", "out_of_range"),
-        case("negative tick count", with("tick_count", json!(-5)), S::UNPROCESSABLE_ENTITY, "tick_count", "out_of_range"),
-        case("out of range in a batch row", json!({"rows": [row(), row(), with("trade_intensity", json!(-1))]}), S::UNPROCESSABLE_ENTITY, "rows[2].trade_intensity", "out_of_range"),
+        case(
+            "spread_rel above 1",
+            with("spread_rel", json!(1.5)),
+            S::UNPROCESSABLE_ENTITY,
+            "spread_rel",
+            "out_of_range",
+        ),
+        case(
+            "negative spread",
+            with("spread_abs", json!(-0.01)),
+            S::UNPROCESSABLE_ENTITY,
+            "spread_abs",
+            "out_of_range",
+        ),
+        case(
+            "imbalance below -1",
+            with("order_book_imbalance", json!(-1.2)),
+            S::UNPROCESSABLE_ENTITY,
+            "order_book_imbalance",
+            "out_of_range",
+        ),
+        case(
+            "return beyond ±100 %",
+            with("return_30s", json!(3.0)),
+            S::UNPROCESSABLE_ENTITY,
+            "return_30s",
+            "out_of_range",
+        ),
+        case(
+            "negative volatility",
+            with("volatility_10s", json!(-0.001)),
+            S::UNPROCESSABLE_ENTITY,
+            "volatility_10s",
+            "out_of_range",
+        ),
+        case(
+            "negative tick count",
+            with("tick_count", json!(-5)),
+            S::UNPROCESSABLE_ENTITY,
+            "tick_count",
+            "out_of_range",
+        ),
+        case(
+            "out of range in a batch row",
+            json!({"rows": [row(), row(), with("trade_intensity", json!(-1))]}),
+            S::UNPROCESSABLE_ENTITY,
+            "rows[2].trade_intensity",
+            "out_of_range",
+        ),
         case("empty batch", json!({"rows": []}), S::UNPROCESSABLE_ENTITY, "rows", "invalid_request"),
         case("rows not an array", json!({"rows": {"price": 1}}), S::BAD_REQUEST, "rows", "invalid_type"),
         case("row not an object", json!({"rows": [1]}), S::BAD_REQUEST, "rows[0]", "invalid_type"),
-        case("too many rows", json!({"rows": [row(), row(), row(), row(), row()]}), S::PAYLOAD_TOO_LARGE, "rows", "too_many_rows"),
+        case(
+            "too many rows",
+            json!({"rows": [row(), row(), row(), row(), row()]}),
+            S::PAYLOAD_TOO_LARGE,
+            "rows",
+            "too_many_rows",
+        ),
         case("body is an array", json!([row()]), S::BAD_REQUEST, "body", "invalid_type"),
         case("body is a number", json!(42), S::BAD_REQUEST, "body", "invalid_type"),
         raw("malformed JSON", "application/json", r#"{"price": 1,"#, S::BAD_REQUEST, "body", "malformed_json"),
         raw("trailing garbage", "application/json", &format!("{} x", row()), S::BAD_REQUEST, "body", "malformed_json"),
         raw("empty body", "application/json", "", S::BAD_REQUEST, "body", "malformed_json"),
-        raw("oversized body", "application/json", &format!("{{\"pad\": \"{}\"}}", "x".repeat(5000)), S::PAYLOAD_TOO_LARGE, "body", "body_too_large"),
-        raw("text/plain", "text/plain", &row().to_string(), S::UNSUPPORTED_MEDIA_TYPE, "content-type", "unsupported_media_type"),
-        raw("form encoded", "application/x-www-form-urlencoded", "price=1", S::UNSUPPORTED_MEDIA_TYPE, "content-type", "unsupported_media_type"),
+        raw(
+            "oversized body",
+            "application/json",
+            &format!("{{\"pad\": \"{}\"}}", "x".repeat(5000)),
+            S::PAYLOAD_TOO_LARGE,
+            "body",
+            "body_too_large",
+        ),
+        raw(
+            "text/plain",
+            "text/plain",
+            &row().to_string(),
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "content-type",
+            "unsupported_media_type",
+        ),
+        raw(
+            "form encoded",
+            "application/x-www-form-urlencoded",
+            "price=1",
+            S::UNSUPPORTED_MEDIA_TYPE,
+            "content-type",
+            "unsupported_media_type",
+        ),
     ]
 }
 
@@ -130,7 +212,10 @@ async fn no_prefix_of_a_valid_body_is_a_5xx() {
         assert!(reply.error_field().is_some(), "prefix {end}: {}", reply.text);
     }
     let text = metrics_text(&app).await;
-    assert!(!text.lines().any(|l| l.starts_with("volatility_api_requests_total") && l.contains("status=\"5")), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("volatility_api_requests_total") && l.contains("status=\"5")),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -100,7 +100,13 @@ async fn no_request_fails_during_hot_reloads_and_variant_switches() {
     stop.store(true, Ordering::SeqCst);
     switcher.await.expect("every reload and switch succeeded");
 
-    assert!(failures.is_empty(), "{} of {} requests failed, first: {}", failures.len(), answered + failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed, first: {}",
+        failures.len(),
+        answered + failures.len(),
+        failures[0]
+    );
     let cycles = cycles.load(Ordering::SeqCst);
     assert!(cycles >= MIN_CYCLES, "only {cycles} reload cycles ran during {rounds} rounds of load");
     assert_eq!(variants.into_iter().collect::<Vec<_>>(), ["baseline", "ml"], "both variants answered during the test");

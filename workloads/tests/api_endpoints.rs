@@ -160,7 +160,8 @@ async fn metrics_count_requests_errors_latency_and_report_the_model() {
 
 #[tokio::test]
 async fn admin_endpoints_are_disabled_without_a_token_file() {
-    let state = spikewatch::api::AppState::with_models(Limits::default(), AdminAuth::Disabled, handle(ModelVariant::Ml).await);
+    let state =
+        spikewatch::api::AppState::with_models(Limits::default(), AdminAuth::Disabled, handle(ModelVariant::Ml).await);
     let app = api::router(state);
     for uri in ["/admin/reload", "/admin/variant"] {
         let reply = call(&app, admin_post(uri, Some(&json!({"variant": "baseline"})), Some(TOKEN))).await;
@@ -312,7 +313,7 @@ async fn slow_requests_time_out_with_a_json_503() {
     let limits = Limits { request_timeout: std::time::Duration::from_millis(50), ..Limits::default() };
     // The model sleeps far longer than the timeout; a batch runs on the blocking pool, so the
     // request future can be abandoned while the model is still busy.
-    let app = api::router(broken_state(Some(std::time::Duration::from_secs(2)), limits));
+    let app = api::router(broken_state(Some(std::time::Duration::from_secs(1)), limits));
     let rows: Vec<Value> = (0..100).map(|_| row()).collect();
     let reply = call(&app, post_json("/predict", &json!({ "rows": rows }))).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -39,7 +39,11 @@ fn check_model_metadata(v: &Value) {
     assert!(v["name"].is_string() && v["platform"].is_string(), "{v}");
     assert!(v.get("versions").is_none_or(string_array), "{v}");
     for tensors in ["inputs", "outputs"] {
-        v[tensors].as_array().unwrap_or_else(|| panic!("{tensors} missing: {v}")).iter().for_each(check_metadata_tensor);
+        v[tensors]
+            .as_array()
+            .unwrap_or_else(|| panic!("{tensors} missing: {v}"))
+            .iter()
+            .for_each(check_metadata_tensor);
     }
 }
 
@@ -96,7 +100,11 @@ async fn health_and_server_metadata() {
     assert_eq!((ready.status, ready.body.clone()), (StatusCode::OK, json!({"ready": true})));
     let server = call(&app, get("/v2")).await;
     only_keys(&server.body, &["name", "version", "extensions"], "metadata_server_response");
-    assert!(server.body["name"].is_string() && server.body["version"].is_string() && string_array(&server.body["extensions"]));
+    assert!(
+        server.body["name"].is_string()
+            && server.body["version"].is_string()
+            && string_array(&server.body["extensions"])
+    );
 }
 
 #[tokio::test]
@@ -112,7 +120,8 @@ async fn model_metadata_describes_the_tensors() {
         assert_eq!(reply.body["versions"], json!([info.version]));
         assert_eq!(reply.body["platform"], "onnxruntime_onnx");
         assert_eq!(reply.body["inputs"], json!([{"name": "input", "datatype": "FP32", "shape": [-1, 14]}]));
-        let outputs: Vec<&str> = reply.body["outputs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+        let outputs: Vec<&str> =
+            reply.body["outputs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
         assert_eq!(outputs, ["probability", "prediction"]);
 
         let ready = call(&app, get(&format!("/v2/models/{name}/ready"))).await;
@@ -172,7 +181,8 @@ async fn infer_a_batch_tensor_matches_the_model() {
 async fn nested_data_fp64_columns_and_requested_outputs() {
     let state = state(ModelVariant::Ml).await;
     let app = api::router(state.clone());
-    let flat = call(&app, post_json("/v2/models/spikewatch/infer", &matrix_request(&[row(), stressed_row()], "FP32"))).await;
+    let flat =
+        call(&app, post_json("/v2/models/spikewatch/infer", &matrix_request(&[row(), stressed_row()], "FP32"))).await;
     let want = output(&flat.body, "probability")["data"].clone();
 
     // Nested row-major data, FP64.
@@ -193,8 +203,10 @@ async fn nested_data_fp64_columns_and_requested_outputs() {
     let inputs: Vec<Value> = FEATURE_NAMES
         .iter()
         .rev()
-        .map(|name| json!({"name": name, "shape": [2], "datatype": "FP32",
-                           "data": [row()[name].clone(), stressed_row()[name].clone()]}))
+        .map(|name| {
+            json!({"name": name, "shape": [2], "datatype": "FP32",
+                           "data": [row()[name].clone(), stressed_row()[name].clone()]})
+        })
         .collect();
     let reply = call(&app, post_json("/v2/models/spikewatch/infer", &json!({"inputs": inputs}))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -207,10 +219,16 @@ async fn infer_on_a_version_path() {
     let state = state(ModelVariant::Ml).await;
     let app = api::router(state.clone());
     let version = state.model().unwrap().info().version.clone();
-    let ok = call(&app, post_json(&format!("/v2/models/spikewatch/versions/{version}/infer"), &matrix_request(&[row()], "FP32"))).await;
+    let ok = call(
+        &app,
+        post_json(&format!("/v2/models/spikewatch/versions/{version}/infer"), &matrix_request(&[row()], "FP32")),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     check_inference_response(&ok.body);
-    let stale = call(&app, post_json("/v2/models/spikewatch/versions/0.0.0-stale/infer", &matrix_request(&[row()], "FP32"))).await;
+    let stale =
+        call(&app, post_json("/v2/models/spikewatch/versions/0.0.0-stale/infer", &matrix_request(&[row()], "FP32")))
+            .await;
     assert_eq!(stale.status, StatusCode::NOT_FOUND);
     check_error(&stale.body);
 }
@@ -230,15 +248,33 @@ async fn bad_tensors_are_4xx_with_the_protocols_error_object() {
     edit("inputs missing", StatusCode::UNPROCESSABLE_ENTITY, "inputs:", &|r| {
         r.as_object_mut().unwrap().remove("inputs");
     });
-    edit("wrong datatype", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].datatype:", &|r| r["inputs"][0]["datatype"] = json!("BYTES"));
-    edit("wrong width", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].shape:", &|r| r["inputs"][0]["shape"] = json!([1, 13]));
-    edit("negative dim", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].shape:", &|r| r["inputs"][0]["shape"] = json!([-1, 14]));
-    edit("shape/data mismatch", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].data:", &|r| r["inputs"][0]["shape"] = json!([2, 14]));
-    edit("string in data", StatusCode::BAD_REQUEST, "inputs[0].data[3]:", &|r| r["inputs"][0]["data"][3] = json!("NaN"));
-    edit("out of range", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].data[10] (row 0, spread_rel):", &|r| r["inputs"][0]["data"][10] = json!(2.0));
-    edit("negative price", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].data[0] (row 0, price):", &|r| r["inputs"][0]["data"][0] = json!(-5.0));
-    edit("too many rows", StatusCode::PAYLOAD_TOO_LARGE, "inputs[0].shape:", &|r| r["inputs"][0]["shape"] = json!([5, 14]));
-    edit("unknown output", StatusCode::UNPROCESSABLE_ENTITY, "outputs[0].name:", &|r| r["outputs"] = json!([{"name": "logits"}]));
+    edit("wrong datatype", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].datatype:", &|r| {
+        r["inputs"][0]["datatype"] = json!("BYTES")
+    });
+    edit("wrong width", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].shape:", &|r| {
+        r["inputs"][0]["shape"] = json!([1, 13])
+    });
+    edit("negative dim", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].shape:", &|r| {
+        r["inputs"][0]["shape"] = json!([-1, 14])
+    });
+    edit("shape/data mismatch", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].data:", &|r| {
+        r["inputs"][0]["shape"] = json!([2, 14])
+    });
+    edit("string in data", StatusCode::BAD_REQUEST, "inputs[0].data[3]:", &|r| {
+        r["inputs"][0]["data"][3] = json!("NaN")
+    });
+    edit("out of range", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].data[10] (row 0, spread_rel):", &|r| {
+        r["inputs"][0]["data"][10] = json!(2.0)
+    });
+    edit("negative price", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].data[0] (row 0, price):", &|r| {
+        r["inputs"][0]["data"][0] = json!(-5.0)
+    });
+    edit("too many rows", StatusCode::PAYLOAD_TOO_LARGE, "inputs[0].shape:", &|r| {
+        r["inputs"][0]["shape"] = json!([5, 14])
+    });
+    edit("unknown output", StatusCode::UNPROCESSABLE_ENTITY, "outputs[0].name:", &|r| {
+        r["outputs"] = json!([{"name": "logits"}])
+    });
     edit("unknown column", StatusCode::UNPROCESSABLE_ENTITY, "inputs[1].name:", &|r| {
         r["inputs"] = json!([{"name": "price", "shape": [1], "datatype": "FP32", "data": [1.0]},
                              {"name": "colour", "shape": [1], "datatype": "FP32", "data": [1.0]}]);

@@ -61,7 +61,8 @@ fn start(args: &[&str]) -> Server {
     });
     let deadline = Instant::now() + GIVE_UP;
     loop {
-        let line = logs.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("serve logged its address");
+        let line =
+            logs.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("serve logged its address");
         let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
         if event["message"] == "prediction API listening" {
             let addr = event["addr"].as_str().expect("addr field").to_string();

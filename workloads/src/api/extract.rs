@@ -148,7 +148,10 @@ mod tests {
             ("{}", ApiError::MissingField { field: "price".into() }),
             (
                 r#"{"price":"NaN"}"#,
-                ApiError::InvalidType { field: "price".into(), reason: "invalid type: string \"NaN\", expected f64".into() },
+                ApiError::InvalidType {
+                    field: "price".into(),
+                    reason: "invalid type: string \"NaN\", expected f64".into(),
+                },
             ),
             (r#"{"price":1e400}"#, ApiError::NonFinite { field: "price".into() }),
             (r#"{"rows":[{"price":1},{}]}"#, ApiError::MissingField { field: "rows[1].price".into() }),
@@ -156,14 +159,19 @@ mod tests {
             (r#"{"price":1} x"#, ApiError::MalformedJson { reason: "trailing characters".into() }),
         ];
         for (body, expected) in cases {
-            let got = if body.contains("rows") { parse::<Batch>(body.as_bytes()).map(|_| ()) } else { parse::<Row>(body.as_bytes()).map(|_| ()) };
+            let got = if body.contains("rows") {
+                parse::<Batch>(body.as_bytes()).map(|_| ())
+            } else {
+                parse::<Row>(body.as_bytes()).map(|_| ())
+            };
             assert_eq!(got.unwrap_err(), expected, "{body}");
         }
     }
 
     #[test]
     fn content_types() {
-        let ok = ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"];
+        let ok =
+            ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"];
         for ct in ok {
             assert!(check_content_type(Some(&header::HeaderValue::from_static(ct))).is_ok(), "{ct}");
         }

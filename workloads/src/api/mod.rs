@@ -92,4 +92,3 @@ pub fn reload_on_sighup(state: AppState) -> std::io::Result<tokio::task::JoinHan
         }
     }))
 }
-

@@ -116,9 +116,10 @@ impl AppState {
     }
 
     fn control(&self) -> Result<&ModelHandle, ApiError> {
-        self.0.models.get().ok_or_else(|| ApiError::ModelNotReady {
-            reason: self.not_ready_reason().unwrap_or_default(),
-        })
+        self.0
+            .models
+            .get()
+            .ok_or_else(|| ApiError::ModelNotReady { reason: self.not_ready_reason().unwrap_or_default() })
     }
 
     /// Reloads the model from its source and swaps it in; the old one serves until then.
@@ -160,7 +161,12 @@ impl AppState {
             Err(err) => {
                 metrics.reloads.with_label_values(&["failure"]).inc();
                 Err(ApiError::ModelUpdate {
-                    reason: format!("{what} failed, still serving {} {} ({}): {err}", info.name, info.version, info.variant.as_str()),
+                    reason: format!(
+                        "{what} failed, still serving {} {} ({}): {err}",
+                        info.name,
+                        info.version,
+                        info.variant.as_str()
+                    ),
                 })
             }
         }

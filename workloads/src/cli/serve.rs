@@ -54,7 +54,9 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     args.apply(&mut config);
     let admin = AdminAuth::from_file(config.api.admin_token_file.as_deref())?;
     if matches!(admin, AdminAuth::Disabled) {
-        tracing::warn!("admin endpoints disabled: set api.admin_token_file (or ADMIN_TOKEN_FILE) to enable reload and variant switch");
+        tracing::warn!(
+            "admin endpoints disabled: set api.admin_token_file (or ADMIN_TOKEN_FILE) to enable reload and variant switch"
+        );
     }
     let state = AppState::new(Limits::from_config(&config.api), admin, ApiMetrics::new());
     let listener = tokio::net::TcpListener::bind(&config.api.bind)
@@ -131,8 +133,13 @@ mod tests {
     #[test]
     fn flags_override_config() {
         let mut config = Config::default();
-        Args { port: Some(9100), bind: None, model: Some("models:/spikewatch@prod".into()), variant: Some(ModelVariant::Baseline) }
-            .apply(&mut config);
+        Args {
+            port: Some(9100),
+            bind: None,
+            model: Some("models:/spikewatch@prod".into()),
+            variant: Some(ModelVariant::Baseline),
+        }
+        .apply(&mut config);
         assert_eq!(config.api.bind, "0.0.0.0:9100");
         assert_eq!(config.model.source, "models:/spikewatch@prod");
         assert_eq!(config.model.variant, ModelVariant::Baseline);

@@ -147,7 +147,9 @@ pub fn admin_post(uri: &str, body: Option<&Value>, token: Option<&str>) -> Reque
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
     match body {
-        Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap(),
+        Some(body) => {
+            request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+        }
         None => request.body(Body::empty()).unwrap(),
     }
 }
