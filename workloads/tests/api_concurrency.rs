@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 use spikewatch::domain::{FEATURE_NAMES, ModelVariant};
 
 const IN_FLIGHT: usize = 200;
-/// Keep loading until the switcher has done this many reload + switch cycles...
-const MIN_CYCLES: usize = 5;
+/// Keep loading for at least this many rounds...
+const MIN_ROUNDS: usize = 10;
+/// ...and until the switcher has done this many reload + switch cycles...
+const MIN_CYCLES: usize = 10;
 /// ...but never more rounds than this (the test fails instead of hanging).
 const MAX_ROUNDS: usize = 300;
 
@@ -38,7 +40,10 @@ async fn one_request(client: &reqwest::Client, base: &str, i: usize) -> Result<O
     let ok = match i % 3 {
         0 => value["probability"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)),
         1 => value["predictions"].as_array().is_some_and(|p| p.len() == 2),
-        _ => value["id"] == i.to_string() && value["outputs"].as_array().is_some_and(|o| o.len() == 2),
+        _ => {
+            value["id"].as_str() == Some(i.to_string().as_str())
+                && value["outputs"].as_array().is_some_and(|o| o.len() == 2)
+        }
     };
     if !ok {
         return Err(format!("{url}: unexpected body {text}"));
@@ -84,7 +89,9 @@ async fn no_request_fails_during_hot_reloads_and_variant_switches() {
     let mut answered = 0usize;
     let mut variants = std::collections::BTreeSet::new();
     let mut rounds = 0;
-    while rounds < MAX_ROUNDS && (cycles.load(Ordering::SeqCst) < MIN_CYCLES || variants.len() < 2) {
+    while rounds < MAX_ROUNDS
+        && (rounds < MIN_ROUNDS || cycles.load(Ordering::SeqCst) < MIN_CYCLES || variants.len() < 2)
+    {
         let batch = (0..IN_FLIGHT).map(|i| one_request(&client, &base, rounds * IN_FLIGHT + i));
         for result in futures::future::join_all(batch).await {
             match result {
@@ -108,6 +115,7 @@ async fn no_request_fails_during_hot_reloads_and_variant_switches() {
         failures[0]
     );
     let cycles = cycles.load(Ordering::SeqCst);
+    eprintln!("{answered} requests in {rounds} rounds of {IN_FLIGHT} in flight, {cycles} reload/switch cycles");
     assert!(cycles >= MIN_CYCLES, "only {cycles} reload cycles ran during {rounds} rounds of load");
     assert_eq!(variants.into_iter().collect::<Vec<_>>(), ["baseline", "ml"], "both variants answered during the test");
 

@@ -49,9 +49,13 @@ fn command(args: &[&str]) -> Command {
 }
 
 /// Starts `spikewatch serve` on 127.0.0.1:0 and reads the bound address from its log.
-fn start(args: &[&str]) -> Server {
+fn start(args: &[&str], env: &[(&str, &std::path::Path)]) -> Server {
     artifacts();
-    let mut child = command(&[&["--bind", "127.0.0.1:0"], args].concat()).spawn().expect("spawn spikewatch");
+    let mut command = command(&[&["--bind", "127.0.0.1:0"], args].concat());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("spawn spikewatch");
     let stderr = child.stderr.take().unwrap();
     let (tx, logs) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -59,16 +63,21 @@ fn start(args: &[&str]) -> Server {
             let _ = tx.send(line);
         }
     });
+    // From here on, dropping the server (also on a failed assertion) kills the process.
+    let mut server = Server { child, base: String::new(), logs };
     let deadline = Instant::now() + GIVE_UP;
-    loop {
-        let line =
-            logs.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("serve logged its address");
-        let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
-        if event["message"] == "prediction API listening" {
-            let addr = event["addr"].as_str().expect("addr field").to_string();
-            return Server { child, base: format!("http://{addr}"), logs };
+    while server.base.is_empty() {
+        let line = server
+            .logs
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("serve logged its address");
+        if let Ok(event) = serde_json::from_str::<Value>(&line)
+            && event["message"] == "prediction API listening"
+        {
+            server.base = format!("http://{}", event["addr"].as_str().expect("addr field"));
         }
     }
+    server
 }
 
 async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
@@ -90,7 +99,7 @@ async fn metrics(base: &str) -> String {
 
 #[tokio::test]
 async fn serves_the_committed_model_reloads_on_sighup_and_stops_on_sigterm() {
-    let mut server = start(&[]);
+    let mut server = start(&[], &[]);
     let client = reqwest::Client::new();
     let base = server.base.clone();
     wait_for("the model to load", async || {
@@ -124,26 +133,7 @@ async fn variant_flag_and_admin_token_file() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let mut command = command(&["--bind", "127.0.0.1:0", "--variant", "baseline"]);
-    command.env("ADMIN_TOKEN_FILE", &token_file);
-    artifacts();
-    let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, logs) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = logs.recv_timeout(GIVE_UP).expect("serve logged its address");
-        if let Ok(event) = serde_json::from_str::<Value>(&line)
-            && event["message"] == "prediction API listening"
-        {
-            break event["addr"].as_str().unwrap().to_string();
-        }
-    };
-    let server = Server { child, base: format!("http://{addr}"), logs };
+    let server = start(&["--variant", "baseline"], &[("ADMIN_TOKEN_FILE", &token_file)]);
     let base = server.base.clone();
     let client = reqwest::Client::new();
     wait_for("the model to load", async || {
