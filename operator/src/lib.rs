@@ -3,3 +3,16 @@
 pub mod crd;
 pub mod crdgen;
 pub mod desired;
+
+pub mod controller;
+pub mod discovery;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod run;
+pub mod telemetry;
+pub mod topics;
+
+pub use controller::error::{Error, Result};

@@ -18,15 +18,15 @@ enum Command {
     /// Print the VolatilityPipeline CustomResourceDefinition as YAML.
     Crdgen,
     /// Run the operator against the cluster of the current kubeconfig or service account.
-    Run,
+    Run(spikewatch_operator::run::RunArgs),
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     match Cli::parse().command {
-        Command::Crdgen => print!("{}", spikewatch_operator::crdgen::crd_yaml()),
-        Command::Run => {
-            eprintln!("spikewatch-operator run: not implemented yet");
-            std::process::exit(1);
+        Command::Crdgen => {
+            print!("{}", spikewatch_operator::crdgen::crd_yaml());
+            std::process::ExitCode::SUCCESS
         }
+        Command::Run(args) => spikewatch_operator::run::main(args),
     }
 }

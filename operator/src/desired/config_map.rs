@@ -15,7 +15,7 @@ use super::meta::{CONFIG_KEY, PIPELINE_COMPONENT, child_meta, config_map_name};
 use crate::crd::VolatilityPipeline;
 
 /// Where the auth Secret's `ca.crt` is mounted when `kafka.caFromSecret` is set.
-pub const KAFKA_CA_PATH: &str = "/etc/spikewatch/kafka/ca.crt";
+pub const KAFKA_CA_PATH: &str = "/etc/spikewatch-kafka/ca.crt";
 
 /// The config every workload of the pipeline runs with.
 pub fn desired_config(vp: &VolatilityPipeline) -> Config {

@@ -168,7 +168,8 @@ fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
     if kafka_ca_secret(vp, workload).is_some() {
         mounts.push(VolumeMount {
             name: "kafka-ca".into(),
-            mount_path: format!("{CONFIG_DIR}/kafka"),
+            // Beside, not inside, the ConfigMap volume: a mount point cannot be created in a read-only volume.
+            mount_path: "/etc/spikewatch-kafka".into(),
             read_only: Some(true),
             ..Default::default()
         });

@@ -1,0 +1,238 @@
+//! Server-side apply of one child, skipped when the child already holds what we would send.
+//!
+//! "Holds what we would send" is a semantic subset test: every field of the desired object is
+//! present in the observed one with an equal value. Fields the API server or other controllers
+//! add (defaults, status, annotations of their own) do not count; a field someone edited does,
+//! and the next reconcile puts it back. Quantities compare by value (`1000m` = `1`), because the
+//! API server rewrites them to canonical form.
+
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::{Error, Result};
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "spikewatch-operator";
+
+/// A desired child in untyped form, so one code path applies Deployments, ConfigMaps and
+/// CRD-backed kinds (ServiceMonitor, KafkaTopic) alike.
+#[derive(Debug, Clone)]
+pub struct DesiredChild {
+    pub resource: ApiResource,
+    pub name: String,
+    /// The whole object as JSON, with `apiVersion`, `kind` and `metadata`.
+    pub object: Value,
+}
+
+impl DesiredChild {
+    pub fn from_typed<K>(object: &K) -> Result<DesiredChild>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let mut value = serde_json::to_value(object).map_err(|source| Error::Serialization {
+            kind: kind_of::<K>(),
+            name: name.clone(),
+            source,
+        })?;
+        // k8s-openapi types serialize without apiVersion/kind unless set; apply needs them.
+        value["apiVersion"] = Value::String(K::api_version(&()).into_owned());
+        value["kind"] = Value::String(K::kind(&()).into_owned());
+        Ok(DesiredChild {
+            resource: ApiResource::erase::<K>(&()),
+            name,
+            object: value,
+        })
+    }
+
+    /// For kinds without Rust types (ServiceMonitor, PrometheusRule, KafkaTopic).
+    pub fn from_dynamic_object(
+        object: &DynamicObject,
+        resource: ApiResource,
+    ) -> Result<DesiredChild> {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let mut value = serde_json::to_value(object).map_err(|source| Error::Serialization {
+            kind: "custom resource",
+            name: name.clone(),
+            source,
+        })?;
+        value["apiVersion"] = Value::String(resource.api_version.clone());
+        value["kind"] = Value::String(resource.kind.clone());
+        Ok(DesiredChild {
+            resource,
+            name,
+            object: value,
+        })
+    }
+
+    pub fn kind(&self) -> &str {
+        &self.resource.kind
+    }
+}
+
+fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
+    // Only used in error messages; leaking a handful of kind names once is fine.
+    Box::leak(K::kind(&()).into_owned().into_boxed_str())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Observed already matched: no request was sent.
+    Unchanged,
+    Created,
+    Updated,
+}
+
+/// Applies `child` in `namespace` unless the observed object already matches.
+/// Returns the outcome and the object as it is now (observed or as returned by the apply).
+pub async fn apply_child(
+    client: &Client,
+    namespace: &str,
+    child: &DesiredChild,
+) -> Result<(ApplyOutcome, DynamicObject)> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &child.resource);
+    let observed = api.get_opt(&child.name).await?;
+    if let Some(observed) = &observed {
+        let observed_json =
+            serde_json::to_value(observed).map_err(|source| Error::Serialization {
+                kind: "observed object",
+                name: child.name.clone(),
+                source,
+            })?;
+        if is_semantic_subset(&child.object, &observed_json) {
+            return Ok((ApplyOutcome::Unchanged, observed.clone()));
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let applied = api
+        .patch(&child.name, &params, &Patch::Apply(&child.object))
+        .await?;
+    let outcome = if observed.is_some() {
+        ApplyOutcome::Updated
+    } else {
+        ApplyOutcome::Created
+    };
+    Ok((outcome, applied))
+}
+
+/// Whether every field set in `desired` has an equal value in `observed`.
+pub fn is_semantic_subset(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().all(|(key, value)| match have.get(key) {
+                Some(seen) => is_semantic_subset(value, seen),
+                None => is_empty(value),
+            })
+        }
+        (Value::Object(_), Value::Null) | (Value::Array(_), Value::Null) => is_empty(desired),
+        (Value::Array(want), Value::Array(have)) => {
+            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_semantic_subset(w, h))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::String(b)) => a == b || quantities_equal(a, b),
+        (Value::Null, _) => true,
+        (a, b) => a == b,
+    }
+}
+
+/// Empty lists, maps and nulls are dropped by the API server, so their absence matches.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.values().all(is_empty),
+        _ => false,
+    }
+}
+
+/// Compares two strings as Kubernetes quantities (`500m`, `0.5`, `1Gi`, `1024Mi`); false when
+/// either is not a quantity.
+fn quantities_equal(a: &str, b: &str) -> bool {
+    match (parse_quantity(a), parse_quantity(b)) {
+        (Some(x), Some(y)) => (x - y).abs() <= f64::EPSILON * x.abs().max(y.abs()).max(1.0),
+        _ => false,
+    }
+}
+
+fn parse_quantity(s: &str) -> Option<f64> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    if number.is_empty() {
+        return None;
+    }
+    let number: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some(number * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_added_fields_do_not_count_as_drift() {
+        let desired =
+            json!({"metadata": {"name": "a", "labels": {"app": "x"}}, "spec": {"replicas": 1}});
+        let observed = json!({
+            "metadata": {"name": "a", "labels": {"app": "x", "extra": "y"}, "uid": "1", "resourceVersion": "7"},
+            "spec": {"replicas": 1, "revisionHistoryLimit": 10},
+            "status": {"readyReplicas": 1}
+        });
+        assert!(is_semantic_subset(&desired, &observed));
+    }
+
+    #[test]
+    fn an_edited_or_missing_field_is_drift() {
+        let desired = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
+        let edited = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i:2"}]}}}});
+        let missing = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
+        assert!(!is_semantic_subset(&desired, &edited));
+        assert!(!is_semantic_subset(&desired, &missing));
+    }
+
+    #[test]
+    fn canonicalized_quantities_and_dropped_empties_match() {
+        let desired = json!({"cpu": "1000m", "memory": "1Gi", "args": [], "annotations": {}});
+        let observed = json!({"cpu": "1", "memory": "1024Mi"});
+        assert!(is_semantic_subset(&desired, &observed));
+        assert!(!is_semantic_subset(
+            &json!({"cpu": "500m"}),
+            &json!({"cpu": "1"})
+        ));
+        assert!(!is_semantic_subset(
+            &json!({"image": "a"}),
+            &json!({"image": "b"})
+        ));
+    }
+
+    #[test]
+    fn list_length_changes_are_drift() {
+        assert!(!is_semantic_subset(
+            &json!({"ports": [{"port": 1}]}),
+            &json!({"ports": [{"port": 1}, {"port": 2}]})
+        ));
+    }
+}

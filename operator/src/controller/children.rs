@@ -1,0 +1,128 @@
+//! The desired children of a pipeline, from the pure builders in [`crate::desired`], in the
+//! untyped form the apply step takes, each with the pipeline as controlling owner.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::Value;
+
+use super::apply::DesiredChild;
+use super::error::{Error, Result};
+use crate::crd::{VolatilityPipeline, Workload};
+use crate::desired;
+use crate::discovery::Capabilities;
+
+/// Label selector of the children the operator watches (`.owns(...)`).
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=spikewatch-operator";
+const _: () = assert!(matches!(
+    desired::MANAGER.as_bytes(),
+    b"spikewatch-operator"
+));
+
+#[derive(Debug, Clone, Default)]
+pub struct DesiredChildren {
+    /// ConfigMap, ServiceAccount, Services, PodDisruptionBudget, NetworkPolicy: applied before
+    /// the Deployments that reference them.
+    pub core: Vec<DesiredChild>,
+    pub deployments: Vec<(Workload, DesiredChild)>,
+    /// ServiceMonitors and the PrometheusRule (need monitoring.coreos.com).
+    pub monitoring: Vec<DesiredChild>,
+    /// The Grafana dashboard ConfigMap (a core kind: applied whatever the cluster serves).
+    pub dashboard: Option<DesiredChild>,
+    /// KafkaTopic objects (`topicManagement: strimzi` only).
+    pub kafka_topics: Vec<DesiredChild>,
+}
+
+impl DesiredChildren {
+    pub fn all(&self) -> impl Iterator<Item = &DesiredChild> {
+        self.core
+            .iter()
+            .chain(self.deployments.iter().map(|(_, d)| d))
+            .chain(self.monitoring.iter())
+            .chain(self.dashboard.iter())
+            .chain(self.kafka_topics.iter())
+    }
+}
+
+/// Every child the spec asks for, each owned by `vp`.
+pub fn desired_children(
+    vp: &VolatilityPipeline,
+    _capabilities: &Capabilities,
+) -> Result<DesiredChildren> {
+    let owner = desired::owner_reference(vp).map_err(invalid)?;
+    let state = desired::desired_state(vp).map_err(invalid)?;
+    let mut children = DesiredChildren::default();
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.service_account)?);
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.config_map)?);
+    for service in &state.services {
+        children.core.push(DesiredChild::from_typed(service)?);
+    }
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.pod_disruption_budget)?);
+    children
+        .core
+        .push(DesiredChild::from_typed(&state.network_policy)?);
+    for (workload, deployment) in Workload::ALL.iter().zip(&state.deployments) {
+        children
+            .deployments
+            .push((*workload, DesiredChild::from_typed(deployment)?));
+    }
+    for topic in &state.kafka_topics {
+        children
+            .kafka_topics
+            .push(DesiredChild::from_dynamic_object(
+                topic,
+                desired::kafka_topic_resource(),
+            )?);
+    }
+    for monitor in &state.service_monitors {
+        children.monitoring.push(DesiredChild::from_dynamic_object(
+            monitor,
+            desired::service_monitor_resource(),
+        )?);
+    }
+    if let Some(rule) = &state.prometheus_rule {
+        children.monitoring.push(DesiredChild::from_dynamic_object(
+            rule,
+            desired::prometheus_rule_resource(),
+        )?);
+    }
+    if let Some(dashboard) = &state.dashboard {
+        children.dashboard = Some(DesiredChild::from_typed(dashboard)?);
+    }
+    for child in children
+        .core
+        .iter_mut()
+        .chain(children.deployments.iter_mut().map(|(_, d)| d))
+        .chain(children.monitoring.iter_mut())
+        .chain(children.dashboard.iter_mut())
+        .chain(children.kafka_topics.iter_mut())
+    {
+        ensure_owner(&mut child.object, &owner);
+    }
+    Ok(children)
+}
+
+fn invalid(e: desired::DesiredError) -> Error {
+    Error::InvalidSpec(e.to_string())
+}
+
+/// Puts `owner` among the object's owner references (replacing an entry with the same uid).
+/// The builders already set it; this keeps the guarantee in one place for every child.
+fn ensure_owner(object: &mut Value, owner: &OwnerReference) {
+    let owner = serde_json::to_value(owner).unwrap_or(Value::Null);
+    let metadata = &mut object["metadata"];
+    let references = metadata["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut references: Vec<Value> = references
+        .into_iter()
+        .filter(|r| r.get("uid") != owner.get("uid"))
+        .collect();
+    references.push(owner);
+    metadata["ownerReferences"] = Value::Array(references);
+}

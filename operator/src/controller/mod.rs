@@ -1,0 +1,499 @@
+//! The reconciler: one `VolatilityPipeline` in, its topics, children, monitoring and status out.
+//!
+//! Every reconcile runs the same steps, each idempotent:
+//! finalizer → topics → children (server-side apply) → monitoring → status → automation.
+//! A converged pipeline makes no writes at all: children that already hold their desired
+//! fields are not applied, an unchanged status is not patched, and events are only published
+//! for changes.
+
+pub mod apply;
+pub mod automation;
+pub mod children;
+pub mod cleanup;
+pub mod error;
+pub mod events;
+pub mod status;
+pub mod topics;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, field};
+
+use crate::crd::{
+    TopicManagement, VolatilityPipeline, VolatilityPipelineStatus, Workload, WorkloadStatus,
+    WorkloadsStatus,
+};
+use crate::discovery::SharedCapabilities;
+use crate::metrics::Metrics;
+use crate::topics::TopicAdmin;
+use apply::{ApplyOutcome, DesiredChild, FIELD_MANAGER, apply_child};
+use error::{Error, Result};
+use status::{Check, Observations, desired_status, workloads_ready};
+
+/// Finalizer guarding topic deletion (`deletionPolicy: Delete`) and KafkaTopic orphaning.
+pub const FINALIZER: &str = "spikewatch.io/cleanup";
+
+/// Requeue of a ready pipeline: a safety net, watches trigger reconciles on every change.
+const RESYNC: Duration = Duration::from_secs(300);
+/// Requeue while something is still coming up (Deployments rolling out, KafkaTopics pending).
+const PROGRESS_POLL: Duration = Duration::from_secs(30);
+/// Retry of an invalid spec: slow, since only an edit (which triggers a reconcile) can fix it.
+const INVALID_SPEC_RETRY: Duration = Duration::from_secs(300);
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub metrics: Metrics,
+    /// One recorder for all pipelines: it deduplicates repeated events into series.
+    pub recorder: Recorder,
+    /// Which optional APIs (monitoring, Strimzi) the cluster serves.
+    pub capabilities: SharedCapabilities,
+    /// Kafka Admin API access; a trait object so tests can stand in a broker.
+    pub topic_admin: Arc<dyn TopicAdmin>,
+    /// Consecutive failures per pipeline, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        instance: &str,
+        capabilities: SharedCapabilities,
+        topic_admin: Arc<dyn TopicAdmin>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(instance.into()),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            capabilities,
+            topic_admin,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failure_key(vp: &VolatilityPipeline) -> String {
+        format!("{}/{}", vp.namespace().unwrap_or_default(), vp.name_any())
+    }
+
+    /// Records one more failure and returns the delay before the next attempt:
+    /// 5 s, 10 s, 20 s, … capped at 5 minutes.
+    pub fn backoff(&self, vp: &VolatilityPipeline) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(Self::failure_key(vp)).or_insert(0);
+        *count = count.saturating_add(1);
+        let exponent = (*count - 1).min(6);
+        Duration::from_secs(5 * 2u64.pow(exponent)).min(Duration::from_secs(300))
+    }
+
+    fn reset_backoff(&self, vp: &VolatilityPipeline) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&Self::failure_key(vp));
+    }
+}
+
+/// Entry point of the controller for one object.
+pub async fn reconcile(vp: Arc<VolatilityPipeline>, ctx: Arc<Context>) -> Result<Action> {
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %vp.namespace().unwrap_or_default(),
+        name = %vp.name_any(),
+        generation = field::Empty
+    );
+    if let Some(generation) = vp.metadata.generation {
+        span.record("generation", generation);
+    }
+    async move {
+        let _timer = ctx.metrics.count_and_measure();
+        let namespace = vp
+            .namespace()
+            .ok_or_else(|| Error::InvalidSpec("VolatilityPipeline must be namespaced".into()))?;
+        let api: Api<VolatilityPipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+        let action = finalizer(&api, FINALIZER, vp.clone(), |event| async {
+            match event {
+                Finalizer::Apply(vp) => reconcile_apply(&vp, &ctx, &namespace).await,
+                Finalizer::Cleanup(vp) => cleanup::cleanup(&vp, &ctx, &namespace).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)))?;
+        ctx.reset_backoff(&vp);
+        Ok(action)
+    }
+    .instrument(span)
+    .await
+}
+
+/// What to do after a failed reconcile: count it, then retry with backoff when a retry can
+/// help, slowly when only an edit of the spec can.
+pub fn error_policy(vp: Arc<VolatilityPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failure(error.metric_label());
+    let delay = if error.is_retryable() {
+        ctx.backoff(&vp)
+    } else {
+        INVALID_SPEC_RETRY
+    };
+    tracing::warn!(
+        namespace = %vp.namespace().unwrap_or_default(),
+        name = %vp.name_any(),
+        reason = error.metric_label(),
+        retry_in_s = delay.as_secs(),
+        "reconcile failed: {error}"
+    );
+    Action::requeue(delay)
+}
+
+async fn reconcile_apply(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Action> {
+    let capabilities = ctx.capabilities.read().await.clone();
+    let desired = match children::desired_children(vp, &capabilities) {
+        Ok(desired) => desired,
+        Err(e) => {
+            return Err(report_failure(
+                vp,
+                ctx,
+                namespace,
+                Check::failed(e.reason(), e.to_string()),
+                e,
+            )
+            .await);
+        }
+    };
+
+    // 1. Topics, before anything consumes or produces.
+    let topics = match vp.spec.kafka.topic_management {
+        TopicManagement::Admin => ensure_topics_via_admin(vp, ctx, namespace).await,
+        TopicManagement::Strimzi => {
+            ensure_topics_via_strimzi(
+                vp,
+                ctx,
+                namespace,
+                &desired.kafka_topics,
+                capabilities.strimzi,
+            )
+            .await
+        }
+    };
+    let topics = match topics {
+        Ok(check) => check,
+        Err(e) => {
+            return Err(report_failure(
+                vp,
+                ctx,
+                namespace,
+                Check::failed(e.reason(), e.to_string()),
+                e,
+            )
+            .await);
+        }
+    };
+    if !topics.ok {
+        // KafkaTopics not ready yet: wait, without starting workloads against missing topics.
+        let observations = Observations {
+            topics,
+            workloads: None,
+            monitoring: None,
+            invalid_spec: None,
+        };
+        update_status(vp, ctx, namespace, &observations).await?;
+        return Ok(Action::requeue(PROGRESS_POLL));
+    }
+
+    // 2. Children: configuration and plumbing first, then the Deployments that use them.
+    for child in &desired.core {
+        apply_and_announce(vp, ctx, namespace, child).await?;
+    }
+    let mut workloads = WorkloadsStatus::default();
+    for (workload, child) in &desired.deployments {
+        let observed = apply_and_announce(vp, ctx, namespace, child).await?;
+        *workload_slot(&mut workloads, *workload) = deployment_replicas(&observed);
+    }
+
+    // 3. Monitoring, when the cluster can take it.
+    let monitoring =
+        ensure_monitoring(vp, ctx, namespace, &desired, capabilities.monitoring).await?;
+
+    // 4. Status.
+    let ready = workloads_ready(&workloads);
+    let observations = Observations {
+        topics,
+        workloads: Some(workloads),
+        monitoring: Some(monitoring),
+        invalid_spec: None,
+    };
+    update_status(vp, ctx, namespace, &observations).await?;
+
+    // 5. Automation (rollback, scaling).
+    let automation = automation::step(vp, ctx).await?;
+    Ok(automation.unwrap_or(Action::requeue(if ready { RESYNC } else { PROGRESS_POLL })))
+}
+
+/// Records a failed step in the status and as a Warning event, and hands the error back.
+async fn report_failure(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    topics: Check,
+    error: Error,
+) -> Error {
+    let invalid_spec = (!error.is_retryable()).then(|| error.to_string());
+    let observations = Observations {
+        topics,
+        workloads: None,
+        monitoring: None,
+        invalid_spec,
+    };
+    if let Err(e) = update_status(vp, ctx, namespace, &observations).await {
+        tracing::warn!(error = %e, "could not record the failure in the status");
+    }
+    events::warning(
+        &ctx.recorder,
+        vp,
+        error.reason(),
+        "Reconcile",
+        error.to_string(),
+    )
+    .await;
+    error
+}
+
+async fn ensure_topics_via_admin(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Check> {
+    let connection = topics::connection(vp, ctx, namespace).await?;
+    let desired = topics::desired_topics(&vp.spec.kafka);
+    let report = ctx.topic_admin.ensure(&connection, &desired).await?;
+    if !report.applied.is_empty() {
+        let changes: Vec<String> = report.applied.iter().map(ToString::to_string).collect();
+        events::normal(
+            &ctx.recorder,
+            vp,
+            "TopicsUpdated",
+            "EnsureTopics",
+            changes.join("; "),
+        )
+        .await;
+    }
+    for refused in &report.shrink_refused {
+        events::warning(
+            &ctx.recorder,
+            vp,
+            "PartitionShrinkRefused",
+            "EnsureTopics",
+            refused.to_string(),
+        )
+        .await;
+    }
+    Ok(topics::topics_check(&report, &desired))
+}
+
+async fn ensure_topics_via_strimzi(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    kafka_topics: &[DesiredChild],
+    strimzi_served: bool,
+) -> Result<Check> {
+    if !strimzi_served {
+        return Err(Error::InvalidSpec(
+            "topicManagement is strimzi but the cluster does not serve kafka.strimzi.io KafkaTopic"
+                .into(),
+        ));
+    }
+    let mut pending = Vec::new();
+    for child in kafka_topics {
+        let observed = apply_and_announce(vp, ctx, namespace, child).await?;
+        if !crate::topics::strimzi::kafka_topic_ready(&observed) {
+            pending.push(child.name.clone());
+        }
+    }
+    Ok(if pending.is_empty() {
+        Check::ok("TopicsReady", "every KafkaTopic is Ready")
+    } else {
+        Check::failed(
+            "KafkaTopicsNotReady",
+            format!(
+                "waiting for KafkaTopic {} to become Ready",
+                pending.join(", ")
+            ),
+        )
+    })
+}
+
+async fn ensure_monitoring(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    desired: &children::DesiredChildren,
+    monitoring_served: bool,
+) -> Result<Check> {
+    if let Some(dashboard) = &desired.dashboard {
+        apply_and_announce(vp, ctx, namespace, dashboard).await?;
+    }
+    let wanted = &vp.spec.monitoring;
+    if !wanted.service_monitor && !wanted.prometheus_rule {
+        return Ok(Check::ok(
+            "MonitoringNotRequested",
+            "no ServiceMonitor or PrometheusRule requested",
+        ));
+    }
+    if !monitoring_served {
+        return Ok(Check::failed(
+            "MonitoringCRDsMissing",
+            "the cluster does not serve monitoring.coreos.com (Prometheus Operator): ServiceMonitors and \
+             PrometheusRule are skipped; the pipeline runs without them",
+        ));
+    }
+    for child in &desired.monitoring {
+        apply_and_announce(vp, ctx, namespace, child).await?;
+    }
+    Ok(Check::ok(
+        "MonitoringReady",
+        "ServiceMonitors and PrometheusRule applied",
+    ))
+}
+
+/// Applies one child (skipped when converged) and publishes an event when it changed.
+async fn apply_and_announce(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    child: &DesiredChild,
+) -> Result<DynamicObject> {
+    let (outcome, observed) = apply_child(&ctx.client, namespace, child).await?;
+    match outcome {
+        ApplyOutcome::Unchanged => {}
+        ApplyOutcome::Created => {
+            tracing::info!(kind = child.kind(), child = %child.name, "created");
+            events::normal(
+                &ctx.recorder,
+                vp,
+                "Created",
+                "Apply",
+                format!("created {} {}", child.kind(), child.name),
+            )
+            .await;
+        }
+        ApplyOutcome::Updated => {
+            tracing::info!(kind = child.kind(), child = %child.name, "updated");
+            events::normal(
+                &ctx.recorder,
+                vp,
+                "Updated",
+                "Apply",
+                format!("updated {} {}", child.kind(), child.name),
+            )
+            .await;
+        }
+    }
+    Ok(observed)
+}
+
+/// Desired and ready replicas of an observed Deployment.
+fn deployment_replicas(observed: &DynamicObject) -> WorkloadStatus {
+    let int = |pointer: &str| {
+        observed
+            .data
+            .pointer(pointer)
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0) as i32
+    };
+    let replicas = observed
+        .data
+        .pointer("/spec/replicas")
+        .and_then(|v| v.as_i64())
+        .map_or(1, |r| r as i32);
+    WorkloadStatus {
+        replicas,
+        ready_replicas: int("/status/readyReplicas"),
+    }
+}
+
+fn workload_slot(workloads: &mut WorkloadsStatus, workload: Workload) -> &mut WorkloadStatus {
+    match workload {
+        Workload::Ingestor => &mut workloads.ingestor,
+        Workload::Featurizer => &mut workloads.featurizer,
+        Workload::Predictor => &mut workloads.predictor,
+        Workload::Api => &mut workloads.api,
+    }
+}
+
+/// Patches the status subresource, unless it would not change.
+async fn update_status(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    observations: &Observations,
+) -> Result<VolatilityPipelineStatus> {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let status = desired_status(vp, observations, now);
+    if vp.status.as_ref() == Some(&status) {
+        return Ok(status);
+    }
+    let api: Api<VolatilityPipeline> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({
+        "apiVersion": VolatilityPipeline::api_version(&()),
+        "kind": VolatilityPipeline::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &vp.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(status)
+}
+
+/// Runs the controller until `shutdown` resolves (then finishes the reconciles in flight).
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let pipelines: Api<VolatilityPipeline> = Api::all(client.clone());
+    let children = watcher::Config::default().labels(children::MANAGED_BY_SELECTOR);
+    Controller::new(pipelines, watcher::Config::default().any_semantic())
+        .owns(Api::<Deployment>::all(client.clone()), children.clone())
+        .owns(Api::<Service>::all(client.clone()), children.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), children.clone())
+        .owns(Api::<ServiceAccount>::all(client.clone()), children.clone())
+        .owns(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            children.clone(),
+        )
+        .owns(Api::<NetworkPolicy>::all(client), children)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(object = %object, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "controller error"),
+            }
+        })
+        .await;
+}

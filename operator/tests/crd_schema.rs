@@ -1,0 +1,381 @@
+//! The generated CRD rejects invalid pipelines: OpenAPI bounds checked with Python's `jsonschema`
+//! against the structural schema, CEL rules evaluated with kube's client-side CEL validator
+//! (which applies the schema's defaults first, as the API server does). Both run on the
+//! checked-in `crds/volatilitypipelines.spikewatch.io.yaml`.
+
+#[path = "common/pipelines.rs"]
+mod pipelines;
+#[path = "common/validate.rs"]
+mod validate;
+
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+use spikewatch_operator::crd::VolatilityPipeline;
+
+fn yaml_to_json(yaml: &str) -> Value {
+    serde_yaml::from_str(yaml).expect("YAML")
+}
+
+/// The minimal pipeline with `patch` merged into its spec.
+fn minimal_with(patch: Value) -> Value {
+    let mut object = yaml_to_json(pipelines::MINIMAL);
+    merge(&mut object["spec"], patch);
+    object
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+fn cel_errors(object: &Value) -> Vec<String> {
+    match kube::core::cel::Validator::new().validate(&validate::crd_schema(), object, None) {
+        Ok(()) => vec![],
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn examples_parse_as_pipelines_and_pass_the_schema_and_the_cel_rules() {
+    let schema = validate::crd_schema();
+    for file in ["pipeline.yaml", "pipeline-strimzi.yaml"] {
+        let text = pipelines::example(file);
+        let vp: VolatilityPipeline = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(vp.spec.products.len() >= 2, "{file}");
+        // As written, and as the operator reads it back with every default filled in.
+        let instances = [yaml_to_json(&text), serde_json::to_value(&vp).unwrap()];
+        let errors = validate::openapi_schema_errors(&schema, &instances);
+        assert_eq!(errors, [Vec::<String>::new(), vec![]], "{file}");
+        for instance in &instances {
+            assert_eq!(cel_errors(instance), Vec::<String>::new(), "{file}");
+        }
+    }
+    let minimal = yaml_to_json(pipelines::MINIMAL);
+    assert_eq!(
+        validate::openapi_schema_errors(&schema, &[minimal.clone()]),
+        [Vec::<String>::new()]
+    );
+    assert_eq!(
+        cel_errors(&minimal),
+        Vec::<String>::new(),
+        "defaults satisfy every rule"
+    );
+}
+
+#[test]
+fn the_openapi_schema_rejects_out_of_bounds_fields() {
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("lower-case product", json!({"products": ["btc-usd"]}), "does not match"),
+        (
+            "product without quote currency",
+            json!({"products": ["BTC"]}),
+            "does not match",
+        ),
+        ("no products", json!({"products": []}), "should be non-empty"),
+        (
+            "zero partitions",
+            json!({"kafka": {"partitions": 0}}),
+            "less than the minimum",
+        ),
+        (
+            "too many partitions",
+            json!({"kafka": {"partitions": 1001}}),
+            "greater than the maximum",
+        ),
+        ("threshold 1.5", json!({"model": {"threshold": 1.5}}), "greater than"),
+        (
+            "threshold 1",
+            json!({"model": {"threshold": 1.0}}),
+            "greater than or equal to the maximum",
+        ),
+        (
+            "threshold 0",
+            json!({"model": {"threshold": 0.0}}),
+            "less than or equal to the minimum",
+        ),
+        ("unknown feed", json!({"feed": "websocket"}), "is not one of"),
+        (
+            "unknown model variant",
+            json!({"model": {"variant": "gpt"}}),
+            "is not one of",
+        ),
+        (
+            "unknown security protocol",
+            json!({"kafka": {"securityProtocol": "TLS"}}),
+            "is not one of",
+        ),
+        (
+            "unknown deletion policy",
+            json!({"kafka": {"deletionPolicy": "Purge"}}),
+            "is not one of",
+        ),
+        (
+            "unknown topic management",
+            json!({"kafka": {"topicManagement": "terraform"}}),
+            "is not one of",
+        ),
+        (
+            "negative replicas",
+            json!({"workloads": {"api": {"replicas": -1}}}),
+            "less than the minimum",
+        ),
+        (
+            "topic name with a space",
+            json!({"kafka": {"topics": {"raw": "ticks raw"}}}),
+            "does not match",
+        ),
+        (
+            "empty bootstrap servers",
+            json!({"kafka": {"bootstrapServers": ""}}),
+            "should be non-empty",
+        ),
+        (
+            "bootstrap list with a blank",
+            json!({"kafka": {"bootstrapServers": "a:9092, b:9092"}}),
+            "does not match",
+        ),
+        (
+            "error rate above 1",
+            json!({"rollback": {"maxErrorRate": 2.0}}),
+            "greater than the maximum",
+        ),
+        (
+            "lag target 0",
+            json!({"autoscaling": {"targetLagSeconds": 0}}),
+            "less than the minimum",
+        ),
+        (
+            "no-predictions window 0",
+            json!({"monitoring": {"noPredictionsMinutes": 0}}),
+            "less than the minimum",
+        ),
+        (
+            "pull policy",
+            json!({"image": {"pullPolicy": "Sometimes"}}),
+            "is not one of",
+        ),
+    ];
+    let instances: Vec<Value> = cases.iter().map(|(_, patch, _)| minimal_with(patch.clone())).collect();
+    let errors = validate::openapi_schema_errors(&validate::crd_schema(), &instances);
+    for ((case, _, expected), errors) in cases.iter().zip(errors) {
+        assert!(!errors.is_empty(), "{case}: accepted");
+        assert!(errors.iter().any(|e| e.contains(expected)), "{case}: {errors:?}");
+    }
+    let mut no_kafka = yaml_to_json(pipelines::MINIMAL);
+    no_kafka["spec"].as_object_mut().unwrap().remove("kafka");
+    let errors = validate::openapi_schema_errors(&validate::crd_schema(), &[no_kafka]);
+    assert!(
+        errors[0].iter().any(|e| e.contains("'kafka' is a required property")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn the_cel_rules_reject_inconsistent_pipelines() {
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "autoscaling min above max",
+            json!({"autoscaling": {"enabled": true, "minReplicas": 3, "maxReplicas": 2}}),
+            "minReplicas must not exceed",
+        ),
+        (
+            "autoscaling max above partitions",
+            json!({"kafka": {"partitions": 3}, "autoscaling": {"enabled": true, "maxReplicas": 4}}),
+            "maxReplicas must not exceed kafka.partitions",
+        ),
+        (
+            "predictors beyond partitions",
+            json!({"workloads": {"predictor": {"replicas": 4}}}),
+            "predictor.replicas",
+        ),
+        (
+            "featurizers beyond partitions",
+            json!({"workloads": {"featurizer": {"replicas": 4}}}),
+            "featurizer.replicas",
+        ),
+        (
+            "two ingestors",
+            json!({"workloads": {"ingestor": {"replicas": 2}}}),
+            "two ingestors",
+        ),
+        (
+            "same topic twice",
+            json!({"kafka": {"topics": {"raw": "ticks", "features": "ticks"}}}),
+            "topic names must be distinct",
+        ),
+        (
+            "predictions on the default raw topic",
+            json!({"kafka": {"topics": {"predictions": "ticks.raw"}}}),
+            "topic names must be distinct",
+        ),
+        (
+            "strimzi without a cluster",
+            json!({"kafka": {"topicManagement": "strimzi"}}),
+            "strimziCluster is required",
+        ),
+        (
+            "SASL without a secret",
+            json!({"kafka": {"securityProtocol": "SASL_SSL", "saslMechanism": "PLAIN"}}),
+            "SASL",
+        ),
+        (
+            "SASL without a mechanism",
+            json!({"kafka": {"securityProtocol": "SASL_PLAINTEXT", "authSecretRef": {"name": "k"}}}),
+            "SASL",
+        ),
+        (
+            "CA from secret over plaintext",
+            json!({"kafka": {"caFromSecret": true, "authSecretRef": {"name": "k"}}}),
+            "caFromSecret",
+        ),
+        (
+            "threshold 1.5",
+            json!({"model": {"threshold": 1.5}}),
+            "strictly between 0 and 1",
+        ),
+        (
+            "threshold 0",
+            json!({"model": {"threshold": 0.0}}),
+            "strictly between 0 and 1",
+        ),
+        (
+            "recovery shorter than the window",
+            json!({"rollback": {"windowSeconds": 600, "recoverySeconds": 60}}),
+            "recoverySeconds must be at least",
+        ),
+    ];
+    for (case, patch, expected) in cases {
+        let errors = cel_errors(&minimal_with(patch));
+        assert!(!errors.is_empty(), "{case}: accepted");
+        assert!(errors.iter().any(|e| e.contains(expected)), "{case}: {errors:?}");
+    }
+    // The boundaries themselves are fine.
+    let edge = json!({
+        "kafka": {"partitions": 4},
+        "autoscaling": {"enabled": true, "minReplicas": 4, "maxReplicas": 4},
+        "workloads": {"predictor": {"replicas": 4}, "featurizer": {"replicas": 4}, "ingestor": {"replicas": 0}},
+        "model": {"threshold": 0.999},
+    });
+    assert_eq!(cel_errors(&minimal_with(edge)), Vec::<String>::new());
+    // Autoscaling off: its maximum does not matter.
+    let off = json!({"autoscaling": {"enabled": false, "maxReplicas": 50}});
+    assert_eq!(cel_errors(&minimal_with(off)), Vec::<String>::new());
+}
+
+/// Every `x-kubernetes-validations` rule with its path in the schema.
+fn cel_rules(schema: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    if let Some(rules) = schema.get("x-kubernetes-validations").and_then(Value::as_array) {
+        for rule in rules {
+            out.push((path.to_string(), rule["rule"].as_str().unwrap().to_string()));
+            assert!(rule["message"].is_string(), "rule at {path} has a message");
+        }
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, child) in properties {
+            cel_rules(child, &format!("{path}.{name}"), out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        cel_rules(items, &format!("{path}[]"), out);
+    }
+}
+
+#[test]
+fn the_crd_lists_the_cel_rules() {
+    let mut rules = vec![];
+    cel_rules(&validate::crd_schema(), "", &mut rules);
+    let expected = [
+        (
+            ".spec",
+            "!self.autoscaling.enabled || self.autoscaling.maxReplicas <= self.kafka.partitions",
+        ),
+        (".spec", "self.workloads.predictor.replicas <= self.kafka.partitions"),
+        (".spec", "self.workloads.featurizer.replicas <= self.kafka.partitions"),
+        (".spec.autoscaling", "self.minReplicas <= self.maxReplicas"),
+        (
+            ".spec.kafka",
+            "self.topicManagement != 'strimzi' || (has(self.strimziCluster) && self.strimziCluster != '')",
+        ),
+        (
+            ".spec.kafka",
+            "!self.securityProtocol.startsWith('SASL') || (has(self.authSecretRef) && has(self.saslMechanism))",
+        ),
+        (
+            ".spec.kafka",
+            "!self.caFromSecret || (has(self.authSecretRef) && self.securityProtocol.endsWith('SSL'))",
+        ),
+        (
+            ".spec.kafka.topics",
+            "self.raw != self.features && self.raw != self.predictions && self.features != self.predictions",
+        ),
+        (".spec.model.threshold", "self > 0.0 && self < 1.0"),
+        (".spec.rollback", "self.recoverySeconds >= self.windowSeconds"),
+        (".spec.workloads", "self.ingestor.replicas <= 1"),
+    ];
+    let mut expected: Vec<(String, String)> = expected.iter().map(|(p, r)| (p.to_string(), r.to_string())).collect();
+    expected.sort();
+    rules.sort();
+    assert_eq!(rules, expected);
+    // Each is documented for users.
+    let doc = std::fs::read_to_string(pipelines::repo_path("docs/operator.md")).expect("docs/operator.md");
+    for (_, rule) in &rules {
+        assert!(
+            doc.contains(rule.as_str()),
+            "docs/operator.md does not document `{rule}`"
+        );
+    }
+}
+
+/// Paths of schema properties under `spec` without a description.
+fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, child) in properties {
+            let child_path = format!("{path}.{name}");
+            if child
+                .get("description")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                out.push(child_path.clone());
+            }
+            undocumented(child, &child_path, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        undocumented(items, &format!("{path}[]"), out);
+    }
+}
+
+#[test]
+fn every_spec_and_status_field_is_described_for_kubectl_explain() {
+    let schema = validate::crd_schema();
+    let mut missing = vec![];
+    undocumented(&schema["properties"]["spec"], "spec", &mut missing);
+    undocumented(&schema["properties"]["status"], "status", &mut missing);
+    assert!(missing.is_empty(), "fields without a description: {missing:?}");
+}
+
+#[test]
+fn the_crd_is_a_namespaced_vp_with_status_and_printer_columns() {
+    let crd = VolatilityPipeline::crd();
+    assert_eq!(crd.metadata.name.as_deref(), Some("volatilitypipelines.spikewatch.io"));
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["vp".to_string()][..]));
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(version.subresources.as_ref().unwrap().status.is_some());
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Phase", "Model", "Ready", "Age"]);
+}

@@ -1,0 +1,442 @@
+//! Behaviour of the desired-state builders: what every child must carry, what each spec
+//! setting changes, and validation of every built object against the Kubernetes schemas.
+
+#[path = "common/pipelines.rs"]
+mod pipelines;
+#[path = "common/validate.rs"]
+mod validate;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use spikewatch::config::Config;
+use spikewatch_operator::crd::{VolatilityPipeline, Workload};
+use spikewatch_operator::desired::*;
+
+fn minimal() -> VolatilityPipeline {
+    pipelines::parse(pipelines::MINIMAL)
+}
+
+fn external() -> VolatilityPipeline {
+    pipelines::parse(&pipelines::example("pipeline.yaml"))
+}
+
+fn strimzi() -> VolatilityPipeline {
+    pipelines::parse(&pipelines::example("pipeline-strimzi.yaml"))
+}
+
+#[test]
+fn every_built_object_and_the_crd_validate_against_kubernetes_schemas() {
+    let mut documents = vec![];
+    for (fixture, vp) in pipelines::all() {
+        for (i, desired) in desired_objects(&vp).unwrap().into_iter().enumerate() {
+            let name = format!("{fixture}-{i:02}-{}.yaml", desired.resource.kind.to_lowercase());
+            documents.push((name, serde_yaml::to_string(&desired.object).unwrap()));
+        }
+    }
+    documents.push(("crd.yaml".into(), spikewatch_operator::crdgen::crd_yaml()));
+    for example in ["pipeline.yaml", "pipeline-strimzi.yaml"] {
+        documents.push((format!("example-{example}"), pipelines::example(example)));
+    }
+    validate::assert_kubernetes_valid(
+        &documents,
+        &["ServiceMonitor", "PrometheusRule", "KafkaTopic", "VolatilityPipeline"],
+    );
+}
+
+#[test]
+fn every_child_is_labelled_and_owned_by_the_pipeline() {
+    for (fixture, vp) in pipelines::all() {
+        for desired in desired_objects(&vp).unwrap() {
+            let meta = &desired.object.metadata;
+            let what = format!("{fixture}: {} {:?}", desired.resource.kind, meta.name);
+            assert_eq!(meta.namespace, vp.metadata.namespace, "{what}");
+            let labels = meta.labels.as_ref().expect("labels");
+            assert_eq!(labels["app.kubernetes.io/name"], "spikewatch", "{what}");
+            assert_eq!(
+                &labels["app.kubernetes.io/instance"],
+                vp.metadata.name.as_ref().unwrap(),
+                "{what}"
+            );
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "spikewatch-operator", "{what}");
+            assert_eq!(labels["app.kubernetes.io/part-of"], "spikewatch", "{what}");
+            assert!(labels.contains_key("app.kubernetes.io/component"), "{what}");
+            let owners = meta.owner_references.as_ref().expect("owner references");
+            assert_eq!(owners.len(), 1, "{what}");
+            let owner = &owners[0];
+            assert_eq!(owner.uid, pipelines::UID, "{what}");
+            assert_eq!(owner.kind, "VolatilityPipeline");
+            assert_eq!(owner.api_version, "spikewatch.io/v1alpha1");
+            assert_eq!(owner.controller, Some(true), "{what}");
+            assert_eq!(owner.block_owner_deletion, Some(true), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_pipeline_without_uid_or_namespace_is_an_error_not_a_panic() {
+    let mut vp = minimal();
+    vp.metadata.uid = None;
+    assert_eq!(
+        desired_config_map(&vp).unwrap_err(),
+        DesiredError::MissingMetadata("metadata.uid")
+    );
+    let mut vp = minimal();
+    vp.metadata.namespace = None;
+    assert_eq!(
+        desired_state(&vp).unwrap_err(),
+        DesiredError::MissingMetadata("metadata.namespace")
+    );
+}
+
+fn pod_spec(d: &Deployment) -> &k8s_openapi::api::core::v1::PodSpec {
+    d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+#[test]
+fn pods_meet_the_restricted_pod_security_standard() {
+    for (fixture, vp) in pipelines::all() {
+        for workload in Workload::ALL {
+            let deployment = desired_deployment(&vp, workload).unwrap();
+            let pod = pod_spec(&deployment);
+            let what = format!("{fixture}/{workload}");
+            let psc = pod.security_context.as_ref().unwrap();
+            assert_eq!(psc.run_as_non_root, Some(true), "{what}");
+            assert_eq!(psc.run_as_user, Some(65532), "{what}");
+            assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault", "{what}");
+            assert_eq!(pod.automount_service_account_token, Some(false), "{what}");
+            assert!(
+                pod.host_network.is_none() && pod.host_pid.is_none() && pod.host_ipc.is_none(),
+                "{what}"
+            );
+            for c in &pod.containers {
+                let sc = c.security_context.as_ref().unwrap();
+                assert_eq!(sc.allow_privilege_escalation, Some(false), "{what}");
+                assert_eq!(sc.read_only_root_filesystem, Some(true), "{what}");
+                assert_eq!(sc.privileged, None, "{what}");
+                let caps = sc.capabilities.as_ref().unwrap();
+                assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]), "{what}");
+                assert!(caps.add.is_none(), "{what}");
+                let tmp = c
+                    .volume_mounts
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m.mount_path == "/tmp");
+                assert!(tmp.is_some(), "{what}: a writable /tmp next to the read-only root");
+            }
+            for volume in pod.volumes.as_ref().unwrap() {
+                assert!(volume.host_path.is_none(), "{what}: restricted forbids hostPath");
+            }
+        }
+    }
+}
+
+#[test]
+fn workloads_run_their_subcommand_with_the_mounted_config_and_probes_on_their_port() {
+    let vp = external();
+    for workload in Workload::ALL {
+        let deployment = desired_deployment(&vp, workload).unwrap();
+        let pod = pod_spec(&deployment);
+        let c = &pod.containers[0];
+        assert_eq!(c.command.as_deref(), Some(&["spikewatch".to_string()][..]));
+        assert_eq!(
+            c.args.as_deref().unwrap(),
+            [workload.subcommand(), "--config", "/etc/spikewatch/config.yaml"].map(String::from)
+        );
+        assert_eq!(
+            c.image.as_deref(),
+            Some(format!("ghcr.io/spikewatch/spikewatch:{}", env!("CARGO_PKG_VERSION")).as_str())
+        );
+        let port = c.ports.as_ref().unwrap()[0].container_port;
+        assert_eq!(port, if workload == Workload::Api { 8000 } else { 8001 });
+        for probe in [c.liveness_probe.as_ref().unwrap(), c.readiness_probe.as_ref().unwrap()] {
+            let get = probe.http_get.as_ref().unwrap();
+            assert_eq!(get.path.as_deref(), Some("/health"));
+            let named = c.ports.as_ref().unwrap()[0].name.clone().unwrap();
+            assert_eq!(
+                get.port,
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(named)
+            );
+        }
+        let config_mount = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "config")
+            .unwrap();
+        assert_eq!(config_mount.mount_path, "/etc/spikewatch");
+        assert_eq!(c.resources, vp.spec.workloads.get(workload).resources);
+    }
+}
+
+#[test]
+fn the_ingestor_runs_alone_and_is_recreated_not_rolled() {
+    let mut vp = minimal();
+    vp.spec.workloads.ingestor.replicas = 5; // bypassing the CRD's CEL rule
+    let deployment = desired_deployment(&vp, Workload::Ingestor).unwrap();
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+    vp.spec.workloads.ingestor.replicas = 0;
+    assert_eq!(
+        desired_deployment(&vp, Workload::Ingestor)
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(0),
+        "0 pauses ingestion"
+    );
+}
+
+#[test]
+fn a_config_change_changes_the_pod_template_hash_and_nothing_else_does() {
+    let hash = |vp: &VolatilityPipeline| {
+        let d = desired_deployment(vp, Workload::Predictor).unwrap();
+        d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
+    };
+    let vp = minimal();
+    let before = hash(&vp);
+    assert_eq!(before.len(), 64);
+    let mut replicas_changed = vp.clone();
+    replicas_changed.spec.workloads.featurizer.replicas = 2;
+    assert_eq!(hash(&replicas_changed), before, "replicas are not config");
+    let mut config_changed = vp.clone();
+    config_changed.spec.products.push("ETH-USD".into());
+    assert_ne!(hash(&config_changed), before);
+    let cm = desired_config_map(&config_changed).unwrap();
+    assert_eq!(hash(&config_changed), config_hash(&cm.data.unwrap()["config.yaml"]));
+}
+
+#[test]
+fn the_config_map_is_the_workloads_own_config_format() {
+    let vp = external();
+    let cm = desired_config_map(&vp).unwrap();
+    let config = Config::from_yaml(&cm.data.unwrap()["config.yaml"]).expect("the workloads accept the file");
+    assert_eq!(config, desired_config(&vp));
+    assert_eq!(config.feed.products, ["BTC-USD", "ETH-USD"]);
+    assert_eq!(config.kafka.bootstrap_servers, vp.spec.kafka.bootstrap_servers);
+    assert_eq!(config.kafka.partitions, 6);
+    assert!(!config.kafka.create_topics, "the operator owns the topics");
+    assert_eq!(config.kafka.security.protocol.as_deref(), Some("sasl_ssl"));
+    assert_eq!(config.kafka.security.sasl_mechanism.as_deref(), Some("SCRAM-SHA-512"));
+    assert_eq!(config.kafka.security.ssl_ca_location.as_deref(), Some(KAFKA_CA_PATH));
+    assert_eq!(
+        config.kafka.security.sasl_username, None,
+        "credentials never go into a ConfigMap"
+    );
+    assert_eq!(config.kafka.security.sasl_password, None);
+    assert_eq!(config.model.source, "models:/spikewatch-gbdt@champion");
+    assert_eq!(config.model.threshold, Some(0.7));
+    assert_eq!(
+        config.kafka.predictor_group_id,
+        "spikewatch.spikewatch.btc-eth.predictor"
+    );
+}
+
+#[test]
+fn kafka_credentials_come_from_the_auth_secret() {
+    let vp = external();
+    for workload in Workload::ALL {
+        let deployment = desired_deployment(&vp, workload).unwrap();
+        let pod = pod_spec(&deployment);
+        let env = pod.containers[0].env.clone().unwrap_or_default();
+        let secret_keys: Vec<(String, String, String)> = env
+            .iter()
+            .filter_map(|e| {
+                let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+                Some((e.name.clone(), r.name.clone(), r.key.clone()))
+            })
+            .collect();
+        let ca_volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "kafka-ca");
+        if workload == Workload::Api {
+            assert!(secret_keys.is_empty(), "the API does not talk to Kafka");
+            assert!(ca_volume.is_none());
+        } else {
+            assert_eq!(
+                secret_keys,
+                [
+                    (
+                        "KAFKA_SASL_USERNAME".into(),
+                        "kafka-credentials".into(),
+                        "username".into()
+                    ),
+                    (
+                        "KAFKA_SASL_PASSWORD".into(),
+                        "kafka-credentials".into(),
+                        "password".into()
+                    )
+                ]
+            );
+            let secret = ca_volume.unwrap().secret.as_ref().unwrap();
+            assert_eq!(secret.secret_name.as_deref(), Some("kafka-credentials"));
+            assert_eq!(secret.items.as_ref().unwrap()[0].key, "ca.crt");
+        }
+        let variant = env
+            .iter()
+            .find(|e| e.name == "MODEL_VARIANT")
+            .and_then(|e| e.value.clone());
+        let uses_model = matches!(workload, Workload::Predictor | Workload::Api);
+        assert_eq!(variant.as_deref(), uses_model.then_some("ml"), "{workload}");
+    }
+    // Plaintext Kafka: no secret references at all.
+    for workload in Workload::ALL {
+        let d = desired_deployment(&minimal(), workload).unwrap();
+        let env = pod_spec(&d).containers[0].env.clone().unwrap_or_default();
+        assert!(env.iter().all(|e| e.value_from.is_none()), "{workload}");
+    }
+}
+
+#[test]
+fn the_predictor_follows_the_autoscaler_within_its_bounds() {
+    let mut vp = external(); // autoscaling 2..=6, predictor.replicas 2
+    assert_eq!(
+        desired_replicas(&vp, Workload::Predictor),
+        2,
+        "minReplicas until the autoscaler decided"
+    );
+    let status = vp.status.get_or_insert_default();
+    status.consumer = Some(spikewatch_operator::crd::ConsumerStatus {
+        replicas: 5,
+        ..Default::default()
+    });
+    assert_eq!(desired_replicas(&vp, Workload::Predictor), 5);
+    vp.status.as_mut().unwrap().consumer.as_mut().unwrap().replicas = 40;
+    assert_eq!(desired_replicas(&vp, Workload::Predictor), 6, "clamped to maxReplicas");
+    vp.spec.autoscaling.enabled = false;
+    assert_eq!(
+        desired_replicas(&vp, Workload::Predictor),
+        2,
+        "spec replicas when autoscaling is off"
+    );
+    assert_eq!(desired_replicas(&vp, Workload::Api), 3);
+}
+
+#[test]
+fn services_expose_the_api_and_metrics_ports_and_select_one_workload() {
+    let vp = minimal();
+    for workload in Workload::ALL {
+        let service = desired_service(&vp, workload).unwrap();
+        let spec = service.spec.unwrap();
+        assert_eq!(spec.ports.as_ref().unwrap()[0].port, workload.port());
+        assert_eq!(
+            spec.selector.unwrap()["app.kubernetes.io/component"],
+            workload.component()
+        );
+        let deployment = desired_deployment(&vp, workload).unwrap();
+        let template_labels = deployment.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+        for (k, v) in selector_labels(&vp, workload.component()) {
+            assert_eq!(template_labels[&k], v, "the Service selects the Deployment's pods");
+        }
+    }
+}
+
+#[test]
+fn the_network_policy_admits_only_the_api_and_metrics_ports() {
+    let policy = desired_network_policy(&minimal()).unwrap().spec.unwrap();
+    assert_eq!(policy.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
+    let rules = policy.ingress.unwrap();
+    assert_eq!(rules.len(), 1);
+    let ports: Vec<_> = rules[0]
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| p.port.clone().unwrap())
+        .collect();
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int;
+    assert_eq!(ports, [Int(8000), Int(8001)]);
+    assert_eq!(
+        policy.pod_selector.unwrap().match_labels.unwrap(),
+        pipeline_selector_labels(&minimal())
+    );
+}
+
+#[test]
+fn the_api_disruption_budget_never_blocks_a_drain() {
+    let pdb = desired_pod_disruption_budget(&minimal()).unwrap().spec.unwrap();
+    assert_eq!(
+        pdb.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    assert_eq!(
+        pdb.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"],
+        "api"
+    );
+}
+
+#[test]
+fn strimzi_pipelines_get_kafka_topics_and_admin_pipelines_none() {
+    assert!(desired_kafka_topics(&external()).unwrap().is_empty());
+    let vp = strimzi();
+    let topics = desired_kafka_topics(&vp).unwrap();
+    assert_eq!(topics.len(), 3);
+    let names: Vec<_> = topics
+        .iter()
+        .map(|t| t.data["spec"]["topicName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["sol.ticks.raw", "sol.ticks.features", "sol.ticks.predictions"]);
+    for topic in &topics {
+        assert_eq!(topic.types.as_ref().unwrap().api_version, "kafka.strimzi.io/v1beta2");
+        assert_eq!(
+            topic.metadata.labels.as_ref().unwrap()["strimzi.io/cluster"],
+            "spikewatch"
+        );
+        assert_eq!(topic.data["spec"]["partitions"], 3);
+        assert_eq!(topic.data["spec"]["replicas"], 3);
+    }
+    // Names that are not DNS subdomains are sanitized, and stay distinct.
+    let a = kafka_topic_object_name(&vp, "Ticks_Raw");
+    let b = kafka_topic_object_name(&vp, "ticks-raw");
+    assert!(a.starts_with("sol-ticks-raw-"), "{a}");
+    assert_eq!(b, "sol-ticks-raw");
+    assert_ne!(a, b);
+    let mut no_cluster = vp.clone();
+    no_cluster.spec.kafka.strimzi_cluster = None;
+    assert!(matches!(
+        desired_kafka_topics(&no_cluster),
+        Err(DesiredError::InvalidSpec(_))
+    ));
+}
+
+#[test]
+fn monitoring_objects_follow_the_monitoring_switches() {
+    let vp = external();
+    let monitors = desired_service_monitors(&vp).unwrap();
+    assert_eq!(monitors.len(), 4);
+    for (monitor, workload) in monitors.iter().zip(Workload::ALL) {
+        assert_eq!(
+            monitor.metadata.labels.as_ref().unwrap()["release"],
+            "kube-prometheus-stack"
+        );
+        assert_eq!(monitor.data["spec"]["endpoints"][0]["port"], workload.port_name());
+    }
+    let dashboard = desired_dashboard(&vp).unwrap().unwrap();
+    assert_eq!(dashboard.metadata.labels.as_ref().unwrap()["grafana_dashboard"], "1");
+    let json: serde_json::Value = serde_json::from_str(dashboard.data.unwrap().values().next().unwrap()).unwrap();
+    let titles: Vec<_> = json["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "API latency P50 / P95",
+            "API error rate",
+            "Consumer lag",
+            "Predictions per second",
+            "Model variant"
+        ]
+    );
+    assert!(desired_prometheus_rule(&vp).unwrap().is_some());
+
+    let mut off = vp.clone();
+    off.spec.monitoring.service_monitor = false;
+    off.spec.monitoring.prometheus_rule = false;
+    off.spec.monitoring.dashboard = false;
+    let groups: Vec<_> = desired_objects(&off).unwrap().into_iter().map(|o| o.group).collect();
+    assert!(!groups.contains(&ChildGroup::Monitoring));
+    assert_eq!(groups.iter().filter(|g| **g == ChildGroup::Core).count(), 2 + 4 + 4 + 2);
+}

@@ -1,0 +1,464 @@
+//! The reconciler against a mock Kubernetes API server (see `spikewatch_operator::fixtures`).
+//! Each test is one scenario: what exists, one or more reconciles, what the API server and
+//! the broker saw.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use spikewatch_operator::controller::{Context, FINALIZER, error_policy, reconcile};
+use spikewatch_operator::crd::{ConditionType, Phase, VolatilityPipeline, find_condition};
+use spikewatch_operator::discovery::Capabilities;
+use spikewatch_operator::fixtures::{self, ApiServer, BrokerCall, FakeBroker, UID};
+
+const TOPICS: [&str; 3] = ["ticks.raw", "ticks.features", "ticks.predictions"];
+
+fn finalized(mut vp: VolatilityPipeline) -> VolatilityPipeline {
+    vp.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+    vp
+}
+
+struct Cluster {
+    server: ApiServer,
+    broker: Arc<FakeBroker>,
+    ctx: Arc<Context>,
+}
+
+impl Cluster {
+    /// An API server holding `vp`, a broker, and a cluster without the optional APIs.
+    fn with(vp: &VolatilityPipeline, broker: Arc<FakeBroker>) -> Cluster {
+        let (client, server) = ApiServer::start();
+        server.insert_pipeline(vp);
+        let ctx = Context::test(client, broker.clone(), Capabilities::default());
+        Cluster {
+            server,
+            broker,
+            ctx,
+        }
+    }
+
+    /// One reconcile of the pipeline as the API server holds it now (as a watch event would bring it).
+    async fn reconcile(&self) -> Result<Action, spikewatch_operator::Error> {
+        reconcile(Arc::new(self.server.pipeline()), self.ctx.clone()).await
+    }
+
+    /// Reconciles until the pipeline is Ready, playing the Deployment controller in between.
+    async fn converge(&self) {
+        self.reconcile().await.expect("first apply");
+        self.server.mark_deployments_ready();
+        self.reconcile().await.expect("status catches up");
+        self.server.forget_requests();
+    }
+
+    fn condition(&self, type_: ConditionType) -> (String, String) {
+        let vp = self.server.pipeline();
+        let status = vp.status.expect("status written");
+        let c = find_condition(&status.conditions, type_)
+            .unwrap_or_else(|| panic!("{type_:?} condition"));
+        (c.status.clone(), c.reason.clone())
+    }
+
+    fn deployments(&self) -> Vec<String> {
+        self.server.paths("/deployments/")
+    }
+}
+
+#[tokio::test]
+async fn a_new_pipeline_first_gets_the_finalizer_and_nothing_else() {
+    let cluster = Cluster::with(&fixtures::pipeline(), FakeBroker::reachable());
+
+    let action = cluster.reconcile().await.expect("reconcile");
+
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "the finalizer patch itself triggers the next reconcile"
+    );
+    let writes = cluster.server.writes();
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert_eq!(writes[0].method, "PATCH");
+    assert_eq!(writes[0].path, fixtures::pipeline_path());
+    assert_eq!(
+        cluster.server.pipeline().metadata.finalizers,
+        Some(vec![FINALIZER.to_string()])
+    );
+    assert!(
+        cluster.broker.calls().is_empty(),
+        "no topic work before the finalizer is in place"
+    );
+}
+
+#[tokio::test]
+async fn a_finalized_pipeline_gets_topics_then_owned_children_then_a_status() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+
+    cluster.reconcile().await.expect("reconcile");
+
+    assert_eq!(cluster.broker.topic_names(), {
+        let mut t = TOPICS.map(String::from).to_vec();
+        t.sort();
+        t
+    });
+    let applies: Vec<_> = cluster
+        .server
+        .writes()
+        .into_iter()
+        .filter(|r| {
+            r.content_type == "application/apply-patch+yaml" && !r.path.ends_with("/status")
+        })
+        .collect();
+    assert!(
+        applies.len() >= 5,
+        "config and four Deployments at least: {applies:#?}"
+    );
+    for apply in &applies {
+        assert!(
+            apply.query.contains("fieldManager=spikewatch-operator"),
+            "{}",
+            apply.query
+        );
+        assert!(apply.query.contains("force=true"), "{}", apply.query);
+        let stored = cluster
+            .server
+            .get(&apply.path)
+            .expect("applied child stored");
+        let owners = stored
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .expect("owner references");
+        assert!(
+            owners.iter().any(|o| o["uid"] == json!(UID)
+                && o["controller"] == json!(true)
+                && o["kind"] == json!("VolatilityPipeline")),
+            "{} lacks the pipeline as controller owner: {owners:?}",
+            apply.path
+        );
+    }
+    assert_eq!(cluster.deployments().len(), 4);
+    assert_eq!(cluster.condition(ConditionType::TopicsReady).0, "True");
+    assert_eq!(
+        cluster.condition(ConditionType::WorkloadsReady),
+        ("False".into(), "DeploymentsNotReady".into())
+    );
+    let status = cluster.server.pipeline().status.unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.phase, Some(Phase::Progressing));
+    let events = cluster.server.event_reasons();
+    assert!(events.contains(&"TopicsUpdated".to_string()), "{events:?}");
+    assert!(events.contains(&"Created".to_string()), "{events:?}");
+}
+
+#[tokio::test]
+async fn ready_deployments_make_the_pipeline_ready_and_missing_monitoring_only_degrades_it() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.reconcile().await.expect("apply");
+    cluster.server.mark_deployments_ready();
+
+    let action = cluster.reconcile().await.expect("reconcile");
+
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert_eq!(
+        cluster.condition(ConditionType::Ready),
+        ("True".into(), "PipelineReady".into())
+    );
+    assert_eq!(
+        cluster.condition(ConditionType::MonitoringReady),
+        ("False".into(), "MonitoringCRDsMissing".into())
+    );
+    let status = cluster.server.pipeline().status.unwrap();
+    assert_eq!(status.workloads.unwrap().predictor.ready_replicas, 1);
+}
+
+#[tokio::test]
+async fn a_converged_pipeline_reconciles_with_zero_writes() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+
+    cluster.reconcile().await.expect("reconcile");
+
+    let writes = cluster.server.writes();
+    assert!(
+        writes.is_empty(),
+        "a converged pipeline must not write: {writes:#?}"
+    );
+    assert!(cluster.server.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test]
+async fn a_deleted_child_is_restored() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+    let victim = cluster.deployments()[0].clone();
+    cluster.server.remove(&victim);
+
+    cluster.reconcile().await.expect("reconcile");
+
+    assert!(cluster.server.get(&victim).is_some(), "{victim} restored");
+    let applies: Vec<String> = cluster
+        .server
+        .writes()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && !r.is_event())
+        .map(|r| r.path)
+        .collect();
+    assert!(applies.contains(&victim), "{applies:?}");
+    assert!(
+        applies
+            .iter()
+            .all(|p| p == &victim || p.ends_with("/status")),
+        "only the missing child (and the status it changes) is written: {applies:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_edited_child_is_put_back() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+    let victim = cluster.deployments()[0].clone();
+    let mut edited = cluster.server.get(&victim).unwrap();
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("example.org/other:1");
+    cluster.server.insert(&victim, edited);
+
+    cluster.reconcile().await.expect("reconcile");
+
+    let restored = cluster.server.get(&victim).unwrap();
+    assert_ne!(
+        restored["spec"]["template"]["spec"]["containers"][0]["image"],
+        json!("example.org/other:1")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_sets_topics_ready_false_starts_no_workload_and_backs_off() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::unreachable());
+    let vp = Arc::new(cluster.server.pipeline());
+
+    let error = cluster.reconcile().await.expect_err("broker unreachable");
+
+    assert_eq!(error.metric_label(), "broker_unreachable");
+    assert_eq!(
+        cluster.condition(ConditionType::TopicsReady),
+        ("False".into(), "BrokerUnreachable".into())
+    );
+    assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
+    assert!(
+        cluster.deployments().is_empty(),
+        "no workload may start against missing topics"
+    );
+    assert!(
+        cluster
+            .server
+            .event_reasons()
+            .contains(&"BrokerUnreachable".to_string())
+    );
+
+    assert_eq!(
+        error_policy(vp.clone(), &error, cluster.ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        error_policy(vp.clone(), &error, cluster.ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+    assert_eq!(
+        cluster
+            .ctx
+            .metrics
+            .failures
+            .with_label_values(&["broker_unreachable"])
+            .get(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_secret_without_a_password_fails_the_pipeline_with_a_clear_message_and_a_slow_retry() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {
+            "bootstrapServers": "kafka:9093",
+            "securityProtocol": "SASL_SSL",
+            "saslMechanism": "SCRAM-SHA-512",
+            "authSecretRef": {"name": "kafka-user"}
+        }
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    cluster.server.insert(
+        &fixtures::path("v1", "secrets", "kafka-user"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-user", "namespace": "testns"},
+               "data": {"username": "dXNlcg=="}}),
+    );
+
+    let error = cluster.reconcile().await.expect_err("invalid credentials");
+
+    assert_eq!(error.metric_label(), "invalid_spec");
+    let status = cluster.server.pipeline().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(ready.message.contains("password"), "{}", ready.message);
+    assert!(cluster.broker.calls().is_empty());
+    let action = error_policy(
+        Arc::new(cluster.server.pipeline()),
+        &error,
+        cluster.ctx.clone(),
+    );
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(300)),
+        "only an edit can fix it: no fast retry loop"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_pipeline_with_the_delete_policy_deletes_its_topics_then_releases_it() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka:9092", "deletionPolicy": "Delete"}
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    cluster.converge().await;
+    cluster.server.mark_pipeline_deleted();
+
+    cluster.reconcile().await.expect("cleanup");
+
+    assert_eq!(
+        cluster.broker.calls().last(),
+        Some(&BrokerCall::Delete(TOPICS.map(String::from).to_vec()))
+    );
+    assert!(cluster.broker.topic_names().is_empty());
+    assert!(
+        cluster.server.get(&fixtures::pipeline_path()).is_none(),
+        "finalizer removed, pipeline gone"
+    );
+    assert!(
+        cluster
+            .server
+            .event_reasons()
+            .contains(&"TopicsDeleted".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_whose_topics_cannot_be_deleted_keeps_its_finalizer() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka:9092", "deletionPolicy": "Delete"}
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::unreachable());
+    cluster.server.mark_pipeline_deleted();
+
+    let error = cluster
+        .reconcile()
+        .await
+        .expect_err("broker unreachable during cleanup");
+
+    assert_eq!(error.metric_label(), "broker_unreachable");
+    assert_eq!(
+        cluster.server.pipeline().metadata.finalizers,
+        Some(vec![FINALIZER.to_string()])
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_pipeline_with_the_retain_policy_keeps_its_topics() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+    cluster.server.mark_pipeline_deleted();
+
+    cluster.reconcile().await.expect("cleanup");
+
+    assert!(
+        !cluster
+            .broker
+            .calls()
+            .iter()
+            .any(|c| matches!(c, BrokerCall::Delete(_)))
+    );
+    assert_eq!(cluster.broker.topic_names().len(), 3);
+    assert!(cluster.server.get(&fixtures::pipeline_path()).is_none());
+}
+
+#[tokio::test]
+async fn with_the_prometheus_operator_installed_monitoring_objects_are_applied() {
+    let (client, server) = ApiServer::start();
+    server.insert_pipeline(&finalized(fixtures::pipeline()));
+    let capabilities = Capabilities {
+        monitoring: true,
+        strimzi: false,
+    };
+    let ctx = Context::test(client, FakeBroker::reachable(), capabilities);
+
+    reconcile(Arc::new(server.pipeline()), ctx)
+        .await
+        .expect("reconcile");
+
+    assert!(
+        !server
+            .paths("/apis/monitoring.coreos.com/v1/namespaces/testns/servicemonitors/")
+            .is_empty()
+    );
+    assert_eq!(
+        server
+            .paths("/apis/monitoring.coreos.com/v1/namespaces/testns/prometheusrules/")
+            .len(),
+        1
+    );
+    let status = server.pipeline().status.unwrap();
+    let monitoring = find_condition(&status.conditions, ConditionType::MonitoringReady).unwrap();
+    assert_eq!(monitoring.status, "True");
+}
+
+#[tokio::test]
+async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "my-cluster-kafka-bootstrap:9092", "topicManagement": "strimzi", "strimziCluster": "my-cluster"}
+    })));
+    let (client, server) = ApiServer::start();
+    server.insert_pipeline(&vp);
+    let broker = FakeBroker::reachable();
+    let ctx = Context::test(
+        client,
+        broker.clone(),
+        Capabilities {
+            monitoring: false,
+            strimzi: true,
+        },
+    );
+
+    reconcile(Arc::new(server.pipeline()), ctx.clone())
+        .await
+        .expect("first reconcile");
+
+    let topics = server.paths("/kafkatopics/");
+    assert_eq!(topics.len(), 3, "{topics:?}");
+    assert!(
+        server.paths("/deployments/").is_empty(),
+        "no workload before the KafkaTopics are Ready"
+    );
+    assert!(
+        broker.calls().is_empty(),
+        "Strimzi mode never talks to the brokers"
+    );
+    let status = server.pipeline().status.unwrap();
+    assert_eq!(
+        find_condition(&status.conditions, ConditionType::TopicsReady)
+            .unwrap()
+            .reason,
+        "KafkaTopicsNotReady"
+    );
+
+    // Strimzi's topic operator reports the topics Ready.
+    for path in &topics {
+        let mut topic = server.get(path).unwrap();
+        topic["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        server.insert(path, topic);
+    }
+    reconcile(Arc::new(server.pipeline()), ctx)
+        .await
+        .expect("second reconcile");
+
+    assert_eq!(server.paths("/deployments/").len(), 4);
+}
