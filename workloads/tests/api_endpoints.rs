@@ -322,3 +322,25 @@ async fn slow_requests_time_out_with_a_json_503() {
     let timeout = [("endpoint", "/predict"), ("error_type", "timeout")];
     assert_eq!(sample(&text, "volatility_api_errors_total", &timeout), Some(1.0));
 }
+
+#[tokio::test]
+async fn predict_reproduces_the_trainers_probabilities_on_the_fixtures() {
+    let fixtures = fixtures();
+    assert!(!fixtures.is_empty());
+    let rows: Vec<Value> = fixtures.iter().map(|f| f.features.clone()).collect();
+    for variant in [ModelVariant::Ml, ModelVariant::Baseline] {
+        let app = api::router(state(variant).await);
+        let reply = call(&app, post_json("/predict", &json!({ "rows": rows }))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let predictions = reply.body["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), fixtures.len());
+        for (i, (prediction, fixture)) in predictions.iter().zip(&fixtures).enumerate() {
+            let want = match variant {
+                ModelVariant::Ml => fixture.ml,
+                ModelVariant::Baseline => fixture.baseline,
+            };
+            let got = prediction["probability"].as_f64().unwrap();
+            assert!((got - want).abs() <= 1e-5, "{variant:?} row {i}: API {got}, trainer {want}");
+        }
+    }
+}

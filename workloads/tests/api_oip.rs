@@ -312,3 +312,19 @@ async fn oip_requests_are_counted_under_the_route_template() {
     assert_eq!(sample(&text, "volatility_prediction_latency_seconds_count", &latency), Some(1.0));
     assert_eq!(sample(&text, "volatility_api_rows_predicted_total", &[("variant", "ml")]), Some(2.0));
 }
+
+#[tokio::test]
+async fn infer_reproduces_the_trainers_probabilities_on_the_fixtures() {
+    let app = api::router(state(ModelVariant::Ml).await);
+    let fixtures = fixtures();
+    let rows: Vec<Value> = fixtures.iter().map(|f| f.features.clone()).collect();
+    let reply = call(&app, post_json("/v2/models/spikewatch/infer", &matrix_request(&rows, "FP64"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    check_inference_response(&reply.body);
+    let probability = output(&reply.body, "probability");
+    assert_eq!(probability["shape"], json!([fixtures.len()]));
+    for (i, (got, fixture)) in probability["data"].as_array().unwrap().iter().zip(&fixtures).enumerate() {
+        let got = got.as_f64().unwrap();
+        assert!((got - fixture.ml).abs() <= 1e-5, "row {i}: API {got}, trainer {}", fixture.ml);
+    }
+}

@@ -42,9 +42,6 @@ fn command(args: &[&str]) -> Command {
         .env_remove("ADMIN_TOKEN_FILE")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if let Some(dev) = std::env::var_os("SPIKEWATCH_API_TEST_ARTIFACTS") {
-        command.env("MODEL_SOURCE", dev); // DEVONLY
-    }
     command
 }
 

@@ -26,9 +26,7 @@ pub fn root() -> PathBuf {
 
 /// The committed model artifacts: the ONNX GBDT and the z-score baseline's parameters.
 pub fn artifacts() -> PathBuf {
-    let dir = std::env::var_os("SPIKEWATCH_API_TEST_ARTIFACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("models/artifacts/spikewatch-gbdt"));
+    let dir = root().join("models/artifacts/spikewatch-gbdt");
     assert!(
         dir.join("model.onnx").is_file() && dir.join("baseline.json").is_file(),
         "model artifacts missing in {}: the trained model is committed there",
@@ -98,6 +96,29 @@ pub fn original_row() -> Value {
         object.remove(newer);
     }
     row
+}
+
+/// `fixtures.json`: rows of the test split with the trainer's probabilities for both variants.
+pub struct Fixture {
+    pub features: Value,
+    pub ml: f64,
+    pub baseline: f64,
+}
+
+pub fn fixtures() -> Vec<Fixture> {
+    let path = artifacts().join("fixtures.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let fixtures: Value = serde_json::from_str(&text).unwrap();
+    fixtures["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| Fixture {
+            features: row["features"].clone(),
+            ml: row["probability"].as_f64().unwrap(),
+            baseline: row["baseline_probability"].as_f64().unwrap(),
+        })
+        .collect()
 }
 
 pub fn features(row: &Value) -> Features {
