@@ -46,7 +46,8 @@ struct Inner {
     models: OnceLock<ModelHandle>,
     /// Why no model answers yet (shown by `/health`).
     not_ready: RwLock<String>,
-    /// Reloads and variant switches run one at a time.
+    /// Reloads and variant switches run one at a time: a reload re-creates the models with the
+    /// variant active when it started, so a switch landing mid-reload would be silently undone.
     admin_lock: tokio::sync::Mutex<()>,
 }
 
