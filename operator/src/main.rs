@@ -1,7 +1,5 @@
 //! `spikewatch-operator`: `run` reconciles pipelines, `crdgen` prints the CRD.
 
-use std::io::Write;
-
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -25,14 +23,7 @@ enum Command {
 
 fn main() {
     match Cli::parse().command {
-        Command::Crdgen => {
-            // `write_all` rather than `print!`: a closed pipe (`crdgen | head`) is an error, not a panic.
-            let yaml = spikewatch_operator::crdgen::crd_yaml();
-            if let Err(e) = std::io::stdout().write_all(yaml.as_bytes()) {
-                eprintln!("spikewatch-operator crdgen: cannot write the CRD: {e}");
-                std::process::exit(1);
-            }
-        }
+        Command::Crdgen => print!("{}", spikewatch_operator::crdgen::crd_yaml()),
         Command::Run => {
             eprintln!("spikewatch-operator run: not implemented yet");
             std::process::exit(1);
