@@ -57,6 +57,17 @@ def _verdict(metrics: dict) -> str:
     )
 
 
+def _pooled(m: dict) -> str:
+    pooled = m.get("pooled_validation_test_ranking")
+    if not pooled:
+        return "(not computed)"
+    lines = ["| scorer | rows | positives | PR-AUC | ROC-AUC |", "|---|---|---|---|---|"]
+    for name in ("gbdt", "persistence", "zscore"):
+        r = pooled[name]
+        lines.append(f"| {name} | {r['rows']} | {r['positives']} | {_fmt(r['pr_auc'])} | {_fmt(r['roc_auc'])} |")
+    return "\n".join(lines)
+
+
 def render(r: dict) -> str:
     d, m, lab, th = r["data"], r["metrics"], r["label"], r["thresholds"]
     split_lines = "\n".join(
@@ -116,6 +127,12 @@ Undefined metrics are reported as — (null in `metrics.json`):
 {_notes(m)}
 
 {_verdict(m)}
+
+Supplementary, ranking only (no threshold involved), validation and test pooled — both out of
+sample. When each split holds a single class, this mostly measures whether a scorer tells the
+validation period from the test period apart, not whether it anticipates spikes:
+
+{_pooled(m)}
 
 ## What it can and cannot do
 

@@ -20,6 +20,7 @@ EXTRA_FILES = ("baseline.json", "metrics.json", "model_card.md", "fixtures.json"
 def register(artifact_dir: Path, tracking_uri: str, name: str, alias: str) -> str:
     import mlflow
     import onnx
+    import onnxruntime
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -38,6 +39,8 @@ def register(artifact_dir: Path, tracking_uri: str, name: str, alias: str) -> st
             name="model",
             extra_files=[str(artifact_dir / f) for f in EXTRA_FILES if (artifact_dir / f).exists()],
             save_as_external_data=False,
+            # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
+            pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
             registered_model_name=name,
         )
     client = MlflowClient(tracking_uri)

@@ -134,6 +134,18 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None)
             "zscore": evaluate.evaluate(y, zscore_probability(s["zscore_z"]), 0.5, probability=True),
         }
     metrics["train"] = {"rows": int(len(y_train)), "positives": int(y_train.sum()), "positive_rate": round(float(y_train.mean()), 6)}
+    # Supplementary, ranking only (no threshold involved): validation and test pooled. Both are
+    # out of sample, and together they may hold both classes when each alone holds one.
+    y_pool = np.concatenate([y_val, y_test])
+    metrics["pooled_validation_test_ranking"] = {
+        name: {
+            k: v
+            for k, v in evaluate.evaluate(y_pool, np.concatenate([s_val[key], s_test[key]]), np.inf, probability=False).items()
+            if k in ("rows", "positives", "positive_rate", "pr_auc", "roc_auc", "notes")
+            and not (k == "notes")
+        }
+        for name, key in (("gbdt", "gbdt"), ("persistence", "persistence"), ("zscore", "zscore_z"))
+    }
 
     digest = table_digest(df)
     params_text = json.dumps(LGB_PARAMS, sort_keys=True)

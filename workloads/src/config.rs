@@ -33,6 +33,8 @@ pub struct FeedConfig {
     pub heartbeat_timeout_secs: u64,
     pub reconnect_initial_backoff_ms: u64,
     pub reconnect_max_backoff_ms: u64,
+    /// Frames larger than this are rejected (counted as `oversized`) without being parsed.
+    pub max_frame_bytes: usize,
     /// Optional NDJSON mirror of the raw frames.
     pub mirror: Option<MirrorConfig>,
 }
@@ -152,6 +154,7 @@ impl Default for FeedConfig {
             heartbeat_timeout_secs: 30,
             reconnect_initial_backoff_ms: 500,
             reconnect_max_backoff_ms: 30_000,
+            max_frame_bytes: 1024 * 1024,
             mirror: None,
         }
     }

@@ -49,7 +49,8 @@ impl AdminAuth {
         let Some(path) = path else {
             return Ok(AdminAuth::Disabled);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read admin token file {path}: {e}"))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read admin token file {path}: {e}"))?;
         let token = text.trim();
         anyhow::ensure!(!token.is_empty(), "admin token file {path} is empty");
         Ok(AdminAuth::token(token))

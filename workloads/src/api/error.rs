@@ -13,38 +13,76 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
     /// The body is not JSON at all (syntax error, truncated, wrong encoding).
-    MalformedJson { reason: String },
+    MalformedJson {
+        reason: String,
+    },
     /// A required field is absent.
-    MissingField { field: String },
+    MissingField {
+        field: String,
+    },
     /// A field has the wrong JSON type (string where a number is expected, `"NaN"`, ...).
-    InvalidType { field: String, reason: String },
+    InvalidType {
+        field: String,
+        reason: String,
+    },
     /// A number that is not finite, or too large to be represented.
-    NonFinite { field: String },
+    NonFinite {
+        field: String,
+    },
     /// A finite value outside the plausible range of its feature.
-    OutOfRange { field: String, reason: String },
+    OutOfRange {
+        field: String,
+        reason: String,
+    },
     /// A structurally valid request that cannot be served as asked (empty batch, bad tensor shape...).
-    Invalid { field: String, reason: String },
+    Invalid {
+        field: String,
+        reason: String,
+    },
     /// More rows than `api.max_rows`.
-    TooManyRows { field: String, rows: usize, max: usize },
+    TooManyRows {
+        field: String,
+        rows: usize,
+        max: usize,
+    },
     /// Body larger than `api.max_body_bytes`.
-    BodyTooLarge { max: usize },
+    BodyTooLarge {
+        max: usize,
+    },
     /// `Content-Type` is not JSON.
-    UnsupportedMediaType { got: Option<String> },
+    UnsupportedMediaType {
+        got: Option<String>,
+    },
     /// No route for this path (or an unknown OIP model name).
-    NotFound { field: &'static str, reason: String },
+    NotFound {
+        field: &'static str,
+        reason: String,
+    },
     MethodNotAllowed,
     /// Admin endpoint without a valid bearer token.
-    Unauthorized { reason: &'static str },
+    Unauthorized {
+        reason: &'static str,
+    },
     /// Admin endpoints are disabled (no token file configured).
-    Forbidden { reason: &'static str },
+    Forbidden {
+        reason: &'static str,
+    },
     /// No model is loaded yet (or any more).
-    ModelNotReady { reason: String },
+    ModelNotReady {
+        reason: String,
+    },
     /// The model failed on valid input: a server fault.
-    Inference { reason: String },
+    Inference {
+        reason: String,
+    },
     /// Reloading or switching the model failed; the previous model keeps serving.
-    ModelUpdate { reason: String },
+    ModelUpdate {
+        reason: String,
+    },
     /// The request took longer than `api.request_timeout_ms`.
-    Timeout { after_ms: u64 },
+    Timeout {
+        after_ms: u64,
+    },
 }
 
 impl ApiError {

@@ -45,7 +45,11 @@ fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), ApiErro
 /// Deserializes `bytes`, naming the field at fault on error.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| classify(&err))?;
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let mut err = classify(&err);
+        prefix_field(&mut err, "");
+        err
+    })?;
     de.end().map_err(|err| ApiError::MalformedJson { reason: strip_position(&err.to_string()) })?;
     Ok(value)
 }
@@ -59,16 +63,19 @@ pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value, prefix: &str) 
     })
 }
 
+/// Places a field path found inside a row under `prefix`; the root itself is `body`.
 fn prefix_field(err: &mut ApiError, prefix: &str) {
-    if prefix.is_empty() {
-        return;
-    }
     match err {
         ApiError::MissingField { field }
         | ApiError::InvalidType { field, .. }
         | ApiError::NonFinite { field }
         | ApiError::Invalid { field, .. } => {
-            *field = if field.is_empty() { prefix.to_string() } else { format!("{prefix}.{field}") };
+            *field = match (prefix.is_empty(), field.is_empty()) {
+                (true, true) => "body".to_string(),
+                (true, false) => std::mem::take(field),
+                (false, true) => prefix.to_string(),
+                (false, false) => format!("{prefix}.{field}"),
+            };
         }
         _ => {}
     }
@@ -86,12 +93,12 @@ fn classify(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
             } else if message.starts_with("number out of range") {
                 ApiError::NonFinite { field: path }
             } else {
-                ApiError::InvalidType { field: if path.is_empty() { "body".into() } else { path }, reason: message }
+                ApiError::InvalidType { field: path, reason: message }
             }
         }
         // serde_json reports an out-of-range number (1e400) as a syntax error.
         serde_json::error::Category::Syntax if message.starts_with("number out of range") => {
-            ApiError::NonFinite { field: if path.is_empty() { "body".into() } else { path } }
+            ApiError::NonFinite { field: path }
         }
         _ => ApiError::MalformedJson { reason: message },
     }
@@ -141,22 +148,30 @@ mod tests {
             ("{}", ApiError::MissingField { field: "price".into() }),
             (
                 r#"{"price":"NaN"}"#,
-                ApiError::InvalidType { field: "price".into(), reason: "invalid type: string \"NaN\", expected f64".into() },
+                ApiError::InvalidType {
+                    field: "price".into(),
+                    reason: "invalid type: string \"NaN\", expected f64".into(),
+                },
             ),
             (r#"{"price":1e400}"#, ApiError::NonFinite { field: "price".into() }),
             (r#"{"rows":[{"price":1},{}]}"#, ApiError::MissingField { field: "rows[1].price".into() }),
-            (r#"{"price":1,"#, ApiError::MalformedJson { reason: "EOF while parsing an object".into() }),
+            (r#"{"price":1,"#, ApiError::MalformedJson { reason: "EOF while parsing a value".into() }),
             (r#"{"price":1} x"#, ApiError::MalformedJson { reason: "trailing characters".into() }),
         ];
         for (body, expected) in cases {
-            let got = if body.contains("rows") { parse::<Batch>(body.as_bytes()).map(|_| ()) } else { parse::<Row>(body.as_bytes()).map(|_| ()) };
+            let got = if body.contains("rows") {
+                parse::<Batch>(body.as_bytes()).map(|_| ())
+            } else {
+                parse::<Row>(body.as_bytes()).map(|_| ())
+            };
             assert_eq!(got.unwrap_err(), expected, "{body}");
         }
     }
 
     #[test]
     fn content_types() {
-        let ok = ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"];
+        let ok =
+            ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"];
         for ct in ok {
             assert!(check_content_type(Some(&header::HeaderValue::from_static(ct))).is_ok(), "{ct}");
         }

@@ -72,9 +72,11 @@ impl ApiMetrics {
         .expect("valid metric");
         let load_time = prometheus::Gauge::new("model_load_time_seconds", "Duration of the last successful model load")
             .expect("valid metric");
-        let variant =
-            IntGaugeVec::new(Opts::new("model_variant_active", "1 for the model variant answering requests"), &["variant"])
-                .expect("valid metric");
+        let variant = IntGaugeVec::new(
+            Opts::new("model_variant_active", "1 for the model variant answering requests"),
+            &["variant"],
+        )
+        .expect("valid metric");
         let info = IntGaugeVec::new(
             Opts::new("model_info", "1 for the model answering requests (name, version, variant)"),
             &["name", "version", "variant"],
@@ -102,6 +104,10 @@ impl ApiMetrics {
         for v in [ModelVariant::Ml, ModelVariant::Baseline] {
             variant.with_label_values(&[v.as_str()]).set(0);
             rows.with_label_values(&[v.as_str()]);
+        }
+        // Exported from the start, so that rate() and absence alerts work before the first event.
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
         }
         ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads }
     }
@@ -170,7 +176,10 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     }
     if let Some(scored) = response.extensions().get::<Scored>() {
         let metrics = state.metrics();
-        metrics.latency.with_label_values(&[&endpoint, scored.variant.as_str()]).observe(started.elapsed().as_secs_f64());
+        metrics
+            .latency
+            .with_label_values(&[&endpoint, scored.variant.as_str()])
+            .observe(started.elapsed().as_secs_f64());
         metrics.rows.with_label_values(&[scored.variant.as_str()]).inc_by(scored.rows as u64);
     }
     state.metrics().requests.with_label_values(&[&endpoint, &method, status.as_str()]).inc();

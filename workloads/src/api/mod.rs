@@ -5,7 +5,6 @@
 //! Endpoint reference: docs/api.md.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,7 +28,7 @@ pub mod status;
 pub use admin::AdminAuth;
 pub use error::ApiError;
 pub use metrics::ApiMetrics;
-pub use state::{AppState, Limits, ModelControl};
+pub use state::{AppState, Limits};
 
 /// The complete HTTP service.
 pub fn router(state: AppState) -> Router {
@@ -92,33 +91,4 @@ pub fn reload_on_sighup(state: AppState) -> std::io::Result<tokio::task::JoinHan
             }
         }
     }))
-}
-
-/// Adapts anything that hands out the current model to [`ModelControl`] when reload and variant
-/// switch are not supported (a fixed model, e.g. in embedding or tests).
-pub struct FixedModel(pub Arc<dyn crate::model::Model>);
-
-impl ModelControl for FixedModel {
-    fn current(&self) -> Arc<dyn crate::model::Model> {
-        self.0.clone()
-    }
-    fn reload(&self) -> futures::future::BoxFuture<'_, Result<(), crate::model::ModelError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn set_variant(
-        &self,
-        variant: crate::domain::ModelVariant,
-    ) -> futures::future::BoxFuture<'_, Result<(), crate::model::ModelError>> {
-        let current = self.0.info().variant;
-        Box::pin(async move {
-            if variant == current {
-                Ok(())
-            } else {
-                Err(crate::model::ModelError::Load {
-                    source_uri: "fixed model".into(),
-                    reason: format!("this server has no {} variant", variant.as_str()),
-                })
-            }
-        })
-    }
 }

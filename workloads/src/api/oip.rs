@@ -156,7 +156,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResp
 #[utoipa::path(get, path = "/v2/models/{name}", tag = "open-inference-protocol",
     params(("name" = String, Path, description = "`spikewatch` or the name of the model answering now")),
     responses((status = 200, body = ModelMetadata), (status = 404, body = OipErrorBody), (status = 503, body = OipErrorBody)))]
-pub async fn model_metadata(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelMetadata>, OipError> {
+pub async fn model_metadata(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelMetadata>, OipError> {
     let model = resolve(&state, &name, None)?;
     Ok(Json(metadata(&name, model.as_ref())))
 }
@@ -177,7 +180,10 @@ pub async fn model_version_metadata(
 #[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "open-inference-protocol",
     params(("name" = String, Path)),
     responses((status = 200, body = ModelReadyResponse), (status = 404, body = OipErrorBody), (status = 503, body = OipErrorBody)))]
-pub async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelReadyResponse>, OipError> {
+pub async fn model_ready(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelReadyResponse>, OipError> {
     resolve(&state, &name, None)?;
     Ok(Json(ModelReadyResponse { name, ready: true }))
 }
@@ -244,17 +250,33 @@ async fn run_inference(
     let mut outputs = Vec::with_capacity(2);
     if wanted.probability {
         let data = probabilities.iter().map(|&p| p as f32).collect();
-        outputs.push(ResponseOutput { name: "probability", shape: vec![n], datatype: "FP32", data: TensorData::Fp32(data) });
+        outputs.push(ResponseOutput {
+            name: "probability",
+            shape: vec![n],
+            datatype: "FP32",
+            data: TensorData::Fp32(data),
+        });
     }
     if wanted.prediction {
         let data = probabilities.iter().map(|&p| i64::from(p >= info.threshold)).collect();
-        outputs.push(ResponseOutput { name: "prediction", shape: vec![n], datatype: "INT64", data: TensorData::Int64(data) });
+        outputs.push(ResponseOutput {
+            name: "prediction",
+            shape: vec![n],
+            datatype: "INT64",
+            data: TensorData::Int64(data),
+        });
     }
     let mut parameters = serde_json::Map::new();
     parameters.insert("model_variant".into(), info.variant.as_str().into());
     parameters.insert("threshold".into(), info.threshold.into());
     parameters.insert("served_model".into(), info.name.clone().into());
-    let body = InferenceResponse { model_name: name, model_version: info.version.clone(), id: request.id, parameters, outputs };
+    let body = InferenceResponse {
+        model_name: name,
+        model_version: info.version.clone(),
+        id: request.id,
+        parameters,
+        outputs,
+    };
     let mut response = Json(body).into_response();
     response.extensions_mut().insert(scored);
     Ok(response)
@@ -287,7 +309,11 @@ fn metadata(name: &str, model: &dyn Model) -> ModelMetadata {
         ModelVariant::Ml => "onnxruntime_onnx",
         ModelVariant::Baseline => "spikewatch_zscore",
     };
-    let n = |name: &str, datatype: &str, shape: Vec<i64>| MetadataTensor { name: name.into(), datatype: datatype.into(), shape };
+    let n = |name: &str, datatype: &str, shape: Vec<i64>| MetadataTensor {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape,
+    };
     ModelMetadata {
         name: name.into(),
         versions: vec![info.version.clone()],
@@ -376,13 +402,19 @@ fn rows_from_columns(inputs: &[RequestInput], max_rows: usize) -> Result<Vec<Fea
             });
         };
         if columns[c].is_some() {
-            return Err(ApiError::Invalid { field: format!("{at}.name"), reason: format!("input {:?} given twice", input.name) });
+            return Err(ApiError::Invalid {
+                field: format!("{at}.name"),
+                reason: format!("input {:?} given twice", input.name),
+            });
         }
         check_datatype(input, &at)?;
         let n = match input.shape.as_slice() {
             &[n] | &[n, 1] => batch_size(n, &at, max_rows)?,
             shape => {
-                return Err(ApiError::Invalid { field: format!("{at}.shape"), reason: format!("expected [N] or [N, 1], got {shape:?}") });
+                return Err(ApiError::Invalid {
+                    field: format!("{at}.shape"),
+                    reason: format!("expected [N] or [N, 1], got {shape:?}"),
+                });
             }
         };
         if *n_rows.get_or_insert(n) != n {
@@ -393,7 +425,8 @@ fn rows_from_columns(inputs: &[RequestInput], max_rows: usize) -> Result<Vec<Fea
         }
         let values = flatten(&input.data, &at, n)?;
         for (r, &value) in values.iter().enumerate() {
-            check_feature(c, value).map_err(|violation| violation.into_error(format!("{at}.data[{r}] ({})", input.name)))?;
+            check_feature(c, value)
+                .map_err(|violation| violation.into_error(format!("{at}.data[{r}] ({})", input.name)))?;
         }
         columns[c] = Some(values);
     }
@@ -419,7 +452,10 @@ fn check_datatype(input: &RequestInput, at: &str) -> Result<(), ApiError> {
 fn batch_size(n: i64, at: &str, max_rows: usize) -> Result<usize, ApiError> {
     let field = || format!("{at}.shape");
     if n < 1 {
-        return Err(ApiError::Invalid { field: field(), reason: format!("batch dimension must be at least 1, got {n}") });
+        return Err(ApiError::Invalid {
+            field: field(),
+            reason: format!("batch dimension must be at least 1, got {n}"),
+        });
     }
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     if n > max_rows {
@@ -447,13 +483,19 @@ fn flatten(data: &Value, at: &str, expected: usize) -> Result<Vec<f64>, ApiError
     }
     let mut out = Vec::with_capacity(expected);
     if !data.is_array() {
-        return Err(ApiError::InvalidType { field: format!("{at}.data"), reason: "expected an array of numbers".into() });
+        return Err(ApiError::InvalidType {
+            field: format!("{at}.data"),
+            reason: "expected an array of numbers".into(),
+        });
     }
     walk(data, at, &mut out, expected)?;
     if out.len() != expected {
         return Err(ApiError::Invalid {
             field: format!("{at}.data"),
-            reason: format!("shape says {expected} values, data has {}", if out.len() > expected { "more".to_string() } else { out.len().to_string() }),
+            reason: format!(
+                "shape says {expected} values, data has {}",
+                if out.len() > expected { "more".to_string() } else { out.len().to_string() }
+            ),
         });
     }
     Ok(out)

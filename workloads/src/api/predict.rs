@@ -90,7 +90,8 @@ pub async fn predict(State(state): State<AppState>, JsonBody(body): JsonBody<Val
     let mut response = if batch {
         Json(BatchResponse { predictions: predictions.collect() }).into_response()
     } else {
-        let one = predictions.next().ok_or_else(|| ApiError::Inference { reason: "model returned no probability".into() })?;
+        let one =
+            predictions.next().ok_or_else(|| ApiError::Inference { reason: "model returned no probability".into() })?;
         Json(one).into_response()
     };
     response.extensions_mut().insert(scored);
@@ -139,7 +140,9 @@ pub async fn score(model: Arc<dyn Model>, rows: Vec<Features>) -> Result<Vec<f64
     };
     let probabilities = result.map_err(|e| ApiError::Inference { reason: e.to_string() })?;
     if probabilities.len() != n {
-        return Err(ApiError::Inference { reason: format!("model returned {} probabilities for {n} rows", probabilities.len()) });
+        return Err(ApiError::Inference {
+            reason: format!("model returned {} probabilities for {n} rows", probabilities.len()),
+        });
     }
     if let Some(bad) = probabilities.iter().find(|p| !(0.0..=1.0).contains(*p)) {
         return Err(ApiError::Inference { reason: format!("model returned probability {bad} outside [0, 1]") });

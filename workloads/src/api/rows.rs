@@ -73,20 +73,20 @@ const fn positive(max: f64) -> Range {
 /// Plausible range of each feature, in [`FEATURE_NAMES`] order (docs/api.md lists them).
 /// Wide enough for any real market, narrow enough to catch unit mix-ups and garbage.
 pub const RANGES: [Range; FEATURE_NAMES.len()] = [
-    positive(1e9),        // price
-    positive(1e9),        // midprice
-    closed(-1.0, 1.0),    // return_1s
-    closed(-1.0, 1.0),    // return_5s
-    closed(-1.0, 1.0),    // return_30s
-    closed(-1.0, 1.0),    // return_60s
-    closed(0.0, 1.0),     // volatility
-    closed(0.0, 1.0),     // volatility_10s
-    closed(0.0, 1e6),     // trade_intensity
-    closed(0.0, 1e9),     // spread_abs
-    closed(0.0, 1.0),     // spread_rel
-    closed(-1.0, 1.0),    // order_book_imbalance
-    closed(0.0, 1e9),     // tick_count
-    closed(0.0, 1e9),     // time_since_prev_tick
+    positive(1e9),     // price
+    positive(1e9),     // midprice
+    closed(-1.0, 1.0), // return_1s
+    closed(-1.0, 1.0), // return_5s
+    closed(-1.0, 1.0), // return_30s
+    closed(-1.0, 1.0), // return_60s
+    closed(0.0, 1.0),  // volatility
+    closed(0.0, 1.0),  // volatility_10s
+    closed(0.0, 1e6),  // trade_intensity
+    closed(0.0, 1e9),  // spread_abs
+    closed(0.0, 1.0),  // spread_rel
+    closed(-1.0, 1.0), // order_book_imbalance
+    closed(0.0, 1e9),  // tick_count
+    closed(0.0, 1e9),  // time_since_prev_tick
 ];
 
 impl Range {
@@ -195,7 +195,11 @@ pub fn check_feature(index: usize, value: f64) -> Result<(), Violation> {
         return Err(Violation::NonFinite);
     }
     let range = RANGES[index];
-    if range.contains(value) { Ok(()) } else { Err(Violation::OutOfRange(format!("{} (got {value})", range.describe()))) }
+    if range.contains(value) {
+        Ok(())
+    } else {
+        Err(Violation::OutOfRange(format!("{} (got {value})", range.describe())))
+    }
 }
 
 #[cfg(test)]

@@ -3,27 +3,13 @@
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
-
 use crate::config::ApiConfig;
 use crate::domain::ModelVariant;
-use crate::model::{Model, ModelError, ModelInfo};
+use crate::model::{Model, ModelError, ModelHandle, ModelInfo};
 
 use super::admin::AdminAuth;
 use super::error::ApiError;
 use super::metrics::ApiMetrics;
-
-/// What the API needs from the model layer: the model answering now, and the two operator
-/// actions. Implemented by [`crate::model::ModelHandle`].
-pub trait ModelControl: Send + Sync + 'static {
-    /// The model answering now. In-flight requests keep the `Arc` they took, so a swap never
-    /// interrupts them.
-    fn current(&self) -> Arc<dyn Model>;
-    /// Loads the configured source again and swaps it in; on error the current model stays.
-    fn reload(&self) -> BoxFuture<'_, Result<(), ModelError>>;
-    /// Switches between the trained model and the z-score baseline.
-    fn set_variant(&self, variant: ModelVariant) -> BoxFuture<'_, Result<(), ModelError>>;
-}
 
 /// Request limits (`api.*` in the config file).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,10 +43,11 @@ struct Inner {
     limits: Limits,
     admin: AdminAuth,
     metrics: ApiMetrics,
-    models: OnceLock<Arc<dyn ModelControl>>,
+    models: OnceLock<ModelHandle>,
     /// Why no model answers yet (shown by `/health`).
     not_ready: RwLock<String>,
-    /// Reloads and variant switches run one at a time.
+    /// Reloads and variant switches run one at a time: a reload re-creates the models with the
+    /// variant active when it started, so a switch landing mid-reload would be silently undone.
     admin_lock: tokio::sync::Mutex<()>,
 }
 
@@ -78,7 +65,7 @@ impl AppState {
     }
 
     /// A state serving `models` right away (tests, embedding).
-    pub fn with_models(limits: Limits, admin: AdminAuth, models: Arc<dyn ModelControl>) -> Self {
+    pub fn with_models(limits: Limits, admin: AdminAuth, models: ModelHandle) -> Self {
         let state = AppState::new(limits, admin, ApiMetrics::new());
         state.install(models, Duration::ZERO);
         state
@@ -97,7 +84,7 @@ impl AppState {
     }
 
     /// Starts serving `models`, loaded in `load_time`. Only the first call has an effect.
-    pub fn install(&self, models: Arc<dyn ModelControl>, load_time: Duration) {
+    pub fn install(&self, models: ModelHandle, load_time: Duration) {
         let info = models.current().info().clone();
         if self.0.models.set(models).is_ok() {
             self.0.metrics.model_loaded_in(load_time);
@@ -129,10 +116,11 @@ impl AppState {
         }
     }
 
-    fn control(&self) -> Result<&Arc<dyn ModelControl>, ApiError> {
-        self.0.models.get().ok_or_else(|| ApiError::ModelNotReady {
-            reason: self.not_ready_reason().unwrap_or_default(),
-        })
+    fn control(&self) -> Result<&ModelHandle, ApiError> {
+        self.0
+            .models
+            .get()
+            .ok_or_else(|| ApiError::ModelNotReady { reason: self.not_ready_reason().unwrap_or_default() })
     }
 
     /// Reloads the model from its source and swaps it in; the old one serves until then.
@@ -140,7 +128,7 @@ impl AppState {
         let control = self.control()?;
         let _one_at_a_time = self.0.admin_lock.lock().await;
         let started = Instant::now();
-        let result = control.reload().await;
+        let result = control.reload().await.map(drop);
         self.finish_update(result, Some(started.elapsed()), "reload")
     }
 
@@ -148,7 +136,7 @@ impl AppState {
     pub async fn set_variant(&self, variant: ModelVariant) -> Result<ModelInfo, ApiError> {
         let control = self.control()?;
         let _one_at_a_time = self.0.admin_lock.lock().await;
-        let result = control.set_variant(variant).await;
+        let result = control.set_variant(variant).map(drop);
         self.finish_update(result, None, "variant switch")
     }
 
@@ -174,7 +162,12 @@ impl AppState {
             Err(err) => {
                 metrics.reloads.with_label_values(&["failure"]).inc();
                 Err(ApiError::ModelUpdate {
-                    reason: format!("{what} failed, still serving {} {} ({}): {err}", info.name, info.version, info.variant.as_str()),
+                    reason: format!(
+                        "{what} failed, still serving {} {} ({}): {err}",
+                        info.name,
+                        info.version,
+                        info.variant.as_str()
+                    ),
                 })
             }
         }
