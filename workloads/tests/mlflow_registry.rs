@@ -138,9 +138,8 @@ async fn registered_model_is_resolved_by_alias_and_served() {
     handle.set_variant(ModelVariant::Ml).unwrap();
     assert_eq!(handle.reload().await.unwrap().version, "2");
 
-    let by_version = model::load(&ModelConfig { source: "models:/spikewatch-gbdt/1".into(), ..config.clone() })
-        .await
-        .unwrap();
+    let by_version =
+        model::load(&ModelConfig { source: "models:/spikewatch-gbdt/1".into(), ..config.clone() }).await.unwrap();
     assert_eq!(by_version.info().version, "1");
 
     let missing = model::load(&ModelConfig { source: "models:/spikewatch-gbdt@nope".into(), ..config.clone() }).await;
