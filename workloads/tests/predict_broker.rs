@@ -95,9 +95,13 @@ async fn predictions_covering(config: &Config, expected: &HashMap<Key, f64>) -> 
     let topic = config.kafka.topics.predictions.clone();
     let expected: HashSet<Key> = expected.keys().cloned().collect();
     tokio::task::spawn_blocking(move || {
-        common::topics::read_until::<Prediction>(&bootstrap, &topic, |records| {
-            let seen: HashSet<Key> = records.iter().map(|r| (r.value.product_id.clone(), r.value.event_time)).collect();
-            expected.is_subset(&seen)
+        let (mut missing, mut checked) = (expected, 0);
+        common::topics::read_until::<Prediction>(&bootstrap, &topic, move |records| {
+            for r in &records[checked..] {
+                missing.remove(&(r.value.product_id.clone(), r.value.event_time));
+            }
+            checked = records.len();
+            missing.is_empty()
         })
     })
     .await
@@ -202,22 +206,25 @@ async fn a_killed_predictor_restarted_leaves_no_feature_without_a_prediction() {
     std::fs::write(&config_path, serde_yaml::to_string(&config).unwrap()).unwrap();
     ensure_topics(&config.kafka, &[&config.kafka.topics.features, &config.kafka.topics.predictions]).await.unwrap();
 
-    // The first half is published before the kill, the second while the predictor is down.
-    let (first, mut expected) = vectors(1_000, 0);
-    let (second, expected_second) = vectors(1_000, 1_000);
+    // The first part is published before the kill (large enough that the kill lands while
+    // the predictor is still working through it), the second while the predictor is down.
+    let (first, mut expected) = vectors(20_000, 0);
+    let (second, expected_second) = vectors(2_000, 20_000);
     expected.extend(expected_second);
     publish(&config, &first).await;
 
     let mut predictor = Predictor::start(&config_path, &dir.path().join("predict-1.log"));
     {
         let (bootstrap, topic) = (config.kafka.bootstrap_servers.clone(), config.kafka.topics.predictions.clone());
-        tokio::task::spawn_blocking(move || {
-            common::topics::read_until::<Prediction>(&bootstrap, &topic, |records| !records.is_empty())
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(move || common::topics::wait_for_count(&bootstrap, &topic, 1)).await.unwrap();
     }
     predictor.kill_hard();
+    let at_kill = {
+        let (bootstrap, topic) = (config.kafka.bootstrap_servers.clone(), config.kafka.topics.predictions.clone());
+        tokio::task::spawn_blocking(move || common::topics::read_until::<Prediction>(&bootstrap, &topic, |_| true).len())
+            .await
+            .unwrap()
+    };
     publish(&config, &second).await;
 
     let mut restarted = Predictor::start(&config_path, &dir.path().join("predict-2.log"));
@@ -227,7 +234,7 @@ async fn a_killed_predictor_restarted_leaves_no_feature_without_a_prediction() {
     assert!(status.success(), "SIGTERM is a clean shutdown: {status}\n{log}");
     let duplicates = check(&predictions, &expected);
     eprintln!(
-        "predictor restart: {} predictions for {} vectors, {duplicates} duplicates",
+        "predictor restart: {at_kill} predictions when killed; {} predictions for {} vectors in the end, {duplicates} duplicates",
         predictions.len(),
         expected.len()
     );
