@@ -208,8 +208,8 @@ async fn a_killed_predictor_restarted_leaves_no_feature_without_a_prediction() {
 
     // The first part is published before the kill (large enough that the kill lands while
     // the predictor is still working through it), the second while the predictor is down.
-    let (first, mut expected) = vectors(20_000, 0);
-    let (second, expected_second) = vectors(2_000, 20_000);
+    let (first, mut expected) = vectors(10_000, 0);
+    let (second, expected_second) = vectors(2_000, 10_000);
     expected.extend(expected_second);
     publish(&config, &first).await;
 
