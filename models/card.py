@@ -57,6 +57,15 @@ def _verdict(metrics: dict) -> str:
     )
 
 
+def _segments(d: dict) -> str:
+    lines = ["| product | segment | from | seconds | rows | labelled rows |", "|---|---|---|---|---|---|"]
+    for g in d.get("segments", []):
+        lines.append(
+            f"| {g['product_id']} | {g['segment']} | {g['from']} | {g['seconds']} | {g['rows']} | {g['labelled_rows']} |"
+        )
+    return "\n".join(lines)
+
+
 def _pooled(m: dict) -> str:
     pooled = m.get("pooled_validation_test_ranking")
     if not pooled:
@@ -101,11 +110,11 @@ Baselines, evaluated on exactly the same rows:
 ## Data it saw — very little
 
 Recordings: {recordings}. Feature table: {d['table_rows']} rows. Only rows whose future window
-(t, t+60 s] lies inside a contiguous recording can be labelled: **{d['labelled_rows']} rows**.
-The Exchange recording is four chunks (44 s, 60 s, 60 s, 4.25 min) separated by gaps of 53 min
-to 35 h, and the feature windows reset after a gap; a chunk of length L yields at most L − 60 s
-of labelled rows, so almost all labelled rows come from the last chunk (about 3 minutes of one
-product on one night). The Advanced Trade recording (43 s) yields none.
+(t, t+60 s] lies inside a contiguous stretch of recording (a *segment*: the feature engine resets
+its windows after a gap) can be labelled: **{d['labelled_rows']} rows**. A segment of length L
+yields at most L − 60 s of labelled rows:
+
+{_segments(d)}
 
 Splits are by event time over the *recorded* time (gaps count zero), fractions
 {d['split_fractions_of_active_time']} of what is left after two embargoes of

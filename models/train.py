@@ -204,8 +204,22 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None)
     }
     write_json(out_dir / "fixtures.json", fixtures)
 
+    segments = []
+    for (product, segment), g in df.groupby(["product_id", "segment"], sort=True):
+        lo, hi = int(g["event_time"].min()), int(g["event_time"].max())
+        segments.append(
+            {
+                "product_id": product,
+                "segment": int(segment),
+                "from": iso(lo),
+                "seconds": round((hi - lo) / 1e9, 3),
+                "rows": int(len(g)),
+                "labelled_rows": int(g["future_window_complete"].sum()),
+            }
+        )
     data = {
         "recordings": [{"file": p.name, "sha256": _sha256(p)} for p in (recordings or [])],
+        "segments": segments,
         "table_rows": int(len(df)),
         "table_sha256": digest,
         "labelled_rows": int(len(rows)),

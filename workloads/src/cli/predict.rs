@@ -1,8 +1,82 @@
+//! `spikewatch predict`: consume `ticks.features`, publish predictions to `ticks.predictions`.
+//!
+//! The model comes from `model.source` (`MODEL_SOURCE`; a path, URL or `models:/` URI) with
+//! `model.variant` (`MODEL_VARIANT`) answering. SIGHUP re-fetches the source and swaps the model
+//! atomically; batches in flight finish with the model they started with.
+
+use prometheus::Registry;
+
 use crate::config::Config;
+use crate::domain::ModelVariant;
+use crate::model::ModelHandle;
+use crate::pipeline::predict::{PredictorMetrics, run_kafka};
+use crate::pipeline::shutdown;
+use crate::telemetry::server::{self, Health};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Model source (overrides `model.source` / `MODEL_SOURCE`): path, https URL or models:/...
+    #[arg(long = "model", value_name = "SOURCE")]
+    pub model: Option<String>,
+    /// Which model answers (overrides `model.variant` / `MODEL_VARIANT`).
+    #[arg(long, value_enum)]
+    pub variant: Option<ModelVariant>,
+}
 
-pub async fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
-    anyhow::bail!("`spikewatch predict` is not implemented yet")
+pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
+    if let Some(source) = args.model {
+        config.model.source = source;
+    }
+    if let Some(variant) = args.variant {
+        config.model.variant = variant;
+    }
+    let model = ModelHandle::load(&config.model).await?;
+    let info = model.current().info().clone();
+    tracing::info!(model = %info.name, version = %info.version, variant = info.variant.as_str(), threshold = info.threshold, "model loaded");
+
+    let registry = Registry::new();
+    let metrics = PredictorMetrics::register(&registry)?;
+    let health = Health::default();
+    let addr = server::spawn(&config.metrics.bind, registry, health.clone()).await?;
+    tracing::info!(
+        %addr,
+        input = %config.kafka.topics.features,
+        output = %config.kafka.topics.predictions,
+        group = %config.kafka.predictor_group_id,
+        "predictor starting; metrics served"
+    );
+    reload_on_sighup(model.clone());
+    let shutdown = shutdown::on_signal();
+    health.set_ready(true);
+    let totals = run_kafka(&config, model, metrics, shutdown).await;
+    health.set_ready(false);
+    let totals = totals?;
+    println!(
+        "predicted: consumed={} skipped={} published={} batches={}",
+        totals.consumed, totals.skipped, totals.produced, totals.batches
+    );
+    Ok(())
+}
+
+/// SIGHUP → [`ModelHandle::reload`]; a failed reload keeps the current model serving.
+fn reload_on_sighup(model: ModelHandle) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGHUP; hot reload disabled");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            match model.reload().await {
+                Ok(info) => tracing::info!(version = %info.version, "SIGHUP: model reloaded"),
+                Err(err) => tracing::error!(%err, "SIGHUP: reload failed; the current model keeps serving"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = model;
 }

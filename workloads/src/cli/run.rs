@@ -48,7 +48,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let mut options = LocalOptions::new(source);
     options.summary_interval = Duration::from_secs_f64(args.summary_interval);
     options.predict_batch = config.model.max_batch.max(1);
-    // The predict stage plugs in here: `options.predictor = Some(Box::new(...))`.
+    options.predictor = crate::pipeline::predict::local_predictor(&config).await;
     local::run(&config, options, shutdown::on_signal(), std::io::stdout()).await?;
     Ok(())
 }

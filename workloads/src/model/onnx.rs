@@ -16,7 +16,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::{Model, ModelError, ModelInfo, check_finite};
-use crate::domain::{FEATURE_NAMES, Features, ModelVariant};
+use crate::domain::{FEATURE_NAMES, FEATURE_SET_VERSION, Features, ModelVariant};
 
 /// Metadata keys written by the trainer.
 pub mod metadata {
@@ -148,6 +148,13 @@ impl OnnxModel {
         let custom = |key: &str| meta.custom(key);
 
         check_feature_names(custom(metadata::FEATURE_NAMES).as_deref()).map_err(&err)?;
+        if let Some(feature_set) = custom(metadata::FEATURE_SET)
+            && feature_set != FEATURE_SET_VERSION
+        {
+            return Err(err(format!(
+                "the model was trained on feature set {feature_set:?} but this build computes {FEATURE_SET_VERSION:?}"
+            )));
+        }
 
         if first.inputs().len() != 1 {
             return Err(err(format!("expected one input tensor, found {}", first.inputs().len())));

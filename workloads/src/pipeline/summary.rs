@@ -26,6 +26,9 @@ pub struct ProductLast {
     pub volatility: f64,
     pub spread_rel: f64,
     pub probability: Option<f64>,
+    /// Predictions made for the product, and how many of them raised an alert (`prediction = 1`).
+    pub predictions: u64,
+    pub alerts: u64,
 }
 
 pub(super) struct Summary<W> {
@@ -88,7 +91,10 @@ impl<W: Write + Send + 'static> Summary<W> {
                 last.spread_rel = vector.features.spread_rel;
             }
             LocalEvent::Prediction(prediction) => {
-                self.products.entry(prediction.product_id).or_default().probability = Some(prediction.probability);
+                let last = self.products.entry(prediction.product_id).or_default();
+                last.probability = Some(prediction.probability);
+                last.predictions += 1;
+                last.alerts += u64::from(prediction.prediction);
             }
         }
     }
@@ -97,6 +103,9 @@ impl<W: Write + Send + 'static> Summary<W> {
     pub(super) fn finish(&mut self, totals: &LocalTotals) -> std::io::Result<()> {
         for (product, last) in &self.products {
             writeln!(self.out, "last {}", product_values(product, last))?;
+        }
+        for (product, last) in self.products.iter().filter(|(_, last)| last.predictions > 0) {
+            writeln!(self.out, "alerts {product}={} predictions={}", last.alerts, last.predictions)?;
         }
         writeln!(self.out, "{}", totals_line(totals))?;
         self.out.flush()

@@ -1,0 +1,320 @@
+//! The predictor stage: FeatureVectors → Predictions through the served model.
+//!
+//! [`Predictor`] is the transform (model + counting) shared by `spikewatch predict` (Kafka,
+//! [`run_kafka`], at least once through the generic stage loop) and the predict stage of
+//! `spikewatch run` (in-memory links, through [`LocalPredictor`]).
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use prometheus::{Gauge, IntCounter, Registry};
+use tokio_util::sync::CancellationToken;
+
+use super::local::LocalPredictor;
+use crate::config::Config;
+use crate::domain::{FEATURE_SET_VERSION, FeatureVector, Features, PREDICTION_SCHEMA, Prediction};
+use crate::model::{ModelHandle, check_finite};
+use crate::transport::kafka::{
+    BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, StageTotals, TransportError,
+    ensure_topics,
+};
+
+/// Error types of `volatility_consumer_errors_total` added by the predictor to the stage loop's
+/// (`deserialize`, `produce`, `commit`, `consume`).
+pub mod error_type {
+    /// A feature is NaN or infinite: no prediction for that vector.
+    pub const INVALID_FEATURES: &str = "invalid_features";
+    /// The vector was computed by a different feature set than the model was trained on.
+    pub const FEATURE_SET_MISMATCH: &str = "feature_set_mismatch";
+    /// The model failed on a batch (every vector of the batch is counted).
+    pub const INFERENCE: &str = "inference";
+    pub const ALL: [&str; 3] = [INVALID_FEATURES, FEATURE_SET_MISMATCH, INFERENCE];
+}
+
+/// The predictor's metrics, with the names of the original system (DESIGN.md).
+#[derive(Clone)]
+pub struct PredictorMetrics {
+    /// `volatility_consumer_messages_processed_total`, `volatility_consumer_predictions_made_total`,
+    /// `volatility_consumer_errors_total{error_type}`, `volatility_consumer_processing_seconds`.
+    pub stage: StageMetrics,
+    /// `volatility_consumer_lag_seconds`: now − event time of the latest scored feature vector.
+    pub lag_seconds: Gauge,
+    /// `volatility_consumer_processing_rate`: messages processed per second over the last second.
+    pub processing_rate: Gauge,
+    /// Predictions made by this process, also outside Kafka (local run).
+    pub scored: IntCounter,
+}
+
+impl PredictorMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<PredictorMetrics> {
+        let stage = StageMetrics::register(
+            registry,
+            StageMetricNames {
+                consumed: "volatility_consumer_messages_processed_total",
+                produced: "volatility_consumer_predictions_made_total",
+                errors: "volatility_consumer_errors_total",
+                processing_seconds: "volatility_consumer_processing_seconds",
+            },
+        )?;
+        for kind in error_type::ALL {
+            stage.errors.with_label_values(&[kind]);
+        }
+        let lag_seconds = Gauge::new(
+            "volatility_consumer_lag_seconds",
+            "Seconds between the event time of the latest scored feature vector and now",
+        )?;
+        let processing_rate =
+            Gauge::new("volatility_consumer_processing_rate", "Feature messages processed per second (last second)")?;
+        let scored = IntCounter::new("spikewatch_predictor_scored_total", "Feature vectors scored by the model")?;
+        registry.register(Box::new(lag_seconds.clone()))?;
+        registry.register(Box::new(processing_rate.clone()))?;
+        registry.register(Box::new(scored.clone()))?;
+        Ok(PredictorMetrics { stage, lag_seconds, processing_rate, scored })
+    }
+
+    fn error(&self, kind: &str, n: u64) {
+        self.stage.errors.with_label_values(&[kind]).inc_by(n);
+    }
+}
+
+/// The served model plus the counting every deployment of it does.
+pub struct Predictor {
+    model: ModelHandle,
+    metrics: PredictorMetrics,
+}
+
+impl Predictor {
+    pub fn new(model: ModelHandle, metrics: PredictorMetrics) -> Predictor {
+        Predictor { model, metrics }
+    }
+
+    pub fn model(&self) -> &ModelHandle {
+        &self.model
+    }
+
+    /// Scores a micro-batch; `received[i]` is when `vectors[i]` reached this process. Vectors
+    /// that cannot be scored are counted by error type and get no prediction.
+    pub fn predict_batch(&self, vectors: &[FeatureVector], received: &[Instant]) -> Vec<Prediction> {
+        // One model for the whole batch, even if a reload swaps it meanwhile.
+        let model = self.model.current();
+        let info = model.info();
+        let mut scorable: Vec<usize> = Vec::with_capacity(vectors.len());
+        let mut rows: Vec<Features> = Vec::with_capacity(vectors.len());
+        for (i, vector) in vectors.iter().enumerate() {
+            if vector.feature_set != FEATURE_SET_VERSION {
+                self.metrics.error(error_type::FEATURE_SET_MISMATCH, 1);
+                tracing::warn!(product = %vector.product_id, feature_set = %vector.feature_set, expected = FEATURE_SET_VERSION, "feature set mismatch: not scored");
+                continue;
+            }
+            if let Err(err) = check_finite(std::slice::from_ref(&vector.features)) {
+                self.metrics.error(error_type::INVALID_FEATURES, 1);
+                tracing::warn!(product = %vector.product_id, %err, "invalid features: not scored");
+                continue;
+            }
+            scorable.push(i);
+            rows.push(vector.features);
+        }
+        if let Some(latest) = vectors.iter().map(|v| v.event_time).max() {
+            let lag = (Utc::now() - latest).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+            self.metrics.lag_seconds.set(lag.max(0.0));
+        }
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let probabilities = match model.predict_proba(&rows) {
+            Ok(p) => p,
+            Err(err) => {
+                self.metrics.error(error_type::INFERENCE, rows.len() as u64);
+                tracing::error!(%err, rows = rows.len(), "inference failed: batch not scored");
+                return Vec::new();
+            }
+        };
+        self.metrics.scored.inc_by(probabilities.len() as u64);
+        let now = Instant::now();
+        scorable
+            .into_iter()
+            .zip(probabilities)
+            .map(|(i, probability)| {
+                let vector = &vectors[i];
+                let since = received.get(i).copied().unwrap_or(now);
+                Prediction {
+                    schema: PREDICTION_SCHEMA,
+                    product_id: vector.product_id.clone(),
+                    event_time: vector.event_time,
+                    probability,
+                    prediction: model.decide(probability),
+                    threshold: info.threshold,
+                    model_name: info.name.clone(),
+                    model_version: info.version.clone(),
+                    model_variant: info.variant,
+                    processing_latency_seconds: now.duration_since(since).as_secs_f64(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl LocalPredictor for Predictor {
+    fn predict(&mut self, batch: &[FeatureVector]) -> Vec<Prediction> {
+        let now = Instant::now();
+        self.predict_batch(batch, &vec![now; batch.len()])
+    }
+}
+
+/// The predict stage of `spikewatch run`: the configured model, or `None` (with a warning on
+/// stderr) when it cannot be loaded, so that a local run without ONNX Runtime still shows the
+/// features.
+pub async fn local_predictor(config: &Config) -> Option<Box<dyn LocalPredictor>> {
+    let model = match ModelHandle::load(&config.model).await {
+        Ok(model) => model,
+        Err(err) => {
+            tracing::warn!(%err, "no model: running without the predict stage");
+            eprintln!("warning: predictions disabled: {err}");
+            return None;
+        }
+    };
+    let metrics = match PredictorMetrics::register(&Registry::new()) {
+        Ok(metrics) => metrics,
+        Err(err) => {
+            eprintln!("warning: predictions disabled: {err}");
+            return None;
+        }
+    };
+    let info = model.current().info().clone();
+    tracing::info!(model = %info.name, version = %info.version, variant = info.variant.as_str(), "predict stage enabled");
+    Some(Box::new(Predictor::new(model, metrics)))
+}
+
+/// The micro-batch policy of the predictor: `model.max_batch`, `model.max_batch_wait_ms`.
+pub fn batch_policy(config: &Config) -> BatchPolicy {
+    BatchPolicy {
+        max_records: config.model.max_batch.max(1),
+        max_wait: Duration::from_millis(config.model.max_batch_wait_ms),
+    }
+}
+
+/// Updates `volatility_consumer_processing_rate` once a second from the processed counter.
+fn spawn_rate_meter(metrics: &PredictorMetrics, shutdown: CancellationToken) {
+    let processed = metrics.stage.consumed.clone();
+    let rate = metrics.processing_rate.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let (mut last_count, mut last_time) = (processed.get(), Instant::now());
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {
+                    let (count, now) = (processed.get(), Instant::now());
+                    let seconds = now.duration_since(last_time).as_secs_f64();
+                    if seconds > 0.0 {
+                        rate.set(count.saturating_sub(last_count) as f64 / seconds);
+                    }
+                    (last_count, last_time) = (count, now);
+                }
+            }
+        }
+    });
+}
+
+/// `spikewatch predict`: `ticks.features` → [`Predictor`] → `ticks.predictions`, at least once,
+/// until `shutdown`. Creates both topics first when `kafka.create_topics` is set.
+pub async fn run_kafka(
+    config: &Config,
+    model: ModelHandle,
+    metrics: PredictorMetrics,
+    shutdown: CancellationToken,
+) -> Result<StageTotals, TransportError> {
+    let kafka = &config.kafka;
+    if kafka.create_topics {
+        ensure_topics(kafka, &[&kafka.topics.features, &kafka.topics.predictions]).await?;
+    }
+    let spec = StageSpec {
+        name: "predictor",
+        group_id: &kafka.predictor_group_id,
+        input_topic: &kafka.topics.features,
+        output_topic: &kafka.topics.predictions,
+        batch: batch_policy(config),
+    };
+    let stage = Stage::new(kafka, spec, metrics.stage.clone())?;
+    spawn_rate_meter(&metrics, shutdown.child_token());
+    let predictor = Predictor::new(model, metrics);
+    let totals = stage
+        .run(shutdown.cancelled_owned(), |batch: Vec<Inbound<FeatureVector>>| {
+            let received: Vec<Instant> = batch.iter().map(|r| r.received).collect();
+            let vectors: Vec<FeatureVector> = batch.into_iter().map(|r| r.value).collect();
+            predictor
+                .predict_batch(&vectors, &received)
+                .into_iter()
+                .map(|p| Outbound { key: p.product_id.clone(), value: p })
+                .collect()
+        })
+        .await?;
+    tracing::info!(?totals, "predictor stopped");
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelConfig;
+    use crate::domain::{FEATURE_VECTOR_SCHEMA, ModelVariant};
+    use crate::model::baseline::{BaselineParams, ZScoreBaseline};
+    use std::sync::Arc;
+
+    fn predictor() -> (Predictor, Registry) {
+        let baseline = ZScoreBaseline::new(BaselineParams {
+            name: "zscore".into(),
+            version: "7".into(),
+            feature: "volatility".into(),
+            mean: 1.0,
+            std: 1.0,
+            k: 2.0,
+            score: None,
+        })
+        .unwrap();
+        let handle =
+            ModelHandle::from_models(ModelConfig::default(), None, Some(Arc::new(baseline)), ModelVariant::Baseline)
+                .unwrap();
+        let registry = Registry::new();
+        (Predictor::new(handle, PredictorMetrics::register(&registry).unwrap()), registry)
+    }
+
+    fn vector(product: &str, volatility: f64) -> FeatureVector {
+        FeatureVector {
+            schema: FEATURE_VECTOR_SCHEMA,
+            product_id: product.into(),
+            event_time: Utc::now(),
+            receive_time: Utc::now(),
+            feature_set: FEATURE_SET_VERSION.into(),
+            features: Features { volatility, ..Features::default() },
+        }
+    }
+
+    #[test]
+    fn scores_every_valid_vector_and_counts_the_rest() {
+        let (mut predictor, registry) = predictor();
+        let mut stale = vector("ETH-USD", 1.0);
+        stale.feature_set = "v0".into();
+        let batch = [vector("BTC-USD", 3.0), vector("BTC-USD", f64::NAN), stale, vector("ETH-USD", 0.0)];
+        let predictions = predictor.predict(&batch);
+        assert_eq!(predictions.len(), 2);
+        assert_eq!(predictions[0].product_id, "BTC-USD");
+        assert_eq!(predictions[0].probability, 0.5, "z = 2 = k");
+        assert_eq!(predictions[0].prediction, 1);
+        assert_eq!(predictions[1].prediction, 0);
+        assert_eq!(predictions[1].model_variant, ModelVariant::Baseline);
+        assert_eq!(predictions[1].model_version, "7");
+        let text = crate::telemetry::server::render(&registry);
+        assert!(text.contains("volatility_consumer_errors_total{error_type=\"invalid_features\"} 1"), "{text}");
+        assert!(text.contains("volatility_consumer_errors_total{error_type=\"feature_set_mismatch\"} 1"), "{text}");
+        for name in [
+            "volatility_consumer_messages_processed_total",
+            "volatility_consumer_predictions_made_total",
+            "volatility_consumer_lag_seconds",
+            "volatility_consumer_processing_seconds",
+            "volatility_consumer_processing_rate",
+        ] {
+            assert!(text.contains(name), "{name} missing:\n{text}");
+        }
+    }
+}
