@@ -59,10 +59,4 @@ impl SeenTicks {
             }
         }
     }
-
-    pub(crate) fn clear(&mut self) {
-        self.order.clear();
-        self.sequences.clear();
-        self.trade_ids.clear();
-    }
 }

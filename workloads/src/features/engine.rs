@@ -52,7 +52,8 @@ impl ProductState {
         self.segment += 1;
         self.previous = None;
         self.window.reset();
-        self.seen.clear();
+        // `seen` is kept: identities leave it by time, and a re-sent tick from before the gap
+        // must still be recognised if the tolerance reaches back that far.
     }
 }
 
@@ -152,7 +153,9 @@ impl FeatureEngine {
 
         let trade = is_trade(tick, state.previous.as_ref());
         let time_since_prev_tick = state.previous.map_or(0.0, |p| (event_time - p.time) as f64 / NANOS_PER_SEC as f64);
-        let midprice = 0.5 * tick.best_bid + 0.5 * tick.best_ask;
+        // (bid + ask) / 2 written so that it can neither overflow nor underflow to 0; for any
+        // spread below half the price every step is exact but the last, so it is the same number.
+        let midprice = tick.best_bid + 0.5 * (tick.best_ask - tick.best_bid);
         let w = state.window.push(event_time, midprice, trade);
 
         state.seen.insert(time, tick.sequence, tick.trade_id);

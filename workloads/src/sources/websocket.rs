@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::coinbase::{DEFAULT_MAX_FRAME_BYTES, Frame, FrameParser};
+use super::coinbase::{Frame, FrameParser};
 use super::metrics::IngestMetrics;
 use super::sequence::{ConnectionSequence, Continuity, ExchangeSequences};
 use crate::config::FeedConfig;
@@ -74,7 +74,7 @@ impl ClientConfig {
             heartbeat_timeout: Duration::from_secs(feed.heartbeat_timeout_secs.max(1)),
             initial_backoff: Duration::from_millis(feed.reconnect_initial_backoff_ms.max(1)),
             max_backoff: Duration::from_millis(feed.reconnect_max_backoff_ms.max(1)),
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_frame_bytes: feed.max_frame_bytes.max(1),
         }
     }
 }
