@@ -171,7 +171,7 @@ async fn reconcile_apply(
     namespace: &str,
 ) -> Result<Action> {
     let capabilities = ctx.capabilities.read().await.clone();
-    let desired = match children::desired_children(vp, &capabilities) {
+    let desired = match children::desired_children(vp) {
         Ok(desired) => desired,
         Err(e) => {
             return Err(report_failure(
