@@ -58,7 +58,7 @@ fn examples_parse_as_pipelines_and_pass_the_schema_and_the_cel_rules() {
     }
     let minimal = yaml_to_json(pipelines::MINIMAL);
     assert_eq!(
-        validate::openapi_schema_errors(&schema, &[minimal.clone()]),
+        validate::openapi_schema_errors(&schema, std::slice::from_ref(&minimal)),
         [Vec::<String>::new()]
     );
     assert_eq!(

@@ -440,3 +440,9 @@ fn monitoring_objects_follow_the_monitoring_switches() {
     assert!(!groups.contains(&ChildGroup::Monitoring));
     assert_eq!(groups.iter().filter(|g| **g == ChildGroup::Core).count(), 2 + 4 + 4 + 2);
 }
+
+#[test]
+fn retained_strimzi_topics_are_released_before_deletion() {
+    let patch = kafka_topic_retain_patch();
+    assert_eq!(patch["metadata"]["annotations"][STRIMZI_MANAGED_ANNOTATION], "false");
+}

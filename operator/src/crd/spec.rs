@@ -11,6 +11,8 @@ use super::status::VolatilityPipelineStatus;
 use super::workloads::WorkloadsSpec;
 
 /// Desired state of a spikewatch pipeline: market feed → features → model → API, on Kafka.
+// Each `printcolumn(...)` repeats `type_ = "string"`, which the lint mistakes for one attribute set twice.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "spikewatch.io",

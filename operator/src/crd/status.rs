@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::spec::ModelVariant;
+use super::workloads::Workload;
 
 /// Observed state of a pipeline, written by the operator only.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
@@ -78,6 +79,26 @@ pub struct WorkloadsStatus {
     /// The API Deployment.
     #[serde(default)]
     pub api: WorkloadStatus,
+}
+
+impl WorkloadsStatus {
+    pub fn get(&self, workload: Workload) -> &WorkloadStatus {
+        match workload {
+            Workload::Ingestor => &self.ingestor,
+            Workload::Featurizer => &self.featurizer,
+            Workload::Predictor => &self.predictor,
+            Workload::Api => &self.api,
+        }
+    }
+
+    pub fn get_mut(&mut self, workload: Workload) -> &mut WorkloadStatus {
+        match workload {
+            Workload::Ingestor => &mut self.ingestor,
+            Workload::Featurizer => &mut self.featurizer,
+            Workload::Predictor => &mut self.predictor,
+            Workload::Api => &mut self.api,
+        }
+    }
 }
 
 /// Replica counts of one workload's Deployment.

@@ -83,3 +83,13 @@ pub fn desired_kafka_topics(vp: &VolatilityPipeline) -> Result<Vec<DynamicObject
         })
         .collect()
 }
+
+/// Strimzi annotation: `"false"` makes the topic operator let go of a topic, and deleting the
+/// `KafkaTopic` afterwards leaves the Kafka topic in place.
+pub const STRIMZI_MANAGED_ANNOTATION: &str = "strimzi.io/managed";
+
+/// Merge patch applied to each `KafkaTopic` before a pipeline with `deletionPolicy: Retain` is
+/// deleted: garbage collection then removes the objects but the topics and their events stay.
+pub fn kafka_topic_retain_patch() -> serde_json::Value {
+    json!({ "metadata": { "annotations": { STRIMZI_MANAGED_ANNOTATION: "false" } } })
+}

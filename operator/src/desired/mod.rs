@@ -26,7 +26,10 @@ pub use crate::crd::Workload;
 pub use config_map::{KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_yaml};
 pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_json, desired_dashboard};
 pub use deployment::{RUN_AS_USER, desired_deployment, desired_replicas};
-pub use kafka_topic::{TOPICS_COMPONENT, desired_kafka_topics, kafka_topic_object_name, kafka_topic_resource};
+pub use kafka_topic::{
+    STRIMZI_MANAGED_ANNOTATION, TOPICS_COMPONENT, desired_kafka_topics, kafka_topic_object_name, kafka_topic_resource,
+    kafka_topic_retain_patch,
+};
 pub use meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_PATH, MANAGER, MONITORING_COMPONENT, PIPELINE_COMPONENT,
     child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels, selector_labels,
