@@ -462,3 +462,43 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
 
     assert_eq!(server.paths("/deployments/").len(), 4);
 }
+
+#[tokio::test]
+async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_topics() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "my-cluster-kafka-bootstrap:9092", "topicManagement": "strimzi", "strimziCluster": "my-cluster"}
+    })));
+    let (client, server) = ApiServer::start();
+    server.insert_pipeline(&vp);
+    let ctx = Context::test(
+        client,
+        FakeBroker::reachable(),
+        Capabilities {
+            monitoring: false,
+            strimzi: true,
+        },
+    );
+    reconcile(Arc::new(server.pipeline()), ctx.clone())
+        .await
+        .expect("apply");
+    server.mark_pipeline_deleted();
+
+    reconcile(Arc::new(server.pipeline()), ctx)
+        .await
+        .expect("cleanup");
+
+    let topics = server.paths("/kafkatopics/");
+    assert_eq!(topics.len(), 3);
+    for path in topics {
+        let topic = server.get(&path).unwrap();
+        assert_eq!(
+            topic["metadata"]["annotations"]["strimzi.io/managed"], "false",
+            "{path}"
+        );
+    }
+    assert!(
+        server.get(&fixtures::pipeline_path()).is_none(),
+        "finalizer removed"
+    );
+}
