@@ -33,6 +33,8 @@ pub struct FeedConfig {
     pub heartbeat_timeout_secs: u64,
     pub reconnect_initial_backoff_ms: u64,
     pub reconnect_max_backoff_ms: u64,
+    /// Frames larger than this are rejected (counted as `oversized`) without being parsed.
+    pub max_frame_bytes: usize,
     /// Optional NDJSON mirror of the raw frames.
     pub mirror: Option<MirrorConfig>,
 }
@@ -61,6 +63,10 @@ pub struct KafkaConfig {
     pub security: KafkaSecurity,
     /// Extra librdkafka properties, applied last.
     pub properties: BTreeMap<String, String>,
+    /// Most input records a consuming stage (featurizer) processes per produce/ack/commit cycle.
+    pub max_batch: usize,
+    /// Longest a consuming stage waits to fill a batch once its first record arrived.
+    pub max_batch_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +154,7 @@ impl Default for FeedConfig {
             heartbeat_timeout_secs: 30,
             reconnect_initial_backoff_ms: 500,
             reconnect_max_backoff_ms: 30_000,
+            max_frame_bytes: 1024 * 1024,
             mirror: None,
         }
     }
@@ -171,6 +178,8 @@ impl Default for KafkaConfig {
             predictor_group_id: "spikewatch-predictor".into(),
             security: KafkaSecurity::default(),
             properties: BTreeMap::new(),
+            max_batch: 500,
+            max_batch_wait_ms: 50,
         }
     }
 }

@@ -1,1 +1,94 @@
 //! Prediction API (`spikewatch serve`): axum router, handlers, OpenAPI, Open Inference Protocol v2.
+//!
+//! [`router`] builds the whole service from one [`AppState`]; every handler is a small function
+//! in the module of its concern, and every failure is an [`ApiError`] (JSON body, counted).
+//! Endpoint reference: docs/api.md.
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_scalar::{Scalar, Servable};
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod oip;
+pub mod openapi;
+pub mod predict;
+pub mod rows;
+pub mod state;
+pub mod status;
+
+pub use admin::AdminAuth;
+pub use error::ApiError;
+pub use metrics::ApiMetrics;
+pub use state::{AppState, Limits};
+
+/// The complete HTTP service.
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits().clone();
+    Router::new()
+        .route("/predict", post(predict::predict))
+        .route("/health", get(status::health))
+        .route("/version", get(status::version))
+        .route("/metrics", get(metrics::metrics))
+        .route("/admin/reload", post(admin::reload))
+        .route("/admin/variant", post(admin::set_variant))
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2/models/{name}", get(oip::model_metadata))
+        .route("/v2/models/{name}/ready", get(oip::model_ready))
+        .route("/v2/models/{name}/infer", post(oip::infer))
+        .route("/v2/models/{name}/versions/{version}", get(oip::model_version_metadata))
+        .route("/v2/models/{name}/versions/{version}/ready", get(oip::model_version_ready))
+        .route("/v2/models/{name}/versions/{version}/infer", post(oip::infer_version))
+        .route("/openapi.json", get(openapi::document))
+        .merge(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        // A server that cannot answer in time is unavailable, not a client mistake: 503.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound { field: "path", reason: format!("no endpoint at {}", uri.path()) }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Reloads the model on every SIGHUP, for as long as the process runs.
+#[cfg(unix)]
+pub fn reload_on_sighup(state: AppState) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the model");
+            if let Err(err) = state.reload().await {
+                tracing::error!("{err}");
+            }
+        }
+    }))
+}

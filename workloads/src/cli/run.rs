@@ -1,8 +1,54 @@
+//! `spikewatch run`: replay (or the live feed) → features → summary in one process, no Kafka.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
 use crate::config::Config;
+use crate::pipeline::local::{self, LocalOptions, LocalSource};
+use crate::pipeline::pacing::Speed;
+use crate::pipeline::replay::ReplayOptions;
+use crate::pipeline::shutdown;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Recorded NDJSON files to replay. Default: the bundled Exchange recording.
+    #[arg(long = "input", value_name = "FILE", num_args = 1.., conflicts_with = "live")]
+    pub inputs: Vec<PathBuf>,
+    /// `max` or a multiple of the original pace (`1`, `10`).
+    #[arg(long, default_value = "max")]
+    pub speed: Speed,
+    /// Longest pause between two replayed ticks, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub max_sleep: f64,
+    /// Use the live Coinbase feed (`feed` in the config) instead of a recording; Ctrl-C stops.
+    #[arg(long)]
+    pub live: bool,
+    /// Seconds between two summary lines.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub summary_interval: f64,
+}
 
-pub async fn run(_args: Args, _config: Config) -> anyhow::Result<()> {
-    anyhow::bail!("`spikewatch run` is not implemented yet")
+pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    crate::features::check_config(&config.features).map_err(anyhow::Error::msg)?;
+    if !(args.max_sleep.is_finite() && args.max_sleep >= 0.0) {
+        anyhow::bail!("--max-sleep must be a non-negative number of seconds, got {}", args.max_sleep);
+    }
+    if !(args.summary_interval.is_finite() && args.summary_interval > 0.0) {
+        anyhow::bail!("--summary-interval must be a positive number of seconds, got {}", args.summary_interval);
+    }
+    let source = if args.live {
+        LocalSource::Live
+    } else {
+        LocalSource::Replay(ReplayOptions {
+            inputs: args.inputs,
+            speed: args.speed,
+            max_sleep: Duration::from_secs_f64(args.max_sleep),
+        })
+    };
+    let mut options = LocalOptions::new(source);
+    options.summary_interval = Duration::from_secs_f64(args.summary_interval);
+    options.predict_batch = config.model.max_batch.max(1);
+    // The predict stage plugs in here: `options.predictor = Some(Box::new(...))`.
+    local::run(&config, options, shutdown::on_signal(), std::io::stdout()).await?;
+    Ok(())
 }

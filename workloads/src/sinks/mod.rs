@@ -1,1 +1,4 @@
 //! Outputs other than Kafka: the offline feature table (Parquet/CSV) and the raw-frame NDJSON mirror.
+
+pub mod mirror;
+pub mod table;

@@ -64,6 +64,19 @@ impl Broker {
         self.port
     }
 
+    /// The `kafka` config section for this broker, with test-friendly consumer timeouts
+    /// (tansu hands out the first records ≈3 s after a group join).
+    pub fn kafka_config(&self) -> spikewatch::config::KafkaConfig {
+        let mut kafka = spikewatch::config::KafkaConfig {
+            bootstrap_servers: self.bootstrap_servers(),
+            partitions: 3,
+            ..Default::default()
+        };
+        kafka.properties.insert("session.timeout.ms".into(), "6000".into());
+        kafka.properties.insert("heartbeat.interval.ms".into(), "500".into());
+        kafka
+    }
+
     /// What the broker printed so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

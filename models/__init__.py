@@ -1,0 +1,1 @@
+"""spikewatch's training pipeline: feature table → labels → time splits → LightGBM → ONNX."""

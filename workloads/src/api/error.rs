@@ -1,0 +1,278 @@
+//! The one error type of the API: every failure becomes a status code and a JSON body naming the
+//! offending field and the reason, and is counted by kind in `volatility_api_errors_total`.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Why a request failed. Client mistakes are 4xx; only the server's own failures are 5xx.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The body is not JSON at all (syntax error, truncated, wrong encoding).
+    MalformedJson {
+        reason: String,
+    },
+    /// A required field is absent.
+    MissingField {
+        field: String,
+    },
+    /// A field has the wrong JSON type (string where a number is expected, `"NaN"`, ...).
+    InvalidType {
+        field: String,
+        reason: String,
+    },
+    /// A number that is not finite, or too large to be represented.
+    NonFinite {
+        field: String,
+    },
+    /// A finite value outside the plausible range of its feature.
+    OutOfRange {
+        field: String,
+        reason: String,
+    },
+    /// A structurally valid request that cannot be served as asked (empty batch, bad tensor shape...).
+    Invalid {
+        field: String,
+        reason: String,
+    },
+    /// More rows than `api.max_rows`.
+    TooManyRows {
+        field: String,
+        rows: usize,
+        max: usize,
+    },
+    /// Body larger than `api.max_body_bytes`.
+    BodyTooLarge {
+        max: usize,
+    },
+    /// `Content-Type` is not JSON.
+    UnsupportedMediaType {
+        got: Option<String>,
+    },
+    /// No route for this path (or an unknown OIP model name).
+    NotFound {
+        field: &'static str,
+        reason: String,
+    },
+    MethodNotAllowed,
+    /// Admin endpoint without a valid bearer token.
+    Unauthorized {
+        reason: &'static str,
+    },
+    /// Admin endpoints are disabled (no token file configured).
+    Forbidden {
+        reason: &'static str,
+    },
+    /// No model is loaded yet (or any more).
+    ModelNotReady {
+        reason: String,
+    },
+    /// The model failed on valid input: a server fault.
+    Inference {
+        reason: String,
+    },
+    /// Reloading or switching the model failed; the previous model keeps serving.
+    ModelUpdate {
+        reason: String,
+    },
+    /// The request took longer than `api.request_timeout_ms`.
+    Timeout {
+        after_ms: u64,
+    },
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            MalformedJson { .. } | InvalidType { .. } | NonFinite { .. } => StatusCode::BAD_REQUEST,
+            MissingField { .. } | OutOfRange { .. } | Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            TooManyRows { .. } | BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            NotFound { .. } => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Forbidden { .. } => StatusCode::FORBIDDEN,
+            ModelNotReady { .. } | Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Inference { .. } | ModelUpdate { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Label of `volatility_api_errors_total{error_type}`.
+    pub fn kind(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MalformedJson { .. } => "malformed_json",
+            MissingField { .. } => "missing_field",
+            InvalidType { .. } => "invalid_type",
+            NonFinite { .. } => "non_finite",
+            OutOfRange { .. } => "out_of_range",
+            Invalid { .. } => "invalid_request",
+            TooManyRows { .. } => "too_many_rows",
+            BodyTooLarge { .. } => "body_too_large",
+            UnsupportedMediaType { .. } => "unsupported_media_type",
+            NotFound { .. } => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Unauthorized { .. } => "unauthorized",
+            Forbidden { .. } => "forbidden",
+            ModelNotReady { .. } => "model_not_ready",
+            Inference { .. } => "inference",
+            ModelUpdate { .. } => "model_update",
+            Timeout { .. } => "timeout",
+        }
+    }
+
+    /// The request field at fault (`rows[2].price`, `inputs[0].shape`), when there is one.
+    pub fn field(&self) -> Option<Cow<'_, str>> {
+        use ApiError::*;
+        match self {
+            MissingField { field }
+            | InvalidType { field, .. }
+            | NonFinite { field }
+            | OutOfRange { field, .. }
+            | Invalid { field, .. }
+            | TooManyRows { field, .. } => Some(Cow::Borrowed(field)),
+            MalformedJson { .. } | BodyTooLarge { .. } => Some(Cow::Borrowed("body")),
+            UnsupportedMediaType { .. } => Some(Cow::Borrowed("content-type")),
+            NotFound { field, .. } => Some(Cow::Borrowed(field)),
+            Unauthorized { .. } | Forbidden { .. } => Some(Cow::Borrowed("authorization")),
+            MethodNotAllowed | ModelNotReady { .. } | Inference { .. } | ModelUpdate { .. } | Timeout { .. } => None,
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        use ApiError::*;
+        match self {
+            MalformedJson { reason } => format!("not valid JSON: {reason}"),
+            MissingField { .. } => "required field is missing".into(),
+            InvalidType { reason, .. } => reason.clone(),
+            NonFinite { .. } => "must be a finite number".into(),
+            OutOfRange { reason, .. } | Invalid { reason, .. } => reason.clone(),
+            TooManyRows { rows, max, .. } => format!("{rows} rows exceed the limit of {max} per request"),
+            BodyTooLarge { max } => format!("body exceeds the limit of {max} bytes"),
+            UnsupportedMediaType { got: Some(got) } => format!("expected application/json, got {got}"),
+            UnsupportedMediaType { got: None } => "expected application/json, got no Content-Type".into(),
+            NotFound { reason, .. } => reason.clone(),
+            MethodNotAllowed => "method not allowed on this path".into(),
+            Unauthorized { reason } | Forbidden { reason } => (*reason).into(),
+            ModelNotReady { reason } => reason.clone(),
+            Inference { reason } => format!("inference failed: {reason}"),
+            ModelUpdate { reason } => reason.clone(),
+            Timeout { after_ms } => format!("request not answered within {after_ms} ms"),
+        }
+    }
+
+    /// The body the Open Inference Protocol prescribes: `{"error": "<message>"}`.
+    pub fn into_oip(self) -> OipError {
+        OipError(self)
+    }
+
+    fn finish(self, body: Response) -> Response {
+        let mut response = (self.status(), body).into_response();
+        if matches!(self, ApiError::Unauthorized { .. }) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // The metrics middleware reads the kind to count the error.
+        response.extensions_mut().insert(ErrorKind(self.kind()));
+        response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.field() {
+            Some(field) => write!(f, "{field}: {}", self.reason()),
+            None => f.write_str(&self.reason()),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Marker left on error responses so the metrics middleware can count them by kind.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorKind(pub &'static str);
+
+/// `{"error": {"field": ..., "reason": ...}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The request field at fault (`price`, `rows[3].spread_rel`, `body`, `content-type`), or null.
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::warn!(kind = self.kind(), "{self}");
+        }
+        let body = ErrorBody { error: ErrorDetail { field: self.field().map(Cow::into_owned), reason: self.reason() } };
+        let body = Json(body).into_response();
+        self.finish(body)
+    }
+}
+
+/// An [`ApiError`] rendered the Open Inference Protocol way.
+#[derive(Debug)]
+pub struct OipError(pub ApiError);
+
+/// `{"error": "<field>: <reason>"}` (Open Inference Protocol error object).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OipErrorBody {
+    pub error: String,
+}
+
+impl From<ApiError> for OipError {
+    fn from(err: ApiError) -> Self {
+        OipError(err)
+    }
+}
+
+impl IntoResponse for OipError {
+    fn into_response(self) -> Response {
+        let body = Json(OipErrorBody { error: self.0.to_string() }).into_response();
+        self.0.finish(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_mistakes_are_4xx_and_server_faults_5xx() {
+        let client = [
+            ApiError::MalformedJson { reason: "x".into() },
+            ApiError::MissingField { field: "price".into() },
+            ApiError::InvalidType { field: "price".into(), reason: "x".into() },
+            ApiError::NonFinite { field: "price".into() },
+            ApiError::OutOfRange { field: "price".into(), reason: "x".into() },
+            ApiError::Invalid { field: "rows".into(), reason: "x".into() },
+            ApiError::TooManyRows { field: "rows".into(), rows: 2, max: 1 },
+            ApiError::BodyTooLarge { max: 1 },
+            ApiError::UnsupportedMediaType { got: None },
+            ApiError::Unauthorized { reason: "x" },
+            ApiError::Forbidden { reason: "x" },
+        ];
+        for err in client {
+            assert!(err.status().is_client_error(), "{err:?}");
+            assert!(err.field().is_some(), "{err:?} names no field");
+        }
+        assert!(ApiError::Inference { reason: "x".into() }.status().is_server_error());
+    }
+
+    #[test]
+    fn display_names_field_and_reason() {
+        let err = ApiError::OutOfRange { field: "rows[1].spread_rel".into(), reason: "must be in [0, 1]".into() };
+        assert_eq!(err.to_string(), "rows[1].spread_rel: must be in [0, 1]");
+    }
+}

@@ -1,0 +1,190 @@
+//! `JsonBody<T>`: axum's `Json` with this API's error mapping. Checks the content type (415),
+//! the body size (413) and reports a deserialization failure with the path of the field at fault.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::state::AppState;
+
+pub struct JsonBody<T>(pub T);
+
+impl<T> FromRequest<AppState> for JsonBody<T>
+where
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        check_content_type(req.headers().get(header::CONTENT_TYPE))?;
+        // `Bytes` honours `DefaultBodyLimit` and fails with 413 past it.
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::BodyTooLarge { max: state.limits().max_body_bytes }
+            } else {
+                ApiError::MalformedJson { reason: rejection.body_text() }
+            }
+        })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// JSON is `application/json` or any `application/<something>+json`, parameters allowed.
+fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), ApiError> {
+    let Some(value) = value else {
+        return Err(ApiError::UnsupportedMediaType { got: None });
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let is_json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if is_json { Ok(()) } else { Err(ApiError::UnsupportedMediaType { got: Some(text.chars().take(100).collect()) }) }
+}
+
+/// Deserializes `bytes`, naming the field at fault on error.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let mut err = classify(&err);
+        prefix_field(&mut err, "");
+        err
+    })?;
+    de.end().map_err(|err| ApiError::MalformedJson { reason: strip_position(&err.to_string()) })?;
+    Ok(value)
+}
+
+/// Deserializes an already parsed JSON value (a row of a batch), naming the field relative to `prefix`.
+pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value, prefix: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let mut err = classify(&err);
+        prefix_field(&mut err, prefix);
+        err
+    })
+}
+
+/// Places a field path found inside a row under `prefix`; the root itself is `body`.
+fn prefix_field(err: &mut ApiError, prefix: &str) {
+    match err {
+        ApiError::MissingField { field }
+        | ApiError::InvalidType { field, .. }
+        | ApiError::NonFinite { field }
+        | ApiError::Invalid { field, .. } => {
+            *field = match (prefix.is_empty(), field.is_empty()) {
+                (true, true) => "body".to_string(),
+                (true, false) => std::mem::take(field),
+                (false, true) => prefix.to_string(),
+                (false, false) => format!("{prefix}.{field}"),
+            };
+        }
+        _ => {}
+    }
+}
+
+fn classify(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = err.inner();
+    let message = strip_position(&inner.to_string());
+    let path = path_string(err.path());
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            if let Some(name) = missing_field_name(&message) {
+                let field = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+                ApiError::MissingField { field }
+            } else if message.starts_with("number out of range") {
+                ApiError::NonFinite { field: path }
+            } else {
+                ApiError::InvalidType { field: path, reason: message }
+            }
+        }
+        // serde_json reports an out-of-range number (1e400) as a syntax error.
+        serde_json::error::Category::Syntax if message.starts_with("number out of range") => {
+            ApiError::NonFinite { field: path }
+        }
+        _ => ApiError::MalformedJson { reason: message },
+    }
+}
+
+/// `price`, `rows[2].price`: the path as a user writes it (serde_path_to_error prints `rows[2].price` too,
+/// but `.` for the root).
+fn path_string(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    if text == "." { String::new() } else { text }
+}
+
+/// serde's `missing field `price`` message → `price`.
+fn missing_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+/// serde_json appends ` at line 1 column 17`; the field path says more than the position.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Row {
+        price: f64,
+        size: Option<f64>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Batch {
+        rows: Vec<Row>,
+    }
+
+    #[test]
+    fn names_the_field_of_each_failure() {
+        let cases: [(&str, ApiError); 6] = [
+            ("{}", ApiError::MissingField { field: "price".into() }),
+            (
+                r#"{"price":"NaN"}"#,
+                ApiError::InvalidType {
+                    field: "price".into(),
+                    reason: "invalid type: string \"NaN\", expected f64".into(),
+                },
+            ),
+            (r#"{"price":1e400}"#, ApiError::NonFinite { field: "price".into() }),
+            (r#"{"rows":[{"price":1},{}]}"#, ApiError::MissingField { field: "rows[1].price".into() }),
+            (r#"{"price":1,"#, ApiError::MalformedJson { reason: "EOF while parsing a value".into() }),
+            (r#"{"price":1} x"#, ApiError::MalformedJson { reason: "trailing characters".into() }),
+        ];
+        for (body, expected) in cases {
+            let got = if body.contains("rows") {
+                parse::<Batch>(body.as_bytes()).map(|_| ())
+            } else {
+                parse::<Row>(body.as_bytes()).map(|_| ())
+            };
+            assert_eq!(got.unwrap_err(), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let ok =
+            ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"];
+        for ct in ok {
+            assert!(check_content_type(Some(&header::HeaderValue::from_static(ct))).is_ok(), "{ct}");
+        }
+        for ct in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"] {
+            assert!(check_content_type(Some(&header::HeaderValue::from_static(ct))).is_err(), "{ct}");
+        }
+        assert!(check_content_type(None).is_err());
+    }
+
+    #[test]
+    fn batch_rows_are_prefixed() {
+        let value = serde_json::json!({"price": "x"});
+        let err = from_value::<Row>(&value, "rows[4]").unwrap_err();
+        assert!(matches!(err, ApiError::InvalidType { ref field, .. } if field == "rows[4].price"), "{err:?}");
+    }
+}

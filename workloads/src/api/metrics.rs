@@ -1,0 +1,205 @@
+//! The API's Prometheus metrics (names from the original system) and the middleware that
+//! counts every request and error.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::domain::ModelVariant;
+use crate::model::ModelInfo;
+
+use super::error::{ApiError, ErrorKind};
+use super::state::AppState;
+
+/// Every metric `spikewatch serve` exports, registered in its own registry.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    registry: Registry,
+    /// `volatility_api_requests_total{endpoint,method,status}`
+    pub requests: IntCounterVec,
+    /// `volatility_api_errors_total{endpoint,error_type}`
+    pub errors: IntCounterVec,
+    /// `volatility_prediction_latency_seconds{endpoint,variant}`: request in → response out.
+    pub latency: HistogramVec,
+    /// `volatility_api_rows_predicted_total{variant}`
+    pub rows: IntCounterVec,
+    /// `model_load_time_seconds`: duration of the last successful model load.
+    pub load_time: prometheus::Gauge,
+    /// `model_variant_active{variant}`: 1 for the variant answering now, 0 for the other.
+    pub variant: IntGaugeVec,
+    /// `model_info{name,version,variant}`: 1 for the model answering now.
+    pub info: IntGaugeVec,
+    /// `model_loaded`: 1 once a model answers.
+    pub loaded: IntGauge,
+    /// `model_reloads_total{result}`: admin / SIGHUP reloads and variant switches.
+    pub reloads: IntCounterVec,
+}
+
+/// Latency buckets from 50 µs to 5 s: the API answers in well under a millisecond when healthy.
+const LATENCY_BUCKETS: [f64; 16] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+impl ApiMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("volatility_api_requests_total", "HTTP requests answered, by endpoint, method and status"),
+            &["endpoint", "method", "status"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new("volatility_api_errors_total", "Requests answered with an error, by endpoint and error type"),
+            &["endpoint", "error_type"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "volatility_prediction_latency_seconds",
+                "Time from request to prediction response, by endpoint and model variant",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["endpoint", "variant"],
+        )
+        .expect("valid metric");
+        let rows = IntCounterVec::new(
+            Opts::new("volatility_api_rows_predicted_total", "Feature rows scored, by model variant"),
+            &["variant"],
+        )
+        .expect("valid metric");
+        let load_time = prometheus::Gauge::new("model_load_time_seconds", "Duration of the last successful model load")
+            .expect("valid metric");
+        let variant = IntGaugeVec::new(
+            Opts::new("model_variant_active", "1 for the model variant answering requests"),
+            &["variant"],
+        )
+        .expect("valid metric");
+        let info = IntGaugeVec::new(
+            Opts::new("model_info", "1 for the model answering requests (name, version, variant)"),
+            &["name", "version", "variant"],
+        )
+        .expect("valid metric");
+        let loaded = IntGauge::new("model_loaded", "1 once a model is loaded and answering").expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new("model_reloads_total", "Model reloads and variant switches, by result"),
+            &["result"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(errors.clone()),
+            Box::new(latency.clone()),
+            Box::new(rows.clone()),
+            Box::new(load_time.clone()),
+            Box::new(variant.clone()),
+            Box::new(info.clone()),
+            Box::new(loaded.clone()),
+            Box::new(reloads.clone()),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+        for v in [ModelVariant::Ml, ModelVariant::Baseline] {
+            variant.with_label_values(&[v.as_str()]).set(0);
+            rows.with_label_values(&[v.as_str()]);
+        }
+        // Exported from the start, so that rate() and absence alerts work before the first event.
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Reports `info` as the model answering from now on.
+    pub fn model_changed(&self, info: &ModelInfo) {
+        for v in [ModelVariant::Ml, ModelVariant::Baseline] {
+            self.variant.with_label_values(&[v.as_str()]).set(i64::from(v == info.variant));
+        }
+        self.info.reset();
+        self.info.with_label_values(&[&info.name, &info.version, info.variant.as_str()]).set(1);
+        self.loaded.set(1);
+    }
+
+    pub fn model_loaded_in(&self, elapsed: Duration) {
+        self.load_time.set(elapsed.as_secs_f64());
+    }
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Marker a prediction handler leaves on its response: which variant answered, how many rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Scored {
+    pub variant: ModelVariant,
+    pub rows: usize,
+}
+
+/// Counts every request by route template (never the raw path: bounded label values), counts
+/// errors by kind, times predictions, and gives a JSON body to errors raised outside the
+/// handlers (the timeout layer).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let endpoint = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let endpoint = endpoint.as_deref().unwrap_or("unmatched").to_owned();
+    let method = request.method().as_str().to_owned();
+    let mut response = next.run(request).await;
+    let status = response.status();
+
+    if status.is_client_error() || status.is_server_error() {
+        let kind = match response.extensions().get::<ErrorKind>() {
+            Some(ErrorKind(kind)) => *kind,
+            None => {
+                // Only the timeout layer answers without going through `ApiError`.
+                let err = if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+                    ApiError::Timeout { after_ms: state.limits().request_timeout.as_millis() as u64 }
+                } else {
+                    ApiError::Invalid { field: "request".into(), reason: status.to_string() }
+                };
+                let kind = err.kind();
+                if !is_json(&response) {
+                    response = err.into_response();
+                }
+                kind
+            }
+        };
+        state.metrics().errors.with_label_values(&[&endpoint, kind]).inc();
+    }
+    if let Some(scored) = response.extensions().get::<Scored>() {
+        let metrics = state.metrics();
+        metrics
+            .latency
+            .with_label_values(&[&endpoint, scored.variant.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        metrics.rows.with_label_values(&[scored.variant.as_str()]).inc_by(scored.rows as u64);
+    }
+    state.metrics().requests.with_label_values(&[&endpoint, &method, status.as_str()]).inc();
+    response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::TextEncoder::new().format_type().to_string())],
+        crate::telemetry::server::render(state.metrics().registry()),
+    )
+}

@@ -1,0 +1,17 @@
+//! Forwarding an in-process link of Ticks to Kafka (replay, and the live ingestor's feed).
+
+use crate::domain::Tick;
+use crate::transport::kafka::{JsonPublisher, PublishTotals, TransportError};
+use crate::transport::memory::LinkReceiver;
+
+/// Publishes every tick from `ticks` keyed by product id until the link is closed and drained,
+/// then waits until the broker acknowledged all of them.
+pub async fn publish_ticks(
+    mut ticks: LinkReceiver<Tick>,
+    mut publisher: JsonPublisher,
+) -> Result<PublishTotals, TransportError> {
+    while let Some(tick) = ticks.recv().await {
+        publisher.publish(&tick.product_id, &tick).await?;
+    }
+    publisher.close().await
+}

@@ -1,0 +1,155 @@
+//! `KafkaConfig` → rdkafka `ClientConfig`, for every client spikewatch creates.
+
+use rdkafka::ClientConfig;
+
+use crate::config::KafkaConfig;
+
+/// Settings shared by producers, consumers and admin clients: bootstrap servers, security
+/// (protocol, SASL mechanism and credentials, CA file) and finally `kafka.properties`, so an
+/// operator can override anything spikewatch sets.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.bootstrap_servers).set("client.id", "spikewatch");
+    let security = &kafka.security;
+    if let Some(protocol) = &security.protocol {
+        config.set("security.protocol", protocol);
+    }
+    if let Some(mechanism) = &security.sasl_mechanism {
+        config.set("sasl.mechanism", mechanism);
+    }
+    if let Some(username) = &security.sasl_username {
+        config.set("sasl.username", username);
+    }
+    if let Some(password) = &security.sasl_password {
+        config.set("sasl.password", password);
+    }
+    if let Some(ca) = &security.ssl_ca_location {
+        config.set("ssl.ca.location", ca);
+    }
+    config
+}
+
+/// Producer: idempotent with `acks=all`, so retries never duplicate or reorder within a
+/// partition, and a record counts as delivered only once every in-sync replica has it.
+pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = client_config(kafka);
+    config.set("enable.idempotence", "true").set("acks", "all");
+    apply_properties(&mut config, kafka);
+    config
+}
+
+/// Group consumer: offsets are stored and committed by the stage loop only after the outputs of
+/// the consumed records were acknowledged (at-least-once), and subscribing never creates a topic.
+pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
+    let mut config = client_config(kafka);
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("allow.auto.create.topics", "false");
+    apply_properties(&mut config, kafka);
+    config
+}
+
+/// Admin client: the shared settings plus the extra properties.
+pub(super) fn admin_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = client_config(kafka);
+    apply_properties(&mut config, kafka);
+    config
+}
+
+fn apply_properties(config: &mut ClientConfig, kafka: &KafkaConfig) {
+    for (key, value) in &kafka.properties {
+        config.set(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KafkaSecurity;
+
+    fn sasl_ssl() -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: "kafka-0:9093,kafka-1:9093".into(),
+            security: KafkaSecurity {
+                protocol: Some("sasl_ssl".into()),
+                sasl_mechanism: Some("SCRAM-SHA-512".into()),
+                sasl_username: Some("spikewatch".into()),
+                sasl_password: Some("s3cret".into()),
+                ssl_ca_location: Some("/etc/kafka/ca.pem".into()),
+            },
+            ..KafkaConfig::default()
+        }
+    }
+
+    #[test]
+    fn security_settings_map_to_librdkafka_properties() {
+        let config = client_config(&sasl_ssl());
+        let expected = [
+            ("bootstrap.servers", "kafka-0:9093,kafka-1:9093"),
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "spikewatch"),
+            ("sasl.password", "s3cret"),
+            ("ssl.ca.location", "/etc/kafka/ca.pem"),
+        ];
+        for (key, value) in expected {
+            assert_eq!(config.get(key), Some(value), "{key}");
+        }
+    }
+
+    #[test]
+    fn plaintext_sets_no_security_properties() {
+        let config = client_config(&KafkaConfig::default());
+        assert_eq!(config.get("bootstrap.servers"), Some("localhost:9092"));
+        for key in ["security.protocol", "sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location"] {
+            assert_eq!(config.get(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn tls_without_sasl_sets_only_the_ca() {
+        let kafka = KafkaConfig {
+            security: KafkaSecurity {
+                protocol: Some("ssl".into()),
+                ssl_ca_location: Some("/ca.pem".into()),
+                ..KafkaSecurity::default()
+            },
+            ..KafkaConfig::default()
+        };
+        let config = client_config(&kafka);
+        assert_eq!(config.get("security.protocol"), Some("ssl"));
+        assert_eq!(config.get("ssl.ca.location"), Some("/ca.pem"));
+        assert_eq!(config.get("sasl.mechanism"), None);
+    }
+
+    #[test]
+    fn producer_is_idempotent_with_acks_all() {
+        let config = producer_config(&KafkaConfig::default());
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn consumer_commits_manually_and_never_creates_topics() {
+        let config = consumer_config(&KafkaConfig::default(), "spikewatch-featurizer");
+        assert_eq!(config.get("group.id"), Some("spikewatch-featurizer"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
+    }
+
+    #[test]
+    fn extra_properties_are_applied_last_and_win() {
+        let mut kafka = sasl_ssl();
+        kafka.properties.insert("sasl.mechanism".into(), "PLAIN".into());
+        kafka.properties.insert("auto.offset.reset".into(), "latest".into());
+        kafka.properties.insert("linger.ms".into(), "20".into());
+        let consumer = consumer_config(&kafka, "g");
+        assert_eq!(consumer.get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(consumer.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(producer_config(&kafka).get("linger.ms"), Some("20"));
+    }
+}
