@@ -502,3 +502,58 @@ async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_t
         "finalizer removed"
     );
 }
+
+#[tokio::test]
+async fn trusting_a_ca_from_a_secret_without_ca_crt_is_an_invalid_spec() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {
+            "bootstrapServers": "kafka:9093",
+            "securityProtocol": "SSL",
+            "caFromSecret": true,
+            "authSecretRef": {"name": "kafka-tls"}
+        }
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    cluster.server.insert(
+        &fixtures::path("v1", "secrets", "kafka-tls"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-tls", "namespace": "testns"},
+               "data": {"username": "dXNlcg==", "password": "cGFzcw=="}}),
+    );
+
+    let error = cluster.reconcile().await.expect_err("no CA to trust");
+
+    assert_eq!(error.metric_label(), "invalid_spec");
+    let status = cluster.server.pipeline().status.unwrap();
+    let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
+    assert!(ready.message.contains("ca.crt"), "{}", ready.message);
+    assert!(cluster.deployments().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_retried_with_backoff() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka:9093", "securityProtocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-512",
+                  "authSecretRef": {"name": "not-yet-created"}}
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+
+    let error = cluster.reconcile().await.expect_err("Secret missing");
+
+    assert_eq!(error.metric_label(), "missing_secret");
+    assert_eq!(
+        cluster.condition(ConditionType::TopicsReady),
+        ("False".into(), "SecretNotFound".into())
+    );
+    let action = error_policy(
+        Arc::new(cluster.server.pipeline()),
+        &error,
+        cluster.ctx.clone(),
+    );
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(5)),
+        "the Secret may appear any moment"
+    );
+}
