@@ -557,3 +557,41 @@ async fn a_missing_secret_is_retried_with_backoff() {
         "the Secret may appear any moment"
     );
 }
+
+#[tokio::test]
+async fn a_broker_outage_after_startup_leaves_running_workloads_alone_and_reports_them() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+    let outage = Context::test(
+        cluster.ctx.client.clone(),
+        FakeBroker::unreachable(),
+        Capabilities::default(),
+    );
+
+    let error = reconcile(Arc::new(cluster.server.pipeline()), outage)
+        .await
+        .expect_err("broker down");
+
+    assert_eq!(error.metric_label(), "broker_unreachable");
+    assert_eq!(
+        cluster.deployments().len(),
+        4,
+        "running workloads are not touched"
+    );
+    assert!(
+        cluster
+            .server
+            .writes()
+            .iter()
+            .all(|w| w.is_event() || w.path.ends_with("/status"))
+    );
+    assert_eq!(
+        cluster.condition(ConditionType::TopicsReady),
+        ("False".into(), "BrokerUnreachable".into())
+    );
+    assert_eq!(
+        cluster.condition(ConditionType::WorkloadsReady),
+        ("True".into(), "DeploymentsReady".into())
+    );
+    assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
+}
