@@ -487,6 +487,16 @@ async fn update_status(
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let pipelines: Api<VolatilityPipeline> = Api::all(client.clone());
+    if let Err(kube::Error::Api(status)) = pipelines
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        && status.code == 404
+    {
+        tracing::error!(
+            "the VolatilityPipeline CRD is not installed (kubectl apply -f crds/volatilitypipelines.spikewatch.io.yaml); \
+             waiting for it"
+        );
+    }
     let children = watcher::Config::default().labels(children::MANAGED_BY_SELECTOR);
     Controller::new(pipelines, watcher::Config::default().any_semantic())
         .owns(Api::<Deployment>::all(client.clone()), children.clone())
