@@ -43,6 +43,9 @@ cleanup() {
   if (( status != 0 )); then diagnose; fi
   if [[ "${E2E_KEEP:-0}" != 1 ]]; then
     say "cleanup"
+    # The pipeline first, while its broker still runs: deletionPolicy Delete removes the topics
+    # before the finalizer is released.
+    kubectl -n "$namespace" delete volatilitypipelines --all --wait=true --timeout=120s >/dev/null 2>&1 || true
     kubectl delete namespace "$namespace" --wait=true --timeout=120s >/dev/null 2>&1 || true
     helm uninstall "$release" -n "$operator_namespace" >/dev/null 2>&1 || true
   fi
@@ -64,7 +67,7 @@ if [[ -n "${OPERATOR_IMAGE:-}" ]]; then
   chart_args+=(--set "image.repository=${OPERATOR_IMAGE%:*}" --set "image.tag=${OPERATOR_IMAGE##*:}" --set image.pullPolicy=IfNotPresent)
 fi
 helm upgrade --install "$release" "$root/charts/spikewatch-operator" \
-  --namespace "$operator_namespace" --create-namespace "${chart_args[@]}" --wait --timeout 300s
+  --namespace "$operator_namespace" --create-namespace ${chart_args[@]+"${chart_args[@]}"} --wait --timeout 300s
 kubectl wait --for=condition=Established crd/volatilitypipelines.spikewatch.io --timeout=60s
 
 say "starting a broker in $namespace"

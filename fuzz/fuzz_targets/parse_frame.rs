@@ -1,6 +1,6 @@
 //! The frame parser must never panic, and whatever it accepts must satisfy the Tick invariants.
 //!
-//! `cargo +nightly fuzz run parse_frame fuzz/corpus/parse_frame` (from the repository root).
+//! `cargo +nightly fuzz run parse_frame` from the repository root (seeds in `fuzz/corpus/parse_frame`).
 
 #![no_main]
 

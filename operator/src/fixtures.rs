@@ -261,6 +261,17 @@ fn handle(store: &mut Store, request: &Recorded) -> (StatusCode, Value) {
         Some(base) => (base.to_string(), Some("status")),
         None => (path.clone(), None),
     };
+    match (request.method.as_str(), path.as_str()) {
+        ("GET", "/version") => return (StatusCode::OK, version()),
+        // Discovery: no optional API groups.
+        ("GET", "/apis") => {
+            return (
+                StatusCode::OK,
+                json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+            );
+        }
+        _ => {}
+    }
     match request.method.as_str() {
         "GET" => match store.objects.get(&object_path) {
             Some(object) => (StatusCode::OK, object.clone()),
@@ -341,10 +352,71 @@ fn handle(store: &mut Store, request: &Recorded) -> (StatusCode, Value) {
     }
 }
 
+fn version() -> Value {
+    json!({
+        "major": "1", "minor": "34", "gitVersion": "v1.34.0", "gitCommit": "mock", "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"
+    })
+}
+
+impl ApiServer {
+    /// Also serves the mock over HTTP on a free 127.0.0.1 port, for a process (the operator
+    /// binary) that connects through a kubeconfig. Watch requests are held open without events.
+    pub async fn serve_http(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let store = self.store.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let store = store.clone();
+            async move {
+                if request
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"))
+                {
+                    futures::future::pending::<()>().await;
+                }
+                let (parts, body) = request.into_parts();
+                let bytes = axum::body::to_bytes(body, 16 << 20)
+                    .await
+                    .unwrap_or_default();
+                let request = Request::from_parts(parts, Body::from(bytes.to_vec()));
+                let response = serve(&store, request).await;
+                let (parts, body) = response.into_parts();
+                let bytes = body.collect_bytes().await.unwrap_or_default();
+                axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
+    /// A kubeconfig pointing at [`ApiServer::serve_http`]'s address.
+    pub fn kubeconfig(addr: std::net::SocketAddr) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: mock\n\
+             clusters:\n- name: mock\n  cluster:\n    server: http://{addr}\n\
+             contexts:\n- name: mock\n  context:\n    cluster: mock\n    user: mock\n    namespace: {NAMESPACE}\n\
+             users:\n- name: mock\n  user:\n    token: mock\n"
+        )
+    }
+}
+
 fn is_collection(path: &str) -> bool {
-    // /api/v1/namespaces/ns/kind or /apis/g/v/namespaces/ns/kind
-    let segments = path.trim_start_matches('/').split('/').count();
-    (path.starts_with("/api/") && segments == 5) || (path.starts_with("/apis/") && segments == 6)
+    // /api/v1/<plural>, /api/v1/namespaces/<ns>/<plural>,
+    // /apis/<group>/<version>/<plural>, /apis/<group>/<version>/namespaces/<ns>/<plural>
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.first() {
+        Some(&"api") => segments.len() == 3 || (segments.len() == 5 && segments[2] == "namespaces"),
+        Some(&"apis") => {
+            segments.len() == 4 || (segments.len() == 6 && segments[3] == "namespaces")
+        }
+        _ => false,
+    }
 }
 
 fn patch(

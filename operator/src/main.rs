@@ -1,5 +1,7 @@
 //! `spikewatch-operator`: `run` reconciles pipelines, `crdgen` prints the CRD.
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -24,8 +26,15 @@ enum Command {
 fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::Crdgen => {
-            print!("{}", spikewatch_operator::crdgen::crd_yaml());
-            std::process::ExitCode::SUCCESS
+            // `write_all` rather than `print!`: a closed pipe (`crdgen | head`) is an error, not a panic.
+            let yaml = spikewatch_operator::crdgen::crd_yaml();
+            match std::io::stdout().write_all(yaml.as_bytes()) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("spikewatch-operator crdgen: cannot write the CRD: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
         }
         Command::Run(args) => spikewatch_operator::run::main(args),
     }

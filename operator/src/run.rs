@@ -22,6 +22,9 @@ use crate::topics::KafkaTopicAdmin;
 /// Name of the leader-election Lease (and of the event reporter).
 pub const LEASE_NAME: &str = "spikewatch-operator";
 
+/// How long a stopping controller may take to finish the reconciles in flight.
+const CONTROLLER_STOP_GRACE: Duration = Duration::from_secs(20);
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Address of the `/metrics`, `/healthz` and `/readyz` endpoint.
@@ -79,7 +82,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.http_addr))?;
-    tracing::info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    tracing::info!(addr = %local_addr, "serving /metrics, /healthz, /readyz");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(forward_termination_signals(shutdown_tx));
@@ -157,7 +163,16 @@ async fn lead_while_elected(
         }));
         let outcome = hold(elector, &mut shutdown).await;
         let _ = stop_tx.send(());
-        let _ = controller.await;
+        // Reconciles in flight finish; a controller that cannot stop (e.g. its first list never
+        // succeeded) is cut off rather than holding the pod until it is killed.
+        let abort = controller.abort_handle();
+        if tokio::time::timeout(CONTROLLER_STOP_GRACE, controller)
+            .await
+            .is_err()
+        {
+            tracing::warn!("controller did not stop within {CONTROLLER_STOP_GRACE:?}; aborting it");
+            abort.abort();
+        }
         metrics.leader.set(0);
         match outcome {
             Held::Shutdown => {

@@ -13,6 +13,9 @@ fn the_example_pipeline_becomes_ready_on_a_cluster() {
         "set KUBECONFIG to the cluster to test (e.g. `kind get kubeconfig > /tmp/kind.yaml`)"
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/run.sh");
-    let status = Command::new("bash").arg(&script).status().expect("bash runs e2e/run.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .status()
+        .expect("bash runs e2e/run.sh");
     assert!(status.success(), "{} failed: {status}", script.display());
 }

@@ -462,3 +462,136 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
 
     assert_eq!(server.paths("/deployments/").len(), 4);
 }
+
+#[tokio::test]
+async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_topics() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "my-cluster-kafka-bootstrap:9092", "topicManagement": "strimzi", "strimziCluster": "my-cluster"}
+    })));
+    let (client, server) = ApiServer::start();
+    server.insert_pipeline(&vp);
+    let ctx = Context::test(
+        client,
+        FakeBroker::reachable(),
+        Capabilities {
+            monitoring: false,
+            strimzi: true,
+        },
+    );
+    reconcile(Arc::new(server.pipeline()), ctx.clone())
+        .await
+        .expect("apply");
+    server.mark_pipeline_deleted();
+
+    reconcile(Arc::new(server.pipeline()), ctx)
+        .await
+        .expect("cleanup");
+
+    let topics = server.paths("/kafkatopics/");
+    assert_eq!(topics.len(), 3);
+    for path in topics {
+        let topic = server.get(&path).unwrap();
+        assert_eq!(
+            topic["metadata"]["annotations"]["strimzi.io/managed"], "false",
+            "{path}"
+        );
+    }
+    assert!(
+        server.get(&fixtures::pipeline_path()).is_none(),
+        "finalizer removed"
+    );
+}
+
+#[tokio::test]
+async fn trusting_a_ca_from_a_secret_without_ca_crt_is_an_invalid_spec() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {
+            "bootstrapServers": "kafka:9093",
+            "securityProtocol": "SSL",
+            "caFromSecret": true,
+            "authSecretRef": {"name": "kafka-tls"}
+        }
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    cluster.server.insert(
+        &fixtures::path("v1", "secrets", "kafka-tls"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kafka-tls", "namespace": "testns"},
+               "data": {"username": "dXNlcg==", "password": "cGFzcw=="}}),
+    );
+
+    let error = cluster.reconcile().await.expect_err("no CA to trust");
+
+    assert_eq!(error.metric_label(), "invalid_spec");
+    let status = cluster.server.pipeline().status.unwrap();
+    let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
+    assert!(ready.message.contains("ca.crt"), "{}", ready.message);
+    assert!(cluster.deployments().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_retried_with_backoff() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka:9093", "securityProtocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-512",
+                  "authSecretRef": {"name": "not-yet-created"}}
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+
+    let error = cluster.reconcile().await.expect_err("Secret missing");
+
+    assert_eq!(error.metric_label(), "missing_secret");
+    assert_eq!(
+        cluster.condition(ConditionType::TopicsReady),
+        ("False".into(), "SecretNotFound".into())
+    );
+    let action = error_policy(
+        Arc::new(cluster.server.pipeline()),
+        &error,
+        cluster.ctx.clone(),
+    );
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(5)),
+        "the Secret may appear any moment"
+    );
+}
+
+#[tokio::test]
+async fn a_broker_outage_after_startup_leaves_running_workloads_alone_and_reports_them() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+    let outage = Context::test(
+        cluster.ctx.client.clone(),
+        FakeBroker::unreachable(),
+        Capabilities::default(),
+    );
+
+    let error = reconcile(Arc::new(cluster.server.pipeline()), outage)
+        .await
+        .expect_err("broker down");
+
+    assert_eq!(error.metric_label(), "broker_unreachable");
+    assert_eq!(
+        cluster.deployments().len(),
+        4,
+        "running workloads are not touched"
+    );
+    assert!(
+        cluster
+            .server
+            .writes()
+            .iter()
+            .all(|w| w.is_event() || w.path.ends_with("/status"))
+    );
+    assert_eq!(
+        cluster.condition(ConditionType::TopicsReady),
+        ("False".into(), "BrokerUnreachable".into())
+    );
+    assert_eq!(
+        cluster.condition(ConditionType::WorkloadsReady),
+        ("True".into(), "DeploymentsReady".into())
+    );
+    assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
+}

@@ -133,3 +133,25 @@ async fn no_request_fails_during_hot_reloads_and_variant_switches() {
     let _ = stop_server.send(());
     server.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_requests_in_flight() {
+    let (state, started, release) = gated_state();
+    let (base, stop_server, server) = listen(state).await;
+    let rows: Vec<Value> = (0..100).map(|_| row()).collect();
+    let in_flight = tokio::spawn({
+        let url = format!("{base}/predict");
+        async move { reqwest::Client::new().post(url).json(&json!({ "rows": rows })).send().await }
+    });
+    // The prediction has started: now stop the server, then let the model finish.
+    tokio::task::spawn_blocking(move || started.recv()).await.unwrap().expect("the prediction started");
+    stop_server.send(()).unwrap();
+    release.send(()).unwrap();
+
+    let response = in_flight.await.unwrap().expect("the request in flight is answered");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["predictions"].as_array().unwrap().len(), 100);
+    server.await.expect("the server stops once the request is answered");
+    assert!(reqwest::get(format!("{base}/health")).await.is_err(), "no new connections after shutdown");
+}

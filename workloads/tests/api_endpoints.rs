@@ -69,12 +69,12 @@ async fn original_eleven_field_body_uses_the_documented_defaults() {
     let reply = call(&app, post_json("/predict", &original_row())).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 
-    // volatility_10s := volatility, tick_count := 60 × trade_intensity,
+    // volatility_10s := volatility, tick_count := max(1, 60 × trade_intensity),
     // time_since_prev_tick := 1 / trade_intensity (docs/api.md).
     let full = features(&row());
     let defaulted = Features {
         volatility_10s: full.volatility,
-        tick_count: 60.0 * full.trade_intensity,
+        tick_count: (60.0 * full.trade_intensity).max(1.0),
         time_since_prev_tick: 1.0 / full.trade_intensity,
         ..full
     };

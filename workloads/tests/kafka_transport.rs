@@ -246,3 +246,29 @@ async fn stages_joining_and_leaving_a_group_lose_no_record() {
     assert_eq!(first_totals.produced + second_totals.produced, outputs.len() as u64);
     eprintln!("rebalances: {} outputs for 180 inputs ({duplicates} duplicates)", outputs.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_stage_function_stops_the_stage_without_committing_its_batch() {
+    let broker = common::Broker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let kafka = broker.kafka_config();
+    ensure_topics(&kafka, &["in", "out"]).await.unwrap();
+    publish_numbers(&kafka, 0..10).await;
+
+    let spec = StageSpec {
+        name: "failing",
+        group_id: "failing",
+        input_topic: "in",
+        output_topic: "out",
+        batch: BatchPolicy { max_records: 100, max_wait: Duration::from_millis(200) },
+    };
+    let stage = Stage::new(&kafka, spec, stage_metrics(&Registry::new())).unwrap();
+    let err = stage
+        .try_run(std::future::pending(), |_batch: Vec<Inbound<Number>>| {
+            Err::<Vec<Outbound<Doubled>>, _>("model unavailable")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, TransportError::Process(reason) if reason == "model unavailable"), "{err}");
+    assert!(common::topics::committed_offsets(&bootstrap, "failing", "in").is_empty(), "nothing committed");
+}

@@ -8,7 +8,6 @@ use super::apply::DesiredChild;
 use super::error::{Error, Result};
 use crate::crd::{VolatilityPipeline, Workload};
 use crate::desired;
-use crate::discovery::Capabilities;
 
 /// Label selector of the children the operator watches (`.owns(...)`).
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=spikewatch-operator";
@@ -43,10 +42,7 @@ impl DesiredChildren {
 }
 
 /// Every child the spec asks for, each owned by `vp`.
-pub fn desired_children(
-    vp: &VolatilityPipeline,
-    _capabilities: &Capabilities,
-) -> Result<DesiredChildren> {
+pub fn desired_children(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
     let owner = desired::owner_reference(vp).map_err(invalid)?;
     let state = desired::desired_state(vp).map_err(invalid)?;
     let mut children = DesiredChildren::default();

@@ -5,18 +5,17 @@
 //!
 //! | policy | admin | strimzi |
 //! |---|---|---|
-//! | `Retain` | nothing | orphan the KafkaTopics (drop owner references) so GC keeps them |
+//! | `Retain` | nothing | mark the KafkaTopics `strimzi.io/managed: "false"`; GC deletes the objects, the topics stay |
 //! | `Delete` | delete the topics through the Admin API | let GC delete the KafkaTopics; Strimzi deletes the topics |
 
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::error::Result;
 use super::{Context, events, topics};
 use crate::crd::{DeletionPolicy, TopicManagement, VolatilityPipeline};
+use crate::desired;
 
 pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<Action> {
     let kafka = &vp.spec.kafka;
@@ -66,13 +65,14 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
             .await;
         }
         (DeletionPolicy::Retain, TopicManagement::Strimzi) => {
-            orphan_kafka_topics(vp, ctx, namespace).await?;
+            release_kafka_topics(vp, ctx, namespace).await?;
             events::normal(
                 &ctx.recorder,
                 vp,
                 "TopicsRetained",
                 "Cleanup",
-                "deletionPolicy Retain: KafkaTopics orphaned".into(),
+                "deletionPolicy Retain: Strimzi released the topics (strimzi.io/managed=false)"
+                    .into(),
             )
             .await;
         }
@@ -80,8 +80,9 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
     Ok(Action::await_change())
 }
 
-/// Removes the owner references of the pipeline's KafkaTopics so garbage collection keeps them.
-async fn orphan_kafka_topics(
+/// Tells Strimzi to let go of the pipeline's topics (`strimzi.io/managed: "false"`): garbage
+/// collection then deletes the KafkaTopic objects, and the Kafka topics stay.
+async fn release_kafka_topics(
     vp: &VolatilityPipeline,
     ctx: &Context,
     namespace: &str,
@@ -89,21 +90,21 @@ async fn orphan_kafka_topics(
     if !ctx.capabilities.read().await.strimzi {
         return Ok(());
     }
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kafka.strimzi.io", "v1beta2", "KafkaTopic"),
-        "kafkatopics",
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        namespace,
+        &desired::kafka_topic_resource(),
     );
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
     let uid = vp.uid().unwrap_or_default();
+    let patch = desired::kafka_topic_retain_patch();
     for topic in api.list(&ListParams::default()).await? {
-        if topic.owner_references().iter().any(|o| o.uid == uid) {
-            let kept: Vec<_> = topic
-                .owner_references()
-                .iter()
-                .filter(|o| o.uid != uid)
-                .cloned()
-                .collect();
-            let patch = json!({ "metadata": { "ownerReferences": kept } });
+        let owned = topic.owner_references().iter().any(|o| o.uid == uid);
+        let released = topic
+            .annotations()
+            .get(desired::STRIMZI_MANAGED_ANNOTATION)
+            .map(String::as_str)
+            == Some("false");
+        if owned && !released {
             api.patch(
                 &topic.name_any(),
                 &PatchParams::default(),

@@ -171,17 +171,11 @@ async fn reconcile_apply(
     namespace: &str,
 ) -> Result<Action> {
     let capabilities = ctx.capabilities.read().await.clone();
-    let desired = match children::desired_children(vp, &capabilities) {
+    let desired = match children::desired_children(vp) {
         Ok(desired) => desired,
         Err(e) => {
-            return Err(report_failure(
-                vp,
-                ctx,
-                namespace,
-                Check::failed(e.reason(), e.to_string()),
-                e,
-            )
-            .await);
+            let check = Check::failed(e.reason(), e.to_string());
+            return Err(report_failure(vp, ctx, namespace, check, None, e).await);
         }
     };
 
@@ -202,14 +196,10 @@ async fn reconcile_apply(
     let topics = match topics {
         Ok(check) => check,
         Err(e) => {
-            return Err(report_failure(
-                vp,
-                ctx,
-                namespace,
-                Check::failed(e.reason(), e.to_string()),
-                e,
-            )
-            .await);
+            // Workloads started earlier keep running: report them as they are.
+            let workloads = observe_workloads(ctx, namespace, &desired).await;
+            let check = Check::failed(e.reason(), e.to_string());
+            return Err(report_failure(vp, ctx, namespace, check, workloads, e).await);
         }
     };
     if !topics.ok {
@@ -259,12 +249,13 @@ async fn report_failure(
     ctx: &Context,
     namespace: &str,
     topics: Check,
+    workloads: Option<WorkloadsStatus>,
     error: Error,
 ) -> Error {
     let invalid_spec = (!error.is_retryable()).then(|| error.to_string());
     let observations = Observations {
         topics,
-        workloads: None,
+        workloads,
         monitoring: None,
         invalid_spec,
     };
@@ -416,6 +407,26 @@ async fn apply_and_announce(
     Ok(observed)
 }
 
+/// Replicas of the pipeline's Deployments as they are, without applying anything; `None`
+/// when none exists yet (or they cannot be read).
+async fn observe_workloads(
+    ctx: &Context,
+    namespace: &str,
+    desired: &children::DesiredChildren,
+) -> Option<WorkloadsStatus> {
+    let mut workloads = WorkloadsStatus::default();
+    let mut found = false;
+    for (workload, child) in &desired.deployments {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), namespace, &child.resource);
+        if let Ok(Some(observed)) = api.get_opt(&child.name).await {
+            *workload_slot(&mut workloads, *workload) = deployment_replicas(&observed);
+            found = true;
+        }
+    }
+    found.then_some(workloads)
+}
+
 /// Desired and ready replicas of an observed Deployment.
 fn deployment_replicas(observed: &DynamicObject) -> WorkloadStatus {
     let int = |pointer: &str| {
@@ -476,6 +487,16 @@ async fn update_status(
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let pipelines: Api<VolatilityPipeline> = Api::all(client.clone());
+    if let Err(kube::Error::Api(status)) = pipelines
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        && status.code == 404
+    {
+        tracing::error!(
+            "the VolatilityPipeline CRD is not installed (kubectl apply -f crds/volatilitypipelines.spikewatch.io.yaml); \
+             waiting for it"
+        );
+    }
     let children = watcher::Config::default().labels(children::MANAGED_BY_SELECTOR);
     Controller::new(pipelines, watcher::Config::default().any_semantic())
         .owns(Api::<Deployment>::all(client.clone()), children.clone())

@@ -44,6 +44,18 @@ pub async fn connection(
     let mechanism = kafka.sasl_mechanism.map(|m| m.as_str());
     let mut auth = KafkaAuth::from_secret(&secret, mechanism)
         .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let secret_name = &secret_ref.name;
+    if kafka.ca_from_secret && auth.ca_pem.is_none() {
+        return Err(Error::InvalidSpec(format!(
+            "spec.kafka.caFromSecret is true but Secret {secret_name} has no ca.crt key"
+        )));
+    }
+    if kafka.security_protocol.uses_sasl() && auth.username.is_none() {
+        return Err(Error::InvalidSpec(format!(
+            "spec.kafka.securityProtocol {} needs username and password keys in Secret {secret_name}",
+            kafka.security_protocol.as_config_str().to_ascii_uppercase()
+        )));
+    }
     // The spec decides what is used: a Secret may hold a CA the spec does not ask to trust,
     // or SASL credentials for a PLAINTEXT listener.
     if !kafka.ca_from_secret {

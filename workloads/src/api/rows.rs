@@ -45,7 +45,8 @@ pub struct FeatureRow {
     pub spread_rel: f64,
     /// (bid size − ask size) / (bid size + ask size), in [-1, 1].
     pub order_book_imbalance: f64,
-    /// Ticks in the last 60 s, in [0, 1e9]. Default: `trade_intensity × 60`.
+    /// Ticks in the last 60 s (the current one included), in [0, 1e9].
+    /// Default: `max(1, 60 × trade_intensity)` (trades are a lower bound of ticks).
     #[serde(default)]
     pub tick_count: Option<f64>,
     /// Seconds since the product's previous tick, in [0, 1e9]. Default: `1 / trade_intensity`
@@ -122,7 +123,7 @@ impl FeatureRow {
             spread_abs: self.spread_abs,
             spread_rel: self.spread_rel,
             order_book_imbalance: self.order_book_imbalance,
-            tick_count: self.tick_count.unwrap_or(self.trade_intensity * 60.0),
+            tick_count: self.tick_count.unwrap_or((self.trade_intensity * 60.0).max(1.0)),
             time_since_prev_tick,
         }
     }
@@ -238,7 +239,7 @@ mod tests {
         assert_eq!(f.tick_count, 120.0);
         assert_eq!(f.time_since_prev_tick, 0.5);
         let idle = FeatureRow { trade_intensity: 0.0, ..row() }.features();
-        assert_eq!((idle.tick_count, idle.time_since_prev_tick), (0.0, 60.0));
+        assert_eq!((idle.tick_count, idle.time_since_prev_tick), (1.0, 60.0));
     }
 
     #[test]

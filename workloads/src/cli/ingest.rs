@@ -1,27 +1,27 @@
-//! `spikewatch ingest`: Coinbase WebSocket feed → `ticks.raw`.
+//! `spikewatch ingest`: Coinbase WebSocket feed → `ticks.raw`, keyed by product id.
 //!
-//! The feed client pushes ticks into a bounded channel; the publisher drains it. On SIGINT or
-//! SIGTERM the client closes the socket, the channel drains, the publisher flushes, and the
-//! mirror (if any) writes its last lines.
+//! The feed client pushes ticks into a bounded link; the publisher drains it into Kafka. On
+//! SIGINT or SIGTERM the client closes the socket and drops its end of the link, the publisher
+//! publishes what is left and waits until the broker acknowledged every tick, and the mirror
+//! (if any) writes its last lines.
 
 use anyhow::Context;
 use prometheus::Registry;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::domain::{Feed, Tick};
+use crate::domain::Feed;
+use crate::domain::Tick;
+use crate::pipeline::shutdown;
 use crate::sinks::mirror;
 use crate::sources::metrics::IngestMetrics;
 use crate::sources::websocket::{ClientConfig, FeedClient};
 use crate::telemetry::server::{self, Health};
-
-/// Ticks buffered between the socket and the publisher.
-const CHANNEL_CAPACITY: usize = 8192;
+use crate::transport::kafka::{JsonPublisher, PublishTotals, TransportError, create_producer, ensure_topics};
+use crate::transport::memory::{self, LinkReceiver};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Feed to subscribe to (overrides `feed.kind`).
+    /// Feed to subscribe to, `advanced_trade` or `exchange` (overrides `feed.kind`).
     #[arg(long, value_parser = parse_feed)]
     pub feed: Option<Feed>,
     /// Comma-separated product ids (overrides `feed.products`).
@@ -38,8 +38,11 @@ fn parse_feed(value: &str) -> Result<Feed, String> {
 }
 
 pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
-    if let Some(feed) = args.feed {
+    if let Some(feed) = args.feed
+        && feed != config.feed.kind
+    {
         config.feed.kind = feed;
+        // A URL configured for the other feed would speak the wrong protocol.
         config.feed.url = None;
     }
     if !args.products.is_empty() {
@@ -50,12 +53,23 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     let health = Health::default();
     let addr = server::spawn(&config.metrics.bind, registry.clone(), health.clone()).await?;
     tracing::info!(%addr, "serving /metrics and /health");
+    let shutdown = shutdown::on_signal();
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let kafka = &config.kafka;
+    if kafka.create_topics {
+        ensure_topics(kafka, &[&kafka.topics.raw]).await.context("creating the raw topic")?;
+    }
+    let publisher = JsonPublisher::new(create_producer(kafka)?, kafka.topics.raw.clone())
+        .with_acknowledged_counter(metrics.ticks_acknowledged.clone());
 
     let client_config = ClientConfig::from_feed_config(&config.feed);
-    tracing::info!(feed = ?client_config.feed, url = %client_config.url, products = ?client_config.products, "starting ingest");
+    tracing::info!(
+        feed = ?client_config.feed,
+        url = %client_config.url,
+        products = ?client_config.products,
+        topic = %kafka.topics.raw,
+        "ingest started"
+    );
     let mut client = FeedClient::new(client_config, metrics.clone());
     let mut mirror_task = None;
     if let Some(mirror_config) = &config.feed.mirror {
@@ -65,55 +79,47 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
         mirror_task = Some(task);
     }
 
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let client_task = tokio::spawn(client.run(tx, shutdown.clone()));
+    let (tx, rx) = memory::link(memory::DEFAULT_CAPACITY);
+    let publishing = tokio::spawn(forward(rx, publisher));
     health.set_ready(true);
-
-    // Ends when the client stops and drops its sender: every tick received is published.
-    let published = publish(rx).await;
+    // Returns on shutdown; dropping the client closes the link and lets the publisher finish.
+    let streamed = client.run(tx, shutdown).await;
     health.set_ready(false);
-    let client_result = client_task.await.context("feed client task")?;
+    let published = publishing.await.context("the publishing task failed")?;
     if let Some(task) = mirror_task {
-        // The client (and so the last mirror handle) is gone: the writer drains and flushes.
         let _ = task.await;
     }
-    tracing::info!(published, "ingest stopped");
-    client_result.map_err(Into::into)
+    streamed.context("feed client")?;
+    let published = published.context("flushing ticks to Kafka")?;
+    tracing::info!(
+        enqueued = published.enqueued,
+        acknowledged = published.acknowledged,
+        failed = published.failed,
+        "ingest stopped"
+    );
+    println!("ingested: ticks={} acknowledged={}", published.enqueued, published.acknowledged);
+    Ok(())
 }
 
-/// Stand-in publisher until the Kafka transport is wired: logs what would go to `ticks.raw`.
-async fn publish(mut rx: mpsc::Receiver<Tick>) -> u64 {
-    let mut count = 0u64;
-    while let Some(tick) = rx.recv().await {
-        count += 1;
-        tracing::debug!(product = %tick.product_id, price = tick.price, "tick");
-        if count.is_multiple_of(1000) {
-            tracing::info!(count, "ticks received");
-        }
-    }
-    count
-}
-
-/// Cancels `token` on SIGINT or SIGTERM.
-async fn cancel_on_signal(token: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+/// Publishes every tick of the link keyed by product id, and waits for the broker's
+/// acknowledgements whenever the feed pauses. A live feed is slow next to Kafka, so this costs
+/// nothing, keeps the acknowledged counter current, and turns a delivery failure into an error
+/// (and a restart) within moments instead of after thousands of unconfirmed ticks.
+async fn forward(mut ticks: LinkReceiver<Tick>, mut publisher: JsonPublisher) -> Result<PublishTotals, TransportError> {
+    use tokio::sync::mpsc::error::TryRecvError;
+    loop {
+        let tick = match ticks.try_recv() {
+            Ok(tick) => tick,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                publisher.flush().await?;
+                match ticks.recv().await {
+                    Some(tick) => tick,
+                    None => break,
                 }
             }
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM; only SIGINT stops ingest");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        };
+        publisher.publish(&tick.product_id, &tick).await?;
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutdown requested");
-    token.cancel();
+    publisher.close().await
 }

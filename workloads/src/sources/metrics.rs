@@ -11,6 +11,8 @@ pub struct IngestMetrics {
     pub bytes_received: IntCounter,
     /// Ticks handed to the downstream channel, by product.
     pub ticks_published: IntCounterVec,
+    /// Ticks the broker acknowledged (`spikewatch ingest` only).
+    pub ticks_acknowledged: IntCounter,
     /// Well-formed frames without tickers, by type.
     pub frames_skipped: IntCounterVec,
     pub parse_errors: IntCounterVec,
@@ -51,6 +53,7 @@ impl IngestMetrics {
             frames_received: counter("frames_received_total", "WebSocket text frames received")?,
             bytes_received: counter("bytes_received_total", "Bytes of WebSocket frames received")?,
             ticks_published: counter_vec("ticks_published_total", "Ticks published downstream", "product")?,
+            ticks_acknowledged: counter("ticks_acknowledged_total", "Ticks acknowledged by the Kafka broker")?,
             frames_skipped: counter_vec("frames_skipped_total", "Well-formed frames without tickers", "type")?,
             parse_errors: counter_vec("parse_errors_total", "Frames rejected by the parser, by kind", "kind")?,
             connections: counter("connections_total", "WebSocket connections established")?,
@@ -84,6 +87,7 @@ impl IngestMetrics {
             Box::new(self.frames_received.clone()),
             Box::new(self.bytes_received.clone()),
             Box::new(self.ticks_published.clone()),
+            Box::new(self.ticks_acknowledged.clone()),
             Box::new(self.frames_skipped.clone()),
             Box::new(self.parse_errors.clone()),
             Box::new(self.connections.clone()),

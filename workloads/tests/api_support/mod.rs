@@ -248,3 +248,36 @@ pub fn broken_state(sleep: Option<std::time::Duration>, limits: Limits) -> AppSt
     let handle = ModelHandle::from_models(ModelConfig::default(), Some(model), None, ModelVariant::Ml).unwrap();
     AppState::with_models(limits, AdminAuth::Disabled, handle)
 }
+
+/// Test double that holds a prediction until released, to observe what happens to a request
+/// in flight (graceful shutdown). Signals on `started` when a prediction begins.
+pub struct GatedModel {
+    pub info: ModelInfo,
+    pub started: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    pub release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Model for GatedModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn predict_proba(&self, rows: &[Features]) -> Result<Vec<f64>, ModelError> {
+        let _ = self.started.lock().unwrap().send(());
+        self.release.lock().unwrap().recv().map_err(|e| ModelError::Inference(e.to_string()))?;
+        Ok(vec![0.25; rows.len()])
+    }
+}
+
+/// A state whose model blocks each prediction until `release` gets a message.
+pub fn gated_state() -> (AppState, std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let info = ModelInfo { name: "gated".into(), version: "0".into(), variant: ModelVariant::Ml, threshold: 0.5 };
+    let model: Arc<dyn Model> = Arc::new(GatedModel {
+        info,
+        started: std::sync::Mutex::new(started_tx),
+        release: std::sync::Mutex::new(release_rx),
+    });
+    let handle = ModelHandle::from_models(ModelConfig::default(), Some(model), None, ModelVariant::Ml).unwrap();
+    (AppState::with_models(Limits::default(), AdminAuth::Disabled, handle), started, release)
+}

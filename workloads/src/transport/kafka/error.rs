@@ -15,6 +15,8 @@ pub enum TransportError {
     Produce { topic: String, failed: u64, first_error: String },
     #[error("cannot commit consumed offsets: {0}")]
     Commit(#[source] KafkaError),
+    #[error("the stage function failed: {0}")]
+    Process(String),
 }
 
 /// Error classes counted by the stage loop (`errors_total{error_type=...}`).
@@ -52,6 +54,7 @@ impl TransportError {
             TransportError::Serialize { .. } => "serialize",
             TransportError::Produce { .. } => ErrorKind::Produce.as_str(),
             TransportError::Commit(_) => ErrorKind::Commit.as_str(),
+            TransportError::Process(_) => "process",
         }
     }
 }

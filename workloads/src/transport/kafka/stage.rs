@@ -163,11 +163,26 @@ impl Stage {
     /// in the function). Returns an error, without committing the failed batch, when the
     /// broker did not acknowledge an output: the process should exit and be restarted, which
     /// resumes from the last committed offsets.
-    pub async fn run<I, O, F, S>(mut self, shutdown: S, mut process: F) -> Result<StageTotals, TransportError>
+    pub async fn run<I, O, F, S>(self, shutdown: S, mut process: F) -> Result<StageTotals, TransportError>
     where
         I: DeserializeOwned,
         O: Serialize,
         F: FnMut(Vec<Inbound<I>>) -> Vec<Outbound<O>>,
+        S: Future<Output = ()>,
+    {
+        self.try_run(shutdown, |batch| Ok::<_, std::convert::Infallible>(process(batch))).await
+    }
+
+    /// [`Stage::run`] with a function that can fail: an `Err` stops the stage at once with
+    /// [`TransportError::Process`], without producing or committing that batch (it is consumed
+    /// again after a restart). For failures that must not be skipped, such as a model that
+    /// cannot score; failures of single records belong in the function's own counting.
+    pub async fn try_run<I, O, E, F, S>(mut self, shutdown: S, mut process: F) -> Result<StageTotals, TransportError>
+    where
+        I: DeserializeOwned,
+        O: Serialize,
+        E: std::fmt::Display,
+        F: FnMut(Vec<Inbound<I>>) -> Result<Vec<Outbound<O>>, E>,
         S: Future<Output = ()>,
     {
         let mut totals = StageTotals::default();
@@ -193,7 +208,13 @@ impl Stage {
             self.fill_batch(&mut inputs, &mut offsets, &mut totals).await;
 
             let received: Vec<Instant> = inputs.iter().map(|r| r.received).collect();
-            let outputs = process(inputs);
+            let outputs = match process(inputs) {
+                Ok(outputs) => outputs,
+                Err(err) => {
+                    tracing::error!(stage = %self.name, %err, "stage function failed; stopping without committing the batch");
+                    return Err(TransportError::Process(err.to_string()));
+                }
+            };
             self.publish_all(&outputs).await?;
             totals.produced = self.publisher.totals().acknowledged;
             let acked = Instant::now();
