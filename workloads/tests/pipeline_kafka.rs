@@ -209,7 +209,7 @@ async fn a_killed_featurizer_restarted_loses_no_feature_vector() {
         .iter()
         .filter_map(|(key, &want)| {
             let have = got.get(key).copied().unwrap_or(0);
-            (have < want).then_some((key, want - have))
+            (have < want).then(|| (key, want - have))
         })
         .collect();
     assert!(
