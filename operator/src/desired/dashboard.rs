@@ -93,7 +93,7 @@ pub fn dashboard_json(vp: &VolatilityPipeline) -> Value {
                 "predictions/s",
             )]),
             panel(5, "Model variant", "stat", "none", 0, 16, vec![(
-                format!("max by (variant, version) (volatility_model_info{{{models}}})"),
+                format!("max by (variant, version) (model_info{{{models}}})"),
                 "{{variant}} {{version}}",
             )]),
         ],
