@@ -3,28 +3,15 @@
 //! resolved by alias and by version through the REST API, and served.
 //! Needs `source scripts/env` (the project's .venv with mlflow, and ONNX Runtime).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spikewatch::config::ModelConfig;
 use spikewatch::domain::{Features, ModelVariant};
 use spikewatch::model::{self, ModelHandle};
-
-fn require_env(var: &str) -> String {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!("{var} is not set: run `source scripts/env` (after `scripts/setup`) before the tests"),
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn artifact_dir() -> PathBuf {
-    repo_root().join("models/artifacts/spikewatch-gbdt")
-}
+mod common;
+use common::artifact::{artifact_dir, repo_root, fixtures, require_env};
 
 /// `mlflow server` in its own process group, killed (with its workers) on drop.
 struct MlflowServer {
@@ -138,16 +125,6 @@ async fn promote_copy(uri: &str, name: &str, version: &str, alias: &str) -> Stri
     new_version
 }
 
-fn fixtures() -> Vec<(Features, f64)> {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(artifact_dir().join("fixtures.json")).unwrap()).unwrap();
-    json["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (serde_json::from_value(r["features"].clone()).unwrap(), r["probability"].as_f64().unwrap()))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_model_is_resolved_by_alias_and_served() {

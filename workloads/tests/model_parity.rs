@@ -2,28 +2,15 @@
 //! for the GBDT through ONNX Runtime and for the z-score baseline; feature-order mismatches
 //! are rejected at load time. Needs `source scripts/env` (ONNX Runtime, Python).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use spikewatch::config::ModelConfig;
 use spikewatch::domain::{Features, ModelVariant};
 use spikewatch::model::onnx::{OnnxModel, OnnxOptions};
 use spikewatch::model::{self, ModelHandle};
-
-fn require_env(var: &str) -> String {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!("{var} is not set: run `source scripts/env` (after `scripts/setup`) before the tests"),
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn artifact_dir() -> PathBuf {
-    repo_root().join("models/artifacts/spikewatch-gbdt")
-}
+mod common;
+use common::artifact::{artifact_dir, repo_root, require_env};
 
 struct Fixture {
     features: Features,

@@ -2,7 +2,6 @@
 //! static file server on 127.0.0.1; TLS itself is reqwest's concern).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
 use axum::Router;
 use axum::extract::Path as UrlPath;
@@ -11,10 +10,8 @@ use axum::routing::get;
 use spikewatch::config::ModelConfig;
 use spikewatch::domain::ModelVariant;
 use spikewatch::model::{self, ModelHandle};
-
-fn artifact_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("models/artifacts/spikewatch-gbdt")
-}
+mod common;
+use common::artifact::artifact_dir;
 
 async fn serve_artifacts() -> SocketAddr {
     async fn file(UrlPath(name): UrlPath<String>) -> Result<Vec<u8>, StatusCode> {

@@ -6,25 +6,22 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use prometheus::Registry;
 use spikewatch::config::Config;
 use spikewatch::domain::{
-    FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features, ModelVariant, Prediction,
+    FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, ModelVariant, Prediction,
 };
 use spikewatch::model::ModelHandle;
 use spikewatch::pipeline::predict::{PredictorMetrics, run_kafka};
 use spikewatch::transport::kafka::{JsonPublisher, create_producer, ensure_topics};
 use tokio_util::sync::CancellationToken;
+use common::artifact::{artifact_dir, fixtures};
 
 type Key = (String, DateTime<Utc>);
-
-fn artifact_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("models/artifacts/spikewatch-gbdt")
-}
 
 fn require_ort() {
     if std::env::var("ORT_DYLIB_PATH").map_or(true, |v| v.is_empty()) {
@@ -44,17 +41,6 @@ fn test_config(broker: &common::Broker) -> Config {
     config
 }
 
-/// The trainer's fixture rows with their probabilities.
-fn fixtures() -> Vec<(Features, f64)> {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(artifact_dir().join("fixtures.json")).unwrap()).unwrap();
-    json["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (serde_json::from_value(r["features"].clone()).unwrap(), r["probability"].as_f64().unwrap()))
-        .collect()
-}
 
 /// `n` vectors over two products, each with a distinct event time; the expected probability by key.
 fn vectors(n: usize, offset: usize) -> (Vec<FeatureVector>, HashMap<Key, f64>) {

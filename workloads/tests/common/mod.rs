@@ -7,6 +7,7 @@
 //! Each test binary uses a different subset of these helpers, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod artifact;
 pub mod broker;
 pub mod process;
 pub mod topics;
