@@ -1,5 +1,6 @@
 //! Which optional APIs the cluster serves: the Prometheus Operator's `monitoring.coreos.com`
-//! (ServiceMonitor, PodMonitor, PrometheusRule) and Strimzi's `kafka.strimzi.io` (KafkaTopic).
+//! (ServiceMonitor, PodMonitor, PrometheusRule), Strimzi's `kafka.strimzi.io` (KafkaTopic) and
+//! KEDA's `keda.sh` (ScaledObject, TriggerAuthentication).
 //! Looked up at start and refreshed periodically, so installing the CRDs later is picked up
 //! without restarting the operator.
 
@@ -12,6 +13,7 @@ use tokio::sync::RwLock;
 
 pub const MONITORING_GROUP: &str = "monitoring.coreos.com";
 pub const STRIMZI_GROUP: &str = "kafka.strimzi.io";
+pub const KEDA_GROUP: &str = "keda.sh";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capabilities {
@@ -19,6 +21,8 @@ pub struct Capabilities {
     pub monitoring: bool,
     /// KafkaTopic is served.
     pub strimzi: bool,
+    /// ScaledObject and TriggerAuthentication are served.
+    pub keda: bool,
 }
 
 impl Capabilities {
@@ -26,6 +30,7 @@ impl Capabilities {
         Capabilities {
             monitoring: true,
             strimzi: true,
+            keda: true,
         }
     }
 }
@@ -49,6 +54,7 @@ pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
         )
         .await?,
         strimzi: group_serves(client, STRIMZI_GROUP, &["KafkaTopic"]).await?,
+        keda: group_serves(client, KEDA_GROUP, &["ScaledObject", "TriggerAuthentication"]).await?,
     })
 }
 
@@ -72,6 +78,7 @@ pub async fn refresh_periodically(client: Client, shared: SharedCapabilities, pe
                     tracing::info!(
                         monitoring = found.monitoring,
                         strimzi = found.strimzi,
+                        keda = found.keda,
                         "optional APIs changed"
                     );
                     *current = found;

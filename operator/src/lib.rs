@@ -1,5 +1,6 @@
 //! The spikewatch operator: `VolatilityPipeline` custom resource → workloads, topics, monitoring.
 
+pub mod automation;
 pub mod crd;
 pub mod crdgen;
 pub mod desired;
@@ -11,6 +12,7 @@ pub mod fixtures;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod observe;
 pub mod run;
 pub mod telemetry;
 pub mod topics;

@@ -1,8 +1,11 @@
-//! The operator's own Prometheus metrics: reconciles, their duration, failures by kind.
+//! The operator's own Prometheus metrics: reconciles, their duration, failures by kind, and
+//! what the automation measured and did.
 
 use std::time::Instant;
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -11,6 +14,20 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// 1 while this replica holds the leader Lease and runs the controller.
     pub leader: IntGauge,
+    /// `spikewatch_operator_rollback_checks_total{result}`: Passed, Failed, Inconclusive.
+    pub rollback_checks: IntCounterVec,
+    /// `spikewatch_operator_rollbacks_total{reason,dry_run}`.
+    pub rollbacks: IntCounterVec,
+    /// `spikewatch_operator_rollback_seconds`: first failed check → running pods switched.
+    pub rollback_seconds: Histogram,
+    /// `spikewatch_operator_model_recoveries_total{reason}`: the ML model back on probation.
+    pub recoveries: IntCounterVec,
+    /// `spikewatch_operator_predictor_desired_replicas{namespace,name}`.
+    pub desired_replicas: IntGaugeVec,
+    /// `spikewatch_operator_consumer_lag_messages{namespace,name}`.
+    pub consumer_lag: IntGaugeVec,
+    /// `spikewatch_operator_scale_events_total{direction}`: up, down.
+    pub scale_events: IntCounterVec,
 }
 
 impl Metrics {
@@ -39,11 +56,74 @@ impl Metrics {
                 "spikewatch_operator_leader",
                 "1 while this replica holds the leader Lease",
             )?,
+            rollback_checks: IntCounterVec::new(
+                Opts::new(
+                    "spikewatch_operator_rollback_checks_total",
+                    "Health checks of serving ML models, by result",
+                ),
+                &["result"],
+            )?,
+            rollbacks: IntCounterVec::new(
+                Opts::new(
+                    "spikewatch_operator_rollbacks_total",
+                    "Automatic rollbacks to the baseline model (dry_run=\"true\": only reported), by reason",
+                ),
+                &["reason", "dry_run"],
+            )?,
+            rollback_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "spikewatch_operator_rollback_seconds",
+                    "Time from the first failed check to the running pods switched to the baseline",
+                )
+                .buckets(vec![1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0]),
+            )?,
+            recoveries: IntCounterVec::new(
+                Opts::new(
+                    "spikewatch_operator_model_recoveries_total",
+                    "ML models brought back on probation after a rollback, by reason",
+                ),
+                &["reason"],
+            )?,
+            desired_replicas: IntGaugeVec::new(
+                Opts::new(
+                    "spikewatch_operator_predictor_desired_replicas",
+                    "Predictor replicas the operator's autoscaler decided on",
+                ),
+                &["namespace", "name"],
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "spikewatch_operator_consumer_lag_messages",
+                    "Unconsumed feature messages of the predictor's consumer group, as last measured",
+                ),
+                &["namespace", "name"],
+            )?,
+            scale_events: IntCounterVec::new(
+                Opts::new(
+                    "spikewatch_operator_scale_events_total",
+                    "Predictor replica changes made by the operator's autoscaler, by direction",
+                ),
+                &["direction"],
+            )?,
         };
         registry.register(Box::new(metrics.reconciliations.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;
         registry.register(Box::new(metrics.reconcile_duration.clone()))?;
         registry.register(Box::new(metrics.leader.clone()))?;
+        registry.register(Box::new(metrics.rollback_checks.clone()))?;
+        registry.register(Box::new(metrics.rollbacks.clone()))?;
+        registry.register(Box::new(metrics.rollback_seconds.clone()))?;
+        registry.register(Box::new(metrics.recoveries.clone()))?;
+        registry.register(Box::new(metrics.desired_replicas.clone()))?;
+        registry.register(Box::new(metrics.consumer_lag.clone()))?;
+        registry.register(Box::new(metrics.scale_events.clone()))?;
+        // Exported from the start, so rate() and absence alerts work before the first event.
+        for result in ["Passed", "Failed", "Inconclusive"] {
+            metrics.rollback_checks.with_label_values(&[result]);
+        }
+        for direction in ["up", "down"] {
+            metrics.scale_events.with_label_values(&[direction]);
+        }
         Ok(metrics)
     }
 

@@ -17,6 +17,7 @@ use crate::http::{self, HttpState};
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::telemetry;
+use crate::observe::KafkaConsumerLag;
 use crate::topics::KafkaTopicAdmin;
 
 /// Name of the leader-election Lease (and of the event reporter).
@@ -128,6 +129,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         &identity,
         capabilities,
         Arc::new(KafkaTopicAdmin::default()),
+        Arc::new(KafkaConsumerLag::default()),
     ));
     let elector = LeaderElector::new(client, LeaseConfig::new(LEASE_NAME, namespace, identity));
     ready.store(true, Ordering::Relaxed);

@@ -146,9 +146,34 @@ fn the_openapi_schema_rejects_out_of_bounds_fields() {
             "greater than the maximum",
         ),
         (
-            "lag target 0",
-            json!({"autoscaling": {"targetLagSeconds": 0}}),
+            "lag per replica 0",
+            json!({"autoscaling": {"lagPerReplica": 0}}),
             "less than the minimum",
+        ),
+        (
+            "unknown scaling engine",
+            json!({"autoscaling": {"engine": "hpa"}}),
+            "is not one of",
+        ),
+        (
+            "check interval 0",
+            json!({"rollback": {"intervalSeconds": 0}}),
+            "less than the minimum",
+        ),
+        (
+            "failure threshold 0",
+            json!({"rollback": {"failureThreshold": 0}}),
+            "less than the minimum",
+        ),
+        (
+            "unknown recovery mode",
+            json!({"rollback": {"recovery": "Sometimes"}}),
+            "is not one of",
+        ),
+        (
+            "Prometheus URL without a scheme",
+            json!({"monitoring": {"prometheusUrl": "prometheus:9090"}}),
+            "does not match",
         ),
         (
             "no-predictions window 0",
@@ -249,6 +274,11 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
             json!({"rollback": {"windowSeconds": 600, "recoverySeconds": 60}}),
             "recoverySeconds must be at least",
         ),
+        (
+            "a window shorter than two checks",
+            json!({"rollback": {"windowSeconds": 20, "intervalSeconds": 15}}),
+            "must span at least two checks",
+        ),
     ];
     for (case, patch, expected) in cases {
         let errors = cel_errors(&minimal_with(patch));
@@ -261,6 +291,7 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
         "autoscaling": {"enabled": true, "minReplicas": 4, "maxReplicas": 4},
         "workloads": {"predictor": {"replicas": 4}, "featurizer": {"replicas": 4}, "ingestor": {"replicas": 0}},
         "model": {"threshold": 0.999},
+        "rollback": {"windowSeconds": 30, "intervalSeconds": 15, "recoverySeconds": 30},
     });
     assert_eq!(cel_errors(&minimal_with(edge)), Vec::<String>::new());
     // Autoscaling off: its maximum does not matter.
@@ -316,6 +347,7 @@ fn the_crd_lists_the_cel_rules() {
         ),
         (".spec.model.threshold", "self > 0.0 && self < 1.0"),
         (".spec.rollback", "self.recoverySeconds >= self.windowSeconds"),
+        (".spec.rollback", "self.windowSeconds >= 2 * self.intervalSeconds"),
         (".spec.workloads", "self.ingestor.replicas <= 1"),
     ];
     let mut expected: Vec<(String, String)> = expected.iter().map(|(p, r)| (p.to_string(), r.to_string())).collect();

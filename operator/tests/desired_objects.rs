@@ -288,7 +288,7 @@ fn kafka_credentials_come_from_the_auth_secret() {
 }
 
 #[test]
-fn the_predictor_follows_the_autoscaler_within_its_bounds() {
+fn the_predictor_is_created_with_the_autoscalers_count_within_its_bounds() {
     let mut vp = external(); // autoscaling 2..=6, predictor.replicas 2
     assert_eq!(
         desired_replicas(&vp, Workload::Predictor),
@@ -297,11 +297,11 @@ fn the_predictor_follows_the_autoscaler_within_its_bounds() {
     );
     let status = vp.status.get_or_insert_default();
     status.consumer = Some(spikewatch_operator::crd::ConsumerStatus {
-        replicas: 5,
+        desired_replicas: 5,
         ..Default::default()
     });
     assert_eq!(desired_replicas(&vp, Workload::Predictor), 5);
-    vp.status.as_mut().unwrap().consumer.as_mut().unwrap().replicas = 40;
+    vp.status.as_mut().unwrap().consumer.as_mut().unwrap().desired_replicas = 40;
     assert_eq!(desired_replicas(&vp, Workload::Predictor), 6, "clamped to maxReplicas");
     vp.spec.autoscaling.enabled = false;
     assert_eq!(

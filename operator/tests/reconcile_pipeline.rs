@@ -157,7 +157,9 @@ async fn ready_deployments_make_the_pipeline_ready_and_missing_monitoring_only_d
 
     let action = cluster.reconcile().await.expect("reconcile");
 
-    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    // Ready pipelines resync every 5 minutes, but the rollback checks (on by default) are due
+    // every 15 s.
+    assert_eq!(action, Action::requeue(Duration::from_secs(15)));
     assert_eq!(
         cluster.condition(ConditionType::Ready),
         ("True".into(), "PipelineReady".into())
@@ -387,6 +389,7 @@ async fn with_the_prometheus_operator_installed_monitoring_objects_are_applied()
     let capabilities = Capabilities {
         monitoring: true,
         strimzi: false,
+        keda: false,
     };
     let ctx = Context::test(client, FakeBroker::reachable(), capabilities);
 
@@ -425,6 +428,7 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
         Capabilities {
             monitoring: false,
             strimzi: true,
+            keda: false,
         },
     );
 
@@ -477,6 +481,7 @@ async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_t
         Capabilities {
             monitoring: false,
             strimzi: true,
+            keda: false,
         },
     );
     reconcile(Arc::new(server.pipeline()), ctx.clone())

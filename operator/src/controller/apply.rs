@@ -5,8 +5,13 @@
 //! add (defaults, status, annotations of their own) do not count; a field someone edited does,
 //! and the next reconcile puts it back. Quantities compare by value (`1000m` = `1`), because the
 //! API server rewrites them to canonical form.
+//!
+//! Some fields are the operator's only at creation ([`DesiredChild::create_only`], such as the
+//! predictor's `replicas`): a missing object is created with them (a create, whose managed
+//! fields are recorded under an `Update` operation), and later applies leave them out, so the
+//! apply never owns them and never resets what their real owner set.
 
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
@@ -24,6 +29,8 @@ pub struct DesiredChild {
     pub name: String,
     /// The whole object as JSON, with `apiVersion`, `kind` and `metadata`.
     pub object: Value,
+    /// JSON pointers of fields sent only when the object is created.
+    pub create_only: Vec<String>,
 }
 
 impl DesiredChild {
@@ -44,6 +51,7 @@ impl DesiredChild {
             resource: ApiResource::erase::<K>(&()),
             name,
             object: value,
+            create_only: vec![],
         })
     }
 
@@ -64,11 +72,27 @@ impl DesiredChild {
             resource,
             name,
             object: value,
+            create_only: vec![],
         })
+    }
+
+    /// Marks fields (JSON pointers) as sent only at creation.
+    pub fn with_create_only(mut self, pointers: &[&str]) -> DesiredChild {
+        self.create_only = pointers.iter().map(|p| p.to_string()).collect();
+        self
     }
 
     pub fn kind(&self) -> &str {
         &self.resource.kind
+    }
+
+    /// What later applies send: the object without its create-only fields.
+    pub fn apply_object(&self) -> Value {
+        let mut object = self.object.clone();
+        for pointer in &self.create_only {
+            remove_pointer(&mut object, pointer);
+        }
+        object
     }
 }
 
@@ -94,6 +118,7 @@ pub async fn apply_child(
 ) -> Result<(ApplyOutcome, DynamicObject)> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &child.resource);
     let observed = api.get_opt(&child.name).await?;
+    let object = child.apply_object();
     if let Some(observed) = &observed {
         let observed_json =
             serde_json::to_value(observed).map_err(|source| Error::Serialization {
@@ -101,13 +126,30 @@ pub async fn apply_child(
                 name: child.name.clone(),
                 source,
             })?;
-        if is_semantic_subset(&child.object, &observed_json) {
+        if is_semantic_subset(&object, &observed_json) {
             return Ok((ApplyOutcome::Unchanged, observed.clone()));
+        }
+    } else if !child.create_only.is_empty() {
+        let whole: DynamicObject =
+            serde_json::from_value(child.object.clone()).map_err(|source| Error::Serialization {
+                kind: "desired object",
+                name: child.name.clone(),
+                source,
+            })?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &whole).await {
+            Ok(created) => return Ok((ApplyOutcome::Created, created)),
+            // Created meanwhile (a concurrent reconcile): apply as to any existing object.
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => return Err(e.into()),
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let applied = api
-        .patch(&child.name, &params, &Patch::Apply(&child.object))
+        .patch(&child.name, &params, &Patch::Apply(&object))
         .await?;
     let outcome = if observed.is_some() {
         ApplyOutcome::Updated
@@ -115,6 +157,16 @@ pub async fn apply_child(
         ApplyOutcome::Created
     };
     Ok((outcome, applied))
+}
+
+/// Removes the field at a JSON pointer, if present.
+fn remove_pointer(object: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(Value::Object(map)) = object.pointer_mut(parent) {
+        map.remove(last);
+    }
 }
 
 /// Whether every field set in `desired` has an equal value in `observed`.
@@ -226,6 +278,19 @@ mod tests {
             &json!({"image": "a"}),
             &json!({"image": "b"})
         ));
+    }
+
+    #[test]
+    fn create_only_fields_are_left_out_of_applies() {
+        let child = DesiredChild {
+            resource: ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+            name: "p".into(),
+            object: json!({"spec": {"replicas": 3, "template": {}}}),
+            create_only: vec![],
+        }
+        .with_create_only(&["/spec/replicas", "/spec/absent"]);
+        assert_eq!(child.apply_object(), json!({"spec": {"template": {}}}));
+        assert_eq!(child.object["spec"]["replicas"], 3, "kept for the create");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct DesiredChildren {
     pub dashboard: Option<DesiredChild>,
     /// KafkaTopic objects (`topicManagement: strimzi` only).
     pub kafka_topics: Vec<DesiredChild>,
+    /// KEDA TriggerAuthentication and ScaledObject (`autoscaling.engine: keda` only).
+    pub keda: Vec<DesiredChild>,
 }
 
 impl DesiredChildren {
@@ -38,6 +40,7 @@ impl DesiredChildren {
             .chain(self.monitoring.iter())
             .chain(self.dashboard.iter())
             .chain(self.kafka_topics.iter())
+            .chain(self.keda.iter())
     }
 }
 
@@ -62,9 +65,9 @@ pub fn desired_children(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
         .core
         .push(DesiredChild::from_typed(&state.network_policy)?);
     for (workload, deployment) in Workload::ALL.iter().zip(&state.deployments) {
-        children
-            .deployments
-            .push((*workload, DesiredChild::from_typed(deployment)?));
+        let child = DesiredChild::from_typed(deployment)?
+            .with_create_only(desired::create_only_fields(*workload));
+        children.deployments.push((*workload, child));
     }
     for topic in &state.kafka_topics {
         children
@@ -89,6 +92,18 @@ pub fn desired_children(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
     if let Some(dashboard) = &state.dashboard {
         children.dashboard = Some(DesiredChild::from_typed(dashboard)?);
     }
+    if let Some(auth) = &state.trigger_authentication {
+        children.keda.push(DesiredChild::from_dynamic_object(
+            auth,
+            desired::trigger_authentication_resource(),
+        )?);
+    }
+    if let Some(scaled) = &state.scaled_object {
+        children.keda.push(DesiredChild::from_dynamic_object(
+            scaled,
+            desired::scaled_object_resource(),
+        )?);
+    }
     for child in children
         .core
         .iter_mut()
@@ -96,6 +111,7 @@ pub fn desired_children(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
         .chain(children.monitoring.iter_mut())
         .chain(children.dashboard.iter_mut())
         .chain(children.kafka_topics.iter_mut())
+        .chain(children.keda.iter_mut())
     {
         ensure_owner(&mut child.object, &owner);
     }

@@ -1,17 +1,21 @@
 //! The reconciler: one `VolatilityPipeline` in, its topics, children, monitoring and status out.
 //!
 //! Every reconcile runs the same steps, each idempotent:
-//! finalizer → topics → children (server-side apply) → monitoring → status → automation.
-//! A converged pipeline makes no writes at all: children that already hold their desired
-//! fields are not applied, an unchanged status is not patched, and events are only published
-//! for changes.
+//! finalizer → topics → children (server-side apply) → monitoring → automation (observe and
+//! decide) → status → automation (act).
+//! A converged pipeline makes no writes: children that already hold their desired fields are
+//! not applied, an unchanged status is not patched, and events are only published for
+//! changes. The automation's checks and lag measurements, when enabled, record their results in
+//! the status at most once per check interval.
 
+pub mod admin_token;
 pub mod apply;
 pub mod automation;
 pub mod children;
 pub mod cleanup;
 pub mod error;
 pub mod events;
+pub mod model_switch;
 pub mod status;
 pub mod topics;
 
@@ -41,10 +45,12 @@ use crate::crd::{
 };
 use crate::discovery::SharedCapabilities;
 use crate::metrics::Metrics;
+use crate::observe::{ConsumerLag, ScrapeSource};
 use crate::topics::TopicAdmin;
 use apply::{ApplyOutcome, DesiredChild, FIELD_MANAGER, apply_child};
+use automation::ScalingMemory;
 use error::{Error, Result};
-use status::{Check, Observations, desired_status, workloads_ready};
+use status::{AutomationStatus, Check, Observations, desired_status, workloads_ready};
 
 /// Finalizer guarding topic deletion (`deletionPolicy: Delete`) and KafkaTopic orphaning.
 pub const FINALIZER: &str = "spikewatch.io/cleanup";
@@ -66,6 +72,15 @@ pub struct Context {
     pub capabilities: SharedCapabilities,
     /// Kafka Admin API access; a trait object so tests can stand in a broker.
     pub topic_admin: Arc<dyn TopicAdmin>,
+    /// Consumer-group lag measurement (the autoscaler's input); a trait object likewise.
+    pub consumer_lag: Arc<dyn ConsumerLag>,
+    /// HTTP client for the pods' `/metrics`, `/version` and admin endpoints, and Prometheus.
+    pub http: reqwest::Client,
+    /// The rollback checks' metrics source when no Prometheus is configured, with the scrapes
+    /// it keeps per pipeline.
+    pub scrape: ScrapeSource,
+    /// The autoscaler's recent recommendations per pipeline.
+    pub scaling_memory: ScalingMemory,
     /// Consecutive failures per pipeline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -77,19 +92,37 @@ impl Context {
         instance: &str,
         capabilities: SharedCapabilities,
         topic_admin: Arc<dyn TopicAdmin>,
+        consumer_lag: Arc<dyn ConsumerLag>,
     ) -> Context {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: Some(instance.into()),
         };
+        // Pods and Prometheus are plain HTTP inside the cluster; the bounds are per request.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .user_agent(concat!("spikewatch-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
             capabilities,
             topic_admin,
+            consumer_lag,
+            scrape: ScrapeSource::new(http.clone()),
+            http,
+            scaling_memory: ScalingMemory::default(),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets what the automation remembered of a deleted pipeline.
+    pub fn forget(&self, vp: &VolatilityPipeline) {
+        let key = Self::failure_key(vp);
+        self.scrape.forget(&key);
+        self.scaling_memory.forget(&key);
     }
 
     fn failure_key(vp: &VolatilityPipeline) -> String {
@@ -210,7 +243,7 @@ async fn reconcile_apply(
             monitoring: None,
             invalid_spec: None,
         };
-        update_status(vp, ctx, namespace, &observations).await?;
+        update_status(vp, ctx, namespace, &observations, &AutomationStatus::default()).await?;
         return Ok(Action::requeue(PROGRESS_POLL));
     }
 
@@ -218,17 +251,35 @@ async fn reconcile_apply(
     for child in &desired.core {
         apply_and_announce(vp, ctx, namespace, child).await?;
     }
+    if admin_token::ensure(vp, ctx, namespace).await? {
+        events::normal(
+            &ctx.recorder,
+            vp,
+            "Created",
+            "Apply",
+            format!("created Secret {}", crate::desired::admin_token_secret_name(vp)),
+        )
+        .await;
+    }
     let mut workloads = WorkloadsStatus::default();
     for (workload, child) in &desired.deployments {
         let observed = apply_and_announce(vp, ctx, namespace, child).await?;
         *workload_slot(&mut workloads, *workload) = deployment_replicas(&observed);
     }
 
-    // 3. Monitoring, when the cluster can take it.
+    // 3. Monitoring, when the cluster can take it; KEDA's objects likewise.
     let monitoring =
         ensure_monitoring(vp, ctx, namespace, &desired, capabilities.monitoring).await?;
+    if capabilities.keda {
+        for child in &desired.keda {
+            apply_and_announce(vp, ctx, namespace, child).await?;
+        }
+    }
 
-    // 4. Status.
+    // 4. Automation, first half: observe and decide (rollback, scaling).
+    let plan = automation::plan(vp, ctx, namespace, &workloads).await;
+
+    // 5. Status, recording the decisions before anything acts on them.
     let ready = workloads_ready(&workloads);
     let observations = Observations {
         topics,
@@ -236,11 +287,12 @@ async fn reconcile_apply(
         monitoring: Some(monitoring),
         invalid_spec: None,
     };
-    update_status(vp, ctx, namespace, &observations).await?;
+    update_status(vp, ctx, namespace, &observations, &plan.status).await?;
 
-    // 5. Automation (rollback, scaling).
-    let automation = automation::step(vp, ctx).await?;
-    Ok(automation.unwrap_or(Action::requeue(if ready { RESYNC } else { PROGRESS_POLL })))
+    // 6. Automation, second half: switch the running pods, scale, tell.
+    automation::act(vp, ctx, namespace, plan.actions).await;
+    let poll = if ready { RESYNC } else { PROGRESS_POLL };
+    Ok(Action::requeue(plan.requeue.map_or(poll, |r| r.min(poll))))
 }
 
 /// Records a failed step in the status and as a Warning event, and hands the error back.
@@ -259,7 +311,7 @@ async fn report_failure(
         monitoring: None,
         invalid_spec,
     };
-    if let Err(e) = update_status(vp, ctx, namespace, &observations).await {
+    if let Err(e) = update_status(vp, ctx, namespace, &observations, &AutomationStatus::default()).await {
         tracing::warn!(error = %e, "could not record the failure in the status");
     }
     events::warning(
@@ -462,9 +514,10 @@ async fn update_status(
     ctx: &Context,
     namespace: &str,
     observations: &Observations,
+    automation: &AutomationStatus,
 ) -> Result<VolatilityPipelineStatus> {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let status = desired_status(vp, observations, now);
+    let status = desired_status(vp, observations, automation, now);
     if vp.status.as_ref() == Some(&status) {
         return Ok(status);
     }

@@ -4,9 +4,11 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::automation::effective_variant;
 use crate::crd::{
-    ActiveModel, ConditionType, VolatilityPipeline, VolatilityPipelineStatus, WorkloadStatus,
-    WorkloadsStatus, condition, phase_from_conditions, set_condition,
+    ActiveModel, ConditionType, ConsumerStatus, RollbackRecord, RollbackStatus, VolatilityPipeline,
+    VolatilityPipelineStatus, WorkloadStatus, WorkloadsStatus, condition, phase_from_conditions,
+    set_condition,
 };
 
 /// The outcome of one step, as a condition will show it.
@@ -45,6 +47,22 @@ pub struct Observations {
     pub monitoring: Option<Check>,
     /// A spec the API server accepted but that cannot be realized.
     pub invalid_spec: Option<String>,
+}
+
+/// What the automation (rollback, scaling) decided this reconcile; `None` fields keep what
+/// the status holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AutomationStatus {
+    pub active_model: Option<ActiveModel>,
+    /// `Some(None)` clears `status.rollback`.
+    pub rollback: Option<Option<RollbackStatus>>,
+    pub last_rollback: Option<RollbackRecord>,
+    /// `Some(None)` clears `status.consumer`.
+    pub consumer: Option<Option<ConsumerStatus>>,
+    /// The `RolledBack` condition.
+    pub rolled_back: Option<Check>,
+    /// The `Scaling` condition.
+    pub scaling: Option<Check>,
 }
 
 /// Whether every workload has all its desired replicas ready.
@@ -88,6 +106,7 @@ fn workloads_check(workloads: Option<&WorkloadsStatus>, topics_ok: bool) -> Chec
 pub fn desired_status(
     vp: &VolatilityPipeline,
     observations: &Observations,
+    automation: &AutomationStatus,
     now: Time,
 ) -> VolatilityPipelineStatus {
     let old = vp.status.clone().unwrap_or_default();
@@ -117,6 +136,8 @@ pub fn desired_status(
         (ConditionType::WorkloadsReady, Some(&workloads)),
         (ConditionType::MonitoringReady, monitoring.as_ref()),
         (ConditionType::Ready, Some(&ready)),
+        (ConditionType::RolledBack, automation.rolled_back.as_ref()),
+        (ConditionType::Scaling, automation.scaling.as_ref()),
     ] {
         let Some(check) = check else { continue };
         set_condition(
@@ -138,14 +159,27 @@ pub fn desired_status(
     if let Some(workloads) = &observations.workloads {
         status.workloads = Some(workloads.clone());
     }
-    let version = old.active_model.as_ref().and_then(|m| m.version.clone());
-    // The variant the automation switched to wins over the spec's once it reports one.
-    if status.active_model.is_none() {
-        status.active_model = Some(ActiveModel {
-            variant: vp.spec.model.variant,
-            version,
-        });
+    if let Some(rollback) = &automation.rollback {
+        status.rollback = rollback.clone();
     }
+    if let Some(record) = &automation.last_rollback {
+        status.last_rollback = Some(record.clone());
+    }
+    if let Some(consumer) = &automation.consumer {
+        status.consumer = consumer.clone();
+    }
+    // What the API reports once the automation read it; until then, what is rendered.
+    status.active_model = automation
+        .active_model
+        .clone()
+        .or(old.active_model)
+        .or_else(|| {
+            Some(ActiveModel {
+                variant: effective_variant(vp),
+                version: None,
+                observed_time: None,
+            })
+        });
     status
 }
 
@@ -187,7 +221,7 @@ mod tests {
     #[test]
     fn ready_topics_and_workloads_make_the_pipeline_ready_even_without_monitoring() {
         let vp = fixtures::pipeline();
-        let status = desired_status(&vp, &observed(Some(ready_workloads())), at(1));
+        let status = desired_status(&vp, &observed(Some(ready_workloads())), &AutomationStatus::default(), at(1));
         let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
         assert_eq!(ready.status, "True");
         assert_eq!(
@@ -201,9 +235,9 @@ mod tests {
     #[test]
     fn the_same_observations_give_the_same_status() {
         let mut vp = fixtures::pipeline();
-        let first = desired_status(&vp, &observed(Some(ready_workloads())), at(1));
+        let first = desired_status(&vp, &observed(Some(ready_workloads())), &AutomationStatus::default(), at(1));
         vp.status = Some(first.clone());
-        let second = desired_status(&vp, &observed(Some(ready_workloads())), at(99));
+        let second = desired_status(&vp, &observed(Some(ready_workloads())), &AutomationStatus::default(), at(99));
         assert_eq!(
             first, second,
             "a later reconcile with nothing new must not change the status"
@@ -215,7 +249,7 @@ mod tests {
         let vp = fixtures::pipeline();
         let mut observations = observed(None);
         observations.topics = Check::failed("BrokerUnreachable", "kafka:9092 unreachable");
-        let status = desired_status(&vp, &observations, at(1));
+        let status = desired_status(&vp, &observations, &AutomationStatus::default(), at(1));
         let topics = find_condition(&status.conditions, ConditionType::TopicsReady).unwrap();
         assert_eq!(
             (topics.status.as_str(), topics.reason.as_str()),
@@ -231,7 +265,7 @@ mod tests {
         let vp = fixtures::pipeline();
         let mut observations = observed(None);
         observations.invalid_spec = Some("Secret kafka-user has no password".into());
-        let status = desired_status(&vp, &observations, at(1));
+        let status = desired_status(&vp, &observations, &AutomationStatus::default(), at(1));
         let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
         assert_eq!(ready.reason, "InvalidSpec");
         assert!(ready.message.contains("no password"));

@@ -20,12 +20,13 @@ pub use conditions::{
     ConditionStatus, ConditionType, condition, find_condition, is_condition_true, phase_from_conditions, set_condition,
 };
 pub use kafka::{DeletionPolicy, KafkaSpec, SaslMechanism, SecretRef, SecurityProtocol, TopicManagement, TopicsSpec};
-pub use policies::{AutoscalingSpec, MonitoringSpec, RollbackSpec};
+pub use policies::{AutoscalingSpec, MonitoringSpec, RecoveryMode, RollbackSpec, ScalingEngine};
 pub use spec::{
     FeedKind, ImagePullPolicy, ImageSpec, ModelSpec, ModelVariant, VolatilityPipeline, VolatilityPipelineSpec,
 };
 pub use status::{
-    ActiveModel, ConsumerStatus, Phase, RollbackRecord, VolatilityPipelineStatus, WorkloadStatus, WorkloadsStatus,
+    ActiveModel, CheckResult, CheckStatus, ConsumerStatus, Phase, RollbackRecord, RollbackState, RollbackStatus,
+    SignalStatus, VolatilityPipelineStatus, WorkloadStatus, WorkloadsStatus,
 };
 pub use workloads::{Workload, WorkloadSpec, WorkloadsSpec};
 

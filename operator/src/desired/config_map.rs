@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use spikewatch::config::{Config, KafkaSecurity};
 
 use super::DesiredError;
+use super::deployment::ADMIN_TOKEN_PATH;
 use super::meta::{CONFIG_KEY, PIPELINE_COMPONENT, child_meta, config_map_name};
 use crate::crd::VolatilityPipeline;
 
@@ -53,6 +54,9 @@ pub fn desired_config(vp: &VolatilityPipeline) -> Config {
     config.model.threshold = spec.model.threshold;
 
     config.api.bind = "0.0.0.0:8000".into();
+    // The admin endpoints (API and predictor) accept the operator's token, mounted from the
+    // pipeline's admin token Secret; the other workloads have no admin endpoint.
+    config.api.admin_token_file = Some(ADMIN_TOKEN_PATH.to_string());
     config.metrics.bind = "0.0.0.0:8001".into();
     config
 }

@@ -16,19 +16,21 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::DesiredError;
 use super::config_map::{config_hash, desired_config_yaml};
 use super::meta::{
-    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, child_meta, config_map_name, labels, selector_labels,
-    service_account_name, workload_name,
+    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, admin_token_secret_name, child_meta, config_map_name, labels,
+    selector_labels, service_account_name, workload_name,
 };
-use crate::crd::{VolatilityPipeline, Workload};
+use crate::automation::effective_variant;
+use crate::crd::{ScalingEngine, VolatilityPipeline, Workload};
 
 /// UID and GID the workloads run as (distroless `nonroot`).
 pub const RUN_AS_USER: i64 = 65532;
 
 /// Replicas of a workload's Deployment.
 ///
-/// The ingestor never runs more than one pod. With autoscaling on, the predictor runs the
-/// replica count the autoscaler recorded in `status.consumer.replicas`, clamped to
-/// `[minReplicas, maxReplicas]` (`minReplicas` until it has decided).
+/// The ingestor never runs more than one pod. For the predictor this is only the count it is
+/// created with (see [`CREATE_ONLY_FIELDS`]): with autoscaling on, the count the operator's
+/// autoscaler recorded in `status.consumer.desiredReplicas` (KEDA: `minReplicas`), clamped to
+/// `[minReplicas, maxReplicas]`; with it off, `workloads.predictor.replicas`.
 pub fn desired_replicas(vp: &VolatilityPipeline, workload: Workload) -> i32 {
     let spec = &vp.spec;
     let configured = spec.workloads.get(workload).replicas;
@@ -39,11 +41,43 @@ pub fn desired_replicas(vp: &VolatilityPipeline, workload: Workload) -> i32 {
                 spec.autoscaling.min_replicas,
                 spec.autoscaling.max_replicas.max(spec.autoscaling.min_replicas),
             );
-            let decided = vp.status.as_ref().and_then(|s| s.consumer.as_ref()).map(|c| c.replicas);
+            let decided = match spec.autoscaling.engine {
+                ScalingEngine::Operator => {
+                    vp.status.as_ref().and_then(|s| s.consumer.as_ref()).map(|c| c.desired_replicas)
+                }
+                ScalingEngine::Keda => None,
+            };
             decided.unwrap_or(min).clamp(min, max)
         }
         _ => configured,
     }
+}
+
+/// Fields of a workload's Deployment sent only when the operator creates it, never in later
+/// applies, so that their owner is whoever changes them next. The predictor's `replicas` belong
+/// to its scaler: the operator's autoscaler (through the scale subresource, under its own field
+/// manager), KEDA's HPA, or a person with `kubectl scale`; an apply that carried them would
+/// fight that owner.
+pub fn create_only_fields(workload: Workload) -> &'static [&'static str] {
+    match workload {
+        Workload::Predictor => CREATE_ONLY_FIELDS,
+        _ => &[],
+    }
+}
+
+/// JSON pointers of the predictor Deployment's create-only fields.
+pub const CREATE_ONLY_FIELDS: &[&str] = &["/spec/replicas"];
+
+/// Where the admin token Secret is mounted in the API and predictor pods.
+pub const ADMIN_TOKEN_DIR: &str = "/etc/spikewatch-admin";
+/// The token file the workloads read (`api.admin_token_file`).
+pub const ADMIN_TOKEN_PATH: &str = "/etc/spikewatch-admin/token";
+/// Key of the token in the admin token Secret.
+pub const ADMIN_TOKEN_KEY: &str = "token";
+
+/// Whether a workload serves `POST /admin/variant` (the rollback lever).
+pub fn has_admin_endpoint(workload: Workload) -> bool {
+    matches!(workload, Workload::Predictor | Workload::Api)
 }
 
 /// The Deployment of `workload`.
@@ -113,6 +147,22 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload) -> PodSpec {
             ..Volume::default()
         },
     ];
+    if has_admin_endpoint(workload) {
+        volumes.push(Volume {
+            name: "admin-token".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(admin_token_secret_name(vp)),
+                items: Some(vec![KeyToPath {
+                    key: ADMIN_TOKEN_KEY.into(),
+                    path: "token".into(),
+                    mode: None,
+                }]),
+                default_mode: Some(0o440),
+                optional: None,
+            }),
+            ..Volume::default()
+        });
+    }
     if let Some(secret) = kafka_ca_secret(vp, workload) {
         volumes.push(Volume {
             name: "kafka-ca".into(),
@@ -165,6 +215,14 @@ fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
             ..Default::default()
         },
     ];
+    if has_admin_endpoint(workload) {
+        mounts.push(VolumeMount {
+            name: "admin-token".into(),
+            mount_path: ADMIN_TOKEN_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     if kafka_ca_secret(vp, workload).is_some() {
         mounts.push(VolumeMount {
             name: "kafka-ca".into(),
@@ -212,14 +270,15 @@ fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
     }
 }
 
-/// Environment of a workload: the model variant for the model users, the SASL credentials
-/// (from the auth Secret, never from the ConfigMap) for the Kafka clients.
+/// Environment of a workload: the model variant for the model users (the effective one: a
+/// rolled-back pipeline starts new pods on the baseline), the SASL credentials (from the auth
+/// Secret, never from the ConfigMap) for the Kafka clients.
 fn env(vp: &VolatilityPipeline, workload: Workload) -> Vec<EnvVar> {
     let mut env = vec![];
     if matches!(workload, Workload::Predictor | Workload::Api) {
         env.push(EnvVar {
             name: "MODEL_VARIANT".into(),
-            value: Some(vp.spec.model.variant.as_str().into()),
+            value: Some(effective_variant(vp).as_str().into()),
             value_from: None,
         });
     }

@@ -34,6 +34,12 @@ pub fn config_map_name(vp: &VolatilityPipeline) -> String {
     format!("{}-config", vp.name_any())
 }
 
+/// Name of the Secret holding the bearer token of the API's and predictor's admin endpoints
+/// (created by the operator with a random token, mounted into those pods).
+pub fn admin_token_secret_name(vp: &VolatilityPipeline) -> String {
+    format!("{}-admin-token", vp.name_any())
+}
+
 /// Name of the pods' ServiceAccount.
 pub fn service_account_name(vp: &VolatilityPipeline) -> String {
     vp.name_any()

@@ -12,6 +12,7 @@ mod meta;
 mod network_policy;
 mod pod_disruption_budget;
 mod prometheus_rule;
+mod scaled_object;
 mod service;
 mod service_account;
 mod service_monitor;
@@ -25,14 +26,17 @@ use kube::api::{ApiResource, DynamicObject};
 pub use crate::crd::Workload;
 pub use config_map::{KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_yaml};
 pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_json, desired_dashboard};
-pub use deployment::{RUN_AS_USER, desired_deployment, desired_replicas};
+pub use deployment::{
+    ADMIN_TOKEN_DIR, ADMIN_TOKEN_KEY, ADMIN_TOKEN_PATH, CREATE_ONLY_FIELDS, RUN_AS_USER, create_only_fields,
+    desired_deployment, desired_replicas, has_admin_endpoint,
+};
 pub use kafka_topic::{
     STRIMZI_MANAGED_ANNOTATION, TOPICS_COMPONENT, desired_kafka_topics, kafka_topic_object_name, kafka_topic_resource,
     kafka_topic_retain_patch,
 };
 pub use meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_PATH, MANAGER, MONITORING_COMPONENT, PIPELINE_COMPONENT,
-    child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels, selector_labels,
+    admin_token_secret_name, child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels, selector_labels,
     service_account_name, workload_name,
 };
 pub use network_policy::desired_network_policy;
@@ -40,6 +44,10 @@ pub use pod_disruption_budget::desired_pod_disruption_budget;
 pub use prometheus_rule::{
     CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, desired_prometheus_rule, prometheus_rule_file,
     prometheus_rule_groups, prometheus_rule_resource, series_selector,
+};
+pub use scaled_object::{
+    desired_scaled_object, desired_trigger_authentication, scaled_object_resource, trigger_authentication_name,
+    trigger_authentication_resource,
 };
 pub use service::desired_service;
 pub use service_account::desired_service_account;
@@ -69,6 +77,9 @@ pub enum ChildGroup {
     /// ServiceMonitors, PrometheusRule, dashboard: need the `monitoring.coreos.com` CRDs
     /// (the dashboard ConfigMap is reported under monitoring too).
     Monitoring,
+    /// KEDA `ScaledObject` and `TriggerAuthentication` (`autoscaling.engine: keda`): need the
+    /// `keda.sh` CRDs.
+    Keda,
 }
 
 /// Every child of a pipeline, typed.
@@ -87,6 +98,10 @@ pub struct DesiredState {
     pub service_monitors: Vec<DynamicObject>,
     pub prometheus_rule: Option<DynamicObject>,
     pub dashboard: Option<ConfigMap>,
+    /// Only with `autoscaling.engine: keda`.
+    pub scaled_object: Option<DynamicObject>,
+    /// Only with `autoscaling.engine: keda` and a Kafka auth Secret.
+    pub trigger_authentication: Option<DynamicObject>,
 }
 
 /// One child, type-erased for a generic server-side apply through `Api<DynamicObject>`.
@@ -116,6 +131,8 @@ pub fn desired_state(vp: &crate::crd::VolatilityPipeline) -> Result<DesiredState
         service_monitors: desired_service_monitors(vp)?,
         prometheus_rule: desired_prometheus_rule(vp)?,
         dashboard: desired_dashboard(vp)?,
+        scaled_object: desired_scaled_object(vp)?,
+        trigger_authentication: desired_trigger_authentication(vp)?,
     })
 }
 
@@ -171,6 +188,12 @@ impl DesiredState {
         }
         if let Some(dashboard) = &self.dashboard {
             out.push(erase(dashboard, ChildGroup::Monitoring)?);
+        }
+        if let Some(auth) = &self.trigger_authentication {
+            out.push(dynamic(auth, trigger_authentication_resource(), ChildGroup::Keda));
+        }
+        if let Some(scaled) = &self.scaled_object {
+            out.push(dynamic(scaled, scaled_object_resource(), ChildGroup::Keda));
         }
         Ok(out)
     }

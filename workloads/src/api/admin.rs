@@ -56,7 +56,8 @@ impl AdminAuth {
         Ok(AdminAuth::token(token))
     }
 
-    fn check(&self, authorization: Option<&str>) -> Result<(), ApiError> {
+    /// Accepts `Authorization: Bearer <token>` with the expected token, and nothing else.
+    pub fn check(&self, authorization: Option<&str>) -> Result<(), ApiError> {
         let AdminAuth::Token(expected) = self else {
             return Err(ApiError::Forbidden {
                 reason: "admin endpoints are disabled: set api.admin_token_file (or ADMIN_TOKEN_FILE)",
@@ -110,7 +111,7 @@ impl From<ModelInfo> for ModelStatus {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VariantRequest {
     /// `ml` (the trained model) or `baseline` (the z-score rule).
     #[schema(value_type = String, example = "baseline")]

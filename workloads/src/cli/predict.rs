@@ -2,16 +2,19 @@
 //!
 //! The model comes from `model.source` (`MODEL_SOURCE`; a path, URL or `models:/` URI) with
 //! `model.variant` (`MODEL_VARIANT`) answering. SIGHUP re-fetches the source and swaps the model
-//! atomically; batches in flight finish with the model they started with.
+//! atomically; batches in flight finish with the model they started with. With
+//! `api.admin_token_file` set, `POST /admin/variant` on the metrics port switches the variant
+//! at run time (the operator's automatic rollback).
 
 use prometheus::Registry;
 
+use crate::api::AdminAuth;
 use crate::config::Config;
 use crate::domain::ModelVariant;
 use crate::model::ModelHandle;
 use crate::pipeline::predict::{PredictorMetrics, run_kafka};
 use crate::pipeline::shutdown;
-use crate::telemetry::server::{self, Health};
+use crate::telemetry::server::{self, Health, ModelAdmin};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,7 +40,12 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     let registry = Registry::new();
     let metrics = PredictorMetrics::register(&registry)?;
     let health = Health::default();
-    let addr = server::spawn(&config.metrics.bind, registry, health.clone()).await?;
+    // The operator's rollback switches the variant here, as on the API (same token file).
+    let admin = match AdminAuth::from_file(config.api.admin_token_file.as_deref())? {
+        AdminAuth::Disabled => None,
+        auth => Some(ModelAdmin { auth, model: model.clone() }),
+    };
+    let addr = server::spawn_with_admin(&config.metrics.bind, registry, health.clone(), admin).await?;
     tracing::info!(
         %addr,
         input = %config.kafka.topics.features,

@@ -1,0 +1,79 @@
+//! What the automation looks at, read from the world: the serving pods and their readiness
+//! ([`pods`]), the rollback signals through one [`MetricsSource`] seam with two real
+//! implementations (the Prometheus query API, [`prometheus`]; or the pods' own `/metrics`,
+//! [`scrape`]), and the predictor group's consumer lag from Kafka ([`consumer_lag`]).
+//!
+//! Every function here does I/O and nothing else; what the numbers mean is decided in
+//! [`crate::automation`].
+
+pub mod consumer_lag;
+pub mod pods;
+pub mod prometheus;
+pub mod scrape;
+
+use futures::future::BoxFuture;
+use k8s_openapi::jiff::Timestamp;
+
+pub use crate::automation::{Measurement, Measurements};
+pub use consumer_lag::{ConsumerLag, GroupLag, KafkaConsumerLag, PartitionLag};
+pub use pods::ServingPod;
+pub use prometheus::PrometheusSource;
+pub use scrape::ScrapeSource;
+
+/// What to measure for one pipeline's rollback check.
+#[derive(Debug, Clone)]
+pub struct MeasureRequest {
+    /// `namespace/name`: keys the scrape history of the pipeline.
+    pub pipeline: String,
+    /// The API pods (scraped by [`ScrapeSource`]).
+    pub api: Vec<ServingPod>,
+    /// The predictor pods.
+    pub predictor: Vec<ServingPod>,
+    /// PromQL label matchers of the API's and the predictor's series (what the ServiceMonitors
+    /// attach: `namespace` and `service`).
+    pub api_selector: String,
+    pub predictor_selector: String,
+    pub window_seconds: i32,
+    /// Measure the online alert precision too (`rollback.minAlertPrecision` is set).
+    pub alert_precision: bool,
+    pub now: Timestamp,
+}
+
+/// Where the rollback signals come from.
+pub trait MetricsSource: Send + Sync {
+    /// Measures every signal over the request's window; a signal that cannot be measured comes
+    /// back without a value and with the reason.
+    fn measure<'a>(&'a self, request: &'a MeasureRequest) -> BoxFuture<'a, Measurements>;
+}
+
+/// Metric names the checks read, as the workloads export them.
+pub mod metric {
+    pub const API_REQUESTS: &str = "volatility_api_requests_total";
+    pub const API_LATENCY: &str = "volatility_prediction_latency_seconds";
+    pub const CONSUMED: &str = "volatility_consumer_messages_processed_total";
+    pub const CONSUMER_ERRORS: &str = "volatility_consumer_errors_total";
+    /// Inference errors are `volatility_consumer_errors_total{error_type="inference"}`.
+    pub const INFERENCE_ERROR_TYPE: &str = "inference";
+    /// The online-quality hook: precision of alerts whose 60 s outcome is known. Not exported
+    /// by the predictor yet.
+    pub const ALERT_PRECISION: &str = "volatility_online_alert_precision";
+}
+
+/// A ratio of two increases, as a check reads it: no denominator data → no value; nothing
+/// happened (denominator 0) → 0 with a note.
+pub(crate) fn ratio(
+    numerator: Option<f64>,
+    denominator: Option<f64>,
+    query: String,
+    nothing: &str,
+) -> Measurement {
+    match (numerator, denominator) {
+        (_, None) => Measurement::no_data(query, "no data for the denominator"),
+        (_, Some(d)) if d <= 0.0 => Measurement {
+            value: Some(0.0),
+            query,
+            message: nothing.to_string(),
+        },
+        (n, Some(d)) => Measurement::value(n.unwrap_or(0.0) / d, query),
+    }
+}
