@@ -55,6 +55,10 @@ fn examples_parse_as_pipelines_and_pass_the_schema_and_the_cel_rules() {
         for instance in &instances {
             assert_eq!(cel_errors(instance), Vec::<String>::new(), "{file}");
         }
+        // No field the API server would prune: everything written is read back.
+        let mut pruned = vec![];
+        unknown_fields(&instances[0], &instances[1], "", &mut pruned);
+        assert!(pruned.is_empty(), "{file}: fields the CRD does not know: {pruned:?}");
     }
     let minimal = yaml_to_json(pipelines::MINIMAL);
     assert_eq!(
@@ -66,6 +70,27 @@ fn examples_parse_as_pipelines_and_pass_the_schema_and_the_cel_rules() {
         Vec::<String>::new(),
         "defaults satisfy every rule"
     );
+}
+
+/// Paths present in `written` but absent from `read` (what serde, and the API server's pruning,
+/// would drop).
+fn unknown_fields(written: &Value, read: &Value, path: &str, out: &mut Vec<String>) {
+    match (written, read) {
+        (Value::Object(w), Value::Object(r)) => {
+            for (key, value) in w {
+                match r.get(key) {
+                    Some(seen) => unknown_fields(value, seen, &format!("{path}.{key}"), out),
+                    None => out.push(format!("{path}.{key}")),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(r)) => {
+            for (i, (a, b)) in w.iter().zip(r).enumerate() {
+                unknown_fields(a, b, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[test]

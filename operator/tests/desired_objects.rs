@@ -38,7 +38,7 @@ fn every_built_object_and_the_crd_validate_against_kubernetes_schemas() {
     }
     validate::assert_kubernetes_valid(
         &documents,
-        &["ServiceMonitor", "PrometheusRule", "KafkaTopic", "VolatilityPipeline"],
+        &["ServiceMonitor", "PrometheusRule", "KafkaTopic", "VolatilityPipeline", "ScaledObject", "TriggerAuthentication"],
     );
 }
 
