@@ -123,3 +123,79 @@ pub async fn spawn_with_admin(
     });
     Ok(addr)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::ModelConfig;
+    use crate::model::Model;
+    use crate::model::baseline::{BaselineParams, ZScoreBaseline};
+
+    fn model(version: &str) -> Arc<dyn Model> {
+        Arc::new(
+            ZScoreBaseline::new(BaselineParams {
+                name: "zscore".into(),
+                version: version.into(),
+                feature: "volatility".into(),
+                mean: 0.0,
+                std: 1.0,
+                k: 2.0,
+                score: None,
+            })
+            .unwrap(),
+        )
+    }
+
+    /// A predictor's endpoint with both variants loaded (`ml` answers, version "ml-1").
+    fn predictor(admin: bool) -> (Router, ModelHandle) {
+        let handle =
+            ModelHandle::from_models(ModelConfig::default(), Some(model("ml-1")), Some(model("base-1")), ModelVariant::Ml)
+                .unwrap();
+        let admin = admin.then(|| ModelAdmin { auth: AdminAuth::token("t0ken"), model: handle.clone() });
+        (router_with_admin(Registry::new(), Health::default(), admin), handle)
+    }
+
+    fn switch(token: Option<&str>, body: &str) -> Request<Body> {
+        let mut request = Request::post("/admin/variant").header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.body(Body::from(body.to_string())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_operator_switches_the_predictors_variant_with_its_token() {
+        let (router, handle) = predictor(true);
+        let denied = router.clone().oneshot(switch(None, r#"{"variant":"baseline"}"#)).await.unwrap();
+        assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+        let wrong = router.clone().oneshot(switch(Some("nope"), r#"{"variant":"baseline"}"#)).await.unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(handle.variant(), ModelVariant::Ml, "nothing switched without the token");
+
+        let unknown = router.clone().oneshot(switch(Some("t0ken"), r#"{"variant":"gpt"}"#)).await.unwrap();
+        assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let malformed = router.clone().oneshot(switch(Some("t0ken"), "{")).await.unwrap();
+        assert!(malformed.status().is_client_error());
+
+        let ok = router.oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(ok.into_body(), 1 << 16).await.unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((status["model_variant"].as_str(), status["model_version"].as_str()), (Some("baseline"), Some("base-1")));
+        assert_eq!(handle.variant(), ModelVariant::Baseline);
+    }
+
+    #[tokio::test]
+    async fn without_a_token_file_there_is_no_admin_endpoint() {
+        let (router, handle) = predictor(false);
+        let response = router.oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(handle.variant(), ModelVariant::Ml);
+    }
+}
