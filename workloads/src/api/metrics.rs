@@ -39,6 +39,10 @@ pub struct ApiMetrics {
     pub reloads: IntCounterVec,
 }
 
+/// Route templates of the endpoints that score rows.
+pub const PREDICTION_ENDPOINTS: [&str; 3] =
+    ["/predict", "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"];
+
 /// Latency buckets from 50 µs to 5 s: the API answers in well under a millisecond when healthy.
 const LATENCY_BUCKETS: [f64; 16] =
     [0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -108,6 +112,14 @@ impl ApiMetrics {
         // Exported from the start, so that rate() and absence alerts work before the first event.
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
+        }
+        // The server-error series of the prediction endpoints too: a series' first sample has no
+        // increase() in Prometheus, so a first burst of 5xx would otherwise show one scrape late
+        // (the operator's rollback checks read these).
+        for endpoint in PREDICTION_ENDPOINTS {
+            for status in ["500", "503"] {
+                requests.with_label_values(&[endpoint, "POST", status]);
+            }
         }
         ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads }
     }
@@ -202,4 +214,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, prometheus::TextEncoder::new().format_type().to_string())],
         crate::telemetry::server::render(state.metrics().registry()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_error_series_of_the_prediction_endpoints_exist_from_the_start() {
+        let metrics = ApiMetrics::new();
+        let text = crate::telemetry::server::render(metrics.registry());
+        for endpoint in PREDICTION_ENDPOINTS {
+            let series = format!(r#"volatility_api_requests_total{{endpoint="{endpoint}",method="POST",status="500"}} 0"#);
+            assert!(text.contains(&series), "{series} missing from:\n{text}");
+        }
+    }
 }
