@@ -24,7 +24,7 @@ use spikewatch_operator::controller::admin_token::admin_token_secret;
 use spikewatch_operator::controller::{Context, FINALIZER, reconcile};
 use spikewatch_operator::crd::{ConditionType, RollbackState, VolatilityPipeline, Workload, find_condition};
 use spikewatch_operator::discovery::Capabilities;
-use spikewatch_operator::fixtures::{self, ApiServer, FakeBroker, NAMESPACE, path, pipeline_from};
+use spikewatch_operator::fixtures::{ApiServer, FakeBroker, NAMESPACE, path, pipeline_from};
 
 use common::processes::{Process, Prometheus, broken_model, free_port, model_copy, spikewatch, wait_for};
 
@@ -47,7 +47,7 @@ struct Serve {
     base: String,
     port: u16,
     model_dir: tempfile::TempDir,
-    process: Process,
+    _process: Process,
     _config: tempfile::TempDir,
 }
 
@@ -76,7 +76,7 @@ impl Serve {
             client.get(&health).send().await.is_ok_and(|r| r.status() == 200)
         })
         .await;
-        Serve { base, port, model_dir, process, _config: config_dir }
+        Serve { base, port, model_dir, _process: process, _config: config_dir }
     }
 
     async fn variant(&self) -> String {
@@ -107,8 +107,8 @@ impl Serve {
 /// Steady `/predict` traffic (~50 requests/s) until dropped.
 struct Load {
     stop: Arc<AtomicBool>,
-    pub ok: Arc<AtomicU64>,
-    pub errors: Arc<AtomicU64>,
+    ok: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
 }
 
 impl Load {
@@ -221,7 +221,7 @@ fn fast_policy() -> Value {
 
 /// Breach → rollback → retry → probation → rollback again; returns the breach-to-baseline time.
 async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
-    let _load = Load::start(&serve.base);
+    let load = Load::start(&serve.base);
     cluster.converge().await;
 
     // Healthy traffic: checks pass (once the window holds two scrapes), nothing happens.
@@ -243,10 +243,14 @@ async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
     // The breach: a broken model version goes live.
     serve.break_the_model().await;
     let breach = Instant::now();
+    let failed_before = load.errors.load(Ordering::Relaxed);
     cluster
         .reconcile_until("the API to answer with the baseline", async |_| serve.variant().await == "baseline")
         .await;
     let elapsed = breach.elapsed();
+    let failed = load.errors.load(Ordering::Relaxed) - failed_before;
+    assert!(failed > 0, "the clients saw the breach");
+    println!("clients: {failed} failed requests until the rollback, {} answered", load.ok.load(Ordering::Relaxed));
 
     assert_eq!(serve.predict_status().await, 200, "the baseline answers");
     let vp = cluster.pipeline();
