@@ -18,6 +18,7 @@ use crate::crd::{DeletionPolicy, TopicManagement, VolatilityPipeline};
 use crate::desired;
 
 pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<Action> {
+    ctx.forget(vp);
     let kafka = &vp.spec.kafka;
     match (kafka.deletion_policy, kafka.topic_management) {
         (DeletionPolicy::Retain, TopicManagement::Admin) => {
