@@ -310,7 +310,9 @@ async fn a_broken_model_is_rolled_back_by_scraping_the_pods() {
 
 /// The benchmark of `docs/benchmarks.md`: breach → baseline serving with the default policy
 /// (a check every 15 s over 60 s, rollback after 2 failed checks) and Prometheus scraping every
-/// 15 s like the ServiceMonitors, five times.
+/// 15 s like the ServiceMonitors, five times. The worst case is one scrape interval (the
+/// errors reach Prometheus), one check interval (the next check sees them) and one more check
+/// (the second failure): 45 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark, about 5 minutes: cargo nextest run -p spikewatch-operator --test rollback_real_components --run-ignored only --no-capture"]
 async fn bench_breach_to_baseline_with_the_default_policy() {
@@ -323,8 +325,11 @@ async fn bench_breach_to_baseline_with_the_default_policy() {
         let cluster = Cluster::with(json!({}), Some(&prometheus.url), serve.port);
         let _load = Load::start(&serve.base);
         cluster.converge().await;
-        // Healthy for one window first, so the window holds healthy traffic.
-        let until = Instant::now() + Duration::from_secs(60);
+        // Healthy for one window first, so the window holds healthy traffic; then a random
+        // moment, so the breach does not fall at the same point of the scrape and check
+        // cycles in every run.
+        let phase = Duration::from_millis(rand::random_range(0..15_000));
+        let until = Instant::now() + Duration::from_secs(60) + phase;
         while Instant::now() < until {
             cluster.reconcile().await;
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -333,9 +338,16 @@ async fn bench_breach_to_baseline_with_the_default_policy() {
         let breach = Instant::now();
         let deadline = breach + PATIENCE;
         // Reconciles happen when requeued: the check interval, as the controller schedules them.
+        let mut seen = None;
         while serve.variant().await != "baseline" {
             assert!(Instant::now() < deadline, "no rollback within {PATIENCE:?}");
             cluster.reconcile().await;
+            let check = cluster.pipeline().status.and_then(|s| s.rollback).and_then(|r| r.last_check);
+            if let Some(check) = check.filter(|c| Some(&c.time) != seen.as_ref()) {
+                let rate = check.signals.iter().find(|s| s.name == "errorRate").and_then(|s| s.value);
+                println!("  {:5.1} s: check {:?}, errorRate {rate:?}", breach.elapsed().as_secs_f64(), check.result);
+                seen = Some(check.time);
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let elapsed = breach.elapsed().as_secs_f64();

@@ -20,17 +20,33 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The workspace's `spikewatch` binary, built next to this test (`cargo nextest run
-/// --workspace` builds every binary of the workspace).
+/// --workspace` builds every binary of the workspace). A binary older than the workloads'
+/// sources is refused rather than tested.
 pub fn spikewatch_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join("spikewatch");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p spikewatch` (the workspace test run builds it)",
-        bin.display()
-    );
+    let hint = "build it with `cargo build -p spikewatch` (the workspace test run builds it)";
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {hint}", bin.display()));
+    let newest_source = newest_mtime(&repo_root().join("workloads/src"));
+    assert!(newest_source <= built, "{} is older than workloads/src: {hint}", bin.display());
     bin
+}
+
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).unwrap_or(newest)
+        };
+        newest = newest.max(time);
+    }
+    newest
 }
 
 /// A port free right now on 127.0.0.1.
