@@ -13,8 +13,9 @@ use crate::sources::recording::{self, RecordingStats};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Recorded NDJSON files (Exchange, Advanced Trade or mirror layout), processed in the order
-    /// given, each in file order, exactly as a replay would publish them.
+    /// Recordings (NDJSON in the Exchange, Advanced Trade or mirror layout, or flat tick CSV;
+    /// plain or gzip), processed in the order given, each in file order, exactly as a replay
+    /// would publish them.
     #[arg(long, required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// The table to write: `.parquet` or `.csv`.
@@ -86,7 +87,17 @@ fn read_recording(path: &Path, ticks: &mut Vec<Tick>) -> anyhow::Result<Recordin
             Err(err) => tracing::debug!(path = %path.display(), "{err}"),
         }
     }
-    Ok(reader.stats().clone())
+    let stats = reader.stats().clone();
+    if stats.ticks == 0 {
+        anyhow::bail!(
+            "{}: no tick in {} lines ({} malformed): {}",
+            path.display(),
+            stats.lines,
+            stats.errors_total(),
+            recording::LAYOUTS
+        );
+    }
+    Ok(stats)
 }
 
 fn summary(ticks: usize, rows: usize, complete: usize, stats: &EngineStats, output: &Path) -> String {

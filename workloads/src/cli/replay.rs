@@ -12,8 +12,9 @@ use crate::telemetry::server::{self, Health};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Recorded NDJSON files (Exchange wrapper, Advanced Trade ticker objects or the mirror
-    /// format), replayed in order. Default: the bundled Exchange recording.
+    /// Recordings (NDJSON: Exchange wrapper, Advanced Trade ticker objects or the mirror format;
+    /// or flat tick CSV; plain or gzip), replayed in order. Default: the bundled Exchange
+    /// recording.
     #[arg(long = "input", value_name = "FILE", num_args = 1..)]
     pub inputs: Vec<PathBuf>,
     /// `max` (as fast as the broker acknowledges) or a multiple of the original pace (`1`, `10`).

@@ -16,7 +16,7 @@ use super::pacing::{Pacer, Speed};
 use super::publish::publish_ticks;
 use crate::config::Config;
 use crate::domain::Tick;
-use crate::sources::recording::{self, RecordingReader};
+use crate::sources::recording::{self, RecordingReader, RecordingStats};
 use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics};
 use crate::transport::memory::{self, LinkSender};
 
@@ -106,9 +106,18 @@ pub async fn replay(
     } else {
         for path in &options.inputs {
             let reader = recording::open(path).with_context(|| format!("cannot open recording {}", path.display()))?;
-            run.input(&path.display().to_string(), reader).await;
+            let stats = run.input(&path.display().to_string(), reader).await;
             if run.totals.stopped_early {
                 break;
+            }
+            if stats.ticks == 0 {
+                anyhow::bail!(
+                    "{}: no tick in {} lines ({} malformed): {}",
+                    path.display(),
+                    stats.lines,
+                    stats.errors_total(),
+                    recording::LAYOUTS
+                );
             }
         }
     }
@@ -125,7 +134,8 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn input<R: BufRead>(&mut self, name: &str, mut reader: RecordingReader<R>) {
+    /// Replays one recording; returns what its reader saw.
+    async fn input<R: BufRead>(&mut self, name: &str, mut reader: RecordingReader<R>) -> RecordingStats {
         tracing::info!(input = name, "replaying");
         for item in reader.by_ref() {
             let mut tick = match item {
@@ -172,6 +182,7 @@ impl Run<'_> {
             malformed = stats.errors_total(),
             "input done"
         );
+        stats.clone()
     }
 
     /// Sleeps until the tick is due; false when shutdown came first.

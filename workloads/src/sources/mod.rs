@@ -1,8 +1,10 @@
-//! Where market data comes in: Coinbase WebSocket feeds and recorded NDJSON.
+//! Where market data comes in: Coinbase WebSocket feeds and recordings (NDJSON frames, flat
+//! tick CSV).
 
 pub mod backoff;
 pub mod coinbase;
 pub mod metrics;
 pub mod recording;
 pub mod sequence;
+pub mod tick_csv;
 pub mod websocket;

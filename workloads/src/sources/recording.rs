@@ -1,13 +1,17 @@
-//! Recorded NDJSON → [`Tick`]s, in the three layouts this project meets:
+//! Recordings → [`Tick`]s, in the four layouts this project meets:
 //!
 //! - Exchange wrapper: `{"ts": <receive epoch s>, "pair": "BTC-USD", "raw": "<frame JSON as a string>"}`
 //! - Advanced Trade ticker object: `{"timestamp": "<receive time>", "product_id", ..., "raw": {<ticker entry>}}`
 //!   (the entry has no exchange time: the receive time stands in for it)
 //! - Mirror (written by [`crate::sinks::mirror`]):
 //!   `{"received_at": "<RFC 3339>", "feed": "exchange"|"advanced_trade", "frame": "<raw frame text>"}`
+//! - Flat tick CSV ([`super::tick_csv`]): a header line naming `ts,product_id,price,best_bid,
+//!   best_ask` (and optionally `bid_qty,ask_qty`), then one row per ticker update.
 //!
-//! The layout is recognized per line, so files may even be concatenated. Non-ticker frames are
-//! skipped and counted; malformed lines are yielded as errors (and counted) and reading goes on.
+//! The layout is recognized per line (a CSV header switches the rows after it to CSV), so files
+//! may even be concatenated; [`open`] also reads any of them gzip-compressed. Non-ticker frames
+//! are skipped and counted; malformed lines are yielded as errors (and counted) and reading
+//! goes on.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
@@ -20,18 +24,24 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::coinbase::{Frame, FrameError, FrameParser, parse_ticker_object, parse_timestamp};
+use super::tick_csv;
 use crate::domain::{Feed, Tick};
 
 /// The bundled Exchange recording (`data/coinbase/`), the default input of `spikewatch run`.
 pub static EMBEDDED_EXCHANGE_RECORDING: &[u8] =
     include_bytes!("../../../data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson");
 
+/// The layouts a recording may have, for error messages.
+pub const LAYOUTS: &str = "expected NDJSON lines with `raw` (Exchange wrapper or Advanced Trade ticker object) or \
+    `frame` (mirror), or a flat tick CSV with a header naming ts,product_id,price,best_bid,best_ask; \
+    any of them may be gzip-compressed";
+
 /// A line that could not be turned into ticks.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("line {line}: {source}")]
     Frame { line: u64, source: FrameError },
-    #[error("line {line}: not a known recording layout (expected `raw`, `frame` or a ticker object)")]
+    #[error("line {line}: not a known recording layout ({LAYOUTS})")]
     UnknownLayout { line: u64 },
     #[error("cannot read recording: {0}")]
     Io(#[from] std::io::Error),
@@ -79,6 +89,8 @@ pub struct RecordingReader<R> {
     line: u64,
     stats: RecordingStats,
     done: bool,
+    /// Set by a flat tick CSV header: the lines after it are rows.
+    csv: Option<tick_csv::Header>,
 }
 
 /// Every key of the three layouts; which ones are present tells the layout.
@@ -110,6 +122,7 @@ impl<R: BufRead> RecordingReader<R> {
             line: 0,
             stats: RecordingStats::default(),
             done: false,
+            csv: None,
         }
     }
 
@@ -137,7 +150,21 @@ impl<R: BufRead> RecordingReader<R> {
             }
             self.stats.lines += 1;
             let line = self.line;
-            match decode_line(&self.parser, bytes, line) {
+            let decoded = if bytes.first() == Some(&b'{') {
+                decode_line(&self.parser, bytes, line)
+            } else if let Some(header) = tick_csv::Header::parse(bytes) {
+                self.csv = Some(header);
+                continue;
+            } else {
+                match &self.csv {
+                    Some(header) => header
+                        .tick(bytes)
+                        .map(|tick| Frame::Tickers(vec![tick]))
+                        .map_err(|source| RecordingError::Frame { line, source }),
+                    None => Err(RecordingError::UnknownLayout { line }),
+                }
+            };
+            match decoded {
                 Ok(Frame::Tickers(ticks)) => {
                     self.stats.ticks += ticks.len() as u64;
                     self.pending.extend(ticks);
@@ -239,10 +266,20 @@ fn epoch_seconds(ts: Option<f64>) -> Result<DateTime<Utc>, FrameError> {
         .ok_or_else(|| FrameError::InvalidTimestamp { field: "ts", value: ts.to_string() })
 }
 
-/// Opens a recording file.
-pub fn open(path: impl AsRef<Path>) -> std::io::Result<RecordingReader<BufReader<File>>> {
-    let file = File::open(path.as_ref())?;
-    Ok(RecordingReader::new(BufReader::with_capacity(256 * 1024, file)))
+/// A recording file's bytes, decompressed when they are gzip.
+pub type RecordingInput = Box<dyn BufRead + Send>;
+
+/// Opens a recording file, plain or gzip-compressed (recognized by its magic bytes, whatever
+/// the file name).
+pub fn open(path: impl AsRef<Path>) -> std::io::Result<RecordingReader<RecordingInput>> {
+    let mut file = BufReader::with_capacity(256 * 1024, File::open(path.as_ref())?);
+    let gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let input: RecordingInput = if gzip {
+        Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(file)))
+    } else {
+        Box::new(file)
+    };
+    Ok(RecordingReader::new(input))
 }
 
 /// Reader over the bundled Exchange recording (5,996 BTC-USD tickers, 2025-11-12 → 14).

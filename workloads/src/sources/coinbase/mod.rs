@@ -6,7 +6,7 @@
 mod advanced_trade;
 mod error;
 mod exchange;
-mod fields;
+pub(crate) mod fields;
 
 use chrono::{DateTime, Utc};
 
