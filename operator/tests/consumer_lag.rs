@@ -176,11 +176,11 @@ async fn the_predictor_scales_up_with_the_lag_and_down_only_after_the_window() {
     // A backlog of 3500 vectors with no predictor running: ceil(3500 / 1000) = 4 at once.
     publish_features(&broker, 3500).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // the next poll is due
-    // Times are taken before a reconcile, so they never postdate the recommendation it records.
-    let mut last_high = Instant::now();
     reconcile_now().await;
     let status = consumer(&server);
     assert_eq!((status.lag, status.partitions, status.desired_replicas), (Some(3500), Some(4), 4), "{status:?}");
+    // When a poll last measured a lag above one replica's share (the operator's own clock).
+    let mut last_high = status.observed_time.clone().unwrap();
     assert_eq!(replicas(&server), 4, "scaled through the scale subresource");
     assert_eq!(
         server.field_owners(&predictor_path, "/spec/replicas"),
@@ -202,11 +202,10 @@ async fn the_predictor_scales_up_with_the_lag_and_down_only_after_the_window() {
     let mut waited_for_stabilization = false;
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let started = Instant::now();
         reconcile_now().await;
         let status = consumer(&server);
         if status.lag.is_some_and(|lag| lag > 1000) {
-            last_high = started;
+            last_high = status.observed_time.clone().unwrap();
         }
         if status.desired_replicas == 4 && status.lag == Some(0) {
             let c = server.pipeline().status.unwrap();
@@ -219,9 +218,11 @@ async fn the_predictor_scales_up_with_the_lag_and_down_only_after_the_window() {
         assert!(Instant::now() < deadline, "no scale-down; status: {status:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let held = last_high.elapsed();
-    println!("drained; scaled down {:.1} s after the last high lag (window {WINDOW_SECONDS} s)", held.as_secs_f64());
-    assert!(held >= Duration::from_secs(WINDOW_SECONDS), "scaled down after {held:?}, inside the window");
+    let scaled_down = consumer(&server).last_scale_time.expect("scale time");
+    let held = (scaled_down.0.as_millisecond() - last_high.0.as_millisecond()) as f64 / 1000.0;
+    println!("drained; scaled down {held:.1} s after the last poll with a high lag (window {WINDOW_SECONDS} s)");
+    // Status times have whole-second precision, hence the second of slack.
+    assert!(held > WINDOW_SECONDS as f64 - 1.0, "scaled down {held} s after the last high lag, inside the window");
     assert!(waited_for_stabilization, "the lower target waited for the window");
     assert_eq!(replicas(&server), 1);
     assert_eq!(consumer(&server).lag, Some(0));

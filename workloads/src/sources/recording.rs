@@ -150,6 +150,8 @@ impl<R: BufRead> RecordingReader<R> {
             }
             self.stats.lines += 1;
             let line = self.line;
+            // A JSON object is a frame line; otherwise a CSV header switches to rows, and without
+            // one the line is reported as the malformed JSON it most likely is.
             let decoded = if bytes.first() == Some(&b'{') {
                 decode_line(&self.parser, bytes, line)
             } else if let Some(header) = tick_csv::Header::parse(bytes) {
@@ -161,7 +163,7 @@ impl<R: BufRead> RecordingReader<R> {
                         .tick(bytes)
                         .map(|tick| Frame::Tickers(vec![tick]))
                         .map_err(|source| RecordingError::Frame { line, source }),
-                    None => Err(RecordingError::UnknownLayout { line }),
+                    None => decode_line(&self.parser, bytes, line),
                 }
             };
             match decoded {
