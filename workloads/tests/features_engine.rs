@@ -53,6 +53,16 @@ fn ln(a: f64, b: f64) -> f64 {
     (a / b).ln()
 }
 
+/// Sine and cosine of the UTC time of day at `secs` after the fixture's midnight start.
+fn time_of_day(secs: f64) -> (f64, f64) {
+    (secs / 86_400.0 * std::f64::consts::TAU).sin_cos()
+}
+
+/// Mean of `xs` (for the 5-minute mean spread).
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
 fn assert_features(actual: &Features, expected: &Features) {
     for ((name, a), e) in FEATURE_NAMES.iter().zip(actual.to_array()).zip(expected.to_array()) {
         assert!((a - e).abs() <= TOL * e.abs().max(1.0), "{name}: engine {a}, expected {e}");
@@ -102,6 +112,16 @@ fn first_tick_of_a_product_has_empty_windows() {
             order_book_imbalance: 0.0,
             tick_count: 1.0,
             time_since_prev_tick: 0.0,
+            volatility_300s: 0.0,
+            volatility_1800s: 0.0,
+            // No return yet: the ratios read "no change".
+            volatility_ratio_60s_300s: 1.0,
+            volatility_ratio_300s_1800s: 1.0,
+            // One tick in 10 s against one in 300 s.
+            tick_rate_ratio_10s_300s: (1.0 / 10.0) / (1.0 / 300.0),
+            spread_rel_ratio_300s: 1.0,
+            time_of_day_sin: 0.0,
+            time_of_day_cos: 1.0,
         },
     );
 }
@@ -129,6 +149,14 @@ fn warm_up_returns_use_the_oldest_mid_of_the_segment() {
             order_book_imbalance: 0.0,
             tick_count: 5.0,
             time_since_prev_tick: 1.0,
+            volatility_300s: std(&returns),
+            volatility_1800s: std(&returns),
+            volatility_ratio_60s_300s: 1.0,
+            volatility_ratio_300s_1800s: 1.0,
+            tick_rate_ratio_10s_300s: (5.0 / 10.0) / (5.0 / 300.0),
+            spread_rel_ratio_300s: (0.5 / 102.0) / mean(&[0.5 / 100.0, 0.5 / 101.0, 0.5 / 100.5, 0.5 / 100.5, 0.5 / 102.0]),
+            time_of_day_sin: time_of_day(2.0).0,
+            time_of_day_cos: time_of_day(2.0).1,
         },
     );
 }
@@ -159,6 +187,10 @@ fn windows_slide_after_a_minute() {
     // Tick 9 at t = 70 s.
     let f = all[9];
     let long = [ln(103.0, 99.0), ln(104.0, 103.0), ln(101.0, 104.0), ln(100.0, 101.0)];
+    // The 5- and 30-minute windows still hold the whole segment: every return since t = 0.
+    let mids = [100.0, 101.0, 100.5, 100.5, 102.0, 99.0, 103.0, 104.0, 101.0, 100.0];
+    let all_returns: Vec<f64> = mids.windows(2).map(|w| ln(w[1], w[0])).collect();
+    let spreads: Vec<f64> = mids.iter().map(|m| 0.5 / m).collect();
     assert_features(
         &f,
         &Features {
@@ -176,6 +208,15 @@ fn windows_slide_after_a_minute() {
             order_book_imbalance: 0.0,
             tick_count: 4.0,
             time_since_prev_tick: 9.0,
+            volatility_300s: std(&all_returns),
+            volatility_1800s: std(&all_returns),
+            volatility_ratio_60s_300s: std(&long) / std(&all_returns),
+            volatility_ratio_300s_1800s: 1.0,
+            // Ticks at 61 s and 70 s in (60, 70]; ten ticks in the last 5 minutes.
+            tick_rate_ratio_10s_300s: (2.0 / 10.0) / (10.0 / 300.0),
+            spread_rel_ratio_300s: 0.005 / mean(&spreads),
+            time_of_day_sin: time_of_day(70.0).0,
+            time_of_day_cos: time_of_day(70.0).1,
         },
     );
 }

@@ -74,6 +74,7 @@ struct Applied {
     time: i64,
     mid: f64,
     segment: u64,
+    spread_rel: f64,
 }
 
 fn std(xs: &[f64]) -> f64 {
@@ -116,7 +117,7 @@ fn invariants_and_naive_agreement_on_random_streams() {
             if let Some(last) = h.last() {
                 assert!(time >= last.time, "seed {seed} tick {i}: a product's vectors go forward in time");
             }
-            h.push(Applied { time, mid: f.midprice, segment });
+            h.push(Applied { time, mid: f.midprice, segment, spread_rel: f.spread_rel });
 
             // The definitions, recomputed over the accepted ticks of this product and segment.
             let seg: Vec<&Applied> = h.iter().filter(|a| a.segment == segment).collect();
@@ -131,7 +132,21 @@ fn invariants_and_naive_agreement_on_random_streams() {
                     .map(|k| (seg[k].mid / seg[k - 1].mid).ln())
                     .collect()
             };
+            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 1.0 };
+            let ticks_in = |secs: i64| seg.iter().filter(|a| a.time > time - secs * NS).count() as f64;
+            let spreads_300: Vec<f64> = seg.iter().filter(|a| a.time > time - 300 * NS).map(|a| a.spread_rel).collect();
+            let spread_mean = spreads_300.iter().sum::<f64>() / spreads_300.len() as f64;
+            let day = (time.rem_euclid(86_400 * NS) as f64 / (86_400 * NS) as f64) * std::f64::consts::TAU;
+            let (v60, v300, v1800) = (std(&returns(60)), std(&returns(300)), std(&returns(1800)));
             let expected = [
+                ("volatility_300s", f.volatility_300s, v300),
+                ("volatility_1800s", f.volatility_1800s, v1800),
+                ("volatility_ratio_60s_300s", f.volatility_ratio_60s_300s, ratio(v60, v300)),
+                ("volatility_ratio_300s_1800s", f.volatility_ratio_300s_1800s, ratio(v300, v1800)),
+                ("tick_rate_ratio_10s_300s", f.tick_rate_ratio_10s_300s, (ticks_in(10) / 10.0) / (ticks_in(300) / 300.0)),
+                ("spread_rel_ratio_300s", f.spread_rel_ratio_300s, ratio(f.spread_rel, spread_mean)),
+                ("time_of_day_sin", f.time_of_day_sin, day.sin()),
+                ("time_of_day_cos", f.time_of_day_cos, day.cos()),
                 ("return_1s", f.return_1s, base(1)),
                 ("return_5s", f.return_5s, base(5)),
                 ("return_30s", f.return_30s, base(30)),

@@ -79,6 +79,13 @@ fn naive_features(ticks: &[Tick]) -> Vec<Features> {
             let trades = in_minute.iter().filter(|&&k| k == s || ticks[k].trade_id != ticks[k - 1].trade_id).count();
             let t = &ticks[i];
             let (bs, asz) = (t.best_bid_size.unwrap(), t.best_ask_size.unwrap());
+            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 1.0 };
+            let within = |w: i64| seg.clone().filter(|&k| nanos(&ticks[k]) > now - w * NS).count() as f64;
+            let spread = |k: usize| (ticks[k].best_ask - ticks[k].best_bid) / mid(&ticks[k]);
+            let recent: Vec<usize> = seg.clone().filter(|&k| nanos(&ticks[k]) > now - 300 * NS).collect();
+            let spread_mean = recent.iter().map(|&k| spread(k)).sum::<f64>() / recent.len() as f64;
+            let day = (now.rem_euclid(86_400 * NS) as f64 / (86_400 * NS) as f64) * std::f64::consts::TAU;
+            let (v60, v300, v1800) = (std(&returns_within(60)), std(&returns_within(300)), std(&returns_within(1800)));
             Features {
                 price: t.price,
                 midprice: mid(t),
@@ -94,6 +101,14 @@ fn naive_features(ticks: &[Tick]) -> Vec<Features> {
                 order_book_imbalance: if bs + asz > 0.0 { (bs - asz) / (bs + asz) } else { 0.0 },
                 tick_count: in_minute.len() as f64,
                 time_since_prev_tick: if i == s { 0.0 } else { (now - nanos(&ticks[i - 1])) as f64 / 1e9 },
+                volatility_300s: v300,
+                volatility_1800s: v1800,
+                volatility_ratio_60s_300s: ratio(v60, v300),
+                volatility_ratio_300s_1800s: ratio(v300, v1800),
+                tick_rate_ratio_10s_300s: (within(10) / 10.0) / (within(300) / 300.0),
+                spread_rel_ratio_300s: ratio(spread(i), spread_mean),
+                time_of_day_sin: day.sin(),
+                time_of_day_cos: day.cos(),
             }
         })
         .collect()

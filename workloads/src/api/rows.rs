@@ -9,9 +9,9 @@ use super::error::ApiError;
 
 /// One row of features: the flat body of the original `/predict` API.
 ///
-/// The original API's eleven fields are required. The three newer ones are optional so that
-/// clients of the original API keep working; when absent they are derived from the others
-/// (see each field). Unknown fields are ignored.
+/// The original API's eleven fields are required. The newer ones are optional so that clients
+/// of the original API keep working; when absent they are derived from the others or take
+/// their neutral value (see each field). Unknown fields are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, ToSchema)]
 #[schema(example = json!({
     "price": 91234.5, "midprice": 91234.25, "return_1s": 0.00001, "return_5s": -0.00002,
@@ -53,6 +53,30 @@ pub struct FeatureRow {
     /// (60 when `trade_intensity` is 0).
     #[serde(default)]
     pub time_since_prev_tick: Option<f64>,
+    /// Realized volatility over the last 5 minutes, in [0, 1]. Default: `volatility`.
+    #[serde(default)]
+    pub volatility_300s: Option<f64>,
+    /// Realized volatility over the last 30 minutes, in [0, 1]. Default: `volatility_300s`.
+    #[serde(default)]
+    pub volatility_1800s: Option<f64>,
+    /// `volatility / volatility_300s`, in [0, 1e9]. Default: derived from the two, else 1.
+    #[serde(default)]
+    pub volatility_ratio_60s_300s: Option<f64>,
+    /// `volatility_300s / volatility_1800s`, in [0, 1e9]. Default: derived, else 1.
+    #[serde(default)]
+    pub volatility_ratio_300s_1800s: Option<f64>,
+    /// Tick rate over 10 s against 5 minutes, in [0, 1e9]. Default: 1 (no change).
+    #[serde(default)]
+    pub tick_rate_ratio_10s_300s: Option<f64>,
+    /// `spread_rel` against its 5-minute mean, in [0, 1e9]. Default: 1 (no change).
+    #[serde(default)]
+    pub spread_rel_ratio_300s: Option<f64>,
+    /// Sine of the UTC time of day, in [-1, 1]. Default: the time the request is scored.
+    #[serde(default)]
+    pub time_of_day_sin: Option<f64>,
+    /// Cosine of the UTC time of day, in [-1, 1]. Default: the time the request is scored.
+    #[serde(default)]
+    pub time_of_day_cos: Option<f64>,
 }
 
 /// Accepted range of one feature: `min < x` (or `min <= x` when `min_inclusive`) and `x <= max`.
@@ -88,6 +112,14 @@ pub const RANGES: [Range; FEATURE_NAMES.len()] = [
     closed(-1.0, 1.0), // order_book_imbalance
     closed(0.0, 1e9),  // tick_count
     closed(0.0, 1e9),  // time_since_prev_tick
+    closed(0.0, 1.0),  // volatility_300s
+    closed(0.0, 1.0),  // volatility_1800s
+    closed(0.0, 1e9),  // volatility_ratio_60s_300s
+    closed(0.0, 1e9),  // volatility_ratio_300s_1800s
+    closed(0.0, 1e9),  // tick_rate_ratio_10s_300s
+    closed(0.0, 1e9),  // spread_rel_ratio_300s
+    closed(-1.0, 1.0), // time_of_day_sin
+    closed(-1.0, 1.0), // time_of_day_cos
 ];
 
 impl Range {
@@ -102,6 +134,18 @@ impl Range {
     }
 }
 
+/// `a / b`, or 1 (no change) when `b` is not positive: the engine's convention.
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 1.0 }
+}
+
+/// Sine and cosine of the current UTC time of day (the engine's `time_of_day_*`).
+fn time_of_day_now() -> (f64, f64) {
+    let now = chrono::Utc::now();
+    let seconds = f64::from(chrono::Timelike::num_seconds_from_midnight(&now));
+    (seconds / 86_400.0 * std::f64::consts::TAU).sin_cos()
+}
+
 impl FeatureRow {
     /// The model's input, with the optional fields filled in.
     pub fn features(&self) -> Features {
@@ -110,6 +154,9 @@ impl FeatureRow {
         } else {
             60.0
         });
+        let volatility_300s = self.volatility_300s.unwrap_or(self.volatility);
+        let volatility_1800s = self.volatility_1800s.unwrap_or(volatility_300s);
+        let (now_sin, now_cos) = time_of_day_now();
         Features {
             price: self.price,
             midprice: self.midprice,
@@ -125,6 +172,18 @@ impl FeatureRow {
             order_book_imbalance: self.order_book_imbalance,
             tick_count: self.tick_count.unwrap_or((self.trade_intensity * 60.0).max(1.0)),
             time_since_prev_tick,
+            volatility_300s,
+            volatility_1800s,
+            volatility_ratio_60s_300s: self
+                .volatility_ratio_60s_300s
+                .unwrap_or_else(|| ratio(self.volatility, volatility_300s)),
+            volatility_ratio_300s_1800s: self
+                .volatility_ratio_300s_1800s
+                .unwrap_or_else(|| ratio(volatility_300s, volatility_1800s)),
+            tick_rate_ratio_10s_300s: self.tick_rate_ratio_10s_300s.unwrap_or(1.0),
+            spread_rel_ratio_300s: self.spread_rel_ratio_300s.unwrap_or(1.0),
+            time_of_day_sin: self.time_of_day_sin.unwrap_or(now_sin),
+            time_of_day_cos: self.time_of_day_cos.unwrap_or(now_cos),
         }
     }
 
@@ -135,6 +194,14 @@ impl FeatureRow {
             volatility_10s: self.volatility_10s.unwrap_or(0.0),
             tick_count: self.tick_count.unwrap_or(0.0),
             time_since_prev_tick: self.time_since_prev_tick.unwrap_or(0.0),
+            volatility_300s: self.volatility_300s.unwrap_or(0.0),
+            volatility_1800s: self.volatility_1800s.unwrap_or(0.0),
+            volatility_ratio_60s_300s: self.volatility_ratio_60s_300s.unwrap_or(1.0),
+            volatility_ratio_300s_1800s: self.volatility_ratio_300s_1800s.unwrap_or(1.0),
+            tick_rate_ratio_10s_300s: self.tick_rate_ratio_10s_300s.unwrap_or(1.0),
+            spread_rel_ratio_300s: self.spread_rel_ratio_300s.unwrap_or(1.0),
+            time_of_day_sin: self.time_of_day_sin.unwrap_or(0.0),
+            time_of_day_cos: self.time_of_day_cos.unwrap_or(0.0),
             ..self.features()
         };
         check(&sent, prefix)?;
@@ -159,6 +226,14 @@ pub fn from_array(v: [f64; FEATURE_NAMES.len()]) -> Features {
         order_book_imbalance: v[11],
         tick_count: v[12],
         time_since_prev_tick: v[13],
+        volatility_300s: v[14],
+        volatility_1800s: v[15],
+        volatility_ratio_60s_300s: v[16],
+        volatility_ratio_300s_1800s: v[17],
+        tick_rate_ratio_10s_300s: v[18],
+        spread_rel_ratio_300s: v[19],
+        time_of_day_sin: v[20],
+        time_of_day_cos: v[21],
     }
 }
 
@@ -223,6 +298,14 @@ mod tests {
             order_book_imbalance: 0.0,
             tick_count: None,
             time_since_prev_tick: None,
+            volatility_300s: None,
+            volatility_1800s: None,
+            volatility_ratio_60s_300s: None,
+            volatility_ratio_300s_1800s: None,
+            tick_rate_ratio_10s_300s: None,
+            spread_rel_ratio_300s: None,
+            time_of_day_sin: None,
+            time_of_day_cos: None,
         }
     }
 
@@ -240,6 +323,14 @@ mod tests {
         assert_eq!(f.time_since_prev_tick, 0.5);
         let idle = FeatureRow { trade_intensity: 0.0, ..row() }.features();
         assert_eq!((idle.tick_count, idle.time_since_prev_tick), (1.0, 60.0));
+        // The longer horizons default to the current volatility: ratios read "no change".
+        assert_eq!((f.volatility_300s, f.volatility_1800s), (0.001, 0.001));
+        assert_eq!((f.volatility_ratio_60s_300s, f.volatility_ratio_300s_1800s), (1.0, 1.0));
+        assert_eq!((f.tick_rate_ratio_10s_300s, f.spread_rel_ratio_300s), (1.0, 1.0));
+        let unit = f.time_of_day_sin.powi(2) + f.time_of_day_cos.powi(2);
+        assert!((unit - 1.0).abs() < 1e-12, "a point of the unit circle: {unit}");
+        let calm = FeatureRow { volatility_300s: Some(0.004), ..row() }.features();
+        assert_eq!(calm.volatility_ratio_60s_300s, 0.25, "derived from what was sent");
     }
 
     #[test]

@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 /// Version of the [`FeatureVector`] JSON layout on `ticks.features`.
 pub const FEATURE_VECTOR_SCHEMA: u32 = 1;
 /// Version of the feature definitions (docs/features.md). Bump when a formula changes.
-pub const FEATURE_SET_VERSION: &str = "v1";
+pub const FEATURE_SET_VERSION: &str = "v2";
 
 /// The model's input, in this exact order (the ONNX model's metadata is checked against it).
-pub const FEATURE_NAMES: [&str; 14] = [
+pub const FEATURE_NAMES: [&str; 22] = [
     "price",
     "midprice",
     "return_1s",
@@ -22,6 +22,14 @@ pub const FEATURE_NAMES: [&str; 14] = [
     "order_book_imbalance",
     "tick_count",
     "time_since_prev_tick",
+    "volatility_300s",
+    "volatility_1800s",
+    "volatility_ratio_60s_300s",
+    "volatility_ratio_300s_1800s",
+    "tick_rate_ratio_10s_300s",
+    "spread_rel_ratio_300s",
+    "time_of_day_sin",
+    "time_of_day_cos",
 ];
 
 /// The features of one product at one event time. Formulas: docs/features.md.
@@ -47,6 +55,21 @@ pub struct Features {
     pub tick_count: f64,
     /// Seconds since the product's previous tick.
     pub time_since_prev_tick: f64,
+    /// Realized volatility over the last 5 minutes (same estimator as `volatility`).
+    pub volatility_300s: f64,
+    /// Realized volatility over the last 30 minutes.
+    pub volatility_1800s: f64,
+    /// `volatility / volatility_300s`: the last minute against the last five.
+    pub volatility_ratio_60s_300s: f64,
+    /// `volatility_300s / volatility_1800s`.
+    pub volatility_ratio_300s_1800s: f64,
+    /// Tick rate over the last 10 s against the last 5 minutes.
+    pub tick_rate_ratio_10s_300s: f64,
+    /// `spread_rel` against its mean over the last 5 minutes.
+    pub spread_rel_ratio_300s: f64,
+    /// Sine and cosine of the UTC time of day.
+    pub time_of_day_sin: f64,
+    pub time_of_day_cos: f64,
 }
 
 impl Features {
@@ -67,6 +90,14 @@ impl Features {
             self.order_book_imbalance,
             self.tick_count,
             self.time_since_prev_tick,
+            self.volatility_300s,
+            self.volatility_1800s,
+            self.volatility_ratio_60s_300s,
+            self.volatility_ratio_300s_1800s,
+            self.tick_rate_ratio_10s_300s,
+            self.spread_rel_ratio_300s,
+            self.time_of_day_sin,
+            self.time_of_day_cos,
         ]
     }
 }
@@ -105,11 +136,20 @@ mod tests {
             order_book_imbalance: 12.0,
             tick_count: 13.0,
             time_since_prev_tick: 14.0,
+            volatility_300s: 15.0,
+            volatility_1800s: 16.0,
+            volatility_ratio_60s_300s: 17.0,
+            volatility_ratio_300s_1800s: 18.0,
+            tick_rate_ratio_10s_300s: 19.0,
+            spread_rel_ratio_300s: 20.0,
+            time_of_day_sin: 21.0,
+            time_of_day_cos: 22.0,
         })
         .unwrap();
         let f: Features = serde_json::from_value(json.clone()).unwrap();
-        for (name, value) in FEATURE_NAMES.iter().zip(f.to_array()) {
+        for (i, (name, value)) in FEATURE_NAMES.iter().zip(f.to_array()).enumerate() {
             assert_eq!(json[name].as_f64(), Some(value), "{name}");
+            assert_eq!(value, (i + 1) as f64, "{name} is number {} of FEATURE_NAMES", i + 1);
         }
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::TickRejected;
 use super::dedup::SeenTicks;
-use super::window::{LONG_WINDOW_SECS, NANOS_PER_SEC, TickWindow};
+use super::window::{FIVE_MINUTES_SECS, LONG_WINDOW_SECS, NANOS_PER_SEC, SHORT_WINDOW_SECS, TickWindow};
 use crate::config::FeaturesConfig;
 use crate::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features, Tick};
 
@@ -156,7 +156,9 @@ impl FeatureEngine {
         // (bid + ask) / 2 written so that it can neither overflow nor underflow to 0; for any
         // spread below half the price every step is exact but the last, so it is the same number.
         let midprice = tick.best_bid + 0.5 * (tick.best_ask - tick.best_bid);
-        let w = state.window.push(event_time, midprice, trade);
+        let spread_abs = tick.best_ask - tick.best_bid;
+        let spread_rel = spread_abs / midprice;
+        let w = state.window.push(event_time, midprice, trade, spread_rel);
 
         state.seen.insert(time, tick.sequence, tick.trade_id);
         state.seen.evict_older_than(event_time.saturating_sub(self.tolerance_nanos));
@@ -164,7 +166,7 @@ impl FeatureEngine {
         state.previous =
             Some(Previous { time: event_time, price: tick.price, last_size: tick.last_size, trade_id: tick.trade_id });
 
-        let spread_abs = tick.best_ask - tick.best_bid;
+        let (time_of_day_sin, time_of_day_cos) = time_of_day(event_time);
         let features = Features {
             price: tick.price,
             midprice,
@@ -176,10 +178,19 @@ impl FeatureEngine {
             volatility_10s: w.volatility_10s,
             trade_intensity: w.trades_60s as f64 / LONG_WINDOW_SECS,
             spread_abs,
-            spread_rel: spread_abs / midprice,
+            spread_rel,
             order_book_imbalance: order_book_imbalance(tick.best_bid_size, tick.best_ask_size),
             tick_count: w.ticks_60s as f64,
             time_since_prev_tick,
+            volatility_300s: w.volatility_300s,
+            volatility_1800s: w.volatility_1800s,
+            volatility_ratio_60s_300s: ratio(w.volatility_60s, w.volatility_300s),
+            volatility_ratio_300s_1800s: ratio(w.volatility_300s, w.volatility_1800s),
+            tick_rate_ratio_10s_300s: (w.ticks_10s as f64 / SHORT_WINDOW_SECS)
+                / (w.ticks_300s as f64 / FIVE_MINUTES_SECS),
+            spread_rel_ratio_300s: ratio(spread_rel, w.spread_rel_mean_300s),
+            time_of_day_sin,
+            time_of_day_cos,
         };
         Ok(FeatureVector {
             schema: FEATURE_VECTOR_SCHEMA,
@@ -202,6 +213,20 @@ fn is_trade(tick: &Tick, previous: Option<&Previous>) -> bool {
         (None, Some(p)) => tick.price != p.price || tick.last_size != p.last_size,
         (None, None) => false,
     }
+}
+
+/// `a / b` for non-negative `a`, `b`; 1 (no change) when `b` is 0, which happens only when `a`
+/// (a sub-window's value, or a spread in a window of zero spreads) is 0 too.
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 1.0 }
+}
+
+/// Sine and cosine of the UTC time of day of `time` (ns since the epoch): 00:00 is (0, 1),
+/// 06:00 is (1, 0); continuous across midnight.
+fn time_of_day(time: i64) -> (f64, f64) {
+    const DAY: i64 = 86_400 * NANOS_PER_SEC;
+    let angle = time.rem_euclid(DAY) as f64 / DAY as f64 * std::f64::consts::TAU;
+    angle.sin_cos()
 }
 
 /// `(bid_size − ask_size) / (bid_size + ask_size)`, 0 when a size is missing or both are 0.

@@ -4,22 +4,29 @@
 //! Entries are kept in event-time order. For each horizon `h` a cursor counts the entries whose
 //! time is `<= t - h`: the entry just before the cursor is the return base of that horizon, the
 //! entries from the cursor on lie inside `(t - h, t]`. Cursors only move forward, so every entry
-//! crosses each cursor once; entries older than the 60 s base are dropped from the front.
+//! crosses each cursor once; entries older than the base of the longest horizon (30 min) are
+//! dropped from the front.
 
 use std::collections::VecDeque;
 
 pub(crate) const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// Horizons with a cursor, in seconds, shortest first.
-const HORIZONS_SECS: [i64; 5] = [1, 5, 10, 30, 60];
+const HORIZONS_SECS: [i64; 7] = [1, 5, 10, 30, 60, 300, 1800];
 const H1: usize = 0;
 const H5: usize = 1;
 const H10: usize = 2;
 const H30: usize = 3;
 const H60: usize = 4;
+const H300: usize = 5;
+const H1800: usize = 6;
 
 /// Length of the long window (volatility, trade intensity, tick count).
 pub(crate) const LONG_WINDOW_SECS: f64 = 60.0;
+/// Length of the 5-minute window (volatility, tick rate, mean spread).
+pub(crate) const FIVE_MINUTES_SECS: f64 = 300.0;
+/// Length of the short window of the tick rate.
+pub(crate) const SHORT_WINDOW_SECS: f64 = 10.0;
 
 /// Recompute a window's sums from its entries once this many returns (at least) have left it
 /// since the last recomputation; together with the window's own length this bounds drift while
@@ -53,6 +60,8 @@ struct Entry {
     ret: f64,
     has_ret: bool,
     trade: bool,
+    /// `spread / mid` of the tick.
+    spread_rel: f64,
 }
 
 /// Running moments of the log returns inside one window.
@@ -113,6 +122,43 @@ impl Moments {
     }
 }
 
+/// Running sum of the relative spreads inside one window (every entry has one).
+#[derive(Debug, Clone, Default)]
+struct SpreadSum {
+    n: u64,
+    sum: f64,
+    removed_since_recompute: u64,
+}
+
+impl SpreadSum {
+    fn add(&mut self, e: &Entry) {
+        self.n += 1;
+        self.sum += e.spread_rel;
+    }
+
+    fn remove(&mut self, e: &Entry) {
+        self.n -= 1;
+        self.removed_since_recompute += 1;
+        self.sum = if self.n == 0 { 0.0 } else { self.sum - e.spread_rel };
+    }
+
+    fn due_for_recompute(&self) -> bool {
+        self.removed_since_recompute >= self.n.max(MIN_REMOVALS_BEFORE_RECOMPUTE)
+    }
+
+    fn recompute<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>) {
+        *self = SpreadSum::default();
+        for e in entries {
+            self.add(e);
+        }
+    }
+
+    /// Mean relative spread; 0 for an empty window.
+    fn mean(&self) -> f64 {
+        if self.n == 0 { 0.0 } else { (self.sum / self.n as f64).max(0.0) }
+    }
+}
+
 /// What the windows say right after a tick was pushed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct WindowValues {
@@ -122,8 +168,14 @@ pub(crate) struct WindowValues {
     pub return_60s: f64,
     pub volatility_60s: f64,
     pub volatility_10s: f64,
+    pub volatility_300s: f64,
+    pub volatility_1800s: f64,
     pub trades_60s: u64,
     pub ticks_60s: u64,
+    pub ticks_10s: u64,
+    pub ticks_300s: u64,
+    /// Mean `spread / mid` of the ticks in `(t − 300 s, t]`.
+    pub spread_rel_mean_300s: f64,
 }
 
 /// One product's windows within one segment.
@@ -134,6 +186,9 @@ pub(crate) struct TickWindow {
     cursors: [usize; HORIZONS_SECS.len()],
     long: Moments,
     short: Moments,
+    five_minutes: Moments,
+    half_hour: Moments,
+    spread_five_minutes: SpreadSum,
     trades_long: u64,
 }
 
@@ -144,17 +199,20 @@ impl TickWindow {
         self.cursors = [0; HORIZONS_SECS.len()];
         self.long = Moments::default();
         self.short = Moments::default();
+        self.five_minutes = Moments::default();
+        self.half_hour = Moments::default();
+        self.spread_five_minutes = SpreadSum::default();
         self.trades_long = 0;
     }
 
-    /// Number of entries held (the 60 s window plus its base): the memory bound.
+    /// Number of entries held (the 30 min window plus its base): the memory bound.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Adds the tick at `time` (never earlier than the previous push) and returns the window values.
-    pub(crate) fn push(&mut self, time: i64, mid: f64, trade: bool) -> WindowValues {
+    pub(crate) fn push(&mut self, time: i64, mid: f64, trade: bool, spread_rel: f64) -> WindowValues {
         let prev_mid = self.entries.back().map(|prev| prev.mid);
         let entry = Entry {
             time,
@@ -162,19 +220,30 @@ impl TickWindow {
             ret: prev_mid.map_or(0.0, |prev| log_return(mid, prev)),
             has_ret: prev_mid.is_some(),
             trade,
+            spread_rel,
         };
         self.entries.push_back(entry);
         self.long.add(&entry);
         self.short.add(&entry);
+        self.five_minutes.add(&entry);
+        self.half_hour.add(&entry);
+        self.spread_five_minutes.add(&entry);
         self.trades_long += u64::from(trade);
 
         self.advance_cursors(time);
-        self.drop_before_long_base();
-        if self.long.due_for_recompute() {
-            self.long.recompute(self.entries.range(self.cursors[H60]..));
+        self.drop_before_longest_base();
+        for (moments, horizon) in [
+            (&mut self.long, H60),
+            (&mut self.short, H10),
+            (&mut self.five_minutes, H300),
+            (&mut self.half_hour, H1800),
+        ] {
+            if moments.due_for_recompute() {
+                moments.recompute(self.entries.range(self.cursors[horizon]..));
+            }
         }
-        if self.short.due_for_recompute() {
-            self.short.recompute(self.entries.range(self.cursors[H10]..));
+        if self.spread_five_minutes.due_for_recompute() {
+            self.spread_five_minutes.recompute(self.entries.range(self.cursors[H300]..));
         }
 
         WindowValues {
@@ -184,8 +253,13 @@ impl TickWindow {
             return_60s: log_return(mid, self.base_mid(H60)),
             volatility_60s: self.long.std(),
             volatility_10s: self.short.std(),
+            volatility_300s: self.five_minutes.std(),
+            volatility_1800s: self.half_hour.std(),
             trades_60s: self.trades_long,
             ticks_60s: (self.entries.len() - self.cursors[H60]) as u64,
+            ticks_10s: (self.entries.len() - self.cursors[H10]) as u64,
+            ticks_300s: (self.entries.len() - self.cursors[H300]) as u64,
+            spread_rel_mean_300s: self.spread_five_minutes.mean(),
         }
     }
 
@@ -203,15 +277,20 @@ impl TickWindow {
                         self.trades_long -= u64::from(e.trade);
                     }
                     H10 => self.short.remove(&e),
+                    H300 => {
+                        self.five_minutes.remove(&e);
+                        self.spread_five_minutes.remove(&e);
+                    }
+                    H1800 => self.half_hour.remove(&e),
                     _ => {}
                 }
             }
         }
     }
 
-    /// Keeps only the 60 s base (the last entry at or before t − 60 s) and what follows it.
-    fn drop_before_long_base(&mut self) {
-        let excess = self.cursors[H60].saturating_sub(1);
+    /// Keeps only the 30 min base (the last entry at or before t − 30 min) and what follows it.
+    fn drop_before_longest_base(&mut self) {
+        let excess = self.cursors[H1800].saturating_sub(1);
         if excess > 0 {
             self.entries.drain(..excess);
             for c in &mut self.cursors {
@@ -235,14 +314,14 @@ mod tests {
     const S: i64 = NANOS_PER_SEC;
 
     #[test]
-    fn memory_is_bounded_by_the_long_window() {
+    fn memory_is_bounded_by_the_longest_window() {
         let mut w = TickWindow::default();
-        for i in 0..10_000 {
+        for i in 0..30_000 {
             // 10 ticks per second
-            w.push(i * S / 10, 100.0 + (i % 7) as f64, i % 2 == 0);
+            w.push(i * S / 10, 100.0 + (i % 7) as f64, i % 2 == 0, 1e-4);
         }
-        // 600 ticks in (t − 60 s, t] plus the base
-        assert_eq!(w.len(), 601);
+        // 18,000 ticks in (t − 1800 s, t] plus the base
+        assert_eq!(w.len(), 18_001);
     }
 
     #[test]
@@ -251,13 +330,16 @@ mod tests {
         let mut last = None;
         for i in 0..5_000i64 {
             let mid = 100.0 * (1.0 + 0.001 * ((i * 7919) % 13 - 6) as f64);
-            last = Some(w.push(i * S / 20, mid, true));
+            last = Some(w.push(i * S / 20, mid, true, 1e-4 * (1 + i % 3) as f64));
         }
         let v = last.unwrap();
         let rets: Vec<f64> = w.entries.range(w.cursors[H60]..).map(|e| e.ret).collect();
         let mean = rets.iter().sum::<f64>() / rets.len() as f64;
         let var = rets.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (rets.len() - 1) as f64;
         assert!((v.volatility_60s - var.sqrt()).abs() < 1e-12, "{} vs {}", v.volatility_60s, var.sqrt());
+        let spreads: Vec<f64> = w.entries.range(w.cursors[H300]..).map(|e| e.spread_rel).collect();
+        let mean = spreads.iter().sum::<f64>() / spreads.len() as f64;
+        assert!((v.spread_rel_mean_300s - mean).abs() < 1e-15, "{} vs {mean}", v.spread_rel_mean_300s);
     }
 
     #[test]
