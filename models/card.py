@@ -2,167 +2,187 @@
 
 from __future__ import annotations
 
+from .dataset import FEATURE_NAMES
+
+NAMES = ("gbdt", "har", "zscore", "persistence")
+
 
 def _fmt(x) -> str:
     if x is None:
         return "—"
     if isinstance(x, float):
-        return f"{x:.4f}"
+        return f"{x:.3f}"
     return str(x)
 
 
-def _table(metrics: dict) -> str:
+def _ranking_table(r: dict) -> str:
+    per_day = r["metrics"]["per_day"]
     lines = [
-        "| split | scorer | rows | positives | PR-AUC | ROC-AUC | Brier | precision | recall | predicted positive rate |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| held-out day | rows | gbdt | HAR | z-score | persistence | absolute-label positive rate |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for split in ("validation", "test"):
-        for name in ("gbdt", "persistence", "zscore"):
-            r = metrics[split][name]
+    for day, m in per_day.items():
+        best = max((m[n]["pr_auc"] for n in NAMES if m[n]["pr_auc"] is not None), default=None)
+        cells = []
+        for n in NAMES:
+            v = m[n]["pr_auc"]
+            cells.append(f"**{_fmt(v)}**" if v is not None and v == best else _fmt(v))
+        lines.append(f"| {day} | {m['gbdt']['rows']} | " + " | ".join(cells) + f" | {_fmt(m['fold']['absolute_label_positive_rate'])} |")
+    means = r["metrics"]["summary"]["mean_pr_auc"]
+    lines.append("| **mean** | | " + " | ".join(_fmt(means[n]) for n in NAMES) + " | |")
+    return "\n".join(lines)
+
+
+def _alert_table(r: dict) -> str:
+    lines = [
+        "| held-out day | scorer | ROC-AUC | Brier | precision | recall | alert rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for day, m in r["metrics"]["per_day"].items():
+        for n in ("gbdt", "har", "zscore"):
+            x = m[n]
             lines.append(
-                f"| {split} | {name} | {r['rows']} | {r['positives']} | {_fmt(r['pr_auc'])} | {_fmt(r['roc_auc'])} | "
-                f"{_fmt(r['brier'])} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | {_fmt(r['predicted_positive_rate'])} |"
+                f"| {day} | {n} | {_fmt(x['roc_auc'])} | {_fmt(x['brier'])} | {_fmt(x['precision'])} | "
+                f"{_fmt(x['recall'])} | {_fmt(x['predicted_positive_rate'])} |"
             )
     return "\n".join(lines)
 
 
-def _notes(metrics: dict) -> str:
-    out = []
-    for split in ("validation", "test"):
-        for name in ("gbdt", "persistence", "zscore"):
-            for note in metrics[split][name].get("notes", []):
-                out.append(f"- {split} / {name}: {note}")
-    return "\n".join(out) if out else "- none"
-
-
-def _verdict(metrics: dict) -> str:
-    test = metrics["test"]
-    g, p, z = (test[n]["pr_auc"] for n in ("gbdt", "persistence", "zscore"))
-    if g is None:
-        return (
-            "On the test split the ranking metrics are undefined (a single class), so this run cannot say "
-            "whether the GBDT beats the baselines."
-        )
-    best_baseline = max(x for x in (p, z) if x is not None) if (p is not None or z is not None) else None
-    base_rate = test["gbdt"]["positive_rate"]
-    if best_baseline is not None and g <= best_baseline:
-        verdict = f"The GBDT does **not** beat the best baseline on test (PR-AUC {g:.4f} vs {best_baseline:.4f})."
-    elif best_baseline is not None:
-        verdict = f"The GBDT's test PR-AUC ({g:.4f}) is above the best baseline's ({best_baseline:.4f})."
-    else:
-        verdict = f"The GBDT's test PR-AUC is {g:.4f}."
-    return (
-        verdict + f" The test positive rate is {base_rate:.4f} (the PR-AUC of a random scorer). With this little "
-        "data (see below) the difference is not evidence of skill either way."
-    )
-
-
-def _segments(d: dict) -> str:
-    lines = ["| product | segment | from | seconds | rows | labelled rows |", "|---|---|---|---|---|---|"]
-    for g in d.get("segments", []):
+def _pooled_table(r: dict) -> str:
+    lines = ["| scorer | PR-AUC | ROC-AUC | Brier | precision | recall | alert rate |", "|---|---|---|---|---|---|---|"]
+    for n in NAMES:
+        x = r["metrics"]["pooled"][n]
         lines.append(
-            f"| {g['product_id']} | {g['segment']} | {g['from']} | {g['seconds']} | {g['rows']} | {g['labelled_rows']} |"
+            f"| {n} | {_fmt(x['pr_auc'])} | {_fmt(x['roc_auc'])} | {_fmt(x['brier'])} | {_fmt(x['precision'])} | "
+            f"{_fmt(x['recall'])} | {_fmt(x['predicted_positive_rate'])} |"
         )
     return "\n".join(lines)
 
 
-def _pooled(m: dict) -> str:
-    pooled = m.get("pooled_validation_test_ranking")
-    if not pooled:
-        return "(not computed)"
-    lines = ["| scorer | rows | positives | PR-AUC | ROC-AUC |", "|---|---|---|---|---|"]
-    for name in ("gbdt", "persistence", "zscore"):
-        r = pooled[name]
-        lines.append(f"| {name} | {r['rows']} | {r['positives']} | {_fmt(r['pr_auc'])} | {_fmt(r['roc_auc'])} |")
+def _verdict(r: dict) -> str:
+    s = r["metrics"]["summary"]
+    g = s["goal"]
+    means = s["mean_pr_auc"]
+    parts = [
+        f"Mean per-day PR-AUC on held-out days: gbdt {_fmt(means['gbdt'])}, HAR {_fmt(means['har'])}, "
+        f"persistence {_fmt(means['persistence'])} (random: 0.100). The GBDT reaches "
+        f"{_fmt(s['gbdt_over_persistence'])}× persistence."
+    ]
+    checks = [
+        (g["ratio_met"], f"at least {g['ratio_over_persistence_at_least']:g}× persistence"),
+        (g["ahead_of_har"], "ahead of the HAR baseline"),
+        (not g["days_not_ahead_of_persistence"], "ahead of persistence on every held-out day"),
+        (g["ahead_on_eth_usd"], "ahead of persistence on ETH-USD (a product it never trained on when held out)"),
+    ]
+    for ok, what in checks:
+        parts.append(f"- {'met' if ok else '**not met**'}: {what}")
+    if g["days_not_ahead_of_persistence"]:
+        parts.append("  (not ahead on: " + ", ".join(g["days_not_ahead_of_persistence"]) + ")")
+    parts.append(
+        "\n**Goal met.**" if g["met"] else
+        "\n**The goal is not met.** The numbers above are what the model does on days it did not see; "
+        "nothing was tuned on them to change that."
+    )
+    return "\n".join(parts)
+
+
+def _days(r: dict) -> str:
+    lines = ["| day | from | to | labelled rows |", "|---|---|---|---|"]
+    for day, d in r["data"]["days"].items():
+        lines.append(f"| {day} | {d['from']} | {d['to']} | {d['rows']} |")
     return "\n".join(lines)
 
 
 def render(r: dict) -> str:
-    d, m, lab, th = r["data"], r["metrics"], r["label"], r["thresholds"]
-    split_lines = "\n".join(
-        f"| {name} | {s['from']} | {s['to']} | {s['seconds']} | {s['rows']} |" for name, s in d["split"].items()
-    )
+    d, lab, th, fig = r["data"], r["label"], r["thresholds"], r["figures"]
     recordings = ", ".join(f"`{x['file']}`" for x in d["recordings"]) or "(a feature table given with `--table`)"
+    g = r["metrics"]["pooled"]["gbdt"]
     return f"""# Model card: {r['model_name']} {r['model_version']}
 
 Generated by `python -m models.train` from `metrics.json`; do not edit by hand.
 
-## What it predicts
+## What the alert means
 
-P(spike) for one product at event time t: {lab['definition']}, with
-τ = {lab['tau']:.6g}, the {lab['tau_percentile_of_train']:g}th percentile of that quantity over the
-**training rows only**. Input: the 14 features of `spikewatch features` (docs/features.md), in
-`FEATURE_NAMES` order; the order is stored in the ONNX metadata and checked when the model loads.
+`probability` is the model's estimate that **{lab['served']}**; `prediction` (the alert) is 1
+when it reaches the threshold {th['gbdt']['value']:.6g} ({th['gbdt']['chosen_by']}). Across
+the held-out days it fired on {_fmt(g['predicted_positive_rate'])} of the rows, with precision
+{_fmt(g['precision'])} and recall {_fmt(g['recall'])} against the top-decile minutes.
 
-Model: LightGBM binary classifier (parameters in `metrics.json`), exported to ONNX with
-onnxmltools (no ZipMap). Decision threshold {th['gbdt']['value']:.6g}, chosen by
-{th['gbdt']['chosen_by']}. Exported probabilities match LightGBM within
-{r['onnx_max_abs_diff_vs_lightgbm']:g}.
+Why relative to the day: an absolute threshold on volatility (the seed's label, τ = the 90th
+percentile of the training rows) follows the market regime. The last column of the table below
+shows what share of each held-out day that label would call a spike, with τ from the other days:
+from almost none to most of the day. An alert that fires all day or never is useless; "this is
+one of the day's most volatile minutes for this product" means the same thing in a calm and in
+a wild market, and on a product the model never saw. The seed's absolute form stays selectable
+(`python -m models.train --label absolute`, label mode recorded in `metrics.json`).
 
-Baselines, evaluated on exactly the same rows:
-- **persistence**: the current 60 s realized volatility (`volatility`) as the score; threshold
-  {th['persistence']['value']:.6g} ({th['persistence']['chosen_by']}).
-- **z-score rule** (`baseline.json`, the serving fallback `MODEL_VARIANT=baseline`):
-  z = (volatility − μ)/σ with μ = {r['zscore']['mean']:.6g}, σ = {r['zscore']['std']:.6g} from the
-  training rows; alert when z ≥ k = {r['zscore']['k']:.6g} ({th['zscore_k']['chosen_by']});
-  score p = 1/(1 + e^−(z−k)), monotone in z, not calibrated.
+Input: the {len(FEATURE_NAMES)} features of feature set `{r['feature_set']}` (docs/features.md),
+computed by the one Rust engine, in `FEATURE_NAMES` order (stored in the ONNX metadata and
+checked when the model loads). Model: LightGBM (parameters in `metrics.json`, fixed before any
+evaluation), exported to ONNX with a dynamic batch dimension on every input and output;
+exported probabilities match LightGBM within {r['onnx_max_abs_diff_vs_lightgbm']:g}.
 
-## Data it saw — very little
+## How it was evaluated
 
-Recordings: {recordings}. Feature table: {d['table_rows']} rows. Only rows whose future window
-(t, t+60 s] lies inside a contiguous stretch of recording (a *segment*: the feature engine resets
-its windows after a gap) can be labelled: **{d['labelled_rows']} rows**. A segment of length L
-yields at most L − 60 s of labelled rows:
+Leave one recording day out: every score of a day comes from a model trained on the other days
+only; a day is a product's contiguous recording (a silence of more than
+{d['day_gap_seconds']:g} s starts a new one), so held-out and training rows are hours apart, far
+more than the {d['embargo_seconds']:g} s label horizon (checked for every fold). The ranking
+label of a day is the top 10 % of that day's future 60 s volatility for that product (base rate
+0.10: the PR-AUC of a random scorer). Thresholds are chosen on the pooled out-of-fold
+predictions, never on the rows a model was trained on.
 
-{_segments(d)}
+Baselines on exactly the same rows: **persistence** (the current 60 s volatility), the
+**z-score** rule (the serving fallback `MODEL_VARIANT=baseline`, `baseline.json`; within a day
+it ranks like persistence), and **HAR**, a logistic regression on the logarithms of the 10 s,
+1 min, 5 min and 30 min volatility, trained on the same folds.
 
-Splits are by event time over the *recorded* time (gaps count zero), fractions
-{d['split_fractions_of_active_time']} of what is left after two embargoes of
-{d['embargo_seconds']:g} s (≥ the horizon, so no training label window reaches into validation,
-and none of validation's into test); {d['embargo_rows_dropped']} rows fall inside the embargoes
-and are dropped.
+## Results on held-out days
 
-| split | from | to | seconds | rows |
-|---|---|---|---|---|
-{split_lines}
+PR-AUC against the day's top-decile minutes (best of each day in bold):
 
-Training rows: {m['train']['rows']}, positives {m['train']['positives']}.
+{_ranking_table(r)}
 
-## Results
+{_verdict(r)}
 
-{_table(m)}
+![PR-AUC by held-out day]({fig['pr_auc_by_day']})
 
-Undefined metrics are reported as — (null in `metrics.json`):
-{_notes(m)}
+![Precision–recall per held-out day]({fig['pr_curves']})
 
-{_verdict(m)}
+All held-out days pooled:
 
-Supplementary, ranking only (no threshold involved), validation and test pooled — both out of
-sample. When each split holds a single class, this mostly measures whether a scorer tells the
-validation period from the test period apart, not whether it anticipates spikes:
+{_pooled_table(r)}
 
-{_pooled(m)}
+Calibration of the out-of-fold probabilities, and what the final model splits on:
+
+![Calibration]({fig['calibration']}) ![Feature importance]({fig['feature_importance']})
+
+At the served thresholds, per day:
+
+{_alert_table(r)}
 
 ## What it can and cannot do
 
-- It can serve as a working, reproducible end-to-end artifact: the pipeline, the label, the
-  embargoed splits, ONNX parity and the serving stack are exercised for real.
-- It cannot be trusted to detect spikes. A few minutes of a single product in a single market
-  regime, where neighbouring rows share 59 of their 60 label seconds, are a handful of
-  independent observations at most. Validation and test each cover well under a minute; the
-  threshold chosen on validation is close to arbitrary.
-- Neither can the baselines' numbers: the same caveat applies to every row of the table.
+- One minute ahead, on these recordings, a minute's volatility is only weakly related to the
+  next minute's: the rank correlation between the past and the coming minute's volatility is
+  about 0 to 0.25 on most days. Every scorer here ranks the coming minutes only modestly better
+  than chance; treat an alert as "elevated risk", not as a forecast.
+- Ten hours of data over eight days, one of them ETH-USD: enough to evaluate by day, too little
+  to learn regime-specific behaviour or the time of day with confidence (the time-of-day
+  features see each hour on one or two days at most).
+- The choice of features and of the label was informed by these days; the numbers are
+  therefore somewhat optimistic for days to come. Hyper-parameters were not tuned.
 
-## What more data would need
+## Data
 
-Days of continuous recording per product (ingest's mirror writes them), across several market
-regimes, give thousands of independent 60 s windows; then compare the GBDT with both baselines
-on a test period of at least a day, with purged walk-forward splits, and calibrate the
-probability. Until then keep `MODEL_VARIANT=baseline` as the documented fallback.
+Recordings: {recordings}. Feature table: {d['table_rows']} rows, {d['labelled_rows']} of them
+with a complete future window (labelled).
+
+{_days(r)}
 
 ## Reproduce
 
-`.venv/bin/python -m models.train` (runs `spikewatch features` over `data/coinbase/*.ndjson`):
-seeded, single-threaded and deterministic; `models/tests/test_training.py` retrains and
-compares. Table digest: `{d['table_sha256']}`.
+`.venv/bin/python -m models.train` (runs `spikewatch features` over
+`data/coinbase/ticks/*.csv.gz`): seeded, single-threaded and deterministic;
+`models/tests/test_training.py` retrains and compares. Table digest: `{d['table_sha256']}`.
 """

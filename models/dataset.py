@@ -1,13 +1,17 @@
-"""The training table, the label and the time splits (DESIGN.md, "Label").
+"""The training table, the days, the labels (docs/architecture.md would say "Label").
 
 The table comes from `spikewatch features` (the one feature implementation, in Rust); this
-module never computes a feature. It only derives the label from `future_volatility_60s` and
-cuts the labelled rows into train / validation / test by event time with an embargo.
+module never computes a feature. It only groups the labelled rows into recording days and
+derives the labels from `future_volatility_60s`:
+
+- **ranking label** (what is served, and what every model is judged on): y = 1 iff the
+  coming minute's realized volatility is in the top 10 % of that day's, for that product;
+- **absolute label** (the seed's, selectable): y = 1 iff it is at or above τ, a percentile of
+  the training rows' future volatility.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -29,7 +33,16 @@ FEATURE_NAMES = [
     "order_book_imbalance",
     "tick_count",
     "time_since_prev_tick",
+    "volatility_300s",
+    "volatility_1800s",
+    "volatility_ratio_60s_300s",
+    "volatility_ratio_300s_1800s",
+    "tick_rate_ratio_10s_300s",
+    "spread_rel_ratio_300s",
+    "time_of_day_sin",
+    "time_of_day_cos",
 ]
+FEATURE_SET = "v2"
 TABLE_COLUMNS = (
     ["product_id", "event_time", "segment"]
     + FEATURE_NAMES
@@ -37,6 +50,10 @@ TABLE_COLUMNS = (
 )
 HORIZON_S = 60.0
 NS = 1_000_000_000
+# A silence longer than this between two rows of a product starts a new recording day.
+DAY_GAP_S = 3600.0
+# The ranking label: the top (1 - RANK_QUANTILE) of each day's future volatility.
+RANK_QUANTILE = 0.9
 
 
 def build_table(recordings: list[Path], output: Path, spikewatch: list[str]) -> Path:
@@ -54,13 +71,21 @@ def load_table(path: Path) -> pd.DataFrame:
         df = pd.read_csv(path)
     else:
         df = pd.read_parquet(path)
+    try:
+        return load_table_frame(df)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def load_table_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The table's columns, typed and sorted by product and time."""
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {missing} (expected {TABLE_COLUMNS})")
+        raise ValueError(f"missing columns {missing} (expected {TABLE_COLUMNS})")
     df = df[TABLE_COLUMNS].copy()
     df["event_time"] = df["event_time"].astype("int64")
     df["future_window_complete"] = df["future_window_complete"].astype(bool)
-    return df.sort_values(["event_time", "product_id"], kind="stable").reset_index(drop=True)
+    return df.sort_values(["product_id", "event_time"], kind="stable").reset_index(drop=True)
 
 
 def labelled_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -70,79 +95,38 @@ def labelled_rows(df: pd.DataFrame) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """Event-time bounds (ns, inclusive) of each part, and the embargo between them."""
+def assign_days(rows: pd.DataFrame, gap_s: float = DAY_GAP_S) -> pd.Series:
+    """A day name per row: `<product> <UTC start of the day's recording, minute precision>`.
 
-    train: tuple[int, int]
-    validation: tuple[int, int]
-    test: tuple[int, int]
-    embargo_s: float
-
-    def assign(self, event_time: pd.Series) -> pd.Series:
-        part = pd.Series("embargo", index=event_time.index, dtype=object)
-        for name, (lo, hi) in (("train", self.train), ("validation", self.validation), ("test", self.test)):
-            part[(event_time >= lo) & (event_time <= hi)] = name
-        return part
-
-
-def active_clock(event_time: pd.Series, segment_gap_s: float) -> np.ndarray:
-    """Seconds of *recorded* time before each row: gaps between recording chunks count zero.
-
-    The recordings are a few minutes of data spread over days; cutting by wall-clock fractions
-    would put every split boundary inside a gap. Cutting by active time gives each split a
-    share of the data that exists.
+    A recording day is a product's run of rows without a silence longer than `gap_s`; rows must
+    be sorted by product and time (as `load_table` returns them). Days of one product are hours
+    apart, so no label window (60 s) of one day reaches into another: the embargo between a
+    held-out day and the training days is at least `gap_s`.
     """
-    t = event_time.to_numpy(dtype=np.int64)
-    dt = np.diff(t, prepend=t[0]) / NS
-    dt[dt > segment_gap_s] = 0.0
-    return np.cumsum(dt)
-
-
-def time_split(
-    rows: pd.DataFrame,
-    fractions: tuple[float, float, float] = (0.5, 0.25, 0.25),
-    embargo_s: float = HORIZON_S,
-    segment_gap_s: float = 30.0,
-) -> Split:
-    """Train / validation / test by event time, separated by `embargo_s` of discarded rows.
-
-    The embargo is at least the label horizon: the last training row's label window
-    (t, t+60 s] ends before the first validation row, and likewise validation → test.
-    """
-    if embargo_s < HORIZON_S:
-        raise ValueError(f"embargo {embargo_s}s is shorter than the {HORIZON_S}s horizon")
-    if len(rows) < 3:
-        raise ValueError(f"only {len(rows)} labelled rows: cannot split")
-    t = rows["event_time"].reset_index(drop=True)
-    clock = active_clock(t, segment_gap_s)
-    total = clock[-1]
-    usable = total - 2 * embargo_s
-    if usable <= 0:
-        raise ValueError(f"{total:.1f}s of labelled data is shorter than two embargoes of {embargo_s}s")
-    f_train, f_val, _ = fractions
-    cuts = [
-        f_train * usable,
-        f_train * usable + embargo_s,
-        (f_train + f_val) * usable + embargo_s,
-        (f_train + f_val) * usable + 2 * embargo_s,
+    t = rows["event_time"].to_numpy(dtype=np.int64)
+    product = rows["product_id"].to_numpy()
+    new_day = np.ones(len(rows), dtype=bool)
+    if len(rows) > 1:
+        new_day[1:] = (product[1:] != product[:-1]) | (np.diff(t) > gap_s * NS)
+    day_index = np.cumsum(new_day) - 1
+    starts = t[new_day]
+    names = [
+        f"{p} {pd.Timestamp(s, unit='ns', tz='UTC').strftime('%Y-%m-%d %H:%M')}"
+        for p, s in zip(product[new_day], starts)
     ]
-    train = t[clock <= cuts[0]]
-    val = t[(clock >= cuts[1]) & (clock <= cuts[2])]
-    test = t[clock >= cuts[3]]
-    # Active time never exceeds event time, so the real gaps are at least the embargo; check anyway.
-    for before, after, name in ((train, val, "train→validation"), (val, test, "validation→test")):
-        if before.empty or after.empty:
-            raise ValueError(f"empty split around {name}")
-        gap = (after.min() - before.max()) / NS
-        if gap < embargo_s:
-            raise AssertionError(f"{name} gap {gap:.3f}s < embargo {embargo_s}s")
-    return Split(
-        train=(int(train.min()), int(train.max())),
-        validation=(int(val.min()), int(val.max())),
-        test=(int(test.min()), int(test.max())),
-        embargo_s=embargo_s,
-    )
+    return pd.Series(np.array(names, dtype=object)[day_index], index=rows.index, name="day")
+
+
+def rank_label(rows: pd.DataFrame, days: pd.Series, quantile: float = RANK_QUANTILE) -> np.ndarray:
+    """y = 1 iff the row's future volatility is at or above its day's `quantile`."""
+    future = rows["future_volatility_60s"].astype(np.float64)
+    cut = future.groupby(days).transform(lambda s: s.quantile(quantile))
+    return (future >= cut).to_numpy().astype(np.int64)
+
+
+def absolute_label(rows: pd.DataFrame, tau: float) -> np.ndarray:
+    """y(t) = 1 iff the realized volatility over (t, t+60 s] is at or above τ."""
+    return (rows["future_volatility_60s"].to_numpy(dtype=np.float64) >= tau).astype(np.int64)
 
 
 def spike_threshold(train_rows: pd.DataFrame, percentile: float = 90.0) -> float:
@@ -150,6 +134,22 @@ def spike_threshold(train_rows: pd.DataFrame, percentile: float = 90.0) -> float
     return float(np.percentile(train_rows["future_volatility_60s"].to_numpy(dtype=np.float64), percentile))
 
 
-def label(rows: pd.DataFrame, tau: float) -> np.ndarray:
-    """y(t) = 1 iff the realized volatility over (t, t+60 s] is at or above τ."""
-    return (rows["future_volatility_60s"].to_numpy(dtype=np.float64) >= tau).astype(np.int64)
+def check_embargo(train_rows: pd.DataFrame, test_rows: pd.DataFrame, embargo_s: float = HORIZON_S) -> float:
+    """Smallest distance (s) between a training row and a test row of the same product.
+
+    Raises when it is below `embargo_s`: a training label window (t, t + 60 s] would then see
+    the test rows' prices.
+    """
+    smallest = np.inf
+    for product, test in test_rows.groupby("product_id"):
+        train_t = np.sort(train_rows.loc[train_rows["product_id"] == product, "event_time"].to_numpy(dtype=np.int64))
+        if len(train_t) == 0:
+            continue
+        test_t = test["event_time"].to_numpy(dtype=np.int64)
+        pos = np.searchsorted(train_t, test_t)
+        before = np.where(pos > 0, test_t - train_t[np.clip(pos - 1, 0, None)], np.iinfo(np.int64).max)
+        after = np.where(pos < len(train_t), train_t[np.clip(pos, None, len(train_t) - 1)] - test_t, np.iinfo(np.int64).max)
+        smallest = min(smallest, float(min(before.min(), after.min())) / NS)
+    if smallest < embargo_s:
+        raise AssertionError(f"a training row is {smallest:.3f} s from a test row: less than the {embargo_s} s embargo")
+    return smallest

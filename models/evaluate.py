@@ -5,27 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    precision_recall_curve,
-    roc_auc_score,
-)
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 
 def _round(x: float) -> float:
     # Metrics are written rounded so that metrics.json is stable across platforms' last bits.
     return float(round(float(x), 6))
-
-
-def choose_threshold(y: np.ndarray, score: np.ndarray) -> tuple[float | None, str]:
-    """The score threshold with the best F1 on validation; None when validation has one class."""
-    if len(np.unique(y)) < 2:
-        return None, f"validation has a single class (all {int(y[0]) if len(y) else '?'}): F1 is undefined"
-    precision, recall, thresholds = precision_recall_curve(y, score)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)
-    best = int(np.argmax(f1[:-1]))  # the last point (recall 0) has no threshold
-    return float(thresholds[best]), f"max F1 on validation ({f1[best]:.4f})"
 
 
 def evaluate(y: np.ndarray, score: np.ndarray, threshold: float, probability: bool) -> dict:
@@ -67,3 +52,37 @@ def logistic(x: np.ndarray) -> np.ndarray:
 
 def is_finite_number(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+SCORERS = ("gbdt", "har", "zscore", "persistence")
+# The goal the ranking is held to (mean per-day PR-AUC on held-out days).
+GOAL_RATIO_OVER_PERSISTENCE = 2.5
+
+
+def summarize(per_day: dict, days: list[str]) -> dict:
+    """Mean per-day PR-AUC of each scorer, and the goal: ≥ 2.5× persistence, ahead of HAR, ahead
+    of persistence on every day and on every ETH-USD day."""
+
+    def mean(name: str):
+        values = [per_day[d][name]["pr_auc"] for d in days if per_day[d][name]["pr_auc"] is not None]
+        return _round(float(np.mean(values))) if values else None
+
+    means = {name: mean(name) for name in SCORERS}
+    ratio = _round(means["gbdt"] / means["persistence"]) if means["gbdt"] and means["persistence"] else None
+    behind = [
+        d
+        for d in days
+        if per_day[d]["gbdt"]["pr_auc"] is not None
+        and per_day[d]["persistence"]["pr_auc"] is not None
+        and per_day[d]["gbdt"]["pr_auc"] <= per_day[d]["persistence"]["pr_auc"]
+    ]
+    eth = [d for d in days if d.startswith("ETH-USD")]
+    goal = {
+        "ratio_over_persistence_at_least": GOAL_RATIO_OVER_PERSISTENCE,
+        "ratio_met": ratio is not None and ratio >= GOAL_RATIO_OVER_PERSISTENCE,
+        "ahead_of_har": bool(means["gbdt"] is not None and means["har"] is not None and means["gbdt"] > means["har"]),
+        "days_not_ahead_of_persistence": behind,
+        "ahead_on_eth_usd": bool(eth) and not any(d in behind for d in eth),
+    }
+    goal["met"] = bool(goal["ratio_met"] and goal["ahead_of_har"] and not behind and goal["ahead_on_eth_usd"])
+    return {"mean_pr_auc": means, "gbdt_over_persistence": ratio, "random_pr_auc": 0.1, "goal": goal}

@@ -14,7 +14,7 @@ INPUT_NAME = "features"
 
 
 def to_onnx(booster_model, metadata: dict[str, str]) -> onnx.ModelProto:
-    """Converts without ZipMap (outputs `label` [n] and `probabilities` [n, 2])."""
+    """Converts without ZipMap (outputs `label` [N] and `probabilities` [N, 2], N dynamic)."""
     model = onnxmltools.convert_lightgbm(
         booster_model,
         name="spikewatch-gbdt",
@@ -23,12 +23,23 @@ def to_onnx(booster_model, metadata: dict[str, str]) -> onnx.ModelProto:
         target_opset=15,
     )
     set_metadata(model, {"feature_names": json.dumps(FEATURE_NAMES), **metadata})
+    dynamic_batch(model)
     # The converter collects opsets in a set: sort them so that the file is byte-reproducible.
     opsets = sorted(((o.domain, o.version) for o in model.opset_import))
     del model.opset_import[:]
     for domain, version in opsets:
         model.opset_import.add(domain=domain, version=version)
     return model
+
+
+def dynamic_batch(model: onnx.ModelProto, name: str = "N") -> None:
+    """Every input and output's first dimension becomes the symbolic batch size: the converter
+    declares `label` as `[1]`, and ONNX Runtime warns on every batch larger than that."""
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_param = name
 
 
 def set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:

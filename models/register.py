@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-EXTRA_FILES = ("baseline.json", "metrics.json", "model_card.md", "fixtures.json")
+EXTRA_FILES = ("baseline.json", "reference.json", "metrics.json", "model_card.md", "fixtures.json")
 
 
 def register(artifact_dir: Path, tracking_uri: str, name: str, alias: str) -> str:
@@ -28,12 +28,16 @@ def register(artifact_dir: Path, tracking_uri: str, name: str, alias: str) -> st
     metrics = json.loads((artifact_dir / "metrics.json").read_text())
     with mlflow.start_run(run_name=f"{name}-{metrics['model_version']}"):
         mlflow.log_params({f"lgb_{k}": v for k, v in metrics["lightgbm_params"].items()})
-        mlflow.log_param("tau", metrics["label"]["tau"])
-        for split in ("validation", "test"):
-            for scorer, values in metrics["metrics"][split].items():
-                for key in ("pr_auc", "roc_auc", "brier", "precision", "recall"):
-                    if values.get(key) is not None:
-                        mlflow.log_metric(f"{split}_{scorer}_{key}", values[key])
+        mlflow.log_param("label_mode", metrics["label"]["mode"])
+        if "tau" in metrics["label"]:
+            mlflow.log_param("tau", metrics["label"]["tau"])
+        for scorer, values in metrics["metrics"]["pooled"].items():
+            for key in ("pr_auc", "roc_auc", "brier", "precision", "recall"):
+                if values.get(key) is not None:
+                    mlflow.log_metric(f"held_out_pooled_{scorer}_{key}", values[key])
+        for scorer, mean in metrics["metrics"]["summary"]["mean_pr_auc"].items():
+            if mean is not None:
+                mlflow.log_metric(f"held_out_mean_per_day_pr_auc_{scorer}", mean)
         info = mlflow.onnx.log_model(
             onnx.load(str(artifact_dir / "model.onnx")),
             name="model",

@@ -26,7 +26,7 @@ async fn one_request(client: &reqwest::Client, base: &str, i: usize) -> Result<O
         _ => {
             let data: Vec<f64> = FEATURE_NAMES.iter().map(|n| stressed_row()[n].as_f64().unwrap()).collect();
             let body = json!({"id": i.to_string(),
-                "inputs": [{"name": "input", "shape": [1, 14], "datatype": "FP32", "data": data}]});
+                "inputs": [{"name": "input", "shape": [1, 22], "datatype": "FP32", "data": data}]});
             (format!("{base}/v2/models/spikewatch/infer"), body)
         }
     };

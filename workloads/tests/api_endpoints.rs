@@ -66,20 +66,35 @@ async fn batch_answers_every_row_in_order() {
 async fn original_eleven_field_body_uses_the_documented_defaults() {
     let state = state(ModelVariant::Ml).await;
     let app = api::router(state.clone());
-    let reply = call(&app, post_json("/predict", &original_row())).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-
-    // volatility_10s := volatility, tick_count := max(1, 60 × trade_intensity),
-    // time_since_prev_tick := 1 / trade_intensity (docs/api.md).
+    // volatility_10s, volatility_300s, volatility_1800s := volatility; tick_count :=
+    // max(1, 60 × trade_intensity); time_since_prev_tick := 1 / trade_intensity; the ratios := 1;
+    // the time of day := when the request is scored (docs/api.md).
     let full = features(&row());
-    let defaulted = Features {
-        volatility_10s: full.volatility,
-        tick_count: (60.0 * full.trade_intensity).max(1.0),
-        time_since_prev_tick: 1.0 / full.trade_intensity,
-        ..full
+    let defaulted = |now: chrono::DateTime<chrono::Utc>| {
+        let seconds = f64::from(chrono::Timelike::num_seconds_from_midnight(&now));
+        let (sin, cos) = (seconds / 86_400.0 * std::f64::consts::TAU).sin_cos();
+        Features {
+            volatility_10s: full.volatility,
+            tick_count: (60.0 * full.trade_intensity).max(1.0),
+            time_since_prev_tick: 1.0 / full.trade_intensity,
+            volatility_300s: full.volatility,
+            volatility_1800s: full.volatility,
+            volatility_ratio_60s_300s: 1.0,
+            volatility_ratio_300s_1800s: 1.0,
+            tick_rate_ratio_10s_300s: 1.0,
+            spread_rel_ratio_300s: 1.0,
+            time_of_day_sin: sin,
+            time_of_day_cos: cos,
+            ..full
+        }
     };
-    let want = expected(&state, &[defaulted]).await[0];
-    assert_close(&reply.body["probability"], want);
+    let before = expected(&state, &[defaulted(chrono::Utc::now())]).await[0];
+    let reply = call(&app, post_json("/predict", &original_row())).await;
+    let after = expected(&state, &[defaulted(chrono::Utc::now())]).await[0];
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // The request was scored between the two moments (a second boundary may fall in between).
+    let got = reply.body["probability"].as_f64().unwrap();
+    assert!((got - before).abs() < 1e-6 || (got - after).abs() < 1e-6, "{got} is neither {before} nor {after}");
 }
 
 #[tokio::test]
@@ -267,11 +282,11 @@ async fn openapi_document_is_generated_from_the_handlers() {
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from the document");
     }
-    // The original eleven fields are required, the three newer ones are not.
+    // The original eleven fields are required, the newer ones are not.
     let row = &spec["components"]["schemas"]["FeatureRow"];
     let required: Vec<&str> = row["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(required.len(), 11, "{required:?}");
-    for newer in ["volatility_10s", "tick_count", "time_since_prev_tick"] {
+    for newer in NEWER_FIELDS {
         assert!(!required.contains(&newer));
         assert!(row["properties"].get(newer).is_some());
     }

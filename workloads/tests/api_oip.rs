@@ -82,7 +82,7 @@ fn output<'a>(response: &'a Value, name: &str) -> &'a Value {
     response["outputs"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap_or_else(|| panic!("no {name}"))
 }
 
-/// `rows` as one `[N, 14]` tensor, row-major.
+/// `rows` as one `[N, 22]` tensor, row-major.
 fn matrix_request(rows: &[Value], datatype: &str) -> Value {
     let data: Vec<f64> =
         rows.iter().flat_map(|row| FEATURE_NAMES.iter().map(move |name| row[name].as_f64().unwrap())).collect();
@@ -119,7 +119,7 @@ async fn model_metadata_describes_the_tensors() {
         assert_eq!(reply.body["name"], name);
         assert_eq!(reply.body["versions"], json!([info.version]));
         assert_eq!(reply.body["platform"], "onnxruntime_onnx");
-        assert_eq!(reply.body["inputs"], json!([{"name": "input", "datatype": "FP32", "shape": [-1, 14]}]));
+        assert_eq!(reply.body["inputs"], json!([{"name": "input", "datatype": "FP32", "shape": [-1, 22]}]));
         let outputs: Vec<&str> =
             reply.body["outputs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
         assert_eq!(outputs, ["probability", "prediction"]);
@@ -190,7 +190,7 @@ async fn nested_data_fp64_columns_and_requested_outputs() {
         .iter()
         .map(|r| FEATURE_NAMES.iter().map(|n| r[n].as_f64().unwrap()).collect())
         .collect();
-    let request = json!({"inputs": [{"name": "input", "shape": [2, 14], "datatype": "FP64", "data": nested}],
+    let request = json!({"inputs": [{"name": "input", "shape": [2, 22], "datatype": "FP64", "data": nested}],
                          "outputs": [{"name": "probability"}]});
     let reply = call(&app, post_json("/v2/models/spikewatch/infer", &request)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -255,10 +255,10 @@ async fn bad_tensors_are_4xx_with_the_protocols_error_object() {
         r["inputs"][0]["shape"] = json!([1, 13])
     });
     edit("negative dim", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].shape:", &|r| {
-        r["inputs"][0]["shape"] = json!([-1, 14])
+        r["inputs"][0]["shape"] = json!([-1, 22])
     });
     edit("shape/data mismatch", StatusCode::UNPROCESSABLE_ENTITY, "inputs[0].data:", &|r| {
-        r["inputs"][0]["shape"] = json!([2, 14])
+        r["inputs"][0]["shape"] = json!([2, 22])
     });
     edit("string in data", StatusCode::BAD_REQUEST, "inputs[0].data[3]:", &|r| {
         r["inputs"][0]["data"][3] = json!("NaN")
@@ -270,7 +270,7 @@ async fn bad_tensors_are_4xx_with_the_protocols_error_object() {
         r["inputs"][0]["data"][0] = json!(-5.0)
     });
     edit("too many rows", StatusCode::PAYLOAD_TOO_LARGE, "inputs[0].shape:", &|r| {
-        r["inputs"][0]["shape"] = json!([5, 14])
+        r["inputs"][0]["shape"] = json!([5, 22])
     });
     edit("unknown output", StatusCode::UNPROCESSABLE_ENTITY, "outputs[0].name:", &|r| {
         r["outputs"] = json!([{"name": "logits"}])

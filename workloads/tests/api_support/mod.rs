@@ -74,7 +74,9 @@ pub fn row() -> Value {
         "price": 91234.5, "midprice": 91234.25, "return_1s": 0.00001, "return_5s": -0.00002,
         "return_30s": 0.0001, "return_60s": 0.0003, "volatility": 0.00004, "volatility_10s": 0.00003,
         "trade_intensity": 4.2, "spread_abs": 0.01, "spread_rel": 0.0000001, "order_book_imbalance": 0.12,
-        "tick_count": 252.0, "time_since_prev_tick": 0.2
+        "tick_count": 252.0, "time_since_prev_tick": 0.2, "volatility_300s": 0.00005, "volatility_1800s": 0.00006,
+        "volatility_ratio_60s_300s": 0.8, "volatility_ratio_300s_1800s": 0.8333, "tick_rate_ratio_10s_300s": 1.3,
+        "spread_rel_ratio_300s": 0.9, "time_of_day_sin": 0.5, "time_of_day_cos": -0.8660254
     })
 }
 
@@ -84,15 +86,32 @@ pub fn stressed_row() -> Value {
         "price": 3012.5, "midprice": 3011.0, "return_1s": -0.004, "return_5s": -0.009,
         "return_30s": -0.02, "return_60s": -0.03, "volatility": 0.004, "volatility_10s": 0.006,
         "trade_intensity": 40.0, "spread_abs": 3.0, "spread_rel": 0.001, "order_book_imbalance": -0.8,
-        "tick_count": 2400.0, "time_since_prev_tick": 0.01
+        "tick_count": 2400.0, "time_since_prev_tick": 0.01, "volatility_300s": 0.002, "volatility_1800s": 0.001,
+        "volatility_ratio_60s_300s": 2.0, "volatility_ratio_300s_1800s": 2.0, "tick_rate_ratio_10s_300s": 4.5,
+        "spread_rel_ratio_300s": 3.2, "time_of_day_sin": -0.9659258, "time_of_day_cos": 0.2588190
     })
 }
+
+/// The fields added since the original API (all optional in a request).
+pub const NEWER_FIELDS: [&str; 11] = [
+    "volatility_10s",
+    "tick_count",
+    "time_since_prev_tick",
+    "volatility_300s",
+    "volatility_1800s",
+    "volatility_ratio_60s_300s",
+    "volatility_ratio_300s_1800s",
+    "tick_rate_ratio_10s_300s",
+    "spread_rel_ratio_300s",
+    "time_of_day_sin",
+    "time_of_day_cos",
+];
 
 /// The original API's eleven fields only.
 pub fn original_row() -> Value {
     let mut row = row();
     let object = row.as_object_mut().unwrap();
-    for newer in ["volatility_10s", "tick_count", "time_since_prev_tick"] {
+    for newer in NEWER_FIELDS {
         object.remove(newer);
     }
     row
