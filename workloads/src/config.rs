@@ -123,6 +123,9 @@ pub struct ApiConfig {
     pub request_timeout_ms: u64,
     /// File holding the bearer token of the admin endpoints; unset = admin endpoints disabled.
     pub admin_token_file: Option<String>,
+    /// Refuse `/predict` rows with absent fields (422) instead of filling them with the
+    /// training medians (`?strict=true` does it per request).
+    pub strict_rows: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +224,7 @@ impl Default for ApiConfig {
             max_rows: 1024,
             request_timeout_ms: 2_000,
             admin_token_file: None,
+            strict_rows: false,
         }
     }
 }

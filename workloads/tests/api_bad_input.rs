@@ -162,10 +162,41 @@ fn cases() -> Vec<Case> {
 }
 
 #[tokio::test]
+async fn absent_fields_are_filled_with_training_medians_unless_strict() {
+    let app = api::router(state_with(ModelVariant::Ml, small_limits()).await);
+    // The runbook's own smoke test, as curl -d sends it (a form content type, a JSON body).
+    let reply = call(&app, post_raw("/predict", "application/x-www-form-urlencoded", r#"{"price": 50000.0}"#.to_string())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let imputed: Vec<&str> = reply.body["imputed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(imputed.len(), 10, "{imputed:?}");
+    assert!(!imputed.contains(&"price"));
+    // A complete row lists nothing.
+    let full = call(&app, post_json("/predict", &row())).await;
+    assert!(full.body.get("imputed").is_none(), "{}", full.text);
+    // Strict per request: 422 naming every absent field.
+    let strict = call(&app, post_json("/predict?strict=true", &json!({"price": 50000.0}))).await;
+    assert_eq!(strict.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(strict.error_field(), Some("midprice"));
+    assert!(strict.body["error"]["reason"].as_str().unwrap().contains("return_1s"), "{}", strict.text);
+    // Bad values are still refused, imputation or not.
+    let bad = call(&app, post_json("/predict", &json!({"price": -5.0}))).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.error_field(), Some("price"));
+    let nan = call(&app, post_raw("/predict", "application/json", r#"{"price": NaN}"#.to_string())).await;
+    assert_eq!(nan.status, StatusCode::BAD_REQUEST);
+    // A form body that is really a form stays unsupported.
+    let form = call(&app, post_raw("/predict", "application/x-www-form-urlencoded", "price=1".to_string())).await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let text = metrics_text(&app).await;
+    assert_eq!(sample(&text, "volatility_api_imputed_requests_total", &[]), Some(1.0), "{text}");
+}
+
+#[tokio::test]
 async fn every_bad_input_class_is_a_4xx_naming_the_field() {
     let app = api::router(state_with(ModelVariant::Ml, small_limits()).await);
     for case in cases() {
-        let reply = call(&app, post_raw("/predict", case.content_type, case.body.clone())).await;
+        // Strict mode: an absent field is refused rather than filled in (see the next test).
+        let reply = call(&app, post_raw("/predict?strict=true", case.content_type, case.body.clone())).await;
         assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.text);
         assert_eq!(reply.error_field(), Some(case.field), "{}: {}", case.name, reply.text);
         let reason = reply.body["error"]["reason"].as_str().unwrap_or_default();

@@ -153,7 +153,7 @@ async fn metrics_count_requests_errors_latency_and_report_the_model() {
         assert_eq!(call(&app, post_json("/predict", &row())).await.status, StatusCode::OK);
     }
     assert_eq!(call(&app, post_json("/predict", &json!({"rows": [row(), row()]}))).await.status, StatusCode::OK);
-    let bad = call(&app, post_json("/predict", &json!({"price": -1}))).await;
+    let bad = call(&app, post_json("/predict?strict=true", &json!({"price": 1}))).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let text = metrics_text(&app).await;
@@ -282,14 +282,15 @@ async fn openapi_document_is_generated_from_the_handlers() {
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from the document");
     }
-    // The original eleven fields are required, the newer ones are not.
+    // Every field may be left out (filled in, or refused with ?strict=true), and each is described.
     let row = &spec["components"]["schemas"]["FeatureRow"];
-    let required: Vec<&str> = row["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert_eq!(required.len(), 11, "{required:?}");
-    for newer in NEWER_FIELDS {
-        assert!(!required.contains(&newer));
-        assert!(row["properties"].get(newer).is_some());
+    assert!(row.get("required").is_none_or(|r| r.as_array().is_some_and(|r| r.is_empty())), "{row}");
+    for name in FEATURE_NAMES {
+        assert!(row["properties"].get(name).is_some(), "{name}");
     }
+    assert!(NEWER_FIELDS.iter().all(|n| FEATURE_NAMES.contains(n)));
+    let params = paths["/predict"]["post"]["parameters"].as_array().unwrap();
+    assert!(params.iter().any(|p| p["name"] == "strict"), "{params:?}");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 
     let docs = call(&app, get("/docs")).await;

@@ -20,6 +20,13 @@ pub enum ApiError {
     MissingField {
         field: String,
     },
+    /// Features absent from a row that cannot be filled in (strict mode, or no training
+    /// medians); `field` is the first of them.
+    Incomplete {
+        field: String,
+        missing: Vec<&'static str>,
+        why: &'static str,
+    },
     /// A field has the wrong JSON type (string where a number is expected, `"NaN"`, ...).
     InvalidType {
         field: String,
@@ -90,7 +97,9 @@ impl ApiError {
         use ApiError::*;
         match self {
             MalformedJson { .. } | InvalidType { .. } | NonFinite { .. } => StatusCode::BAD_REQUEST,
-            MissingField { .. } | OutOfRange { .. } | Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            MissingField { .. } | Incomplete { .. } | OutOfRange { .. } | Invalid { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             TooManyRows { .. } | BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             NotFound { .. } => StatusCode::NOT_FOUND,
@@ -107,7 +116,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             MalformedJson { .. } => "malformed_json",
-            MissingField { .. } => "missing_field",
+            MissingField { .. } | Incomplete { .. } => "missing_field",
             InvalidType { .. } => "invalid_type",
             NonFinite { .. } => "non_finite",
             OutOfRange { .. } => "out_of_range",
@@ -131,6 +140,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingField { field }
+            | Incomplete { field, .. }
             | InvalidType { field, .. }
             | NonFinite { field }
             | OutOfRange { field, .. }
@@ -149,6 +159,7 @@ impl ApiError {
         match self {
             MalformedJson { reason } => format!("not valid JSON: {reason}"),
             MissingField { .. } => "required field is missing".into(),
+            Incomplete { missing, why, .. } => format!("missing {}: {why}", missing.join(", ")),
             InvalidType { reason, .. } => reason.clone(),
             NonFinite { .. } => "must be a finite number".into(),
             OutOfRange { reason, .. } | Invalid { reason, .. } => reason.clone(),

@@ -37,6 +37,8 @@ pub struct ApiMetrics {
     pub loaded: IntGauge,
     /// `model_reloads_total{result}`: admin / SIGHUP reloads and variant switches.
     pub reloads: IntCounterVec,
+    /// `volatility_api_imputed_requests_total`: requests with a field filled by a training median.
+    pub imputed_requests: prometheus::IntCounter,
 }
 
 /// Route templates of the endpoints that score rows.
@@ -92,8 +94,14 @@ impl ApiMetrics {
             &["result"],
         )
         .expect("valid metric");
+        let imputed_requests = prometheus::IntCounter::new(
+            "volatility_api_imputed_requests_total",
+            "Prediction requests with at least one absent field filled with its training median",
+        )
+        .expect("valid metric");
         for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(imputed_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(errors.clone()),
             Box::new(latency.clone()),
             Box::new(rows.clone()),
@@ -121,7 +129,7 @@ impl ApiMetrics {
                 requests.with_label_values(&[endpoint, "POST", status]);
             }
         }
-        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads }
+        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads, imputed_requests }
     }
 
     pub fn registry(&self) -> &Registry {

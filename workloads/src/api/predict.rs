@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use crate::model::Model;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, from_value};
 use super::metrics::Scored;
-use super::rows::FeatureRow;
+use super::rows::{Completed, FeatureRow, Fill};
 use super::state::AppState;
 
 /// Batches larger than this are scored on the blocking pool, off the async workers.
@@ -46,6 +46,16 @@ pub struct PredictResponse {
     pub probability: f64,
     pub model_version: String,
     pub timestamp: DateTime<Utc>,
+    /// Fields the request left out that were filled with the training medians (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub imputed: Vec<&'static str>,
+}
+
+/// `?strict=true`: refuse rows with absent fields instead of filling them in.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct PredictParams {
+    #[serde(default)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,29 +73,46 @@ pub enum PredictResponseBody {
 }
 
 /// Score one row of features, or a batch of rows.
-#[utoipa::path(post, path = "/predict", tag = "prediction", request_body = PredictRequest,
+#[utoipa::path(post, path = "/predict", tag = "prediction", request_body = PredictRequest, params(PredictParams),
     responses(
         (status = 200, body = PredictResponseBody, description = "One prediction, or `predictions` for a batch"),
         (status = 400, body = ErrorBody, description = "Malformed JSON, wrong type, non-finite number"),
         (status = 413, body = ErrorBody, description = "Body or row count over the limit"),
         (status = 415, body = ErrorBody, description = "Content-Type is not application/json"),
-        (status = 422, body = ErrorBody, description = "Missing field, value out of range, empty batch"),
+        (status = 422, body = ErrorBody, description = "Value out of range, empty batch, or (strict mode, or a model without training medians) a missing field"),
         (status = 500, body = ErrorBody, description = "Inference failed"),
         (status = 503, body = ErrorBody, description = "No model loaded"),
     ))]
-pub async fn predict(State(state): State<AppState>, JsonBody(body): JsonBody<Value>) -> Result<Response, ApiError> {
-    let (rows, batch) = parse_rows(&body, state.limits().max_rows)?;
+pub async fn predict(
+    State(state): State<AppState>,
+    Query(params): Query<PredictParams>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let reference = state.reference();
+    let medians = reference.as_ref().map(|r| r.medians());
+    let fill = match (params.strict || state.limits().strict_rows, &medians) {
+        (true, _) => Fill::Strict,
+        (false, Some(medians)) => Fill::Medians(medians),
+        (false, None) => Fill::NoReference,
+    };
+    let (rows, batch) = parse_rows(&body, state.limits().max_rows, fill)?;
+    if rows.iter().any(|r| !r.imputed.is_empty()) {
+        state.metrics().imputed_requests.inc();
+    }
     let model = state.model()?;
     let scored = Scored { variant: model.info().variant, rows: rows.len() };
-    let probabilities = score(model.clone(), rows).await?;
+    let (features, imputed): (Vec<Features>, Vec<Vec<&'static str>>) =
+        rows.into_iter().map(|c| (c.features, c.imputed)).unzip();
+    let probabilities = score(model.clone(), features).await?;
 
     let info = model.info();
     let timestamp = Utc::now();
-    let mut predictions = probabilities.into_iter().map(|probability| PredictResponse {
+    let mut predictions = probabilities.into_iter().zip(imputed).map(|(probability, imputed)| PredictResponse {
         prediction: u8::from(probability >= info.threshold),
         probability,
         model_version: info.version.clone(),
         timestamp,
+        imputed,
     });
     let mut response = if batch {
         Json(BatchResponse { predictions: predictions.collect() }).into_response()
@@ -98,14 +125,15 @@ pub async fn predict(State(state): State<AppState>, JsonBody(body): JsonBody<Val
     Ok(response)
 }
 
-/// The validated rows of a body, and whether it was the batch form.
-pub fn parse_rows(body: &Value, max_rows: usize) -> Result<(Vec<Features>, bool), ApiError> {
+/// The validated rows of a body (absent fields filled per `fill`), and whether it was the
+/// batch form.
+pub fn parse_rows(body: &Value, max_rows: usize, fill: Fill<'_>) -> Result<(Vec<Completed>, bool), ApiError> {
     let Some(object) = body.as_object() else {
         return Err(ApiError::InvalidType { field: "body".into(), reason: "expected a JSON object".into() });
     };
     let Some(rows) = object.get("rows") else {
         let row: FeatureRow = from_value(body, "")?;
-        return Ok((vec![row.validate("")?], false));
+        return Ok((vec![row.complete("", fill)?], false));
     };
     let Some(rows) = rows.as_array() else {
         return Err(ApiError::InvalidType { field: "rows".into(), reason: "expected an array of feature rows".into() });
@@ -121,7 +149,7 @@ pub fn parse_rows(body: &Value, max_rows: usize) -> Result<(Vec<Features>, bool)
         .enumerate()
         .map(|(i, row)| {
             let at = format!("rows[{i}]");
-            from_value::<FeatureRow>(row, &at)?.validate(&at)
+            from_value::<FeatureRow>(row, &at)?.complete(&at, fill)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((features, true))

@@ -17,6 +17,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_rows: usize,
     pub request_timeout: Duration,
+    /// Refuse rows with absent fields instead of filling them in (`api.strict_rows`).
+    pub strict_rows: bool,
 }
 
 impl Limits {
@@ -25,6 +27,7 @@ impl Limits {
             max_body_bytes: config.max_body_bytes,
             max_rows: config.max_rows.max(1),
             request_timeout: Duration::from_millis(config.request_timeout_ms.max(1)),
+            strict_rows: config.strict_rows,
         }
     }
 }
@@ -101,6 +104,11 @@ impl AppState {
     /// The model answering now, or 503 with the reason there is none.
     pub fn model(&self) -> Result<Arc<dyn Model>, ApiError> {
         Ok(self.control()?.current())
+    }
+
+    /// The training rows' feature reference of the loaded model, if it has one.
+    pub fn reference(&self) -> Option<Arc<crate::model::Reference>> {
+        self.0.models.get().and_then(|m| m.reference())
     }
 
     /// The model answering now, if any.

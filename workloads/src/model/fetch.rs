@@ -11,7 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::mlflow::{MlflowClient, RegistryRef};
-use super::{BASELINE_FILE, ModelError, ONNX_FILE};
+use super::{BASELINE_FILE, ModelError, ONNX_FILE, REFERENCE_FILE};
 use crate::domain::ModelVariant;
 
 /// A parsed `model.source`.
@@ -32,6 +32,8 @@ pub struct FetchedArtifacts {
     pub source_uri: String,
     pub onnx: Option<PathBuf>,
     pub baseline: Option<PathBuf>,
+    /// `reference.json`, when the source has one.
+    pub reference: Option<PathBuf>,
     /// `(registered model name, version)` when the source was the registry.
     pub registry_naming: Option<(String, String)>,
     _download_dir: Option<Arc<tempfile::TempDir>>,
@@ -138,7 +140,9 @@ fn local(path: &Path) -> Result<FetchedArtifacts, ModelError> {
     if onnx.is_none() && baseline.is_none() {
         return Err(ModelError::load(&uri, format!("neither {ONNX_FILE} nor {BASELINE_FILE} found")));
     }
-    Ok(FetchedArtifacts { source_uri: uri, onnx, baseline, registry_naming: None, _download_dir: None })
+    let dir = if resolved.is_dir() { Some(resolved.as_path()) } else { resolved.parent() };
+    let reference = dir.map(|d| d.join(REFERENCE_FILE)).and_then(existing);
+    Ok(FetchedArtifacts { source_uri: uri, onnx, baseline, reference, registry_naming: None, _download_dir: None })
 }
 
 pub(crate) fn http_client() -> Result<reqwest::Client, String> {
@@ -194,7 +198,17 @@ async fn https(url: &Url) -> Result<FetchedArtifacts, ModelError> {
     if onnx.is_none() && baseline.is_none() {
         return Err(err(format!("neither {onnx_url} nor {baseline_url} exists")));
     }
-    Ok(FetchedArtifacts { source_uri: uri, onnx, baseline, registry_naming: None, _download_dir: Some(Arc::new(dir)) })
+    let reference_url = url.join(REFERENCE_FILE).map_err(|e| err(e.to_string()))?;
+    let reference_path = dir.path().join(REFERENCE_FILE);
+    let reference = download(&client, &reference_url, &reference_path).await.map_err(&err)?.then_some(reference_path);
+    Ok(FetchedArtifacts {
+        source_uri: uri,
+        onnx,
+        baseline,
+        reference,
+        registry_naming: None,
+        _download_dir: Some(Arc::new(dir)),
+    })
 }
 
 async fn registry(
@@ -208,9 +222,9 @@ async fn registry(
     let version = client.resolve_version(name, reference).await.map_err(&err)?;
     let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
     let files =
-        client.download_model_files(name, &version, dir.path(), &[ONNX_FILE, BASELINE_FILE]).await.map_err(&err)?;
+        client.download_model_files(name, &version, dir.path(), &[ONNX_FILE, BASELINE_FILE, REFERENCE_FILE]).await.map_err(&err)?;
     let pick = |wanted: &str| files.iter().find(|p| p.file_name().is_some_and(|n| n == wanted)).cloned();
-    let (onnx, baseline) = (pick(ONNX_FILE), pick(BASELINE_FILE));
+    let (onnx, baseline, reference) = (pick(ONNX_FILE), pick(BASELINE_FILE), pick(REFERENCE_FILE));
     if onnx.is_none() && baseline.is_none() {
         return Err(err(format!("model version {version} has neither {ONNX_FILE} nor {BASELINE_FILE}")));
     }
@@ -219,6 +233,7 @@ async fn registry(
         source_uri: format!("{uri} (version {version})"),
         onnx,
         baseline,
+        reference,
         registry_naming: Some((name.to_string(), version)),
         _download_dir: Some(Arc::new(dir)),
     })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::{ArtifactSource, Model, ModelError, ModelInfo, load_variant};
+use super::{ArtifactSource, Model, ModelError, ModelInfo, Reference, load_variant};
 use crate::config::ModelConfig;
 use crate::domain::ModelVariant;
 
@@ -17,6 +17,8 @@ struct Loaded {
     ml: Option<Arc<dyn Model>>,
     baseline: Option<Arc<dyn Model>>,
     active: ModelVariant,
+    /// The training rows' feature reference, when the source has one.
+    reference: Option<Arc<Reference>>,
 }
 
 impl Loaded {
@@ -71,7 +73,21 @@ async fn load_both(config: &ModelConfig, active: ModelVariant) -> Result<Loaded,
             }
             Err(err) => Err(err),
         };
-        Ok::<_, ModelError>(Loaded { ml: load(ModelVariant::Ml)?, baseline: load(ModelVariant::Baseline)?, active })
+        // Optional: without it, requests must carry every feature and drift is not measured.
+        let reference = match fetched.reference.as_deref().map(Reference::load) {
+            Some(Ok(reference)) => Some(Arc::new(reference)),
+            Some(Err(err)) => {
+                tracing::warn!(%err, "feature reference unusable; missing request fields cannot be filled in");
+                None
+            }
+            None => None,
+        };
+        Ok::<_, ModelError>(Loaded {
+            ml: load(ModelVariant::Ml)?,
+            baseline: load(ModelVariant::Baseline)?,
+            active,
+            reference,
+        })
     })
     .await
     .map_err(|e| ModelError::load(&config.source, format!("loader task failed: {e}")))??;
@@ -98,7 +114,7 @@ impl ModelHandle {
         baseline: Option<Arc<dyn Model>>,
         active: ModelVariant,
     ) -> Result<Self, ModelError> {
-        let loaded = Loaded { ml, baseline, active };
+        let loaded = Loaded { ml, baseline, active, reference: None };
         if loaded.get(active).is_none() {
             return Err(ModelError::load(&config.source, format!("variant {} is not loaded", active.as_str())));
         }
@@ -114,6 +130,11 @@ impl ModelHandle {
     /// The model answering now. Keep the `Arc` for the duration of one request or batch.
     pub fn current(&self) -> Arc<dyn Model> {
         self.inner.state.load().active().clone()
+    }
+
+    /// The training rows' feature reference of the loaded source, if it has one.
+    pub fn reference(&self) -> Option<Arc<Reference>> {
+        self.inner.state.load().reference.clone()
     }
 
     pub fn variant(&self) -> ModelVariant {
@@ -148,7 +169,12 @@ impl ModelHandle {
         self.inner.state.rcu(|state| match state.get(variant) {
             Some(model) => {
                 result = Some(Ok(model.info().clone()));
-                Arc::new(Loaded { ml: state.ml.clone(), baseline: state.baseline.clone(), active: variant })
+                Arc::new(Loaded {
+                    ml: state.ml.clone(),
+                    baseline: state.baseline.clone(),
+                    active: variant,
+                    reference: state.reference.clone(),
+                })
             }
             None => {
                 result = Some(Err(ModelError::load(

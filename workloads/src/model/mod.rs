@@ -3,7 +3,8 @@
 //! A model *source* (`model.source` in the config) is a local artifact directory or file, an
 //! `https://` URL, or an MLflow registry URI (`models:/<name>/<version>`, `models:/<name>@<alias>`).
 //! An artifact directory holds `model.onnx` (the `ml` variant) and `baseline.json` (the
-//! `baseline` variant), as written by `models/train.py`.
+//! `baseline` variant), as written by `models/train.py`, and optionally `reference.json` (the
+//! training medians and quantile bins of every feature).
 //!
 //! [`load`] returns the configured variant; [`ModelHandle`] keeps both variants of one source
 //! loaded so that serving can switch between them, or reload the source, atomically.
@@ -13,6 +14,7 @@ mod fetch;
 mod handle;
 pub mod mlflow;
 pub mod onnx;
+pub mod reference;
 
 use std::sync::Arc;
 
@@ -21,11 +23,14 @@ use crate::domain::{Features, ModelVariant};
 
 pub use fetch::{ArtifactSource, FetchedArtifacts};
 pub use handle::ModelHandle;
+pub use reference::Reference;
 
 /// File name of the ONNX model inside an artifact directory.
 pub const ONNX_FILE: &str = "model.onnx";
 /// File name of the z-score baseline's parameters inside an artifact directory.
 pub const BASELINE_FILE: &str = "baseline.json";
+/// File name of the training rows' feature reference (medians, quantile bins); optional.
+pub const REFERENCE_FILE: &str = "reference.json";
 
 /// What a loaded model says about itself (reported by `/version`, predictions and metrics).
 #[derive(Debug, Clone, PartialEq)]
