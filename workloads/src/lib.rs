@@ -3,6 +3,7 @@
 //! The data flow reads from the module tree:
 //! [`sources`] (Coinbase WebSocket feeds, recordings) → [`features`] (the one feature engine)
 //! → [`model`] (ONNX GBDT or z-score baseline) → [`sinks`] (tables, mirrors) and [`api`],
+//! with [`quality`] judging the predictions once their outcome is known, and the drift,
 //! with [`transport`] (Kafka or in-memory channels) chosen at the edges and
 //! [`pipeline`] wiring the stages so that `spikewatch run` and the Kubernetes workloads
 //! execute the same core.
@@ -14,6 +15,7 @@ pub mod domain;
 pub mod features;
 pub mod model;
 pub mod pipeline;
+pub mod quality;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

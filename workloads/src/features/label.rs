@@ -84,8 +84,8 @@ fn forward_in_segment(points: &[LabelPoint], out: &mut Vec<Forward>) {
 }
 
 /// Running totals of returns; a window's moments are the difference of two prefixes.
-#[derive(Debug, Clone, Copy, Default)]
-struct PrefixMoments {
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct PrefixMoments {
     n: u64,
     nonzero: u64,
     sum: f64,
@@ -93,7 +93,7 @@ struct PrefixMoments {
 }
 
 impl PrefixMoments {
-    fn add(&mut self, r: f64) {
+    pub(crate) fn add(&mut self, r: f64) {
         self.n += 1;
         if r != 0.0 {
             self.nonzero += 1;
@@ -102,7 +102,7 @@ impl PrefixMoments {
         }
     }
 
-    fn minus(&self, earlier: &PrefixMoments) -> PrefixMoments {
+    pub(crate) fn minus(&self, earlier: &PrefixMoments) -> PrefixMoments {
         PrefixMoments {
             n: self.n - earlier.n,
             nonzero: self.nonzero - earlier.nonzero,
@@ -111,7 +111,7 @@ impl PrefixMoments {
         }
     }
 
-    fn std(&self) -> f64 {
+    pub(crate) fn std(&self) -> f64 {
         sample_std(self.n, self.nonzero, self.sum, self.sum_sq)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! [`FeatureEngine::update`] turns each [`Tick`](crate::domain::Tick) into a
 //! [`FeatureVector`](crate::domain::FeatureVector) in event time, per product, with amortized O(1)
-//! work and memory bounded by the ticks of the last 60 s. [`offline::build_rows`] runs the same
+//! work and memory bounded by the ticks of the last 30 minutes. [`offline::build_rows`] runs the same
 //! engine over recordings and adds the label's forward quantities ([`label`]).
 
 mod dedup;
@@ -10,7 +10,7 @@ mod engine;
 pub mod label;
 pub mod offline;
 mod rejected;
-mod window;
+pub(crate) mod window;
 
 pub use engine::{EngineStats, FeatureEngine};
 pub use rejected::TickRejected;

@@ -4,6 +4,7 @@
 //! [`run_kafka`], at least once through the generic stage loop) and the predict stage of
 //! `spikewatch run` (in-memory links, through [`LocalPredictor`]).
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -14,6 +15,7 @@ use super::local::LocalPredictor;
 use crate::config::Config;
 use crate::domain::{FEATURE_SET_VERSION, FeatureVector, Features, PREDICTION_SCHEMA, Prediction};
 use crate::model::{ModelHandle, check_finite};
+use crate::quality::{DriftMonitor, OnlineConfig, OnlineEvaluator, QualityMetrics};
 use crate::transport::kafka::{
     BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, StageTotals, TransportError,
     ensure_topics,
@@ -43,6 +45,8 @@ pub struct PredictorMetrics {
     pub processing_rate: Gauge,
     /// Predictions made by this process, also outside Kafka (local run).
     pub scored: IntCounter,
+    /// Online quality of the predictions and drift of the features.
+    pub quality: QualityMetrics,
 }
 
 impl PredictorMetrics {
@@ -69,7 +73,8 @@ impl PredictorMetrics {
         registry.register(Box::new(lag_seconds.clone()))?;
         registry.register(Box::new(processing_rate.clone()))?;
         registry.register(Box::new(scored.clone()))?;
-        Ok(PredictorMetrics { stage, lag_seconds, processing_rate, scored })
+        let quality = QualityMetrics::register(registry)?;
+        Ok(PredictorMetrics { stage, lag_seconds, processing_rate, scored, quality })
     }
 
     fn error(&self, kind: &str, n: u64) {
@@ -77,15 +82,82 @@ impl PredictorMetrics {
     }
 }
 
-/// The served model plus the counting every deployment of it does.
+/// Rows of the drift window, and how often its PSI is exported.
+const DRIFT_WINDOW: usize = 20_000;
+const DRIFT_EVERY: u64 = 1_000;
+
+/// What the predictor measures of its own predictions: their outcomes and the drift.
+struct Judge {
+    online: OnlineEvaluator,
+    drift: Option<(DriftMonitor, String)>,
+    scored: u64,
+    metrics: QualityMetrics,
+}
+
+/// The served model plus the counting and judging every deployment of it does.
 pub struct Predictor {
     model: ModelHandle,
     metrics: PredictorMetrics,
+    judge: Mutex<Judge>,
 }
 
 impl Predictor {
     pub fn new(model: ModelHandle, metrics: PredictorMetrics) -> Predictor {
-        Predictor { model, metrics }
+        let judge = Judge {
+            online: OnlineEvaluator::new(OnlineConfig::default()),
+            drift: None,
+            scored: 0,
+            metrics: metrics.quality.clone(),
+        };
+        metrics.quality.init_psi();
+        Predictor { model, metrics, judge: Mutex::new(judge) }
+    }
+
+    /// Feeds the online evaluation and the drift with a scored batch: `rows[i]` are the
+    /// features `predictions[i]` was made on. Each prediction joins its product's stream right
+    /// after its own point, as the evaluator needs the point its window starts from.
+    fn judge(&self, rows: &[Features], predictions: &[Prediction]) {
+        let mut judge = self.judge.lock().unwrap_or_else(|p| p.into_inner());
+        let judge = &mut *judge;
+        // The reference follows the loaded model (a reload may bring another one).
+        let reference = self.model.reference();
+        let same = match (&judge.drift, &reference) {
+            (Some((_, version)), Some(r)) => *version == r.model_version,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            judge.drift = reference.map(|r| (DriftMonitor::new(&r, DRIFT_WINDOW), r.model_version.clone()));
+        }
+        let mut touched: Vec<&str> = Vec::new();
+        for (features, prediction) in rows.iter().zip(predictions) {
+            let Some(time) = prediction.event_time.timestamp_nanos_opt() else { continue };
+            let outcomes = judge.online.observe_point(&prediction.product_id, time, features.midprice);
+            if !outcomes.is_empty() {
+                judge.metrics.labelled(&prediction.product_id, &outcomes);
+                if !touched.contains(&prediction.product_id.as_str()) {
+                    touched.push(&prediction.product_id);
+                }
+            }
+            judge.online.observe_prediction(prediction);
+            if let Some((drift, _)) = &mut judge.drift {
+                drift.observe(features);
+            }
+        }
+        if !touched.is_empty() {
+            for (product, variant, quality) in judge.online.quality() {
+                if touched.contains(&product.as_str()) {
+                    judge.metrics.set(&product, variant, &quality);
+                }
+            }
+        }
+        let before = judge.scored;
+        judge.scored += rows.len() as u64;
+        if judge.scored / DRIFT_EVERY != before / DRIFT_EVERY
+            && let Some((drift, _)) = &judge.drift
+        {
+            judge.metrics.set_psi(&drift.psi());
+        }
     }
 
     pub fn model(&self) -> &ModelHandle {
@@ -131,7 +203,7 @@ impl Predictor {
         };
         self.metrics.scored.inc_by(probabilities.len() as u64);
         let now = Instant::now();
-        scorable
+        let predictions: Vec<Prediction> = scorable
             .into_iter()
             .zip(probabilities)
             .map(|(i, probability)| {
@@ -150,7 +222,9 @@ impl Predictor {
                     processing_latency_seconds: now.duration_since(since).as_secs_f64(),
                 }
             })
-            .collect()
+            .collect();
+        self.judge(&rows, &predictions);
+        predictions
     }
 }
 
@@ -316,5 +390,37 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }
+    }
+
+    #[test]
+    fn judges_its_predictions_once_their_minute_has_passed() {
+        let (mut predictor, registry) = predictor();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/ticks/btc-usd-2025-11-30.csv.gz");
+        let mut engine = crate::features::FeatureEngine::new(&crate::config::FeaturesConfig::default());
+        let vectors: Vec<FeatureVector> = crate::sources::recording::open(path)
+            .unwrap()
+            .filter_map(|tick| engine.update(&tick.unwrap()).ok())
+            .collect();
+        let mut predicted = 0;
+        for batch in vectors.chunks(64) {
+            predicted += predictor.predict(batch).len();
+        }
+        assert!(predicted > 7_000, "{predicted}");
+        let text = crate::telemetry::server::render(&registry);
+        let labelled: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("volatility_online_labelled_total{product_id=\"BTC-USD\",variant=\"baseline\"} "))
+            .unwrap_or_else(|| panic!("no labelled count:\n{text}"))
+            .parse()
+            .unwrap();
+        // All but the last minute and the first 100 outcomes (no reference yet) are judged.
+        assert!(labelled > predicted as f64 * 0.8 && labelled < predicted as f64, "{labelled} of {predicted}");
+        for gauge in ["volatility_online_alert_recall", "volatility_online_brier", "volatility_online_positive_rate"] {
+            let line = text.lines().find(|l| l.starts_with(&format!("{gauge}{{product_id=\"BTC-USD\""))).unwrap_or_else(|| panic!("{gauge}"));
+            let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!((0.0..=1.0).contains(&value), "{line}");
+        }
+        // A baseline has no training reference: the drift series exist, undefined.
+        assert!(text.contains("volatility_feature_psi{feature=\"volatility\"} NaN"), "{text}");
     }
 }
