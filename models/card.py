@@ -118,7 +118,10 @@ a wild market, and on a product the model never saw. The seed's absolute form st
 
 Input: the {len(FEATURE_NAMES)} features of feature set `{r['feature_set']}` (docs/features.md),
 computed by the one Rust engine, in `FEATURE_NAMES` order (stored in the ONNX metadata and
-checked when the model loads). Model: LightGBM (parameters in `metrics.json`, fixed before any
+checked when the model loads). The model ignores {', '.join(r['ignored_features'])}: prices
+in the product's currency tell the product and the day apart, not the state of the market, and
+an unseen day's prices lie outside the training ranges (they stay in the input, as constants
+to the trees). Model: LightGBM (parameters in `metrics.json`, fixed before any
 evaluation), exported to ONNX with a dynamic batch dimension on every input and output;
 exported probabilities match LightGBM within {r['onnx_max_abs_diff_vs_lightgbm']:g}.
 

@@ -61,9 +61,17 @@ LGB_PARAMS = dict(
 )
 
 
+# Features in the product's currency: they tell the product and the recording day apart, not the
+# state of the market, and an unseen day's prices lie outside every training range. The model
+# sees them as constants (never split on); its input keeps every column of the feature set.
+LEVEL_FEATURES = ("price", "midprice", "spread_abs")
+
+
 def features_matrix(rows: pd.DataFrame) -> np.ndarray:
     # ONNX TreeEnsemble evaluates float32: train on the same values so thresholds agree.
-    return rows[FEATURE_NAMES].to_numpy(dtype=np.float64).astype(np.float32)
+    matrix = rows[FEATURE_NAMES].to_numpy(dtype=np.float64).astype(np.float32)
+    matrix[:, [FEATURE_NAMES.index(name) for name in LEVEL_FEATURES]] = 0.0
+    return matrix
 
 
 def _sha256(path: Path) -> str:
@@ -177,7 +185,7 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
     har = baselines.Har(rows, y_final)
 
     digest = table_digest(df)
-    params_text = json.dumps(LGB_PARAMS, sort_keys=True)
+    params_text = json.dumps({**LGB_PARAMS, "ignored_features": LEVEL_FEATURES}, sort_keys=True)
     version = "2." + hashlib.sha256((digest + params_text + mode).encode()).hexdigest()[:12]
     gbdt_threshold = thresholds["gbdt"]["value"]
     label_text = (
@@ -198,7 +206,9 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
     onnx_bytes = onnx_model.SerializeToString()
     (out_dir / "model.onnx").write_bytes(onnx_bytes)
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    onnx_all = session.run(["probabilities"], {export.INPUT_NAME: features_matrix(rows)})[0][:, 1]
+    # The served model gets the real levels: it must ignore them.
+    raw = rows[FEATURE_NAMES].to_numpy(dtype=np.float64).astype(np.float32)
+    onnx_all = session.run(["probabilities"], {export.INPUT_NAME: raw})[0][:, 1]
     parity = float(np.max(np.abs(onnx_all.astype(np.float64) - booster.predict(features_matrix(rows)))))
     if parity > 1e-5:
         raise AssertionError(f"ONNX export disagrees with LightGBM by {parity}")
@@ -283,6 +293,7 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
         "thresholds": thresholds,
         "zscore": {"mean": zscore.mean, "std": zscore.std, "k": k},
         "har_final_coefficients": har.coefficients(),
+        "ignored_features": list(LEVEL_FEATURES),
         "lightgbm_params": LGB_PARAMS,
         "onnx_max_abs_diff_vs_lightgbm": float(f"{parity:.3g}"),
         "figures": figures,

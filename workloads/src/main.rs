@@ -15,7 +15,10 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             tracing::error!("{err:#}");
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            match err.downcast_ref::<spikewatch::cli::drift::DriftAboveLimit>() {
+                Some(_) => std::process::ExitCode::from(spikewatch::cli::drift::DriftAboveLimit::EXIT_STATUS),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -76,7 +76,7 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::
 }
 
 /// Appends the ticks of one recording; malformed lines are counted by the reader and skipped.
-fn read_recording(path: &Path, ticks: &mut Vec<Tick>) -> anyhow::Result<RecordingStats> {
+pub(crate) fn read_recording(path: &Path, ticks: &mut Vec<Tick>) -> anyhow::Result<RecordingStats> {
     let mut reader = recording::open(path).with_context(|| format!("opening {}", path.display()))?;
     for item in &mut reader {
         match item {

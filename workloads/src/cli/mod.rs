@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+pub mod drift;
 pub mod features;
 pub mod featurize;
 pub mod ingest;
@@ -34,6 +35,8 @@ pub enum Command {
     Featurize(featurize::Args),
     /// Compute the offline feature table (training input) from recordings.
     Features(features::Args),
+    /// Measure how far recordings' features are from a model's training rows (PSI per feature).
+    Drift(drift::Args),
     /// Consume `ticks.features`, publish predictions to `ticks.predictions`.
     Predict(predict::Args),
     /// Serve the prediction API (port 8000).
@@ -52,6 +55,7 @@ impl Cli {
             Command::Replay(args) => replay::run(args, config).await,
             Command::Featurize(args) => featurize::run(args, config).await,
             Command::Features(args) => features::run(args, config).await,
+            Command::Drift(args) => drift::run(args, config).await,
             Command::Predict(args) => predict::run(args, config).await,
             Command::Serve(args) => serve::run(args, config).await,
             Command::Run(args) => run::run(args, config).await,

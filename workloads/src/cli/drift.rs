@@ -1,0 +1,87 @@
+//! `spikewatch drift`: how far recordings' features are from the ones a model was trained on,
+//! per feature (PSI against the model's `reference.json`), as a table on stdout and optionally
+//! an HTML report; `--fail-above` turns it into a gate for a pipeline promoting a model.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::features::{FeatureEngine, check_config};
+use crate::model::{ArtifactSource, Reference};
+use crate::quality::DriftMonitor;
+use crate::quality::report::DriftReport;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Recordings to measure (the layouts `spikewatch features` reads), in order.
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// The model whose training rows are the reference: a path, https:// URL or models:/ URI
+    /// (default: `model.source`). Only its `reference.json` is read.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Also write the report as a self-contained HTML page.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Exit with status 3 when any feature's PSI is above this value.
+    #[arg(long)]
+    pub fail_above: Option<f64>,
+}
+
+/// `--fail-above` exceeded: the command exits with status 3 (1 is any other error, 2 a usage error).
+#[derive(Debug, thiserror::Error)]
+#[error("PSI above {limit} for {}", features.join(", "))]
+pub struct DriftAboveLimit {
+    pub limit: f64,
+    pub features: Vec<&'static str>,
+}
+
+impl DriftAboveLimit {
+    pub const EXIT_STATUS: u8 = 3;
+}
+
+pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    check_config(&config.features).map_err(anyhow::Error::msg)?;
+    if let Some(limit) = args.fail_above
+        && !(limit.is_finite() && limit >= 0.0)
+    {
+        anyhow::bail!("--fail-above must be a non-negative number, got {limit}");
+    }
+    let source = args.model.clone().unwrap_or_else(|| config.model.source.clone());
+    let fetched = ArtifactSource::parse(&source, config.model.mlflow_tracking_uri.as_deref())?.fetch(&[]).await?;
+    let path = fetched
+        .reference
+        .clone()
+        .with_context(|| format!("{}: no reference.json (models trained before feature set v2 have none)", fetched.source_uri))?;
+    let reference = Reference::load(&path)?;
+    let features = config.features.clone();
+    let inputs = args.input.clone();
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<DriftReport> {
+        let mut ticks = Vec::new();
+        for input in &inputs {
+            super::features::read_recording(input, &mut ticks)?;
+        }
+        let mut engine = FeatureEngine::new(&features);
+        let mut monitor = DriftMonitor::new(&reference, 0);
+        for tick in &ticks {
+            if let Ok(vector) = engine.update(tick) {
+                monitor.observe(&vector.features);
+            }
+        }
+        Ok(DriftReport::new(&reference.model_version, &monitor))
+    })
+    .await??;
+    print!("{}", report.text());
+    if let Some(path) = &args.report {
+        std::fs::write(path, report.html()).with_context(|| format!("writing {}", path.display()))?;
+        println!("report → {}", path.display());
+    }
+    if let Some(limit) = args.fail_above {
+        let features: Vec<&'static str> = report.above(limit).iter().map(|f| f.name).collect();
+        if !features.is_empty() {
+            return Err(DriftAboveLimit { limit, features }.into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The drift report of `spikewatch drift`: each feature's PSI against the model's training bins,
+//! as a text table and as a self-contained HTML page with the two distributions side by side.
+
+use std::fmt::Write;
+
+use super::drift::DriftMonitor;
+use crate::domain::FEATURE_NAMES;
+
+/// PSI above which a feature has moved enough to question the model's scores.
+pub const SHIFTED: f64 = 0.25;
+/// PSI above which a feature has moved noticeably.
+pub const MODERATE: f64 = 0.1;
+
+/// The usual reading of a PSI value.
+pub fn verdict(psi: Option<f64>) -> &'static str {
+    match psi {
+        None => "no rows",
+        Some(p) if p > SHIFTED => "shifted",
+        Some(p) if p > MODERATE => "moderate",
+        Some(_) => "stable",
+    }
+}
+
+/// One feature of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureDrift {
+    pub name: &'static str,
+    pub psi: Option<f64>,
+    pub edges: Vec<f64>,
+    /// Training share per bin.
+    pub expected: Vec<f64>,
+    /// Share of the report's rows per bin.
+    pub actual: Vec<f64>,
+}
+
+/// Every feature, most shifted first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftReport {
+    pub model_version: String,
+    pub rows: u64,
+    pub features: Vec<FeatureDrift>,
+}
+
+impl DriftReport {
+    pub fn new(model_version: &str, monitor: &DriftMonitor) -> DriftReport {
+        let mut features: Vec<FeatureDrift> = monitor
+            .psi()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, psi))| FeatureDrift {
+                name,
+                psi,
+                edges: monitor.edges(i).to_vec(),
+                expected: monitor.expected(i).to_vec(),
+                actual: monitor.shares(i),
+            })
+            .collect();
+        features.sort_by(|a, b| b.psi.unwrap_or(f64::NEG_INFINITY).total_cmp(&a.psi.unwrap_or(f64::NEG_INFINITY)));
+        DriftReport { model_version: model_version.to_string(), rows: monitor.rows(), features }
+    }
+
+    /// Features whose PSI is above `limit`.
+    pub fn above(&self, limit: f64) -> Vec<&FeatureDrift> {
+        self.features.iter().filter(|f| f.psi.is_some_and(|p| p > limit)).collect()
+    }
+
+    pub fn text(&self) -> String {
+        let width = FEATURE_NAMES.iter().map(|n| n.len()).max().unwrap_or(0);
+        let mut out = format!("{} rows against the training rows of model {}\n", self.rows, self.model_version);
+        let _ = writeln!(out, "{:width$}  {:>8}  verdict", "feature", "PSI");
+        for f in &self.features {
+            let psi = f.psi.map_or_else(|| "-".to_string(), |p| format!("{p:.3}"));
+            let _ = writeln!(out, "{:width$}  {psi:>8}  {}", f.name, verdict(f.psi));
+        }
+        out
+    }
+
+    /// A page that needs nothing else: inline SVG, no script, no external resource.
+    pub fn html(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>Feature drift: model {version}</title>\n<style>\
+             body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\
+             table{{border-collapse:collapse}}td,th{{padding:.25em .8em;text-align:left}}\
+             tr:nth-child(even){{background:#f4f4f4}}.shifted{{color:#b00020;font-weight:bold}}\
+             .moderate{{color:#a65e00}}figure{{display:inline-block;margin:1em}}\
+             </style></head><body>\n<h1>Feature drift</h1>\n<p>{rows} rows against the training rows of \
+             model <code>{version}</code>. PSI = Σ (a − e)·ln(a / e) over the training quantile bins; \
+             below {MODERATE} stable, above {SHIFTED} shifted.</p>\n<table><tr><th>feature</th><th>PSI</th>\
+             <th>verdict</th></tr>\n",
+            version = escape(&self.model_version),
+            rows = self.rows,
+        );
+        for f in &self.features {
+            let psi = f.psi.map_or_else(|| "-".to_string(), |p| format!("{p:.3}"));
+            let verdict = verdict(f.psi);
+            let _ = writeln!(
+                out,
+                "<tr><td><a href=\"#{name}\">{name}</a></td><td>{psi}</td><td class=\"{verdict}\">{verdict}</td></tr>",
+                name = f.name
+            );
+        }
+        out.push_str("</table>\n<p>Bars: share of rows per training bin, training (grey) and these rows (blue).</p>\n");
+        for f in &self.features {
+            out.push_str(&histogram(f));
+        }
+        out.push_str("</body></html>\n");
+        out
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Grouped bars of one feature: per bin, the training share and the current share.
+fn histogram(f: &FeatureDrift) -> String {
+    const W: f64 = 420.0;
+    const H: f64 = 160.0;
+    const BOTTOM: f64 = 40.0;
+    let bins = f.expected.len().max(1);
+    let top = f.expected.iter().chain(&f.actual).fold(0.0f64, |m, v| m.max(*v)).max(1e-9);
+    let slot = W / bins as f64;
+    let bar = slot * 0.4;
+    let y = |share: f64| (H - BOTTOM) * (1.0 - share / top);
+    let mut svg = format!(
+        "<figure id=\"{name}\"><figcaption>{name}: PSI {psi}</figcaption>\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" role=\"img\" \
+         aria-label=\"{name} shares per bin\">",
+        name = f.name,
+        psi = f.psi.map_or_else(|| "-".to_string(), |p| format!("{p:.3}")),
+    );
+    for (i, (e, a)) in f.expected.iter().zip(&f.actual).enumerate() {
+        let x = i as f64 * slot + slot * 0.1;
+        let _ = write!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"{ye:.1}\" width=\"{bar:.1}\" height=\"{he:.1}\" fill=\"#9e9e9e\"><title>training {e:.3}</title></rect>\
+             <rect x=\"{xa:.1}\" y=\"{ya:.1}\" width=\"{bar:.1}\" height=\"{ha:.1}\" fill=\"#1f77b4\"><title>current {a:.3}</title></rect>",
+            ye = y(*e),
+            he = H - BOTTOM - y(*e),
+            xa = x + bar,
+            ya = y(*a),
+            ha = H - BOTTOM - y(*a),
+        );
+    }
+    // Bin boundaries under the bars, at the edges between slots.
+    for (i, edge) in f.edges.iter().enumerate() {
+        let x = (i + 1) as f64 * slot;
+        let _ = write!(
+            svg,
+            "<text x=\"{x:.1}\" y=\"{ty:.1}\" font-size=\"9\" text-anchor=\"end\" transform=\"rotate(-35 {x:.1} {ty:.1})\">{edge:.3e}</text>",
+            ty = H - BOTTOM + 12.0,
+        );
+    }
+    svg.push_str("</svg></figure>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Reference;
+
+    fn reference() -> Reference {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/spikewatch-gbdt/reference.json");
+        Reference::load(&path).unwrap()
+    }
+
+    #[test]
+    fn verdicts_follow_the_usual_cuts() {
+        assert_eq!([verdict(None), verdict(Some(0.05)), verdict(Some(0.2)), verdict(Some(0.3))], ["no rows", "stable", "moderate", "shifted"]);
+    }
+
+    #[test]
+    fn rows_piled_into_one_bin_are_the_most_shifted() {
+        let reference = reference();
+        let mut monitor = DriftMonitor::new(&reference, 0);
+        let medians = crate::api::rows::from_array(reference.medians());
+        for _ in 0..50 {
+            monitor.observe(&medians);
+        }
+        let report = DriftReport::new(&reference.model_version, &monitor);
+        assert_eq!(report.rows, 50);
+        assert_eq!(report.features.len(), FEATURE_NAMES.len());
+        assert!(report.features.windows(2).all(|w| w[0].psi >= w[1].psi), "sorted, most shifted first");
+        assert!(report.above(SHIFTED).len() > FEATURE_NAMES.len() / 2);
+        let text = report.text();
+        assert!(text.starts_with("50 rows against the training rows of model "), "{text}");
+        assert!(text.contains("shifted"), "{text}");
+        let html = report.html();
+        assert_eq!(html.matches("<svg").count(), FEATURE_NAMES.len());
+        assert!(!html.contains("NaN") && !html.contains("inf"), "every number is finite");
+        assert!(!html.contains("http://") || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(), "no external resource");
+    }
+}

@@ -1,0 +1,70 @@
+//! `spikewatch drift` end to end: a recording against the committed model's training rows.
+
+use std::process::Command;
+
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/artifacts/spikewatch-gbdt");
+const DAY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/ticks/btc-usd-2026-04-06.csv.gz");
+const ETH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/ticks/eth-usd-2026-04-04.csv.gz");
+
+fn spikewatch() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikewatch"));
+    cmd.env_remove("CONFIG_PATH");
+    cmd
+}
+
+/// (feature, PSI) rows of the text table.
+fn table(stdout: &str) -> Vec<(String, f64)> {
+    stdout
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.to_string(), parts.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn reports_every_feature_and_writes_a_self_contained_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("drift.html");
+    let out = spikewatch().args(["drift", "--model", MODEL, "--input", DAY, "--report"]).arg(&page).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows = table(&stdout);
+    assert_eq!(rows.len(), 22, "{stdout}");
+    assert!(rows.windows(2).all(|w| w[0].1 >= w[1].1), "most shifted first: {stdout}");
+    // One hour of one afternoon: the time of day is far from the training days' spread,
+    // while the 60 s return of a training day's market is not.
+    let psi = |name: &str| rows.iter().find(|(n, _)| n == name).unwrap().1;
+    assert!(psi("time_of_day_cos") > 0.25, "{stdout}");
+    assert!(psi("return_60s") < psi("time_of_day_cos"), "{stdout}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert_eq!(html.matches("<svg").count(), 22);
+    assert!(!html.contains("<script") && !html.contains("src="), "no script, no external resource");
+}
+
+#[test]
+fn fail_above_exits_3_naming_the_features() {
+    let out = spikewatch().args(["drift", "--model", MODEL, "--input", ETH, "--fail-above", "0.25"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("PSI above 0.25 for ") && stderr.contains("price"), "ETH prices are not BTC's: {stderr}");
+    // The same rows pass a limit no PSI reaches.
+    let ok = spikewatch().args(["drift", "--model", MODEL, "--input", ETH, "--fail-above", "1000"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
+
+#[test]
+fn a_model_without_reference_or_a_bad_limit_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{MODEL}/baseline.json"), dir.path().join("baseline.json")).unwrap();
+    let out = spikewatch().args(["drift", "--input", DAY, "--model"]).arg(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no reference.json"), "{stderr}");
+    let out = spikewatch().args(["drift", "--model", MODEL, "--input", DAY, "--fail-above=-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fail-above must be a non-negative number"));
+}
