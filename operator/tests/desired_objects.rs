@@ -427,7 +427,9 @@ fn monitoring_objects_follow_the_monitoring_switches() {
             "API error rate",
             "Consumer lag",
             "Predictions per second",
-            "Model variant"
+            "Model variant",
+            "Alert precision / recall, last hour",
+            "Feature drift (PSI against the training rows)"
         ]
     );
     assert!(desired_prometheus_rule(&vp).unwrap().is_some());

@@ -25,7 +25,8 @@ pub struct Counters {
     pub consumed: f64,
     /// `volatility_consumer_errors_total{error_type="inference"}`.
     pub inference_errors: f64,
-    /// `volatility_online_alert_precision` (a gauge; the newest value is used).
+    /// `volatility_online_alert_precision{variant="ml"}`, mean over the products that alerted
+    /// (a gauge; the newest scrape's value is used).
     pub alert_precision: Option<f64>,
 }
 

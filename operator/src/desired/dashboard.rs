@@ -1,6 +1,7 @@
 //! The Grafana dashboard of a pipeline, in a ConfigMap labelled `grafana_dashboard: "1"` so the
 //! Grafana sidecar loads it. Panels follow the runbook: P50/P95 latency, error rate, consumer lag,
-//! predictions per second, model variant.
+//! predictions per second, model variant; and what the predictor measures of its own quality:
+//! alert precision and recall against chance (last hour), feature drift (PSI).
 
 use std::collections::BTreeMap;
 
@@ -95,6 +96,15 @@ pub fn dashboard_json(vp: &VolatilityPipeline) -> Value {
             panel(5, "Model variant", "stat", "none", 0, 16, vec![(
                 format!("max by (variant, version) (model_info{{{models}}})"),
                 "{{variant}} {{version}}",
+            )]),
+            panel(6, "Alert precision / recall, last hour", "timeseries", "percentunit", 12, 16, vec![
+                (format!("avg by (product_id) (volatility_online_alert_precision{{{predictor},variant=\"ml\"}})"), "precision {{product_id}}"),
+                (format!("avg by (product_id) (volatility_online_alert_recall{{{predictor},variant=\"ml\"}})"), "recall {{product_id}}"),
+                (format!("avg by (product_id) (volatility_online_positive_rate{{{predictor},variant=\"ml\"}})"), "chance {{product_id}}"),
+            ]),
+            panel(7, "Feature drift (PSI against the training rows)", "timeseries", "none", 0, 24, vec![(
+                format!("max by (feature) (volatility_feature_psi{{{predictor}}})"),
+                "{{feature}}",
             )]),
         ],
     })

@@ -1,5 +1,6 @@
 //! A Prometheus Operator `PrometheusRule` with the runbook's SLO alerts: API p95 latency above
-//! 800 ms, API error rate above 1 %, consumer lag above 30 s, no predictions for N minutes.
+//! 800 ms, API error rate above 1 %, consumer lag above 30 s, no predictions for N minutes; and
+//! one on the model's judged quality: its alerts no better than chance over the last hour.
 //!
 //! The expressions select the pipeline's series by the `namespace` and `service` labels that
 //! the ServiceMonitors attach. `promtool check rules` and `promtool test rules` run over them in
@@ -19,6 +20,8 @@ pub const P95_LATENCY_SLO_SECONDS: f64 = 0.8;
 pub const ERROR_RATE_SLO: f64 = 0.01;
 /// Consumer lag SLO, seconds.
 pub const CONSUMER_LAG_SLO_SECONDS: f64 = 30.0;
+/// Judged predictions of a product in the last hour before its alert precision is trusted.
+pub const MIN_JUDGED_PER_HOUR: u32 = 600;
 
 /// `monitoring.coreos.com/v1` `PrometheusRule`.
 pub fn prometheus_rule_resource() -> ApiResource {
@@ -91,6 +94,21 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
                 "annotations": {
                     "summary": format!("No predictions for {minutes} minutes"),
                     "description": format!("The predictor of {namespace}/{name} made no prediction in the last {minutes} minutes."),
+                },
+            },
+            {
+                "alert": "SpikewatchAlertsNoBetterThanChance",
+                // Precision at or below the share of positive minutes: alerting at random would do
+                // as well. NaN (no alert in the hour) compares false: a silent model does not fire this.
+                "expr": format!(
+                    "(volatility_online_alert_precision{{{predictor},variant=\"ml\"}} <= volatility_online_positive_rate{{{predictor},variant=\"ml\"}}) \
+                     and increase(volatility_online_labelled_total{{{predictor},variant=\"ml\"}}[1h]) >= {MIN_JUDGED_PER_HOUR}"
+                ),
+                "for": "30m",
+                "labels": labels,
+                "annotations": {
+                    "summary": "Spike alerts no better than chance",
+                    "description": format!("Over the last hour, {{{{ $value | humanizePercentage }}}} of the model's alerts on {{{{ $labels.product_id }}}} ({namespace}/{name}) preceded one of the product's most volatile minutes, no more than alerting at random would."),
                 },
             },
         ],

@@ -54,8 +54,8 @@ pub mod metric {
     pub const CONSUMER_ERRORS: &str = "volatility_consumer_errors_total";
     /// Inference errors are `volatility_consumer_errors_total{error_type="inference"}`.
     pub const INFERENCE_ERROR_TYPE: &str = "inference";
-    /// The online-quality hook: precision of alerts whose 60 s outcome is known. Not exported
-    /// by the predictor yet.
+    /// The online-quality hook: precision over the last hour of the alerts whose 60 s outcome
+    /// is known, per product and variant (NaN without an alert).
     pub const ALERT_PRECISION: &str = "volatility_online_alert_precision";
 }
 

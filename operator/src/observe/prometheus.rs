@@ -39,7 +39,8 @@ impl Queries {
             inference_errors: format!(
                 r#"sum(increase({CONSUMER_ERRORS}{{{predictor},error_type="{INFERENCE_ERROR_TYPE}"}}[{w}])) or vector(0)"#
             ),
-            alert_precision: format!("avg({ALERT_PRECISION}{{{predictor}}})"),
+            // `>= 0` drops the NaN of products without an alert in the hour.
+            alert_precision: format!("avg({ALERT_PRECISION}{{{predictor},variant=\"ml\"}} >= 0)"),
         }
     }
 }

@@ -87,6 +87,7 @@ pub fn parse_counters(text: &str) -> Result<Counters, String> {
     let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .map_err(|e| format!("unreadable /metrics: {e}"))?;
     let mut counters = Counters::default();
+    let mut precisions: Vec<f64> = vec![];
     for sample in &scrape.samples {
         let value = match &sample.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(*v),
@@ -103,7 +104,11 @@ pub fn parse_counters(text: &str) -> Result<Counters, String> {
             (CONSUMER_ERRORS, Some(v)) if sample.labels.get("error_type") == Some(INFERENCE_ERROR_TYPE) => {
                 counters.inference_errors += v;
             }
-            (ALERT_PRECISION, Some(v)) => counters.alert_precision = Some(v),
+            // Per product; undefined (NaN) without an alert in the hour; the baseline's is not
+            // the model's.
+            (ALERT_PRECISION, Some(v)) if v.is_finite() && sample.labels.get("variant") == Some("ml") => {
+                precisions.push(v);
+            }
             (API_LATENCY, None) => {
                 if let Value::Histogram(buckets) = &sample.value {
                     for b in buckets {
@@ -118,6 +123,9 @@ pub fn parse_counters(text: &str) -> Result<Counters, String> {
         }
     }
     counters.latency_buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if !precisions.is_empty() {
+        counters.alert_precision = Some(precisions.iter().sum::<f64>() / precisions.len() as f64);
+    }
     Ok(counters)
 }
 
@@ -255,6 +263,21 @@ volatility_consumer_messages_processed_total 400
         assert_eq!(c.inference_errors, 4.0, "other error types are not the model's");
         assert_eq!(c.latency_buckets, vec![(0.001, 90.0), (1.0, 110.0), (f64::INFINITY, 110.0)]);
         assert_eq!(c.alert_precision, None);
+    }
+
+    #[test]
+    fn alert_precision_is_the_models_mean_over_the_products_that_alerted() {
+        let text = r#"# TYPE volatility_online_alert_precision gauge
+volatility_online_alert_precision{product_id="BTC-USD",variant="ml"} 0.2
+volatility_online_alert_precision{product_id="ETH-USD",variant="ml"} 0.4
+volatility_online_alert_precision{product_id="SOL-USD",variant="ml"} NaN
+volatility_online_alert_precision{product_id="BTC-USD",variant="baseline"} 0.9
+"#;
+        let c = parse_counters(text).unwrap();
+        let p = c.alert_precision.unwrap();
+        assert!((p - 0.3).abs() < 1e-12, "{p}");
+        let silent = "volatility_online_alert_precision{product_id=\"BTC-USD\",variant=\"ml\"} NaN\n";
+        assert_eq!(parse_counters(silent).unwrap().alert_precision, None, "no alert judged: no value");
     }
 
     #[test]
