@@ -125,9 +125,9 @@ pub fn parse_pipeline(text: &str, path: &str) -> Result<VolatilityPipeline, Rend
     if value.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
         return Err(RenderError::Parse { path: path.into(), message: "metadata.name is missing".into() });
     }
-    serde_json::from_value(value).map_err(|e| RenderError::Parse {
+    serde_path_to_error::deserialize(value).map_err(|e| RenderError::Parse {
         path: path.into(),
-        message: format!("not a valid VolatilityPipeline: {e}"),
+        message: format!("not a valid VolatilityPipeline: {}: {}", e.path(), e.inner()),
     })
 }
 
@@ -141,9 +141,9 @@ pub fn parse_status(text: &str, path: &str) -> Result<VolatilityPipelineStatus, 
         })?,
         None => value,
     };
-    serde_json::from_value(status).map_err(|e| RenderError::Parse {
+    serde_path_to_error::deserialize(status).map_err(|e| RenderError::Parse {
         path: path.into(),
-        message: format!("not a valid VolatilityPipeline status: {e}"),
+        message: format!("not a valid VolatilityPipeline status: {}: {}", e.path(), e.inner()),
     })
 }
 
