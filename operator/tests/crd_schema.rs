@@ -44,10 +44,10 @@ fn cel_errors(object: &Value) -> Vec<String> {
 #[test]
 fn examples_parse_as_pipelines_and_pass_the_schema_and_the_cel_rules() {
     let schema = validate::crd_schema();
-    for file in ["pipeline.yaml", "pipeline-strimzi.yaml"] {
+    for file in ["pipeline.yaml", "pipeline-strimzi.yaml", "gitops/pipelines/btc-usd-replay.yaml"] {
         let text = pipelines::example(file);
         let vp: VolatilityPipeline = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert!(vp.spec.products.len() >= 2, "{file}");
+        assert!(!vp.spec.products.is_empty(), "{file}");
         // As written, and as the operator reads it back with every default filled in.
         let instances = [yaml_to_json(&text), serde_json::to_value(&vp).unwrap()];
         let errors = validate::openapi_schema_errors(&schema, &instances);
