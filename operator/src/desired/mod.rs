@@ -44,8 +44,8 @@ pub use meta::{
 pub use network_policy::desired_network_policy;
 pub use pod_disruption_budget::desired_pod_disruption_budget;
 pub use prometheus_rule::{
-    CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, desired_prometheus_rule, prometheus_rule_file,
-    prometheus_rule_groups, prometheus_rule_resource, series_selector,
+    CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, api_error_ratio, consumer_lag_by_service,
+    desired_prometheus_rule, prometheus_rule_file, prometheus_rule_groups, prometheus_rule_resource, series_selector,
 };
 pub use scaled_object::{
     desired_scaled_object, desired_trigger_authentication, scaled_object_resource, trigger_authentication_name,
