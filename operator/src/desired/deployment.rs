@@ -91,7 +91,7 @@ pub fn workload_image(vp: &VolatilityPipeline, options: &RenderOptions) -> Resul
         .or(options.default_image_tag.as_deref())
         .ok_or(DesiredError::InvalidSpec(
             "image.tag is unset and the operator has no default workload image tag \
-             (set spec.image.tag, or the chart value workloadImage.tag)",
+             (set spec.image.tag, or the operator's --workload-image-tag: the chart value workloadImage.tag)",
         ))?;
     Ok(format!("{}:{tag}", image.repository))
 }
