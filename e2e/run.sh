@@ -67,7 +67,9 @@ done
 "$python" -c 'import onnx' 2>/dev/null || fail "$python cannot import onnx: pip install -r e2e/requirements.txt"
 kubectl version >/dev/null || fail "the cluster in $KUBECONFIG does not answer"
 
-name=$(kubectl create --dry-run=client -o jsonpath='{.metadata.name}' -f "$root/examples/pipeline.yaml")
+# The example's metadata.name (read from the file: the CRD is not installed yet).
+name=$(awk '/^metadata:/ { m = 1; next } m && /^  name:/ { print $2; exit }' "$root/examples/pipeline.yaml")
+[[ -n "$name" ]] || fail "cannot read metadata.name of examples/pipeline.yaml"
 
 vp() { kubectl -n "$namespace" get volatilitypipeline "$name" -o jsonpath="$1"; }
 condition() { vp "{.status.conditions[?(@.type==\"$1\")].status}"; }
@@ -86,8 +88,9 @@ deployment_env() {
 metric_sum() {
   local component=$1 metric=$2 total=0 pod value
   for pod in $(pods_of "$component"); do
+    # A pod may go away between the listing and the read: it counts as 0.
     value=$(kubectl get --raw "/api/v1/namespaces/$namespace/pods/$pod:8001/proxy/metrics" 2>/dev/null |
-      awk -v m="$metric" '$1 == m { print $2; exit }')
+      awk -v m="$metric" '$1 == m { print $2; exit }') || value=0
     total=$(awk -v a="$total" -v b="${value:-0}" 'BEGIN { printf "%.0f", a + b }')
   done
   echo "$total"
@@ -203,7 +206,7 @@ for expected in TopicsReady=True WorkloadsReady=True MonitoringReady=True Reconc
   [[ "$(condition "$type")" == "${expected#*=}" ]] || fail "$type is $(condition "$type"), expected ${expected#*=}"
 done
 [[ "$(vp '{.status.observedGeneration}')" == "$(vp '{.metadata.generation}')" ]] || fail "the status describes an old generation"
-kubectl -n "$namespace" get servicemonitor "$name-api" prometheusrule "$name" >/dev/null
+kubectl -n "$namespace" get "servicemonitor/$name-api" "prometheusrule/$name" >/dev/null
 if [[ "$topics" == strimzi ]]; then
   kubectl -n "$namespace" get kafkatopics -l "app.kubernetes.io/instance=$name" -o name | grep -q . ||
     fail "no KafkaTopic of the pipeline"

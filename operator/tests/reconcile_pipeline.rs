@@ -676,3 +676,36 @@ async fn a_broker_outage_after_startup_leaves_running_workloads_alone_and_report
     );
     assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
 }
+
+#[tokio::test]
+async fn a_replay_source_is_applied_as_a_looping_replay_ingestor_with_its_recording_mounted() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka:9092"},
+        "source": {"type": "replay", "replay": {"speed": "max",
+                   "recording": {"configMap": {"name": "btc-recording", "key": "btc.csv.gz"}}}},
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    cluster.reconcile().await.expect("reconcile");
+
+    let ingestor = cluster.server.get(&fixtures::path("apps/v1", "deployments", "test-ingestor")).unwrap();
+    let pod = &ingestor["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["args"],
+        json!(["replay", "--loop", "--speed", "max", "--input", "/var/lib/spikewatch/recording/btc.csv.gz",
+               "--config", "/etc/spikewatch/config.yaml"])
+    );
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(volumes.iter().any(|v| v["configMap"]["name"] == "btc-recording"), "{volumes:?}");
+    assert_eq!(pod["containers"][0]["image"], format!("ghcr.io/spikewatch/spikewatch:{}", fixtures::WORKLOAD_IMAGE_TAG));
+
+    // Back to the live feed: the same Deployment runs `ingest` without the recording.
+    let mut live = cluster.server.pipeline();
+    live.spec.source = Default::default();
+    cluster.server.insert_pipeline(&live);
+    cluster.reconcile().await.expect("reconcile");
+    let ingestor = cluster.server.get(&fixtures::path("apps/v1", "deployments", "test-ingestor")).unwrap();
+    assert_eq!(ingestor["spec"]["template"]["spec"]["containers"][0]["args"][0], "ingest");
+    let volumes = ingestor["spec"]["template"]["spec"]["volumes"].as_array().unwrap().clone();
+    assert!(volumes.iter().all(|v| v["name"] != "recording"), "{volumes:?}");
+}
