@@ -1,53 +1,140 @@
 #!/usr/bin/env bash
-# End-to-end test on a real cluster: install the operator's Helm chart, start a Kafka-protocol
-# broker, apply examples/pipeline.yaml (pointed at that broker) and wait for the pipeline's
-# Ready condition.
+# End-to-end test of the operator on a real cluster, hermetic (no internet access needed by the
+# pipeline: it replays a recording):
+#   1. the prometheus-operator CRDs, a Kafka (E2E_TOPICS=admin: a plain single-node broker and
+#      the Admin API; E2E_TOPICS=strimzi: Strimzi in KRaft mode and KafkaTopic objects), the
+#      operator's Helm chart;
+#   2. examples/pipeline.yaml adapted (e2e/adapt_pipeline.py), replaying a recording from a
+#      ConfigMap: waits for Ready (and Reconciling/Stalled False, monitoring applied);
+#   3. predictions flow: the predictors' counter grows;
+#   4. a backlog: the predictor scaled to 0 while the replay runs, then autoscaling turned on:
+#      the operator scales the predictor up on the lag;
+#   5. a real fault: model.sourceUri pointed at a model that loads but fails every inference
+#      (served over HTTP from the cluster): the operator rolls back to the baseline
+#      (RolledBack=True, MODEL_VARIANT=baseline) and predictions flow again.
+# On failure it prints (and, with E2E_ARTIFACTS, saves) the pipeline's status, events, and the
+# logs of every pod involved.
 #
-# Needs: KUBECONFIG (any cluster; kind in CI), kubectl, helm, python3.
+# Needs: KUBECONFIG (any cluster; kind in CI), kubectl, helm (v3 or v4), python3 with `onnx`
+# (pip install -r e2e/requirements.txt).
 # Optional:
-#   OPERATOR_IMAGE   operator image (repository:tag), default ghcr.io/spikewatch/spikewatch-operator:<chart appVersion>
-#   WORKLOAD_IMAGE   workload image (repository:tag), default: the pipeline's default image
-#   KIND_CLUSTER     load OPERATOR_IMAGE / WORKLOAD_IMAGE into this kind cluster first
-#   TANSU_IMAGE      broker image, default ghcr.io/tansu-io/tansu:0.6.0
-#   E2E_NAMESPACE    namespace of the pipeline and the broker, default spikewatch-e2e
-#   E2E_TIMEOUT      how long to wait for Ready, default 600s
-#   E2E_KEEP=1       leave everything installed afterwards (for debugging)
+#   E2E_TOPICS            admin (default) or strimzi
+#   OPERATOR_IMAGE        operator image repository:tag, default the chart's
+#   WORKLOAD_IMAGE        workload image repository:tag, default the chart's workloadImage.tag
+#   KIND_CLUSTER          load OPERATOR_IMAGE and WORKLOAD_IMAGE into this kind cluster first
+#   E2E_NAMESPACE         namespace of the pipeline and its Kafka, default spikewatch-e2e
+#   E2E_TIMEOUT           seconds each wait may take, default 600
+#   E2E_ARTIFACTS         directory for the diagnostics of a failed run
+#   E2E_KEEP=1            leave everything installed afterwards
+#   PROMETHEUS_OPERATOR_VERSION  default v0.86.1; STRIMZI_VERSION default 0.49.0;
+#   KAFKA_IMAGE           default apache/kafka:4.1.0; MODEL_SERVER_IMAGE default busybox:1.37.0
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+topics=${E2E_TOPICS:-admin}
 namespace=${E2E_NAMESPACE:-spikewatch-e2e}
 operator_namespace=spikewatch-system
 release=spikewatch-operator
-timeout=${E2E_TIMEOUT:-600s}
-tansu_image=${TANSU_IMAGE:-ghcr.io/tansu-io/tansu:0.6.0}
+timeout=${E2E_TIMEOUT:-600}
+artifacts=${E2E_ARTIFACTS:-}
+prometheus_operator_version=${PROMETHEUS_OPERATOR_VERSION:-v0.86.1}
+strimzi_version=${STRIMZI_VERSION:-0.49.0}
+strimzi_namespace=strimzi
+kafka_image=${KAFKA_IMAGE:-apache/kafka:4.1.0}
+model_server_image=${MODEL_SERVER_IMAGE:-busybox:1.37.0}
+recording=$root/data/coinbase/ticks/btc-usd-2026-04-04b.csv.gz
+python=${PYTHON:-python3}
 
 say() { printf '\n==> %s\n' "$*"; }
 fail() { printf 'e2e: %s\n' "$*" >&2; exit 1; }
 
+# Runs the command until it succeeds, for at most E2E_TIMEOUT seconds.
+wait_until() {
+  local what=$1
+  shift
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    ((SECONDS < deadline)) || fail "gave up after ${timeout}s waiting for $what"
+    sleep 5
+  done
+}
+
+[[ "$topics" == admin || "$topics" == strimzi ]] || fail "E2E_TOPICS must be admin or strimzi, not '$topics'"
 [[ -n "${KUBECONFIG:-}" ]] || fail "KUBECONFIG is not set: point it at the cluster to test (e.g. kind get kubeconfig)"
-for tool in kubectl helm python3; do
+for tool in kubectl helm "$python"; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
+"$python" -c 'import onnx' 2>/dev/null || fail "$python cannot import onnx: pip install -r e2e/requirements.txt"
 kubectl version >/dev/null || fail "the cluster in $KUBECONFIG does not answer"
+
+# The example's metadata.name (read from the file: the CRD is not installed yet).
+name=$(awk '/^metadata:/ { m = 1; next } m && /^  name:/ { print $2; exit }' "$root/examples/pipeline.yaml")
+[[ -n "$name" ]] || fail "cannot read metadata.name of examples/pipeline.yaml"
+
+vp() { kubectl -n "$namespace" get volatilitypipeline "$name" -o jsonpath="$1"; }
+condition() { vp "{.status.conditions[?(@.type==\"$1\")].status}"; }
+condition_is() { [[ "$(condition "$1")" == "$2" ]]; }
+pods_of() {
+  kubectl -n "$namespace" get pods -o jsonpath='{.items[*].metadata.name}' \
+    -l "app.kubernetes.io/instance=$name,app.kubernetes.io/component=$1" --field-selector=status.phase=Running
+}
+deployment_env() {
+  kubectl -n "$namespace" get deployment "$name-$1" \
+    -o jsonpath="{.spec.template.spec.containers[0].env[?(@.name==\"$2\")].value}"
+}
+
+# Sum of an unlabelled counter over the running pods of a workload, read through the API
+# server's pod proxy from the metrics port (8001).
+metric_sum() {
+  local component=$1 metric=$2 total=0 pod value
+  for pod in $(pods_of "$component"); do
+    # A pod may go away between the listing and the read: it counts as 0.
+    value=$(kubectl get --raw "/api/v1/namespaces/$namespace/pods/$pod:8001/proxy/metrics" 2>/dev/null |
+      awk -v m="$metric" '$1 == m { print $2; exit }') || value=0
+    total=$(awk -v a="$total" -v b="${value:-0}" 'BEGIN { printf "%.0f", a + b }')
+  done
+  echo "$total"
+}
+predictions() { metric_sum predictor volatility_consumer_predictions_made_total; }
+greater_than() { (($(awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) }'))); }
+predictions_above() { greater_than "$(predictions)" "$1"; }
 
 diagnose() {
   say "diagnostics"
-  kubectl -n "$namespace" get volatilitypipelines -o yaml || true
-  kubectl -n "$namespace" describe volatilitypipelines || true
-  kubectl -n "$namespace" get all,configmaps,events || true
-  kubectl -n "$operator_namespace" logs deployment/"$release" --tail=200 || true
+  local dir=${artifacts:-$(mktemp -d)}
+  mkdir -p "$dir"
+  {
+    kubectl -n "$namespace" get volatilitypipelines -o yaml
+    kubectl -n "$namespace" describe volatilitypipelines
+  } >"$dir/pipeline.txt" 2>&1 || true
+  kubectl -n "$namespace" get all,configmaps,kafkatopics,servicemonitors,prometheusrules -o wide >"$dir/objects.txt" 2>&1 || true
+  kubectl get events -A --sort-by=.lastTimestamp >"$dir/events.txt" 2>&1 || true
+  local ns pod
+  for ns in "$namespace" "$operator_namespace" "$strimzi_namespace"; do
+    for pod in $(kubectl -n "$ns" get pods -o jsonpath='{.items[*].metadata.name}' 2>/dev/null); do
+      kubectl -n "$ns" describe pod "$pod" >"$dir/describe-$ns-$pod.txt" 2>&1 || true
+      kubectl -n "$ns" logs "$pod" --all-containers --tail=2000 >"$dir/logs-$ns-$pod.txt" 2>&1 || true
+      kubectl -n "$ns" logs "$pod" --all-containers --previous --tail=500 >"$dir/logs-$ns-$pod-previous.txt" 2>/dev/null || true
+    done
+  done
+  cat "$dir/pipeline.txt" || true
+  tail -n 100 "$dir/logs-$operator_namespace-"*.txt 2>/dev/null || true
+  printf 'e2e: diagnostics in %s\n' "$dir" >&2
 }
 
 cleanup() {
   local status=$?
-  if (( status != 0 )); then diagnose; fi
+  if ((status != 0)); then diagnose; fi
   if [[ "${E2E_KEEP:-0}" != 1 ]]; then
     say "cleanup"
     # The pipeline first, while its broker still runs: deletionPolicy Delete removes the topics
     # before the finalizer is released.
     kubectl -n "$namespace" delete volatilitypipelines --all --wait=true --timeout=120s >/dev/null 2>&1 || true
-    kubectl delete namespace "$namespace" --wait=true --timeout=120s >/dev/null 2>&1 || true
+    kubectl delete namespace "$namespace" --wait=true --timeout=180s >/dev/null 2>&1 || true
     helm uninstall "$release" -n "$operator_namespace" >/dev/null 2>&1 || true
+    if [[ "$topics" == strimzi ]]; then
+      helm uninstall strimzi -n "$strimzi_namespace" >/dev/null 2>&1 || true
+    fi
   fi
   exit "$status"
 }
@@ -61,33 +148,108 @@ if [[ -n "${KIND_CLUSTER:-}" ]]; then
   done
 fi
 
+say "installing the prometheus-operator CRDs $prometheus_operator_version"
+kubectl apply --server-side -f \
+  "https://github.com/prometheus-operator/prometheus-operator/releases/download/$prometheus_operator_version/stripped-down-crds.yaml"
+kubectl wait --for=condition=Established crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com --timeout=60s
+
+kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
+if [[ "$topics" == strimzi ]]; then
+  say "installing Strimzi $strimzi_version and a one-node KRaft Kafka"
+  helm upgrade --install strimzi oci://quay.io/strimzi-helm/strimzi-kafka-operator --version "$strimzi_version" \
+    --namespace "$strimzi_namespace" --create-namespace --set watchAnyNamespace=true --wait --timeout 600s
+  kubectl -n "$namespace" apply -f "$root/e2e/manifests/strimzi-kafka.yaml"
+  kubectl -n "$namespace" wait kafka/spikewatch --for=condition=Ready --timeout="${timeout}s"
+  bootstrap=spikewatch-kafka-bootstrap:9092
+else
+  say "starting a single-node Kafka ($kafka_image)"
+  sed "s|KAFKA_IMAGE|$kafka_image|" "$root/e2e/manifests/kafka.yaml" | kubectl -n "$namespace" apply -f -
+  kubectl -n "$namespace" rollout status deployment/kafka --timeout="${timeout}s"
+  bootstrap=kafka:9092
+fi
+
 say "installing the operator chart"
 chart_args=()
 if [[ -n "${OPERATOR_IMAGE:-}" ]]; then
   chart_args+=(--set "image.repository=${OPERATOR_IMAGE%:*}" --set "image.tag=${OPERATOR_IMAGE##*:}" --set image.pullPolicy=IfNotPresent)
 fi
+if [[ -n "${WORKLOAD_IMAGE:-}" ]]; then
+  chart_args+=(--set-string "workloadImage.tag=${WORKLOAD_IMAGE##*:}")
+fi
 helm upgrade --install "$release" "$root/charts/spikewatch-operator" \
   --namespace "$operator_namespace" --create-namespace ${chart_args[@]+"${chart_args[@]}"} --wait --timeout 300s
 kubectl wait --for=condition=Established crd/volatilitypipelines.spikewatch.io --timeout=60s
 
-say "starting a broker in $namespace"
-kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
-sed "s|TANSU_IMAGE|$tansu_image|" "$root/e2e/manifests/kafka.yaml" | kubectl -n "$namespace" apply -f -
-kubectl -n "$namespace" rollout status deployment/kafka --timeout=180s
+say "the recording and the broken model"
+kubectl -n "$namespace" create configmap recording --from-file="btc-usd.csv.gz=$recording" \
+  --dry-run=client -o yaml | kubectl apply --server-side -f -
+work=$(mktemp -d)
+"$python" "$root/models/fixture_model.py" "$root/models/artifacts/spikewatch-gbdt/model.onnx" "$work/model.onnx" --break-output
+kubectl -n "$namespace" create configmap model-files --from-file="model.onnx=$work/model.onnx" \
+  --from-file="baseline.json=$root/models/artifacts/spikewatch-gbdt/baseline.json" \
+  --dry-run=client -o yaml | kubectl apply --server-side -f -
+sed "s|MODEL_SERVER_IMAGE|$model_server_image|" "$root/e2e/manifests/model-server.yaml" | kubectl -n "$namespace" apply -f -
+kubectl -n "$namespace" rollout status deployment/model-server --timeout="${timeout}s"
 
-say "applying examples/pipeline.yaml, pointed at the test broker"
-# The example targets an external SASL/TLS cluster and an MLflow registry; in the test the same
-# object runs against the in-cluster broker with the bundled baseline model and no secret.
-kubectl create --dry-run=client -o json -f "$root/examples/pipeline.yaml" \
-  | E2E_NAMESPACE="$namespace" WORKLOAD_IMAGE="${WORKLOAD_IMAGE:-}" python3 "$root/e2e/adapt_pipeline.py" \
-  | kubectl apply -f -
-name=$(kubectl create --dry-run=client -o jsonpath='{.metadata.name}' -f "$root/examples/pipeline.yaml")
+say "applying examples/pipeline.yaml, replaying the recording against the test broker ($topics topics)"
+kubectl create --dry-run=client -o json -f "$root/examples/pipeline.yaml" |
+  E2E_NAMESPACE="$namespace" E2E_TOPICS="$topics" E2E_BOOTSTRAP="$bootstrap" E2E_STRIMZI_CLUSTER=spikewatch \
+    E2E_RECORDING_CONFIGMAP=recording E2E_RECORDING_KEY=btc-usd.csv.gz WORKLOAD_IMAGE="${WORKLOAD_IMAGE:-}" \
+    "$python" "$root/e2e/adapt_pipeline.py" |
+  kubectl apply --server-side -f -
 
-say "waiting up to $timeout for VolatilityPipeline $namespace/$name to be Ready"
-kubectl -n "$namespace" wait "volatilitypipeline/$name" --for=condition=Ready --timeout="$timeout"
+say "waiting up to ${timeout}s for VolatilityPipeline $namespace/$name to be Ready"
+kubectl -n "$namespace" wait "volatilitypipeline/$name" --for=condition=Ready --timeout="${timeout}s"
 kubectl -n "$namespace" get volatilitypipelines
-for condition in TopicsReady WorkloadsReady; do
-  status=$(kubectl -n "$namespace" get "volatilitypipeline/$name" -o jsonpath="{.status.conditions[?(@.type==\"$condition\")].status}")
-  [[ "$status" == True ]] || fail "$condition is $status"
+for expected in TopicsReady=True WorkloadsReady=True MonitoringReady=True Reconciling=False Stalled=False; do
+  type=${expected%=*}
+  [[ "$(condition "$type")" == "${expected#*=}" ]] || fail "$type is $(condition "$type"), expected ${expected#*=}"
 done
-say "e2e passed"
+[[ "$(vp '{.status.observedGeneration}')" == "$(vp '{.metadata.generation}')" ]] || fail "the status describes an old generation"
+kubectl -n "$namespace" get "servicemonitor/$name-api" "prometheusrule/$name" >/dev/null
+if [[ "$topics" == strimzi ]]; then
+  kubectl -n "$namespace" get kafkatopics -l "app.kubernetes.io/instance=$name" -o name | grep -q . ||
+    fail "no KafkaTopic of the pipeline"
+fi
+
+say "predictions flow"
+wait_until "the predictor's first predictions" predictions_above 0
+before=$(predictions)
+wait_until "more predictions than $before" predictions_above "$before"
+echo "predictions made: $(predictions)"
+
+say "a backlog: the predictor scaled to 0 while the replay runs"
+kubectl -n "$namespace" scale deployment "$name-predictor" --replicas=0
+published() { metric_sum featurizer spikewatch_featurizer_features_published_total; }
+start=$(published)
+backlog_built() { greater_than "$(published)" $((start + 1000)); }
+wait_until "1000 feature vectors without a predictor" backlog_built
+say "autoscaling on: the operator scales the predictor on the lag"
+kubectl -n "$namespace" patch volatilitypipeline "$name" --type merge -p \
+  '{"spec":{"autoscaling":{"enabled":true,"engine":"operator","minReplicas":1,"maxReplicas":3,"lagPerReplica":200,"pollingIntervalSeconds":5,"stabilizationWindowSeconds":900}}}'
+scaled_up() {
+  local replicas
+  replicas=$(kubectl -n "$namespace" get deployment "$name-predictor" -o jsonpath='{.spec.replicas}')
+  ((${replicas:-0} >= 2))
+}
+wait_until "the predictor scaled up" scaled_up
+lag=$(vp '{.status.consumer.lag}')
+echo "lag ${lag:-unknown} messages: $(vp '{.status.consumer.desiredReplicas}') predictors"
+greater_than "${lag:-0}" 199 || fail "the scale-up was not driven by a backlog (lag ${lag:-unknown})"
+kubectl -n "$namespace" get events --field-selector reason=ScaledUp -o name | grep -q . || fail "no ScaledUp event"
+
+say "a real fault: model.sourceUri pointed at a model that loads but fails every inference"
+kubectl -n "$namespace" patch volatilitypipeline "$name" --type merge -p \
+  "{\"spec\":{\"model\":{\"sourceUri\":\"http://model-server.$namespace.svc:8080/broken/\"}}}"
+wait_until "RolledBack=True" condition_is RolledBack True
+echo "rolled back: $(vp '{.status.lastRollback.reason}'): $(vp '{.status.lastRollback.message}')"
+[[ "$(vp '{.status.rollback.state}')" == RolledBack ]] || fail "status.rollback.state is $(vp '{.status.rollback.state}')"
+for workload in predictor api; do
+  [[ "$(deployment_env "$workload" MODEL_VARIANT)" == baseline ]] || fail "the $workload Deployment does not render the baseline"
+done
+# The baseline is rendered into the Deployments too: wait for their new pods (and counters).
+kubectl -n "$namespace" rollout status deployment "$name-predictor" --timeout="${timeout}s"
+after=$(predictions)
+wait_until "predictions from the baseline" predictions_above "$after"
+
+say "e2e passed ($topics topics)"

@@ -48,27 +48,31 @@ BASE_KINDS = {
 }
 # Custom resources the chart may render; kubernetes-validate has no schema for them.
 CUSTOM_KINDS = {"ServiceMonitor"}
+# Namespaces of the ci/watch-namespaces-values.yaml variant.
+WATCHED = ["markets", "markets-staging"]
 
-ALL_WRITE = {"get", "list", "watch", "create", "patch", "update", "delete"}
-# The operator's complete cluster-wide permission set: (API group, resource) -> verbs.
+# Children: read, applied server-side (a patch, authorized as a create when it creates), watched.
+APPLIED_AND_WATCHED = {"get", "list", "watch", "create", "patch"}
+APPLIED = {"get", "create", "patch"}
+# The operator's complete permission set where it reconciles: (API group, resource) -> verbs.
+# `operator/tests/rbac_verbs.rs` derives the same table from the requests the code makes.
 EXPECTED_CLUSTER_RULES = {
-    ("spikewatch.io", "volatilitypipelines"): {"get", "list", "watch", "patch", "update"},
-    ("spikewatch.io", "volatilitypipelines/status"): {"get", "patch", "update"},
+    ("spikewatch.io", "volatilitypipelines"): {"list", "watch", "patch"},
+    ("spikewatch.io", "volatilitypipelines/status"): {"patch"},
     ("spikewatch.io", "volatilitypipelines/finalizers"): {"update"},
-    ("", "configmaps"): ALL_WRITE,
-    ("", "services"): ALL_WRITE,
-    ("", "serviceaccounts"): ALL_WRITE,
-    ("apps", "deployments"): ALL_WRITE,
+    ("", "configmaps"): APPLIED_AND_WATCHED,
+    ("", "services"): APPLIED_AND_WATCHED,
+    ("", "serviceaccounts"): APPLIED_AND_WATCHED,
+    ("apps", "deployments"): APPLIED_AND_WATCHED,
     ("apps", "deployments/scale"): {"patch"},
     ("", "pods"): {"list"},
-    ("keda.sh", "scaledobjects"): {"get", "create", "patch"},
-    ("keda.sh", "triggerauthentications"): {"get", "create", "patch"},
-    ("policy", "poddisruptionbudgets"): ALL_WRITE,
-    ("networking.k8s.io", "networkpolicies"): ALL_WRITE,
-    ("monitoring.coreos.com", "servicemonitors"): ALL_WRITE,
-    ("monitoring.coreos.com", "podmonitors"): ALL_WRITE,
-    ("monitoring.coreos.com", "prometheusrules"): ALL_WRITE,
-    ("kafka.strimzi.io", "kafkatopics"): ALL_WRITE,
+    ("keda.sh", "scaledobjects"): APPLIED,
+    ("keda.sh", "triggerauthentications"): APPLIED,
+    ("policy", "poddisruptionbudgets"): APPLIED_AND_WATCHED,
+    ("networking.k8s.io", "networkpolicies"): APPLIED_AND_WATCHED,
+    ("monitoring.coreos.com", "servicemonitors"): APPLIED,
+    ("monitoring.coreos.com", "prometheusrules"): APPLIED,
+    ("kafka.strimzi.io", "kafkatopics"): {"get", "list", "create", "patch"},
     ("", "secrets"): {"get", "create"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }
@@ -147,7 +151,15 @@ def test_chart_metadata(chart):
 
 def test_documented_variants_exist():
     names = set(VARIANTS)
-    for expected in ("service-monitor", "no-network-policy", "high-availability", "custom-image", "resources"):
+    for expected in (
+        "service-monitor",
+        "no-network-policy",
+        "high-availability",
+        "custom-image",
+        "resources",
+        "watch-namespaces",
+        "managed-crd",
+    ):
         assert expected in names, f"ci/{expected}-values.yaml is missing"
 
 
@@ -183,13 +195,17 @@ def test_renders_expected_objects(chart, variant):
     values = chart.merge_values(variant_values(variant))
     kinds = [o["kind"] for o in render(chart, variant_values(variant))]
     expected = set(BASE_KINDS)
+    if values["watchNamespaces"]:
+        expected -= {"ClusterRole", "ClusterRoleBinding"}
+    if values["crds"]["manage"]:
+        expected.add("CustomResourceDefinition")
     if values["serviceMonitor"]["enabled"]:
         expected.add("ServiceMonitor")
     if values["networkPolicy"]["enabled"]:
         expected.add("NetworkPolicy")
     if values["podDisruptionBudget"]["enabled"]:
         expected.add("PodDisruptionBudget")
-    assert sorted(kinds) == sorted(expected)
+    assert set(kinds) == expected
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -210,9 +226,13 @@ def test_kubernetes_validate_rejects_an_invalid_deployment(chart):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_namespaced_objects_live_in_the_release_namespace(chart, variant):
+    watched = chart.merge_values(variant_values(variant))["watchNamespaces"]
     for obj in render(chart, variant_values(variant)):
-        if obj["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
+        if obj["kind"] in {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}:
             assert "namespace" not in obj["metadata"]
+        elif obj["kind"] in {"Role", "RoleBinding"} and obj["metadata"]["namespace"] != NAMESPACE:
+            # The operator's permissions in each watched namespace.
+            assert obj["metadata"]["namespace"] in watched, obj["metadata"]
         else:
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["kind"]
 
@@ -413,10 +433,63 @@ def test_secret_access_can_be_limited_to_named_secrets(chart):
     assert rule["resourceNames"] == ["kafka-credentials", "kafka-credentials-staging", "btc-eth-admin-token"]
 
 
+def test_watch_namespaces_grants_a_role_in_each_and_nothing_cluster_wide(chart):
+    objects = render(chart, variant_values("watch-namespaces"))
+    assert not [o for o in objects if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    cluster_rules = rules_by_resource(only(render(chart), "ClusterRole"))
+    service_account = only(objects, "ServiceAccount")["metadata"]["name"]
+    for namespace in WATCHED:
+        [role] = [o for o in objects if o["kind"] == "Role" and o["metadata"]["namespace"] == namespace]
+        assert rules_by_resource(role) == cluster_rules, "the same permissions, in that namespace only"
+        [binding] = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == namespace]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service_account, "namespace": NAMESPACE}]
+    env = {e["name"]: e.get("value") for e in pod_spec(objects)["containers"][0]["env"]}
+    assert env["WATCH_NAMESPACES"] == "markets,markets-staging"
+    # The leader-election Role stays in the release namespace.
+    leases = [o for o in objects if o["kind"] == "Role" and o["metadata"]["namespace"] == NAMESPACE]
+    assert len(leases) == 1
+    # Cluster-wide by default: no WATCH_NAMESPACES at all.
+    env = {e["name"] for e in pod_spec(render(chart))["containers"][0]["env"]}
+    assert "WATCH_NAMESPACES" not in env
+
+
+def test_the_workload_image_tag_is_a_value_of_its_own_not_the_operators_version(chart):
+    def workload_tag(values):
+        env = {e["name"]: e.get("value") for e in pod_spec(render(chart, values))["containers"][0]["env"]}
+        return env["WORKLOAD_IMAGE_TAG"]
+
+    assert workload_tag({}) == chart.values["workloadImage"]["tag"]
+    # Upgrading the operator (its image) leaves the workloads' tag alone: no pipeline restarts.
+    assert workload_tag({"image": {"tag": "9.9.9"}}) == chart.values["workloadImage"]["tag"]
+    assert workload_tag(variant_values("managed-crd")) == "0.1.0-rc.2"
+
+
+def test_a_managed_crd_is_the_generated_crd_kept_on_uninstall(chart):
+    assert not [o for o in render(chart) if o["kind"] == "CustomResourceDefinition"], "off by default"
+    crd = only(render(chart, variant_values("managed-crd")), "CustomResourceDefinition")
+    generated = yaml.safe_load(GENERATED_CRD.read_text())
+    assert crd["spec"] == generated["spec"], "Helm's fromYaml/toYaml round trip changes nothing"
+    assert crd["metadata"]["name"] == generated["metadata"]["name"]
+    annotations = crd["metadata"]["annotations"]
+    assert annotations["helm.sh/resource-policy"] == "keep", "uninstalling must not delete every pipeline"
+    assert "Prune=false" in annotations["argocd.argoproj.io/sync-options"]
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert kubernetes_validate_all([crd]) == set()
+
+
+def test_the_crd_upgrade_steps_are_documented():
+    readme = (CHART_DIR / "README.md").read_text()
+    assert f"kubectl apply --server-side --force-conflicts -f charts/spikewatch-operator/crds/{CRD_FILE}" in readme
+    assert "--set crds.manage=true --skip-crds" in readme
+    notes = (CHART_DIR / "templates" / "NOTES.txt").read_text()
+    assert "crds.manage" in notes
+
+
 def test_leader_election_role_is_namespaced_to_the_operators_lease(chart):
     role = only(render(chart), "Role")
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert rules_by_resource(role) == {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}}
+    assert rules_by_resource(role) == {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
     for rule in role["rules"]:
         if set(rule["verbs"]) != {"create"}:
             # Everything but create (which cannot be bound to a name) targets only our Lease.
@@ -446,6 +519,11 @@ BAD_VALUES = {
     "peer with an unknown selector": ({"networkPolicy": {"metricsFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}}, "ipBlock"),
     "pod label overriding a selector label": ({"podLabels": {"app.kubernetes.io/name": "x"}}, "podLabels"),
     "invalid secret name": ({"rbac": {"kafkaSecretNames": ["Kafka_Creds"]}}, "kafkaSecretNames"),
+    "invalid namespace name": ({"watchNamespaces": ["Markets"]}, "watchNamespaces"),
+    "a namespace twice": ({"watchNamespaces": ["a", "a"]}, "watchNamespaces"),
+    "empty workload tag": ({"workloadImage": {"tag": ""}}, "tag"),
+    "workload tag with a slash": ({"workloadImage": {"tag": "a/b"}}, "tag"),
+    "crd switch of the wrong type": ({"crds": {"manage": "yes"}}, "manage"),
 }
 
 

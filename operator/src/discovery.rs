@@ -1,6 +1,6 @@
 //! Which optional APIs the cluster serves: the Prometheus Operator's `monitoring.coreos.com`
-//! (ServiceMonitor, PodMonitor, PrometheusRule), Strimzi's `kafka.strimzi.io` (KafkaTopic) and
-//! KEDA's `keda.sh` (ScaledObject, TriggerAuthentication).
+//! (ServiceMonitor, PrometheusRule), Strimzi's `kafka.strimzi.io` (KafkaTopic, in `v1` from
+//! Strimzi 0.49 on, else `v1beta2`) and KEDA's `keda.sh` (ScaledObject, TriggerAuthentication).
 //! Looked up at start and refreshed periodically, so installing the CRDs later is picked up
 //! without restarting the operator.
 
@@ -10,6 +10,8 @@ use std::time::Duration;
 use kube::Client;
 use kube::discovery::ApiGroup;
 use tokio::sync::RwLock;
+
+use crate::desired::KafkaTopicVersion;
 
 pub const MONITORING_GROUP: &str = "monitoring.coreos.com";
 pub const STRIMZI_GROUP: &str = "kafka.strimzi.io";
@@ -21,6 +23,8 @@ pub struct Capabilities {
     pub monitoring: bool,
     /// KafkaTopic is served.
     pub strimzi: bool,
+    /// The newest KafkaTopic version served (meaningful when `strimzi`).
+    pub kafka_topic_version: KafkaTopicVersion,
     /// ScaledObject and TriggerAuthentication are served.
     pub keda: bool,
 }
@@ -30,6 +34,7 @@ impl Capabilities {
         Capabilities {
             monitoring: true,
             strimzi: true,
+            kafka_topic_version: KafkaTopicVersion::V1Beta2,
             keda: true,
         }
     }
@@ -43,27 +48,46 @@ fn serves(group: &ApiGroup, kinds: &[&str]) -> bool {
         .all(|kind| group.recommended_kind(kind).is_some())
 }
 
+/// The KafkaTopic version to write: `v1` when that version serves KafkaTopic, else `v1beta2`.
+/// Decided on the versions themselves, not on the group's preferred version, which Strimzi keeps
+/// at `v1beta2` for a while after `v1` is served.
+fn kafka_topic_version(group: &ApiGroup) -> Option<KafkaTopicVersion> {
+    let serves_in = |version: &str| {
+        group
+            .versioned_resources(version)
+            .iter()
+            .any(|(resource, _)| resource.kind == "KafkaTopic")
+    };
+    if serves_in("v1") {
+        Some(KafkaTopicVersion::V1)
+    } else if serves_in("v1beta2") {
+        Some(KafkaTopicVersion::V1Beta2)
+    } else {
+        None
+    }
+}
+
 /// One discovery round. A group the API server does not know is "not served"; other errors
 /// (network) are returned so the caller keeps its last answer.
 pub async fn discover(client: &Client) -> Result<Capabilities, kube::Error> {
+    let monitoring = find_group(client, MONITORING_GROUP).await?;
+    let strimzi = find_group(client, STRIMZI_GROUP).await?;
+    let keda = find_group(client, KEDA_GROUP).await?;
+    let kafka_topic_version = strimzi.as_ref().and_then(kafka_topic_version);
     Ok(Capabilities {
-        monitoring: group_serves(
-            client,
-            MONITORING_GROUP,
-            &["ServiceMonitor", "PrometheusRule"],
-        )
-        .await?,
-        strimzi: group_serves(client, STRIMZI_GROUP, &["KafkaTopic"]).await?,
-        keda: group_serves(client, KEDA_GROUP, &["ScaledObject", "TriggerAuthentication"]).await?,
+        monitoring: monitoring.is_some_and(|g| serves(&g, &["ServiceMonitor", "PrometheusRule"])),
+        strimzi: kafka_topic_version.is_some(),
+        kafka_topic_version: kafka_topic_version.unwrap_or_default(),
+        keda: keda.is_some_and(|g| serves(&g, &["ScaledObject", "TriggerAuthentication"])),
     })
 }
 
-async fn group_serves(client: &Client, group: &str, kinds: &[&str]) -> Result<bool, kube::Error> {
+async fn find_group(client: &Client, group: &str) -> Result<Option<ApiGroup>, kube::Error> {
     match kube::discovery::group(client, group).await {
-        Ok(group) => Ok(serves(&group, kinds)),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Ok(group) => Ok(Some(group)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
         // `group()` reports an unknown group as a missing-resource error rather than a 404.
-        Err(kube::Error::Discovery(_)) => Ok(false),
+        Err(kube::Error::Discovery(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -78,6 +102,7 @@ pub async fn refresh_periodically(client: Client, shared: SharedCapabilities, pe
                     tracing::info!(
                         monitoring = found.monitoring,
                         strimzi = found.strimzi,
+                        kafka_topic_version = found.kafka_topic_version.as_str(),
                         keda = found.keda,
                         "optional APIs changed"
                     );

@@ -13,6 +13,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod render;
 pub mod run;
 pub mod telemetry;
 pub mod topics;

@@ -1,4 +1,5 @@
-//! `spikewatch-operator`: `run` reconciles pipelines, `crdgen` prints the CRD.
+//! `spikewatch-operator`: `run` reconciles pipelines, `crdgen` prints the CRD, `render` prints
+//! what the operator would apply for a pipeline.
 
 use std::io::Write;
 
@@ -21,21 +22,31 @@ enum Command {
     Crdgen,
     /// Run the operator against the cluster of the current kubeconfig or service account.
     Run(spikewatch_operator::run::RunArgs),
+    /// Print, as YAML, every object the operator would apply for a pipeline (no cluster needed).
+    Render(spikewatch_operator::render::RenderArgs),
+}
+
+/// Writes to stdout; a closed pipe (`... | head`) is an error, not a panic.
+fn print(what: &str, text: &str) -> std::process::ExitCode {
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spikewatch-operator {what}: cannot write the output: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
     match Cli::parse().command {
-        Command::Crdgen => {
-            // `write_all` rather than `print!`: a closed pipe (`crdgen | head`) is an error, not a panic.
-            let yaml = spikewatch_operator::crdgen::crd_yaml();
-            match std::io::stdout().write_all(yaml.as_bytes()) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("spikewatch-operator crdgen: cannot write the CRD: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Crdgen => print("crdgen", &spikewatch_operator::crdgen::crd_yaml()),
         Command::Run(args) => spikewatch_operator::run::main(args),
+        Command::Render(args) => match spikewatch_operator::render::render(&args) {
+            Ok(yaml) => print("render", &yaml),
+            Err(e) => {
+                eprintln!("spikewatch-operator render: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -9,22 +9,18 @@ use std::time::Duration;
 
 use kube::Client;
 use tokio::sync::{RwLock, watch};
-use tokio::time::Instant;
 
-use crate::controller::{self, Context};
+use crate::controller::{self, Context, WatchScope};
 use crate::discovery::{self, Capabilities};
 use crate::http::{self, HttpState};
-use crate::leader::{LeaderElector, LeaseConfig};
+use crate::leader::{LeaderElector, LeaseConfig, lead_while_elected};
 use crate::metrics::Metrics;
-use crate::telemetry;
 use crate::observe::KafkaConsumerLag;
+use crate::telemetry;
 use crate::topics::KafkaTopicAdmin;
 
 /// Name of the leader-election Lease (and of the event reporter).
 pub const LEASE_NAME: &str = "spikewatch-operator";
-
-/// How long a stopping controller may take to finish the reconciles in flight.
-const CONTROLLER_STOP_GRACE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -37,6 +33,42 @@ pub struct RunArgs {
     /// This replica's identity in the Lease; defaults to the host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Namespaces whose pipelines this operator reconciles, comma-separated; empty (the
+    /// default) means every namespace. With a list the operator needs RBAC in those namespaces
+    /// only and never lists or watches anything cluster-wide.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',', value_parser = parse_namespace)]
+    pub watch_namespaces: Vec<String>,
+    /// Workload image tag for pipelines that leave `spec.image.tag` unset (the chart sets it
+    /// from `workloadImage.tag`). Unset: such pipelines are reported as stalled.
+    #[arg(long, env = "WORKLOAD_IMAGE_TAG", value_parser = parse_image_tag)]
+    pub workload_image_tag: Option<String>,
+}
+
+/// A namespace name (RFC 1123 label), or empty (a trailing comma).
+fn parse_namespace(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let valid = value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(format!("{value:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"))
+    }
+}
+
+/// An image tag as the OCI distribution spec allows it.
+fn parse_image_tag(value: &str) -> Result<String, String> {
+    let mut chars = value.chars();
+    let valid = value.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(format!("{value:?} is not an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})"))
+    }
 }
 
 /// Runs until SIGTERM/SIGINT. Startup failures print one line and exit non-zero.
@@ -123,108 +155,37 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .lease_namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        metrics.clone(),
-        &identity,
-        capabilities,
-        Arc::new(KafkaTopicAdmin::default()),
-        Arc::new(KafkaConsumerLag::default()),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            metrics.clone(),
+            &identity,
+            capabilities,
+            Arc::new(KafkaTopicAdmin::default()),
+            Arc::new(KafkaConsumerLag::default()),
+        )
+        .with_default_image_tag(args.workload_image_tag.clone()),
+    );
+    let scope = WatchScope::from_list(&args.watch_namespaces);
     let elector = LeaderElector::new(client, LeaseConfig::new(LEASE_NAME, namespace, identity));
     ready.store(true, Ordering::Relaxed);
 
-    lead_while_elected(&elector, ctx, &metrics, shutdown_rx).await;
+    let leader_metric = metrics.leader.clone();
+    lead_while_elected(
+        &elector,
+        shutdown_rx,
+        move |leading| leader_metric.set(i64::from(leading)),
+        move |stop| controller::run(ctx.clone(), scope.clone(), async move {
+            let _ = stop.await;
+        }),
+    )
+    .await;
 
     ready.store(false, Ordering::Relaxed);
     discovery_task.abort();
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Standby → leader → (lost) standby → … until shutdown. The controller runs only while leading.
-async fn lead_while_elected(
-    elector: &LeaderElector,
-    ctx: Arc<Context>,
-    metrics: &Metrics,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let lease = elector.config().clone();
-    tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for leadership");
-    loop {
-        tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
-            () = acquire(elector) => {}
-        }
-        tracing::info!(identity = %lease.identity, "acquired the leader Lease; starting the controller");
-        metrics.leader.set(1);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let controller = tokio::spawn(controller::run(ctx.clone(), async move {
-            let _ = stop_rx.await;
-        }));
-        let outcome = hold(elector, &mut shutdown).await;
-        let _ = stop_tx.send(());
-        // Reconciles in flight finish; a controller that cannot stop (e.g. its first list never
-        // succeeded) is cut off rather than holding the pod until it is killed.
-        let abort = controller.abort_handle();
-        if tokio::time::timeout(CONTROLLER_STOP_GRACE, controller)
-            .await
-            .is_err()
-        {
-            tracing::warn!("controller did not stop within {CONTROLLER_STOP_GRACE:?}; aborting it");
-            abort.abort();
-        }
-        metrics.leader.set(0);
-        match outcome {
-            Held::Shutdown => {
-                elector.release().await;
-                return;
-            }
-            Held::Lost => {
-                tracing::warn!("lost the leader Lease; controller stopped, back to standby")
-            }
-        }
-    }
-}
-
-async fn acquire(elector: &LeaderElector) {
-    loop {
-        match elector.try_acquire_or_renew().await {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
-        }
-        tokio::time::sleep(elector.config().retry_period).await;
-    }
-}
-
-enum Held {
-    Lost,
-    Shutdown,
-}
-
-/// Renews every retry period; gives up when another replica holds the Lease or renewals have
-/// failed for longer than the renew deadline.
-async fn hold(elector: &LeaderElector, shutdown: &mut watch::Receiver<bool>) -> Held {
-    let config = elector.config().clone();
-    let mut last_renewal = Instant::now();
-    loop {
-        tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return Held::Shutdown,
-            () = tokio::time::sleep(config.retry_period) => {}
-        }
-        match elector.try_acquire_or_renew().await {
-            Ok(true) => last_renewal = Instant::now(),
-            Ok(false) => return Held::Lost,
-            Err(e) => {
-                tracing::warn!(error = %e, "renewing the leader Lease failed");
-                if last_renewal.elapsed() > config.renew_deadline {
-                    return Held::Lost;
-                }
-            }
-        }
-    }
 }
 
 async fn forward_termination_signals(shutdown: watch::Sender<bool>) {

@@ -44,10 +44,10 @@ fn cel_errors(object: &Value) -> Vec<String> {
 #[test]
 fn examples_parse_as_pipelines_and_pass_the_schema_and_the_cel_rules() {
     let schema = validate::crd_schema();
-    for file in ["pipeline.yaml", "pipeline-strimzi.yaml"] {
+    for file in ["pipeline.yaml", "pipeline-strimzi.yaml", "gitops/pipelines/btc-usd-replay.yaml"] {
         let text = pipelines::example(file);
         let vp: VolatilityPipeline = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert!(vp.spec.products.len() >= 2, "{file}");
+        assert!(!vp.spec.products.is_empty(), "{file}");
         // As written, and as the operator reads it back with every default filled in.
         let instances = [yaml_to_json(&text), serde_json::to_value(&vp).unwrap()];
         let errors = validate::openapi_schema_errors(&schema, &instances);
@@ -210,6 +210,26 @@ fn the_openapi_schema_rejects_out_of_bounds_fields() {
             json!({"image": {"pullPolicy": "Sometimes"}}),
             "is not one of",
         ),
+        (
+            "image tag with a slash",
+            json!({"image": {"tag": "v1/evil"}}),
+            "does not match",
+        ),
+        (
+            "unknown source type",
+            json!({"source": {"type": "mirror"}}),
+            "is not one of",
+        ),
+        (
+            "replay speed in words",
+            json!({"source": {"type": "replay", "replay": {"speed": "fast"}}}),
+            "does not match",
+        ),
+        (
+            "recording URL with another scheme",
+            json!({"source": {"type": "replay", "replay": {"recording": {"url": "ftp://example.com/r"}}}}),
+            "does not match",
+        ),
     ];
     let instances: Vec<Value> = cases.iter().map(|(_, patch, _)| minimal_with(patch.clone())).collect();
     let errors = validate::openapi_schema_errors(&validate::crd_schema(), &instances);
@@ -304,6 +324,33 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
             json!({"rollback": {"windowSeconds": 20, "intervalSeconds": 15}}),
             "must span at least two checks",
         ),
+        (
+            "replay settings on a live source",
+            json!({"source": {"type": "live", "replay": {"speed": "10"}}}),
+            "only used with source.type replay",
+        ),
+        (
+            "a replay at speed 0",
+            json!({"source": {"type": "replay", "replay": {"speed": "0.0"}}}),
+            "positive multiple",
+        ),
+        (
+            "a recording from two places",
+            json!({"source": {"type": "replay", "replay": {"recording": {
+                "url": "https://example.com/r.ndjson", "configMap": {"name": "r", "key": "r.ndjson"}}}}}),
+            "exactly one of",
+        ),
+        (
+            "a recording from nowhere",
+            json!({"source": {"type": "replay", "replay": {"recording": {}}}}),
+            "exactly one of",
+        ),
+        (
+            "a recording path leaving its volume",
+            json!({"source": {"type": "replay", "replay": {"recording": {
+                "persistentVolumeClaim": {"claimName": "r", "path": "a/../../etc/passwd"}}}}}),
+            "no '..'",
+        ),
     ];
     for (case, patch, expected) in cases {
         let errors = cel_errors(&minimal_with(patch));
@@ -322,6 +369,17 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
     // Autoscaling off: its maximum does not matter.
     let off = json!({"autoscaling": {"enabled": false, "maxReplicas": 50}});
     assert_eq!(cel_errors(&minimal_with(off)), Vec::<String>::new());
+    // Each recording source alone, and the bundled one, are fine.
+    for recording in [
+        json!({"url": "https://example.com/r.ndjson"}),
+        json!({"configMap": {"name": "r", "key": "r.csv.gz"}}),
+        json!({"persistentVolumeClaim": {"claimName": "r", "path": "btc/r.csv.gz"}}),
+    ] {
+        let replay = json!({"source": {"type": "replay", "replay": {"speed": "0.5", "recording": recording}}});
+        assert_eq!(cel_errors(&minimal_with(replay)), Vec::<String>::new());
+    }
+    let bundled = json!({"source": {"type": "replay", "replay": {"speed": "max"}}});
+    assert_eq!(cel_errors(&minimal_with(bundled)), Vec::<String>::new());
 }
 
 /// Every `x-kubernetes-validations` rule with its path in the schema.
@@ -372,6 +430,13 @@ fn the_crd_lists_the_cel_rules() {
         ),
         (".spec.model.threshold", "self > 0.0 && self < 1.0"),
         (".spec.rollback", "self.recoverySeconds >= self.windowSeconds"),
+        (".spec.source", "self.type == 'replay' || !has(self.replay)"),
+        (".spec.source.replay.speed", "self == 'max' || double(self) > 0.0"),
+        (
+            ".spec.source.replay.recording",
+            "[has(self.configMap), has(self.persistentVolumeClaim), has(self.url)].filter(x, x).size() == 1",
+        ),
+        (".spec.source.replay.recording.persistentVolumeClaim.path", "!self.contains('..')"),
         (".spec.rollback", "self.windowSeconds >= 2 * self.intervalSeconds"),
         (".spec.workloads", "self.ingestor.replicas <= 1"),
     ];

@@ -27,7 +27,7 @@ fn strimzi() -> VolatilityPipeline {
 fn every_built_object_and_the_crd_validate_against_kubernetes_schemas() {
     let mut documents = vec![];
     for (fixture, vp) in pipelines::all() {
-        for (i, desired) in desired_objects(&vp).unwrap().into_iter().enumerate() {
+        for (i, desired) in desired_objects(&vp, &pipelines::options()).unwrap().into_iter().enumerate() {
             let name = format!("{fixture}-{i:02}-{}.yaml", desired.resource.kind.to_lowercase());
             documents.push((name, serde_yaml::to_string(&desired.object).unwrap()));
         }
@@ -45,7 +45,7 @@ fn every_built_object_and_the_crd_validate_against_kubernetes_schemas() {
 #[test]
 fn every_child_is_labelled_and_owned_by_the_pipeline() {
     for (fixture, vp) in pipelines::all() {
-        for desired in desired_objects(&vp).unwrap() {
+        for desired in desired_objects(&vp, &pipelines::options()).unwrap() {
             let meta = &desired.object.metadata;
             let what = format!("{fixture}: {} {:?}", desired.resource.kind, meta.name);
             assert_eq!(meta.namespace, vp.metadata.namespace, "{what}");
@@ -82,7 +82,7 @@ fn a_pipeline_without_uid_or_namespace_is_an_error_not_a_panic() {
     let mut vp = minimal();
     vp.metadata.namespace = None;
     assert_eq!(
-        desired_state(&vp).unwrap_err(),
+        desired_state(&vp, &pipelines::options()).unwrap_err(),
         DesiredError::MissingMetadata("metadata.namespace")
     );
 }
@@ -95,7 +95,7 @@ fn pod_spec(d: &Deployment) -> &k8s_openapi::api::core::v1::PodSpec {
 fn pods_meet_the_restricted_pod_security_standard() {
     for (fixture, vp) in pipelines::all() {
         for workload in Workload::ALL {
-            let deployment = desired_deployment(&vp, workload).unwrap();
+            let deployment = desired_deployment(&vp, workload, &pipelines::options()).unwrap();
             let pod = pod_spec(&deployment);
             let what = format!("{fixture}/{workload}");
             let psc = pod.security_context.as_ref().unwrap();
@@ -134,7 +134,7 @@ fn pods_meet_the_restricted_pod_security_standard() {
 fn workloads_run_their_subcommand_with_the_mounted_config_and_probes_on_their_port() {
     let vp = external();
     for workload in Workload::ALL {
-        let deployment = desired_deployment(&vp, workload).unwrap();
+        let deployment = desired_deployment(&vp, workload, &pipelines::options()).unwrap();
         let pod = pod_spec(&deployment);
         let c = &pod.containers[0];
         assert_eq!(c.command.as_deref(), Some(&["spikewatch".to_string()][..]));
@@ -144,13 +144,16 @@ fn workloads_run_their_subcommand_with_the_mounted_config_and_probes_on_their_po
         );
         assert_eq!(
             c.image.as_deref(),
-            Some(format!("ghcr.io/spikewatch/spikewatch:{}", env!("CARGO_PKG_VERSION")).as_str())
+            Some(format!("ghcr.io/spikewatch/spikewatch:{}", pipelines::DEFAULT_IMAGE_TAG).as_str())
         );
         let port = c.ports.as_ref().unwrap()[0].container_port;
         assert_eq!(port, if workload == Workload::Api { 8000 } else { 8001 });
-        for probe in [c.liveness_probe.as_ref().unwrap(), c.readiness_probe.as_ref().unwrap()] {
+        // The ingestor is ready after its first tick, which may take a while; it is alive as
+        // long as it serves its metrics.
+        let live = if workload == Workload::Ingestor { "/metrics" } else { "/health" };
+        for (probe, path) in [(c.liveness_probe.as_ref().unwrap(), live), (c.readiness_probe.as_ref().unwrap(), "/health")] {
             let get = probe.http_get.as_ref().unwrap();
-            assert_eq!(get.path.as_deref(), Some("/health"));
+            assert_eq!(get.path.as_deref(), Some(path));
             let named = c.ports.as_ref().unwrap()[0].name.clone().unwrap();
             assert_eq!(
                 get.port,
@@ -169,17 +172,104 @@ fn workloads_run_their_subcommand_with_the_mounted_config_and_probes_on_their_po
     }
 }
 
+fn ingestor(vp: &VolatilityPipeline) -> k8s_openapi::api::core::v1::PodSpec {
+    pod_spec(&desired_deployment(vp, Workload::Ingestor, &pipelines::options()).unwrap()).clone()
+}
+
+fn with_source(source: serde_json::Value) -> VolatilityPipeline {
+    let mut vp = minimal();
+    vp.spec.source = serde_json::from_value(source).expect("source parses");
+    vp
+}
+
+#[test]
+fn a_replay_source_runs_the_ingestor_as_a_looping_replay_of_its_recording() {
+    let config = "/etc/spikewatch/config.yaml";
+    // A ConfigMap key, mounted read-only.
+    let pod = ingestor(&pipelines::parse(pipelines::REPLAY));
+    let c = &pod.containers[0];
+    assert_eq!(
+        c.args.as_deref().unwrap(),
+        ["replay", "--loop", "--speed", "10", "--input", "/var/lib/spikewatch/recording/btc-usd-2026-04-06.csv.gz", "--config", config]
+    );
+    let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == RECORDING_VOLUME).unwrap();
+    let config_map = volume.config_map.as_ref().unwrap();
+    assert_eq!(config_map.name, "btc-recording");
+    assert_eq!(config_map.items.as_ref().unwrap()[0].key, "btc-usd-2026-04-06.csv.gz");
+    let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == RECORDING_VOLUME).unwrap();
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), (RECORDING_DIR, Some(true)));
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/spikewatch/spikewatch:2026.04.1"), "the spec's tag wins");
+
+    // A file on a PersistentVolumeClaim, read-only.
+    let pod = ingestor(&with_source(serde_json::json!({"type": "replay", "replay": {"speed": "max",
+        "recording": {"persistentVolumeClaim": {"claimName": "recordings", "path": "btc/2026-04-06.csv.gz"}}}})));
+    let args = pod.containers[0].args.clone().unwrap();
+    assert_eq!(args[..6], ["replay", "--loop", "--speed", "max", "--input", "/var/lib/spikewatch/recording/btc/2026-04-06.csv.gz"]);
+    let claim = pod.volumes.as_ref().unwrap().iter().find_map(|v| v.persistent_volume_claim.clone()).unwrap();
+    assert_eq!((claim.claim_name.as_str(), claim.read_only), ("recordings", Some(true)));
+
+    // A URL: no volume, downloaded into a larger scratch volume.
+    let url = "https://recordings.example.com/btc-usd.ndjson.gz";
+    let pod = ingestor(&with_source(serde_json::json!({"type": "replay", "replay": {"recording": {"url": url}}})));
+    assert_eq!(pod.containers[0].args.clone().unwrap()[..6], ["replay", "--loop", "--speed", "1", "--input", url]);
+    assert!(pod.volumes.as_ref().unwrap().iter().all(|v| v.name != RECORDING_VOLUME));
+    let tmp = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "tmp").unwrap();
+    assert_eq!(tmp.empty_dir.as_ref().unwrap().size_limit.as_ref().unwrap().0, "256Mi");
+
+    // No recording: the one bundled in the image.
+    let pod = ingestor(&with_source(serde_json::json!({"type": "replay"})));
+    assert_eq!(pod.containers[0].args.clone().unwrap(), ["replay", "--loop", "--speed", "1", "--config", config]);
+
+    // The live feed, and the other workloads whatever the source.
+    assert_eq!(ingestor(&minimal()).containers[0].args.clone().unwrap(), ["ingest", "--config", config]);
+    let replay = pipelines::parse(pipelines::REPLAY);
+    for workload in [Workload::Featurizer, Workload::Predictor, Workload::Api] {
+        let d = desired_deployment(&replay, workload, &pipelines::options()).unwrap();
+        assert_eq!(pod_spec(&d).containers[0].args.clone().unwrap()[0], workload.subcommand());
+    }
+}
+
+#[test]
+fn the_workload_image_tag_is_the_specs_or_the_operators_configured_one_never_its_version() {
+    let mut vp = minimal();
+    let configured = RenderOptions { default_image_tag: Some("2026.01".into()), ..RenderOptions::default() };
+    assert_eq!(workload_image(&vp, &configured).unwrap(), "ghcr.io/spikewatch/spikewatch:2026.01");
+    vp.spec.image.tag = Some("pinned-7".into());
+    assert_eq!(workload_image(&vp, &configured).unwrap(), "ghcr.io/spikewatch/spikewatch:pinned-7");
+    let unconfigured = RenderOptions::default();
+    assert_eq!(workload_image(&vp, &unconfigured).unwrap(), "ghcr.io/spikewatch/spikewatch:pinned-7");
+    vp.spec.image.tag = None;
+    let error = desired_state(&vp, &unconfigured).unwrap_err();
+    assert!(error.to_string().contains("image.tag"), "{error}");
+}
+
+#[test]
+fn kafka_topics_are_written_in_the_version_the_cluster_serves() {
+    let vp = strimzi();
+    for (version, api_version) in [(KafkaTopicVersion::V1, "kafka.strimzi.io/v1"), (KafkaTopicVersion::V1Beta2, "kafka.strimzi.io/v1beta2")] {
+        let options = RenderOptions { kafka_topic_version: version, ..pipelines::options() };
+        let objects = desired_objects(&vp, &options).unwrap();
+        let topics: Vec<_> = objects.iter().filter(|o| o.resource.kind == "KafkaTopic").collect();
+        assert_eq!(topics.len(), 3);
+        for topic in topics {
+            assert_eq!(topic.resource.api_version, api_version);
+            assert_eq!(topic.object.types.as_ref().unwrap().api_version, api_version);
+            assert_eq!(topic.object.data["spec"]["partitions"], 3, "the same fields in both versions");
+        }
+    }
+}
+
 #[test]
 fn the_ingestor_runs_alone_and_is_recreated_not_rolled() {
     let mut vp = minimal();
     vp.spec.workloads.ingestor.replicas = 5; // bypassing the CRD's CEL rule
-    let deployment = desired_deployment(&vp, Workload::Ingestor).unwrap();
+    let deployment = desired_deployment(&vp, Workload::Ingestor, &pipelines::options()).unwrap();
     let spec = deployment.spec.unwrap();
     assert_eq!(spec.replicas, Some(1));
     assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
     vp.spec.workloads.ingestor.replicas = 0;
     assert_eq!(
-        desired_deployment(&vp, Workload::Ingestor)
+        desired_deployment(&vp, Workload::Ingestor, &pipelines::options())
             .unwrap()
             .spec
             .unwrap()
@@ -192,7 +282,7 @@ fn the_ingestor_runs_alone_and_is_recreated_not_rolled() {
 #[test]
 fn a_config_change_changes_the_pod_template_hash_and_nothing_else_does() {
     let hash = |vp: &VolatilityPipeline| {
-        let d = desired_deployment(vp, Workload::Predictor).unwrap();
+        let d = desired_deployment(vp, Workload::Predictor, &pipelines::options()).unwrap();
         d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
     };
     let vp = minimal();
@@ -238,7 +328,7 @@ fn the_config_map_is_the_workloads_own_config_format() {
 fn kafka_credentials_come_from_the_auth_secret() {
     let vp = external();
     for workload in Workload::ALL {
-        let deployment = desired_deployment(&vp, workload).unwrap();
+        let deployment = desired_deployment(&vp, workload, &pipelines::options()).unwrap();
         let pod = pod_spec(&deployment);
         let env = pod.containers[0].env.clone().unwrap_or_default();
         let secret_keys: Vec<(String, String, String)> = env
@@ -281,7 +371,7 @@ fn kafka_credentials_come_from_the_auth_secret() {
     }
     // Plaintext Kafka: no secret references at all.
     for workload in Workload::ALL {
-        let d = desired_deployment(&minimal(), workload).unwrap();
+        let d = desired_deployment(&minimal(), workload, &pipelines::options()).unwrap();
         let env = pod_spec(&d).containers[0].env.clone().unwrap_or_default();
         assert!(env.iter().all(|e| e.value_from.is_none()), "{workload}");
     }
@@ -323,7 +413,7 @@ fn services_expose_the_api_and_metrics_ports_and_select_one_workload() {
             spec.selector.unwrap()["app.kubernetes.io/component"],
             workload.component()
         );
-        let deployment = desired_deployment(&vp, workload).unwrap();
+        let deployment = desired_deployment(&vp, workload, &pipelines::options()).unwrap();
         let template_labels = deployment.spec.unwrap().template.metadata.unwrap().labels.unwrap();
         for (k, v) in selector_labels(&vp, workload.component()) {
             assert_eq!(template_labels[&k], v, "the Service selects the Deployment's pods");
@@ -367,9 +457,9 @@ fn the_api_disruption_budget_never_blocks_a_drain() {
 
 #[test]
 fn strimzi_pipelines_get_kafka_topics_and_admin_pipelines_none() {
-    assert!(desired_kafka_topics(&external()).unwrap().is_empty());
+    assert!(desired_kafka_topics(&external(), KafkaTopicVersion::V1Beta2).unwrap().is_empty());
     let vp = strimzi();
-    let topics = desired_kafka_topics(&vp).unwrap();
+    let topics = desired_kafka_topics(&vp, KafkaTopicVersion::V1Beta2).unwrap();
     assert_eq!(topics.len(), 3);
     let names: Vec<_> = topics
         .iter()
@@ -394,7 +484,7 @@ fn strimzi_pipelines_get_kafka_topics_and_admin_pipelines_none() {
     let mut no_cluster = vp.clone();
     no_cluster.spec.kafka.strimzi_cluster = None;
     assert!(matches!(
-        desired_kafka_topics(&no_cluster),
+        desired_kafka_topics(&no_cluster, KafkaTopicVersion::V1Beta2),
         Err(DesiredError::InvalidSpec(_))
     ));
 }
@@ -438,7 +528,7 @@ fn monitoring_objects_follow_the_monitoring_switches() {
     off.spec.monitoring.service_monitor = false;
     off.spec.monitoring.prometheus_rule = false;
     off.spec.monitoring.dashboard = false;
-    let groups: Vec<_> = desired_objects(&off).unwrap().into_iter().map(|o| o.group).collect();
+    let groups: Vec<_> = desired_objects(&off, &pipelines::options()).unwrap().into_iter().map(|o| o.group).collect();
     assert!(!groups.contains(&ChildGroup::Monitoring));
     assert_eq!(groups.iter().filter(|g| **g == ChildGroup::Core).count(), 2 + 4 + 4 + 2);
 }

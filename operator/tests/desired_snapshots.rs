@@ -10,7 +10,7 @@ use spikewatch_operator::desired::desired_objects;
 #[test]
 fn every_child_matches_its_golden_file() {
     for (fixture, vp) in pipelines::all() {
-        let objects = desired_objects(&vp).expect("fixtures build");
+        let objects = desired_objects(&vp, &pipelines::options()).expect("fixtures build");
         for desired in objects {
             let kind = desired.resource.kind.to_lowercase();
             let name = desired.object.metadata.name.clone().expect("children are named");

@@ -9,7 +9,7 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use spikewatch_operator::controller::{Context, FINALIZER, error_policy, reconcile};
 use spikewatch_operator::crd::{ConditionType, Phase, VolatilityPipeline, find_condition};
-use spikewatch_operator::discovery::Capabilities;
+use spikewatch_operator::discovery::{self, Capabilities};
 use spikewatch_operator::fixtures::{self, ApiServer, BrokerCall, FakeBroker, UID};
 
 const TOPICS: [&str; 3] = ["ticks.raw", "ticks.features", "ticks.predictions"];
@@ -65,7 +65,7 @@ impl Cluster {
 }
 
 #[tokio::test]
-async fn a_new_pipeline_first_gets_the_finalizer_and_nothing_else() {
+async fn a_new_pipeline_first_gets_a_reconciling_status_and_the_finalizer_and_nothing_else() {
     let cluster = Cluster::with(&fixtures::pipeline(), FakeBroker::reachable());
 
     let action = cluster.reconcile().await.expect("reconcile");
@@ -76,13 +76,18 @@ async fn a_new_pipeline_first_gets_the_finalizer_and_nothing_else() {
         "the finalizer patch itself triggers the next reconcile"
     );
     let writes = cluster.server.writes();
-    assert_eq!(writes.len(), 1, "{writes:#?}");
-    assert_eq!(writes[0].method, "PATCH");
-    assert_eq!(writes[0].path, fixtures::pipeline_path());
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    // The status first: kstatus readers (Flux, `kubectl wait`) take an object without status for
+    // done; this one says work is in progress from the start.
+    assert_eq!(writes[0].path, format!("{}/status", fixtures::pipeline_path()));
+    assert_eq!((writes[1].method.as_str(), writes[1].path.as_str()), ("PATCH", fixtures::pipeline_path().as_str()));
     assert_eq!(
         cluster.server.pipeline().metadata.finalizers,
         Some(vec![FINALIZER.to_string()])
     );
+    assert_eq!(cluster.condition(ConditionType::Reconciling), ("True".into(), "Initializing".into()));
+    assert_eq!(cluster.condition(ConditionType::Stalled).0, "False");
+    assert_eq!(cluster.server.pipeline().status.unwrap().observed_generation, Some(1));
     assert!(
         cluster.broker.calls().is_empty(),
         "no topic work before the finalizer is in place"
@@ -137,10 +142,12 @@ async fn a_finalized_pipeline_gets_topics_then_owned_children_then_a_status() {
     }
     assert_eq!(cluster.deployments().len(), 4);
     assert_eq!(cluster.condition(ConditionType::TopicsReady).0, "True");
+    // Just created: the Deployment controller has not seen them yet.
     assert_eq!(
         cluster.condition(ConditionType::WorkloadsReady),
-        ("False".into(), "DeploymentsNotReady".into())
+        ("False".into(), "RolloutInProgress".into())
     );
+    assert_eq!(cluster.condition(ConditionType::Reconciling), ("True".into(), "RolloutInProgress".into()));
     let status = cluster.server.pipeline().status.unwrap();
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.phase, Some(Phase::Progressing));
@@ -170,6 +177,48 @@ async fn ready_deployments_make_the_pipeline_ready_and_missing_monitoring_only_d
     );
     let status = cluster.server.pipeline().status.unwrap();
     assert_eq!(status.workloads.unwrap().predictor.ready_replicas, 1);
+}
+
+#[tokio::test]
+async fn a_spec_change_is_reconciling_and_not_ready_until_every_deployment_rolled_it_out() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+    assert_eq!(cluster.condition(ConditionType::Reconciling), ("False".into(), "Reconciled".into()));
+
+    // A new image in Git: generation 2.
+    let mut vp = cluster.server.pipeline();
+    vp.spec.image.tag = Some("0.2.0".into());
+    vp.metadata.generation = Some(2);
+    cluster.server.insert_pipeline(&vp);
+    cluster.reconcile().await.expect("apply the new template");
+
+    // Every old pod is still ready, but the Deployment controller has not seen the change.
+    let api = fixtures::path("apps/v1", "deployments", "test-api");
+    assert_eq!(cluster.server.get(&api).unwrap()["status"]["readyReplicas"], 2);
+    assert_eq!(cluster.condition(ConditionType::WorkloadsReady), ("False".into(), "RolloutInProgress".into()));
+    assert_eq!(cluster.condition(ConditionType::Reconciling), ("True".into(), "RolloutInProgress".into()));
+    assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
+
+    // Half-way: the controller saw it, one API pod of two runs the new template.
+    cluster.server.mark_deployment_rolling("test-api", 1);
+    cluster.reconcile().await.expect("reconcile");
+    let status = cluster.server.pipeline().status.unwrap();
+    let workloads = find_condition(&status.conditions, ConditionType::WorkloadsReady).unwrap();
+    assert!(workloads.message.contains("api: 1 of 2 replicas updated"), "{}", workloads.message);
+    assert_eq!(workloads.status, "False");
+
+    cluster.server.mark_deployments_ready();
+    cluster.reconcile().await.expect("reconcile");
+    assert_eq!(cluster.condition(ConditionType::Ready), ("True".into(), "PipelineReady".into()));
+    assert_eq!(cluster.condition(ConditionType::Reconciling), ("False".into(), "Reconciled".into()));
+    let status = cluster.server.pipeline().status.unwrap();
+    assert_eq!(status.observed_generation, Some(2));
+    assert!(
+        status.conditions.iter().all(|c| c.observed_generation == Some(2)),
+        "every condition describes generation 2: {:#?}",
+        status.conditions
+    );
+    assert_eq!(status.workloads.unwrap().api.updated_replicas, 2);
 }
 
 #[tokio::test]
@@ -300,6 +349,9 @@ async fn a_secret_without_a_password_fails_the_pipeline_with_a_clear_message_and
     let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
     assert_eq!(ready.reason, "InvalidSpec");
     assert!(ready.message.contains("password"), "{}", ready.message);
+    // kstatus: stalled, not reconciling; Flux and `kubectl wait` stop waiting.
+    assert_eq!(cluster.condition(ConditionType::Stalled), ("True".into(), "InvalidSpec".into()));
+    assert_eq!(cluster.condition(ConditionType::Reconciling).0, "False");
     assert!(cluster.broker.calls().is_empty());
     let action = error_policy(
         Arc::new(cluster.server.pipeline()),
@@ -388,8 +440,7 @@ async fn with_the_prometheus_operator_installed_monitoring_objects_are_applied()
     server.insert_pipeline(&finalized(fixtures::pipeline()));
     let capabilities = Capabilities {
         monitoring: true,
-        strimzi: false,
-        keda: false,
+        ..Capabilities::default()
     };
     let ctx = Context::test(client, FakeBroker::reachable(), capabilities);
 
@@ -426,9 +477,8 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
         client,
         broker.clone(),
         Capabilities {
-            monitoring: false,
             strimzi: true,
-            keda: false,
+            ..Capabilities::default()
         },
     );
 
@@ -468,6 +518,33 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
 }
 
 #[tokio::test]
+async fn kafka_topics_are_written_in_v1_where_strimzi_serves_it_else_in_v1beta2() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "my-cluster-kafka-bootstrap:9092", "topicManagement": "strimzi", "strimziCluster": "my-cluster"}
+    })));
+    for (served, expected) in [(&["v1beta2"][..], "v1beta2"), (&["v1beta2", "v1"][..], "v1")] {
+        let (client, server) = ApiServer::start();
+        for version in served {
+            server.serve_api("kafka.strimzi.io", version, "KafkaTopic", "kafkatopics");
+        }
+        server.insert_pipeline(&vp);
+        let capabilities = discovery::discover(&client).await.expect("discovery");
+        assert!(capabilities.strimzi, "{served:?}");
+        assert_eq!(capabilities.kafka_topic_version.as_str(), expected, "{served:?}");
+        assert!(!capabilities.monitoring && !capabilities.keda, "not served");
+
+        let ctx = Context::test(client, FakeBroker::reachable(), capabilities);
+        reconcile(Arc::new(server.pipeline()), ctx).await.expect("reconcile");
+        let topics = server.paths(&format!("/apis/kafka.strimzi.io/{expected}/namespaces/testns/kafkatopics/"));
+        assert_eq!(topics.len(), 3, "{served:?}: {:?}", server.paths("/kafkatopics/"));
+        for path in topics {
+            assert_eq!(server.get(&path).unwrap()["apiVersion"], format!("kafka.strimzi.io/{expected}"));
+        }
+    }
+}
+
+#[tokio::test]
 async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_topics() {
     let vp = finalized(fixtures::pipeline_from(json!({
         "products": ["BTC-USD"],
@@ -479,9 +556,8 @@ async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_t
         client,
         FakeBroker::reachable(),
         Capabilities {
-            monitoring: false,
             strimzi: true,
-            keda: false,
+            ..Capabilities::default()
         },
     );
     reconcile(Arc::new(server.pipeline()), ctx.clone())
@@ -599,4 +675,37 @@ async fn a_broker_outage_after_startup_leaves_running_workloads_alone_and_report
         ("True".into(), "DeploymentsReady".into())
     );
     assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
+}
+
+#[tokio::test]
+async fn a_replay_source_is_applied_as_a_looping_replay_ingestor_with_its_recording_mounted() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka:9092"},
+        "source": {"type": "replay", "replay": {"speed": "max",
+                   "recording": {"configMap": {"name": "btc-recording", "key": "btc.csv.gz"}}}},
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    cluster.reconcile().await.expect("reconcile");
+
+    let ingestor = cluster.server.get(&fixtures::path("apps/v1", "deployments", "test-ingestor")).unwrap();
+    let pod = &ingestor["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["args"],
+        json!(["replay", "--loop", "--speed", "max", "--input", "/var/lib/spikewatch/recording/btc.csv.gz",
+               "--config", "/etc/spikewatch/config.yaml"])
+    );
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(volumes.iter().any(|v| v["configMap"]["name"] == "btc-recording"), "{volumes:?}");
+    assert_eq!(pod["containers"][0]["image"], format!("ghcr.io/spikewatch/spikewatch:{}", fixtures::WORKLOAD_IMAGE_TAG));
+
+    // Back to the live feed: the same Deployment runs `ingest` without the recording.
+    let mut live = cluster.server.pipeline();
+    live.spec.source = Default::default();
+    cluster.server.insert_pipeline(&live);
+    cluster.reconcile().await.expect("reconcile");
+    let ingestor = cluster.server.get(&fixtures::path("apps/v1", "deployments", "test-ingestor")).unwrap();
+    assert_eq!(ingestor["spec"]["template"]["spec"]["containers"][0]["args"][0], "ingest");
+    let volumes = ingestor["spec"]["template"]["spec"]["volumes"].as_array().unwrap().clone();
+    assert!(volumes.iter().all(|v| v["name"] != "recording"), "{volumes:?}");
 }

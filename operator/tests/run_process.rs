@@ -137,3 +137,52 @@ async fn run_serves_health_and_metrics_leads_and_shuts_down_on_sigterm() {
         "the Lease is released for a standby replica"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_watch_namespaces_the_operator_lists_and_watches_only_those() {
+    let (_client, server) = ApiServer::start();
+    let api = server.serve_http().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, ApiServer::kubeconfig(api)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spikewatch-operator"))
+        .args(["run", "--http-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("POD_NAMESPACE", fixtures::NAMESPACE)
+        .env("POD_NAME", "operator-0")
+        .env("WATCH_NAMESPACES", format!("{},markets", fixtures::NAMESPACE))
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("operator starts");
+
+    let pipelines = |server: &ApiServer| -> Vec<String> {
+        server
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/volatilitypipelines"))
+            .map(|r| r.path)
+            .collect()
+    };
+    eventually("watching the pipelines of both namespaces", || {
+        let paths = pipelines(&server);
+        ["testns", "markets"].iter().all(|ns| paths.iter().any(|p| p.contains(&format!("/namespaces/{ns}/"))))
+    });
+    let cluster_wide: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && !r.path.contains("/namespaces/"))
+        .filter(|r| {
+            // A resource request: /api/v1/<resource> or /apis/<group>/<version>/<resource>
+            // (discovery stops one level above).
+            let segments = r.path.trim_start_matches('/').split('/').count();
+            (r.path.starts_with("/api/") && segments >= 3) || (r.path.starts_with("/apis/") && segments >= 4)
+        })
+        .map(|r| r.path)
+        .collect();
+    assert!(cluster_wide.is_empty(), "cluster-wide requests: {cluster_wide:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

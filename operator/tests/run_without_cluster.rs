@@ -26,3 +26,21 @@ fn run_without_a_reachable_cluster_exits_non_zero_with_a_one_line_message() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn bad_flags_are_refused_before_anything_starts() {
+    for (flag, value, expected) in [
+        ("--watch-namespaces", "markets,Bad_Namespace", "\"Bad_Namespace\" is not a namespace name"),
+        ("--workload-image-tag", "v1/evil", "\"v1/evil\" is not an image tag"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_spikewatch-operator"))
+            .args(["run", flag, value])
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(expected), "{flag}: {stderr}");
+    }
+}

@@ -142,3 +142,51 @@ async fn ingest_publishes_every_ticker_to_the_raw_topic_and_flushes_on_sigterm()
     assert_eq!(mirrored, expected_trades);
     server.abort();
 }
+
+/// Accepts the subscription, then holds every ticker until `release` fires.
+async fn serve_held(listener: TcpListener, frames: Vec<String>, release: tokio::sync::oneshot::Receiver<()>) {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let Some(Ok(Message::Text(_subscribe))) = ws.next().await else { return };
+    let _ = release.await;
+    for frame in frames {
+        if ws.send(Message::text(frame)).await.is_err() {
+            return;
+        }
+    }
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_is_ready_only_after_its_first_tick() {
+    let broker = common::Broker::start();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (release, held) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(serve_held(listener, fixture_frames(), held));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.feed.kind = Feed::Exchange;
+    config.feed.url = Some(url);
+    config.feed.products = vec!["BTC-USD".into()];
+    config.kafka.bootstrap_servers = broker.bootstrap_servers();
+    config.metrics.bind = "127.0.0.1:0".into();
+    let config_path = common::process::write_config(dir.path(), &config);
+    let mut ingest =
+        common::process::Spawned::start(dir.path(), "ingest", &["--config", config_path.to_str().unwrap(), "ingest"]);
+    let bootstrap = broker.bootstrap_servers();
+    tokio::task::spawn_blocking(move || {
+        let addr = ingest.metrics_addr();
+        // Connected and subscribed, but the server holds every ticker: not ready.
+        ingest.wait_for_stderr("subscribed");
+        assert_eq!(common::process::http_get(addr, "/health").0, 503, "subscribed without a tick is not ready");
+        release.send(()).unwrap();
+        common::topics::read_at_least::<Tick>(&bootstrap, "ticks.raw", 40);
+        assert_eq!(common::process::http_get(addr, "/health").0, 200, "ticks flow: ready");
+        assert!(ingest.terminate().success());
+    })
+    .await
+    .unwrap();
+    server.abort();
+}

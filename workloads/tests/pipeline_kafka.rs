@@ -16,6 +16,7 @@ use spikewatch::pipeline::featurize::{FeaturizerMetrics, run_kafka as featurize}
 use spikewatch::pipeline::pacing::Speed;
 use spikewatch::pipeline::replay::{ReplayMetrics, ReplayOptions, run_kafka as replay};
 use spikewatch::sources::recording;
+use spikewatch::telemetry::server::Health;
 use tokio_util::sync::CancellationToken;
 
 fn offline_rows(inputs: &[PathBuf], config: &Config) -> Vec<TrainingRow> {
@@ -50,9 +51,12 @@ async fn replayed_recordings_yield_the_offline_pipelines_feature_vectors() {
     let offline = offline_rows(&inputs, &config);
     assert!(offline.len() > 6_000, "offline rows: {}", offline.len());
 
-    let options = ReplayOptions { inputs: inputs.clone(), speed: Speed::Max, max_sleep: Duration::ZERO };
+    let options = ReplayOptions { inputs: inputs.clone(), speed: Speed::Max, max_sleep: Duration::ZERO, repeat: false };
     let replay_metrics = ReplayMetrics::register(&Registry::new()).unwrap();
-    let (replayed, published) = replay(&config, &options, &replay_metrics, CancellationToken::new()).await.unwrap();
+    let ready = Health::default();
+    let (replayed, published) =
+        replay(&config, &options, &replay_metrics, &ready, CancellationToken::new()).await.unwrap();
+    assert!(ready.is_ready(), "ticks were handed to the producer");
     assert_eq!(replayed.skipped_frames, 4, "the Exchange file's subscription ack and the rest are skipped");
     assert_eq!(published.acknowledged, replayed.ticks);
     assert_eq!(replay_metrics.ticks_published.get(), replayed.ticks);

@@ -12,7 +12,7 @@ use spikewatch::transport::memory;
 use tokio_util::sync::CancellationToken;
 
 fn options(inputs: Vec<std::path::PathBuf>) -> ReplayOptions {
-    ReplayOptions { inputs, speed: Speed::Max, max_sleep: Duration::ZERO }
+    ReplayOptions { inputs, speed: Speed::Max, max_sleep: Duration::ZERO, repeat: false }
 }
 
 #[tokio::test]
@@ -65,7 +65,7 @@ async fn shutdown_stops_a_paced_replay() {
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = memory::link(16);
     // Original pace: the bundled recording would take minutes even with holes compressed.
-    let paced = ReplayOptions { inputs: vec![], speed: Speed::Factor(1.0), max_sleep: Duration::from_secs(5) };
+    let paced = ReplayOptions { inputs: vec![], speed: Speed::Factor(1.0), max_sleep: Duration::from_secs(5), repeat: false };
     let task = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { replay(&paced, tx, shutdown, None).await }

@@ -45,9 +45,9 @@ impl DesiredChildren {
 }
 
 /// Every child the spec asks for, each owned by `vp`.
-pub fn desired_children(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
+pub fn desired_children(vp: &VolatilityPipeline, options: &desired::RenderOptions) -> Result<DesiredChildren> {
     let owner = desired::owner_reference(vp).map_err(invalid)?;
-    let state = desired::desired_state(vp).map_err(invalid)?;
+    let state = desired::desired_state(vp, options).map_err(invalid)?;
     let mut children = DesiredChildren::default();
     children
         .core
@@ -74,7 +74,7 @@ pub fn desired_children(vp: &VolatilityPipeline) -> Result<DesiredChildren> {
             .kafka_topics
             .push(DesiredChild::from_dynamic_object(
                 topic,
-                desired::kafka_topic_resource(),
+                desired::kafka_topic_resource(state.kafka_topic_version),
             )?);
     }
     for monitor in &state.service_monitors {

@@ -88,13 +88,14 @@ async fn release_kafka_topics(
     ctx: &Context,
     namespace: &str,
 ) -> Result<()> {
-    if !ctx.capabilities.read().await.strimzi {
+    let capabilities = ctx.capabilities.read().await.clone();
+    if !capabilities.strimzi {
         return Ok(());
     }
     let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
         namespace,
-        &desired::kafka_topic_resource(),
+        &desired::kafka_topic_resource(capabilities.kafka_topic_version),
     );
     let uid = vp.uid().unwrap_or_default();
     let patch = desired::kafka_topic_retain_patch();

@@ -16,6 +16,7 @@ pub mod cleanup;
 pub mod error;
 pub mod events;
 pub mod model_switch;
+pub mod rollout;
 pub mod status;
 pub mod topics;
 
@@ -24,7 +25,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -39,10 +40,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, field};
 
-use crate::crd::{
-    TopicManagement, VolatilityPipeline, VolatilityPipelineStatus, Workload, WorkloadStatus,
-    WorkloadsStatus,
-};
+use crate::crd::{TopicManagement, VolatilityPipeline, VolatilityPipelineStatus, Workload, WorkloadsStatus};
+use crate::desired::RenderOptions;
 use crate::discovery::SharedCapabilities;
 use crate::metrics::Metrics;
 use crate::observe::{ConsumerLag, ScrapeSource};
@@ -50,7 +49,8 @@ use crate::topics::TopicAdmin;
 use apply::{ApplyOutcome, DesiredChild, FIELD_MANAGER, apply_child};
 use automation::ScalingMemory;
 use error::{Error, Result};
-use status::{AutomationStatus, Check, Observations, desired_status, workloads_ready};
+use rollout::ObservedDeployment;
+use status::{AutomationStatus, Check, Observations, desired_status, initial_status};
 
 /// Finalizer guarding topic deletion (`deletionPolicy: Delete`) and KafkaTopic orphaning.
 pub const FINALIZER: &str = "spikewatch.io/cleanup";
@@ -81,6 +81,8 @@ pub struct Context {
     pub scrape: ScrapeSource,
     /// The autoscaler's recent recommendations per pipeline.
     pub scaling_memory: ScalingMemory,
+    /// Workload image tag of pipelines that leave `spec.image.tag` unset (`--workload-image-tag`).
+    pub default_image_tag: Option<String>,
     /// Consecutive failures per pipeline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -114,8 +116,15 @@ impl Context {
             scrape: ScrapeSource::new(http.clone()),
             http,
             scaling_memory: ScalingMemory::default(),
+            default_image_tag: None,
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the workload image tag of pipelines that do not name one.
+    pub fn with_default_image_tag(mut self, tag: Option<String>) -> Context {
+        self.default_image_tag = tag;
+        self
     }
 
     /// Forgets what the automation remembered of a deleted pipeline.
@@ -164,6 +173,9 @@ pub async fn reconcile(vp: Arc<VolatilityPipeline>, ctx: Arc<Context>) -> Result
             .namespace()
             .ok_or_else(|| Error::InvalidSpec("VolatilityPipeline must be namespaced".into()))?;
         let api: Api<VolatilityPipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+        if vp.status.is_none() && vp.metadata.deletion_timestamp.is_none() {
+            write_status(&vp, &ctx, &namespace, initial_status(&vp, now())).await?;
+        }
         let action = finalizer(&api, FINALIZER, vp.clone(), |event| async {
             match event {
                 Finalizer::Apply(vp) => reconcile_apply(&vp, &ctx, &namespace).await,
@@ -204,7 +216,11 @@ async fn reconcile_apply(
     namespace: &str,
 ) -> Result<Action> {
     let capabilities = ctx.capabilities.read().await.clone();
-    let desired = match children::desired_children(vp) {
+    let options = RenderOptions {
+        kafka_topic_version: capabilities.kafka_topic_version,
+        default_image_tag: ctx.default_image_tag.clone(),
+    };
+    let desired = match children::desired_children(vp, &options) {
         Ok(desired) => desired,
         Err(e) => {
             let check = Check::failed(e.reason(), e.to_string());
@@ -237,12 +253,7 @@ async fn reconcile_apply(
     };
     if !topics.ok {
         // KafkaTopics not ready yet: wait, without starting workloads against missing topics.
-        let observations = Observations {
-            topics,
-            workloads: None,
-            monitoring: None,
-            invalid_spec: None,
-        };
+        let observations = Observations::topics_only(topics);
         update_status(vp, ctx, namespace, &observations, &AutomationStatus::default()).await?;
         return Ok(Action::requeue(PROGRESS_POLL));
     }
@@ -262,9 +273,13 @@ async fn reconcile_apply(
         .await;
     }
     let mut workloads = WorkloadsStatus::default();
+    let mut rollouts_pending = vec![];
     for (workload, child) in &desired.deployments {
-        let observed = apply_and_announce(vp, ctx, namespace, child).await?;
-        *workload_slot(&mut workloads, *workload) = deployment_replicas(&observed);
+        let observed = ObservedDeployment::from_object(&apply_and_announce(vp, ctx, namespace, child).await?);
+        *workloads.get_mut(*workload) = observed.replicas;
+        if let Some(pending) = observed.pending {
+            rollouts_pending.push(format!("{workload}: {pending}"));
+        }
     }
 
     // 3. Monitoring, when the cluster can take it; KEDA's objects likewise.
@@ -280,13 +295,18 @@ async fn reconcile_apply(
     let plan = automation::plan(vp, ctx, namespace, &workloads).await;
 
     // 5. Status, recording the decisions before anything acts on them.
-    let ready = workloads_ready(&workloads);
     let observations = Observations {
         topics,
         workloads: Some(workloads),
+        rollouts_pending,
         monitoring: Some(monitoring),
-        invalid_spec: None,
+        stalled: None,
     };
+    let ready = observations.rollouts_pending.is_empty()
+        && observations
+            .workloads
+            .as_ref()
+            .is_some_and(|w| Workload::ALL.iter().all(|&k| w.get(k).ready_replicas >= w.get(k).replicas));
     update_status(vp, ctx, namespace, &observations, &plan.status).await?;
 
     // 6. Automation, second half: switch the running pods, scale, tell.
@@ -304,12 +324,13 @@ async fn report_failure(
     workloads: Option<WorkloadsStatus>,
     error: Error,
 ) -> Error {
-    let invalid_spec = (!error.is_retryable()).then(|| error.to_string());
+    let stalled = (!error.is_retryable()).then(|| Check::failed(error.reason(), error.to_string()));
     let observations = Observations {
         topics,
         workloads,
+        rollouts_pending: vec![],
         monitoring: None,
-        invalid_spec,
+        stalled,
     };
     if let Err(e) = update_status(vp, ctx, namespace, &observations, &AutomationStatus::default()).await {
         tracing::warn!(error = %e, "could not record the failure in the status");
@@ -472,40 +493,15 @@ async fn observe_workloads(
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &child.resource);
         if let Ok(Some(observed)) = api.get_opt(&child.name).await {
-            *workload_slot(&mut workloads, *workload) = deployment_replicas(&observed);
+            *workloads.get_mut(*workload) = ObservedDeployment::from_object(&observed).replicas;
             found = true;
         }
     }
     found.then_some(workloads)
 }
 
-/// Desired and ready replicas of an observed Deployment.
-fn deployment_replicas(observed: &DynamicObject) -> WorkloadStatus {
-    let int = |pointer: &str| {
-        observed
-            .data
-            .pointer(pointer)
-            .and_then(|v| v.as_i64())
-            .unwrap_or(0) as i32
-    };
-    let replicas = observed
-        .data
-        .pointer("/spec/replicas")
-        .and_then(|v| v.as_i64())
-        .map_or(1, |r| r as i32);
-    WorkloadStatus {
-        replicas,
-        ready_replicas: int("/status/readyReplicas"),
-    }
-}
-
-fn workload_slot(workloads: &mut WorkloadsStatus, workload: Workload) -> &mut WorkloadStatus {
-    match workload {
-        Workload::Ingestor => &mut workloads.ingestor,
-        Workload::Featurizer => &mut workloads.featurizer,
-        Workload::Predictor => &mut workloads.predictor,
-        Workload::Api => &mut workloads.api,
-    }
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
 }
 
 /// Patches the status subresource, unless it would not change.
@@ -516,11 +512,20 @@ async fn update_status(
     observations: &Observations,
     automation: &AutomationStatus,
 ) -> Result<VolatilityPipelineStatus> {
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let status = desired_status(vp, observations, automation, now);
+    let status = desired_status(vp, observations, automation, now());
     if vp.status.as_ref() == Some(&status) {
         return Ok(status);
     }
+    write_status(vp, ctx, namespace, status).await
+}
+
+/// Server-side applies `status` to the status subresource.
+async fn write_status(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    status: VolatilityPipelineStatus,
+) -> Result<VolatilityPipelineStatus> {
     let api: Api<VolatilityPipeline> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({
         "apiVersion": VolatilityPipeline::api_version(&()),
@@ -536,10 +541,59 @@ async fn update_status(
     Ok(status)
 }
 
-/// Runs the controller until `shutdown` resolves (then finishes the reconciles in flight).
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+/// Which namespaces the controller watches: all of them (a ClusterRole), or a list (a Role per
+/// namespace; the controller never lists anything cluster-wide then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchScope {
+    All,
+    Namespaces(Vec<String>),
+}
+
+impl WatchScope {
+    /// From `--watch-namespaces`: empty means all namespaces.
+    pub fn from_list(namespaces: &[String]) -> WatchScope {
+        let mut list: Vec<String> = namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+        list.sort();
+        list.dedup();
+        if list.is_empty() { WatchScope::All } else { WatchScope::Namespaces(list) }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves (then finishes the reconciles in flight). With
+/// a namespace list, one controller per namespace runs, each with its own watches.
+pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let shutdown = shutdown.shared();
+    match scope {
+        WatchScope::All => run_in(ctx, None, shutdown).await,
+        WatchScope::Namespaces(namespaces) => {
+            futures::future::join_all(
+                namespaces
+                    .into_iter()
+                    .map(|namespace| run_in(ctx.clone(), Some(namespace), shutdown.clone())),
+            )
+            .await;
+        }
+    }
+}
+
+fn api_in<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_in(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
-    let pipelines: Api<VolatilityPipeline> = Api::all(client.clone());
+    let namespace = namespace.as_deref();
+    let pipelines: Api<VolatilityPipeline> = api_in(&client, namespace);
     if let Err(kube::Error::Api(status)) = pipelines
         .list(&kube::api::ListParams::default().limit(1))
         .await
@@ -550,17 +604,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
              waiting for it"
         );
     }
+    tracing::info!(namespace = namespace.unwrap_or("<all>"), "watching VolatilityPipelines");
     let children = watcher::Config::default().labels(children::MANAGED_BY_SELECTOR);
     Controller::new(pipelines, watcher::Config::default().any_semantic())
-        .owns(Api::<Deployment>::all(client.clone()), children.clone())
-        .owns(Api::<Service>::all(client.clone()), children.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), children.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), children.clone())
-        .owns(
-            Api::<PodDisruptionBudget>::all(client.clone()),
-            children.clone(),
-        )
-        .owns(Api::<NetworkPolicy>::all(client), children)
+        .owns(api_in::<Deployment>(&client, namespace), children.clone())
+        .owns(api_in::<Service>(&client, namespace), children.clone())
+        .owns(api_in::<ConfigMap>(&client, namespace), children.clone())
+        .owns(api_in::<ServiceAccount>(&client, namespace), children.clone())
+        .owns(api_in::<PodDisruptionBudget>(&client, namespace), children.clone())
+        .owns(api_in::<NetworkPolicy>(&client, namespace), children)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

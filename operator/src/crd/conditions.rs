@@ -6,10 +6,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::status::Phase;
 
 /// Condition types of a `VolatilityPipeline`.
+///
+/// `Ready`, `Reconciling` and `Stalled` follow kstatus (the status library of kubectl, Flux and
+/// cli-utils): `Reconciling=True` while the operator is still working towards the spec,
+/// `Stalled=True` when it cannot get there without a change, and every condition carries the
+/// `observedGeneration` it describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionType {
     /// Everything below is ready.
     Ready,
+    /// Work towards the current generation is in progress (children rolling out, topics
+    /// pending, the broker not reachable yet).
+    Reconciling,
+    /// The spec cannot be realized as it is (an invalid reference, a topic the broker refuses);
+    /// only a change of the spec or of what it references helps.
+    Stalled,
     /// The three topics exist with the requested partitions.
     TopicsReady,
     /// Every workload Deployment is available.
@@ -26,6 +37,8 @@ impl ConditionType {
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionType::Ready => "Ready",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
             ConditionType::TopicsReady => "TopicsReady",
             ConditionType::WorkloadsReady => "WorkloadsReady",
             ConditionType::MonitoringReady => "MonitoringReady",

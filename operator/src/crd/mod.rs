@@ -12,6 +12,7 @@
 mod conditions;
 mod kafka;
 mod policies;
+mod source;
 mod spec;
 mod status;
 mod workloads;
@@ -21,6 +22,7 @@ pub use conditions::{
 };
 pub use kafka::{DeletionPolicy, KafkaSpec, SaslMechanism, SecretRef, SecurityProtocol, TopicManagement, TopicsSpec};
 pub use policies::{AutoscalingSpec, MonitoringSpec, RecoveryMode, RollbackSpec, ScalingEngine};
+pub use source::{ConfigMapRecording, RecordingSource, ReplaySpec, SourceSpec, SourceType, VolumeRecording};
 pub use spec::{
     FeedKind, ImagePullPolicy, ImageSpec, ModelSpec, ModelVariant, VolatilityPipeline, VolatilityPipelineSpec,
 };

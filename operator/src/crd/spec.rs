@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kafka::KafkaSpec;
 use super::policies::{AutoscalingSpec, MonitoringSpec, RollbackSpec};
+use super::source::SourceSpec;
 use super::status::VolatilityPipelineStatus;
 use super::workloads::WorkloadsSpec;
 
@@ -62,6 +63,11 @@ pub struct VolatilityPipelineSpec {
     /// Coinbase WebSocket feed the ingestor subscribes to: `advancedTrade` (default) or `exchange`.
     #[serde(default)]
     pub feed: FeedKind,
+
+    /// Where the ingestor's ticks come from: the live feed (default) or a recording replayed in
+    /// a loop, for clusters without internet access.
+    #[serde(default)]
+    pub source: SourceSpec,
 
     /// Kafka cluster, credentials and topics.
     pub kafka: KafkaSpec,
@@ -119,27 +125,22 @@ pub struct ImageSpec {
     #[serde(default = "default_image_repository")]
     #[schemars(length(min = 1))]
     pub repository: String,
-    /// Image tag. Defaults to the operator's own version, so operator and workloads upgrade together.
-    #[serde(default = "default_image_tag")]
-    #[schemars(length(min = 1, max = 128))]
-    pub tag: String,
+    /// Image tag. Unset: the workload tag the operator is configured with (the chart's
+    /// `workloadImage.tag`), never the operator's own version, so upgrading the operator does
+    /// not restart any pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
+    pub tag: Option<String>,
     /// Kubernetes image pull policy.
     #[serde(default)]
     pub pull_policy: ImagePullPolicy,
-}
-
-impl ImageSpec {
-    /// `repository:tag`.
-    pub fn reference(&self) -> String {
-        format!("{}:{}", self.repository, self.tag)
-    }
 }
 
 impl Default for ImageSpec {
     fn default() -> Self {
         ImageSpec {
             repository: default_image_repository(),
-            tag: default_image_tag(),
+            tag: None,
             pull_policy: ImagePullPolicy::default(),
         }
     }
@@ -147,10 +148,6 @@ impl Default for ImageSpec {
 
 fn default_image_repository() -> String {
     "ghcr.io/spikewatch/spikewatch".into()
-}
-
-fn default_image_tag() -> String {
-    env!("CARGO_PKG_VERSION").into()
 }
 
 /// Kubernetes image pull policy.

@@ -18,8 +18,8 @@ pub struct VolatilityPipelineStatus {
     /// Summary of the conditions: Pending, Progressing, Ready, Degraded or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// Ready, TopicsReady, WorkloadsReady, MonitoringReady, RolledBack and Scaling, following
-    /// the Kubernetes API conventions.
+    /// Ready, Reconciling, Stalled (kstatus), TopicsReady, WorkloadsReady, MonitoringReady,
+    /// RolledBack and Scaling, following the Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -117,6 +117,12 @@ pub struct WorkloadStatus {
     /// Replicas passing their readiness probe.
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Replicas running the current pod template.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// Replicas ready for at least the Deployment's `minReadySeconds`.
+    #[serde(default)]
+    pub available_replicas: i32,
 }
 
 /// Predictor consumer replicas and lag, as the operator's autoscaler sees them

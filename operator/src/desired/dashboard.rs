@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::DesiredError;
 use super::config_map::config_hash;
 use super::meta::{MONITORING_COMPONENT, child_meta};
-use super::prometheus_rule::series_selector;
+use super::prometheus_rule::{api_error_ratio, consumer_lag_by_service, series_selector};
 use crate::crd::{VolatilityPipeline, Workload};
 
 /// Label the Grafana sidecar watches for.
@@ -55,7 +55,6 @@ pub fn dashboard_json(vp: &VolatilityPipeline) -> Value {
     let namespace = vp.namespace().unwrap_or_default();
     let api = series_selector(vp, &[Workload::Api]);
     let predictor = series_selector(vp, &[Workload::Predictor]);
-    let consumers = series_selector(vp, &[Workload::Featurizer, Workload::Predictor]);
     let models = series_selector(vp, &[Workload::Predictor, Workload::Api]);
     let latency = |q: &str| {
         format!(
@@ -82,11 +81,11 @@ pub fn dashboard_json(vp: &VolatilityPipeline) -> Value {
         "panels": [
             panel(1, "API latency P50 / P95", "timeseries", "s", 0, 0, vec![(latency("0.5"), "p50"), (latency("0.95"), "p95")]),
             panel(2, "API error rate", "timeseries", "percentunit", 12, 0, vec![(
-                format!("sum(rate(volatility_api_errors_total{{{api}}}[5m])) / sum(rate(volatility_api_requests_total{{{api}}}[5m]))"),
+                api_error_ratio(vp),
                 "errors / requests",
             )]),
             panel(3, "Consumer lag", "timeseries", "s", 0, 8, vec![(
-                format!("max by (service) (volatility_consumer_lag_seconds{{{consumers}}})"),
+                consumer_lag_by_service(vp),
                 "{{service}}",
             )]),
             panel(4, "Predictions per second", "timeseries", "ops", 12, 8, vec![(

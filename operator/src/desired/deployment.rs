@@ -13,8 +13,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::DesiredError;
 use super::config_map::{config_hash, desired_config_yaml};
+use super::ingestor_source::{downloads_recording, ingestor_args, recording_volume};
+use super::{DesiredError, RenderOptions};
 use super::meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, admin_token_secret_name, child_meta, config_map_name, labels,
     selector_labels, service_account_name, workload_name,
@@ -80,9 +81,29 @@ pub fn has_admin_endpoint(workload: Workload) -> bool {
     matches!(workload, Workload::Predictor | Workload::Api)
 }
 
+/// The workload image `repository:tag`: the spec's tag, else the operator's configured default.
+/// Never the operator's own version: upgrading the operator must not restart the pipelines.
+pub fn workload_image(vp: &VolatilityPipeline, options: &RenderOptions) -> Result<String, DesiredError> {
+    let image = &vp.spec.image;
+    let tag = image
+        .tag
+        .as_deref()
+        .or(options.default_image_tag.as_deref())
+        .ok_or(DesiredError::InvalidSpec(
+            "image.tag is unset and the operator has no default workload image tag \
+             (set spec.image.tag, or the operator's --workload-image-tag: the chart value workloadImage.tag)",
+        ))?;
+    Ok(format!("{}:{tag}", image.repository))
+}
+
 /// The Deployment of `workload`.
-pub fn desired_deployment(vp: &VolatilityPipeline, workload: Workload) -> Result<Deployment, DesiredError> {
+pub fn desired_deployment(
+    vp: &VolatilityPipeline,
+    workload: Workload,
+    options: &RenderOptions,
+) -> Result<Deployment, DesiredError> {
     let component = workload.component();
+    let image = workload_image(vp, options)?;
     let hash = config_hash(&desired_config_yaml(vp)?);
     let strategy = match workload {
         // Two ingestors would publish every tick twice: stop the old pod before starting the new one.
@@ -119,7 +140,7 @@ pub fn desired_deployment(vp: &VolatilityPipeline, workload: Workload) -> Result
                     annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(vp, workload)),
+                spec: Some(pod_spec(vp, workload, image)),
             },
             ..DeploymentSpec::default()
         }),
@@ -127,8 +148,10 @@ pub fn desired_deployment(vp: &VolatilityPipeline, workload: Workload) -> Result
     })
 }
 
-fn pod_spec(vp: &VolatilityPipeline, workload: Workload) -> PodSpec {
+fn pod_spec(vp: &VolatilityPipeline, workload: Workload, image: String) -> PodSpec {
     let spec = vp.spec.workloads.get(workload);
+    // A downloaded recording lands in /tmp; the downloader refuses anything larger than 200 MiB.
+    let tmp_size = if workload == Workload::Ingestor && downloads_recording(vp) { "256Mi" } else { "64Mi" };
     let mut volumes = vec![
         Volume {
             name: "config".into(),
@@ -141,7 +164,7 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload) -> PodSpec {
         Volume {
             name: "tmp".into(),
             empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(Quantity("64Mi".into())),
+                size_limit: Some(Quantity(tmp_size.into())),
                 medium: None,
             }),
             ..Volume::default()
@@ -162,6 +185,11 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload) -> PodSpec {
             }),
             ..Volume::default()
         });
+    }
+    if workload == Workload::Ingestor
+        && let Some((volume, _)) = recording_volume(vp)
+    {
+        volumes.push(volume);
     }
     if let Some(secret) = kafka_ca_secret(vp, workload) {
         volumes.push(Volume {
@@ -194,13 +222,13 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload) -> PodSpec {
         node_selector: spec.node_selector.clone(),
         tolerations: spec.tolerations.clone(),
         termination_grace_period_seconds: Some(30),
-        containers: vec![container(vp, workload)],
+        containers: vec![container(vp, workload, image)],
         volumes: Some(volumes),
         ..PodSpec::default()
     }
 }
 
-fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
+fn container(vp: &VolatilityPipeline, workload: Workload, image: String) -> Container {
     let spec = vp.spec.workloads.get(workload);
     let mut mounts = vec![
         VolumeMount {
@@ -223,6 +251,11 @@ fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
             ..Default::default()
         });
     }
+    if workload == Workload::Ingestor
+        && let Some((_, mount)) = recording_volume(vp)
+    {
+        mounts.push(mount);
+    }
     if kafka_ca_secret(vp, workload).is_some() {
         mounts.push(VolumeMount {
             name: "kafka-ca".into(),
@@ -235,14 +268,13 @@ fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
     let env = env(vp, workload);
     Container {
         name: workload.component().into(),
-        image: Some(vp.spec.image.reference()),
+        image: Some(image),
         image_pull_policy: Some(vp.spec.image.pull_policy.as_str().into()),
         command: Some(vec!["spikewatch".into()]),
-        args: Some(vec![
-            workload.subcommand().into(),
-            "--config".into(),
-            CONFIG_PATH.into(),
-        ]),
+        args: Some(match workload {
+            Workload::Ingestor => ingestor_args(vp),
+            _ => vec![workload.subcommand().into(), "--config".into(), CONFIG_PATH.into()],
+        }),
         env: (!env.is_empty()).then_some(env),
         ports: Some(vec![ContainerPort {
             name: Some(workload.port_name().into()),
@@ -250,8 +282,8 @@ fn container(vp: &VolatilityPipeline, workload: Workload) -> Container {
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
-        liveness_probe: Some(health_probe(workload, 6)),
-        readiness_probe: Some(health_probe(workload, 3)),
+        liveness_probe: Some(liveness_probe(workload)),
+        readiness_probe: Some(http_probe(workload, "/health", 3)),
         resources: spec.resources.clone(),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -318,10 +350,20 @@ fn kafka_ca_secret(vp: &VolatilityPipeline, workload: Workload) -> Option<&str> 
     }
 }
 
-fn health_probe(workload: Workload, failure_threshold: i32) -> Probe {
+/// The ingestor is ready only once its first tick is out (`/health`), which can take a while on
+/// a quiet market or an unreachable feed; restarting it then would not help, so its liveness is
+/// the metrics endpoint answering. The other workloads are live while healthy.
+fn liveness_probe(workload: Workload) -> Probe {
+    match workload {
+        Workload::Ingestor => http_probe(workload, "/metrics", 6),
+        _ => http_probe(workload, "/health", 6),
+    }
+}
+
+fn http_probe(workload: Workload, path: &str, failure_threshold: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
-            path: Some("/health".into()),
+            path: Some(path.into()),
             port: IntOrString::String(workload.port_name().into()),
             scheme: Some("HTTP".into()),
             ..HTTPGetAction::default()

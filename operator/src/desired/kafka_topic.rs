@@ -15,10 +15,40 @@ use crate::crd::{TopicManagement, VolatilityPipeline};
 /// Component label of the topics.
 pub const TOPICS_COMPONENT: &str = "topics";
 
-/// `kafka.strimzi.io/v1beta2` `KafkaTopic`.
-pub fn kafka_topic_resource() -> ApiResource {
+/// The version of Strimzi's `KafkaTopic` API the operator writes: `v1` where the cluster serves
+/// it (Strimzi 0.49 and later; `v1beta2` is deprecated there), else `v1beta2`. The fields the
+/// operator sets (`topicName`, `partitions`, `replicas`, `config`) are the same in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KafkaTopicVersion {
+    #[default]
+    V1Beta2,
+    V1,
+}
+
+impl KafkaTopicVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaTopicVersion::V1Beta2 => "v1beta2",
+            KafkaTopicVersion::V1 => "v1",
+        }
+    }
+}
+
+impl std::str::FromStr for KafkaTopicVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "v1beta2" => Ok(KafkaTopicVersion::V1Beta2),
+            "v1" => Ok(KafkaTopicVersion::V1),
+            other => Err(format!("unknown KafkaTopic version {other:?} (expected v1 or v1beta2)")),
+        }
+    }
+}
+
+/// `kafka.strimzi.io/<version>` `KafkaTopic`.
+pub fn kafka_topic_resource(version: KafkaTopicVersion) -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kafka.strimzi.io", "v1beta2", "KafkaTopic"),
+        &GroupVersionKind::gvk("kafka.strimzi.io", version.as_str(), "KafkaTopic"),
         "kafkatopics",
     )
 }
@@ -47,7 +77,10 @@ pub fn kafka_topic_object_name(vp: &VolatilityPipeline, topic: &str) -> String {
 }
 
 /// One `KafkaTopic` per topic when Strimzi manages topics; none otherwise.
-pub fn desired_kafka_topics(vp: &VolatilityPipeline) -> Result<Vec<DynamicObject>, DesiredError> {
+pub fn desired_kafka_topics(
+    vp: &VolatilityPipeline,
+    version: KafkaTopicVersion,
+) -> Result<Vec<DynamicObject>, DesiredError> {
     let kafka = &vp.spec.kafka;
     if kafka.topic_management != TopicManagement::Strimzi {
         return Ok(vec![]);
@@ -59,7 +92,7 @@ pub fn desired_kafka_topics(vp: &VolatilityPipeline) -> Result<Vec<DynamicObject
         .ok_or(DesiredError::InvalidSpec(
             "kafka.strimziCluster is required when topicManagement is strimzi",
         ))?;
-    let resource = kafka_topic_resource();
+    let resource = kafka_topic_resource(version);
     kafka
         .topics
         .names()

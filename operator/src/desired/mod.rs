@@ -7,6 +7,7 @@
 mod config_map;
 mod dashboard;
 mod deployment;
+mod ingestor_source;
 mod kafka_topic;
 mod meta;
 mod network_policy;
@@ -28,11 +29,12 @@ pub use config_map::{KAFKA_CA_PATH, config_hash, desired_config, desired_config_
 pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_json, desired_dashboard};
 pub use deployment::{
     ADMIN_TOKEN_DIR, ADMIN_TOKEN_KEY, ADMIN_TOKEN_PATH, CREATE_ONLY_FIELDS, RUN_AS_USER, create_only_fields,
-    desired_deployment, desired_replicas, has_admin_endpoint,
+    desired_deployment, desired_replicas, has_admin_endpoint, workload_image,
 };
+pub use ingestor_source::{RECORDING_DIR, RECORDING_VOLUME, ingestor_args};
 pub use kafka_topic::{
-    STRIMZI_MANAGED_ANNOTATION, TOPICS_COMPONENT, desired_kafka_topics, kafka_topic_object_name, kafka_topic_resource,
-    kafka_topic_retain_patch,
+    KafkaTopicVersion, STRIMZI_MANAGED_ANNOTATION, TOPICS_COMPONENT, desired_kafka_topics, kafka_topic_object_name,
+    kafka_topic_resource, kafka_topic_retain_patch,
 };
 pub use meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_PATH, MANAGER, MONITORING_COMPONENT, PIPELINE_COMPONENT,
@@ -42,8 +44,8 @@ pub use meta::{
 pub use network_policy::desired_network_policy;
 pub use pod_disruption_budget::desired_pod_disruption_budget;
 pub use prometheus_rule::{
-    CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, desired_prometheus_rule, prometheus_rule_file,
-    prometheus_rule_groups, prometheus_rule_resource, series_selector,
+    CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, api_error_ratio, consumer_lag_by_service,
+    desired_prometheus_rule, prometheus_rule_file, prometheus_rule_groups, prometheus_rule_resource, series_selector,
 };
 pub use scaled_object::{
     desired_scaled_object, desired_trigger_authentication, scaled_object_resource, trigger_authentication_name,
@@ -65,6 +67,18 @@ pub enum DesiredError {
     InvalidSpec(&'static str),
     #[error("cannot serialize desired object: {0}")]
     Serialize(String),
+}
+
+/// What the builders need besides the pipeline: what the cluster serves and how the operator
+/// is configured. The running operator fills it from discovery and its flags; `render` from
+/// its own flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Version of Strimzi's `KafkaTopic` API to write.
+    pub kafka_topic_version: KafkaTopicVersion,
+    /// Workload image tag of pipelines that do not set `spec.image.tag` (the operator's
+    /// `--workload-image-tag`). `None`: such a pipeline cannot be rendered.
+    pub default_image_tag: Option<String>,
 }
 
 /// Which prerequisite a child needs in the cluster.
@@ -102,6 +116,8 @@ pub struct DesiredState {
     pub scaled_object: Option<DynamicObject>,
     /// Only with `autoscaling.engine: keda` and a Kafka auth Secret.
     pub trigger_authentication: Option<DynamicObject>,
+    /// The `KafkaTopic` API version `kafka_topics` are written in.
+    pub kafka_topic_version: KafkaTopicVersion,
 }
 
 /// One child, type-erased for a generic server-side apply through `Api<DynamicObject>`.
@@ -113,13 +129,13 @@ pub struct DesiredObject {
 }
 
 /// Builds every child of `vp`.
-pub fn desired_state(vp: &crate::crd::VolatilityPipeline) -> Result<DesiredState, DesiredError> {
+pub fn desired_state(vp: &crate::crd::VolatilityPipeline, options: &RenderOptions) -> Result<DesiredState, DesiredError> {
     Ok(DesiredState {
         service_account: desired_service_account(vp)?,
         config_map: desired_config_map(vp)?,
         deployments: Workload::ALL
             .iter()
-            .map(|w| desired_deployment(vp, *w))
+            .map(|w| desired_deployment(vp, *w, options))
             .collect::<Result<_, _>>()?,
         services: Workload::ALL
             .iter()
@@ -127,12 +143,13 @@ pub fn desired_state(vp: &crate::crd::VolatilityPipeline) -> Result<DesiredState
             .collect::<Result<_, _>>()?,
         pod_disruption_budget: desired_pod_disruption_budget(vp)?,
         network_policy: desired_network_policy(vp)?,
-        kafka_topics: desired_kafka_topics(vp)?,
+        kafka_topics: desired_kafka_topics(vp, options.kafka_topic_version)?,
         service_monitors: desired_service_monitors(vp)?,
         prometheus_rule: desired_prometheus_rule(vp)?,
         dashboard: desired_dashboard(vp)?,
         scaled_object: desired_scaled_object(vp)?,
         trigger_authentication: desired_trigger_authentication(vp)?,
+        kafka_topic_version: options.kafka_topic_version,
     })
 }
 
@@ -168,7 +185,7 @@ impl DesiredState {
         out.extend(
             self.kafka_topics
                 .iter()
-                .map(|t| dynamic(t, kafka_topic_resource(), ChildGroup::Topics)),
+                .map(|t| dynamic(t, kafka_topic_resource(self.kafka_topic_version), ChildGroup::Topics)),
         );
         for service in &self.services {
             out.push(erase(service, ChildGroup::Core)?);
@@ -200,6 +217,9 @@ impl DesiredState {
 }
 
 /// Every child of `vp`, type-erased, in apply order.
-pub fn desired_objects(vp: &crate::crd::VolatilityPipeline) -> Result<Vec<DesiredObject>, DesiredError> {
-    desired_state(vp)?.objects()
+pub fn desired_objects(
+    vp: &crate::crd::VolatilityPipeline,
+    options: &RenderOptions,
+) -> Result<Vec<DesiredObject>, DesiredError> {
+    desired_state(vp, options)?.objects()
 }

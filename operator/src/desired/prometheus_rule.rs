@@ -42,6 +42,26 @@ pub fn series_selector(vp: &VolatilityPipeline, workloads: &[Workload]) -> Strin
     }
 }
 
+/// How far behind each consumer is, by Service: the featurizer exports its lag as
+/// `spikewatch_featurizer_consumer_lag_seconds`, the predictor as `volatility_consumer_lag_seconds`
+/// (both: now − receive time of the newest message processed).
+pub fn consumer_lag_by_service(vp: &VolatilityPipeline) -> String {
+    let featurizer = series_selector(vp, &[Workload::Featurizer]);
+    let predictor = series_selector(vp, &[Workload::Predictor]);
+    format!(
+        "max by (service) (spikewatch_featurizer_consumer_lag_seconds{{{featurizer}}} or volatility_consumer_lag_seconds{{{predictor}}})"
+    )
+}
+
+/// The share of API requests answered with an error over 5 minutes; 0 (not empty) while no
+/// error has happened yet, when the error counter has no series.
+pub fn api_error_ratio(vp: &VolatilityPipeline) -> String {
+    let api = series_selector(vp, &[Workload::Api]);
+    format!(
+        "(sum(rate(volatility_api_errors_total{{{api}}}[5m])) or vector(0)) / sum(rate(volatility_api_requests_total{{{api}}}[5m]))"
+    )
+}
+
 /// The rule groups (the `spec.groups` of the PrometheusRule, and the content of a Prometheus
 /// rule file).
 pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
@@ -49,7 +69,6 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
     let namespace = vp.namespace().unwrap_or_default();
     let api = series_selector(vp, &[Workload::Api]);
     let predictor = series_selector(vp, &[Workload::Predictor]);
-    let consumers = series_selector(vp, &[Workload::Featurizer, Workload::Predictor]);
     let minutes = vp.spec.monitoring.no_predictions_minutes;
     let labels = json!({ "severity": "warning", "pipeline": name, "pipeline_namespace": namespace });
     let critical = json!({ "severity": "critical", "pipeline": name, "pipeline_namespace": namespace });
@@ -68,7 +87,7 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
             },
             {
                 "alert": "SpikewatchApiErrorRateHigh",
-                "expr": format!("sum(rate(volatility_api_errors_total{{{api}}}[5m])) / sum(rate(volatility_api_requests_total{{{api}}}[5m])) > {ERROR_RATE_SLO}"),
+                "expr": format!("{} > {ERROR_RATE_SLO}", api_error_ratio(vp)),
                 "for": "5m",
                 "labels": critical,
                 "annotations": {
@@ -78,7 +97,7 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
             },
             {
                 "alert": "SpikewatchConsumerLagHigh",
-                "expr": format!("max by (service) (volatility_consumer_lag_seconds{{{consumers}}}) > {CONSUMER_LAG_SLO_SECONDS}"),
+                "expr": format!("{} > {CONSUMER_LAG_SLO_SECONDS}", consumer_lag_by_service(vp)),
                 "for": "2m",
                 "labels": labels,
                 "annotations": {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use spikewatch_operator::crd::VolatilityPipeline;
+use spikewatch_operator::desired::RenderOptions;
 
 /// `uid` given to fixtures, as the API server would, so owner references can be built.
 pub const UID: &str = "6f1c2b1e-0c6b-4d7e-9a57-1f0e2d3c4b5a";
@@ -19,6 +20,41 @@ spec:
   kafka:
     bootstrapServers: kafka:9092
 ";
+
+/// A pipeline fed by a recording from a ConfigMap, replayed ten times faster than recorded,
+/// with its own image tag.
+pub const REPLAY: &str = "\
+apiVersion: spikewatch.io/v1alpha1
+kind: VolatilityPipeline
+metadata:
+  name: replay
+  namespace: default
+spec:
+  products: [BTC-USD]
+  source:
+    type: replay
+    replay:
+      speed: \"10\"
+      recording:
+        configMap:
+          name: btc-recording
+          key: btc-usd-2026-04-06.csv.gz
+  image:
+    tag: \"2026.04.1\"
+  kafka:
+    bootstrapServers: kafka:9092
+";
+
+/// The workload image tag the operator is configured with in these tests.
+pub const DEFAULT_IMAGE_TAG: &str = "0.1.0";
+
+/// What the builders get from the operator and the cluster in these tests.
+pub fn options() -> RenderOptions {
+    RenderOptions {
+        default_image_tag: Some(DEFAULT_IMAGE_TAG.into()),
+        ..RenderOptions::default()
+    }
+}
 
 /// Path of a file of the repository.
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
@@ -47,5 +83,6 @@ pub fn all() -> Vec<(&'static str, VolatilityPipeline)> {
         ("minimal", parse(MINIMAL)),
         ("external-kafka", parse(&example("pipeline.yaml"))),
         ("strimzi", parse(&example("pipeline-strimzi.yaml"))),
+        ("replay", parse(REPLAY)),
     ]
 }

@@ -145,8 +145,20 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub async fn start(interval: &str, targets: &[(String, Vec<(&str, &str)>)]) -> Prometheus {
+        Prometheus::start_with_rules(interval, targets, None).await
+    }
+
+    /// [`Prometheus::start`], also evaluating the rule file `rules` (YAML `groups:`) every
+    /// `interval`.
+    pub async fn start_with_rules(interval: &str, targets: &[(String, Vec<(&str, &str)>)], rules: Option<&str>) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = format!("global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n");
+        let mut config = format!("global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n");
+        if let Some(rules) = rules {
+            let path = dir.path().join("rules.yaml");
+            std::fs::write(&path, rules).expect("rule file");
+            config.push_str(&format!("rule_files:\n  - '{}'\n", path.display()));
+        }
+        config.push_str("scrape_configs:\n");
         for (i, (target, labels)) in targets.iter().enumerate() {
             config.push_str(&format!("  - job_name: target{i}\n    static_configs:\n      - targets: ['{target}']\n        labels:\n"));
             for (k, v) in labels {

@@ -80,8 +80,8 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     }
 
     let (tx, rx) = memory::link(memory::DEFAULT_CAPACITY);
-    let publishing = tokio::spawn(forward(rx, publisher));
-    health.set_ready(true);
+    // Ready once the feed delivered its first tick (see `forward`): connected is not enough.
+    let publishing = tokio::spawn(forward(rx, publisher, health.clone()));
     // Returns on shutdown; dropping the client closes the link and lets the publisher finish.
     let streamed = client.run(tx, shutdown).await;
     health.set_ready(false);
@@ -105,7 +105,12 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
 /// acknowledgements whenever the feed pauses. A live feed is slow next to Kafka, so this costs
 /// nothing, keeps the acknowledged counter current, and turns a delivery failure into an error
 /// (and a restart) within moments instead of after thousands of unconfirmed ticks.
-async fn forward(mut ticks: LinkReceiver<Tick>, mut publisher: JsonPublisher) -> Result<PublishTotals, TransportError> {
+/// `ready` turns true with the first tick handed to the producer.
+async fn forward(
+    mut ticks: LinkReceiver<Tick>,
+    mut publisher: JsonPublisher,
+    ready: Health,
+) -> Result<PublishTotals, TransportError> {
     use tokio::sync::mpsc::error::TryRecvError;
     loop {
         let tick = match ticks.try_recv() {
@@ -120,6 +125,9 @@ async fn forward(mut ticks: LinkReceiver<Tick>, mut publisher: JsonPublisher) ->
             }
         };
         publisher.publish(&tick.product_id, &tick).await?;
+        if !ready.is_ready() {
+            ready.set_ready(true);
+        }
     }
     publisher.close().await
 }

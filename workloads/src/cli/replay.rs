@@ -1,6 +1,5 @@
-//! `spikewatch replay`: publish recorded tickers to the raw topic at the original pace × speed.
-
-use std::path::PathBuf;
+//! `spikewatch replay`: publish recorded tickers to the raw topic at the original pace × speed,
+//! once or in a loop.
 
 use prometheus::Registry;
 
@@ -8,42 +7,53 @@ use crate::config::Config;
 use crate::pipeline::pacing::Speed;
 use crate::pipeline::replay::{ReplayMetrics, ReplayOptions, run_kafka};
 use crate::pipeline::shutdown;
+use crate::sources::download;
 use crate::telemetry::server::{self, Health};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Recordings (NDJSON: Exchange wrapper, Advanced Trade ticker objects or the mirror format;
-    /// or flat tick CSV; plain or gzip), replayed in order. Default: the bundled Exchange
-    /// recording.
-    #[arg(long = "input", value_name = "FILE", num_args = 1..)]
-    pub inputs: Vec<PathBuf>,
+    /// or flat tick CSV; plain or gzip), replayed in order: files, or `https://` URLs downloaded
+    /// once at start. Default: the bundled Exchange recording.
+    #[arg(long = "input", value_name = "FILE|URL", num_args = 1..)]
+    pub inputs: Vec<String>,
     /// `max` (as fast as the broker acknowledges) or a multiple of the original pace (`1`, `10`).
     #[arg(long, default_value = "1")]
     pub speed: Speed,
     /// Longest pause between two ticks, in seconds: longer holes in a recording are compressed.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub max_sleep: f64,
+    /// Start over at the end of the recordings until stopped, each pass shifted in exchange time
+    /// to follow the previous one (a recording as an endless feed, e.g. on a cluster without
+    /// internet access).
+    #[arg(long = "loop")]
+    pub repeat: bool,
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     if !(args.max_sleep.is_finite() && args.max_sleep >= 0.0) {
         anyhow::bail!("--max-sleep must be a non-negative number of seconds, got {}", args.max_sleep);
     }
-    let options = ReplayOptions {
-        inputs: args.inputs,
-        speed: args.speed,
-        max_sleep: std::time::Duration::from_secs_f64(args.max_sleep),
-    };
     let registry = Registry::new();
     let metrics = ReplayMetrics::register(&registry)?;
+    // Ready once the first tick is handed to the producer (see `publish_ticks`), not before.
     let health = Health::default();
     let addr = server::spawn(&config.metrics.bind, registry, health.clone()).await?;
-    tracing::info!(%addr, speed = %options.speed, topic = %config.kafka.topics.raw, "replay started; metrics served");
-    health.set_ready(true);
+    tracing::info!(%addr, "serving /metrics and /health");
+    let inputs = download::resolve_inputs(&args.inputs).await?;
+    let options = ReplayOptions {
+        inputs: inputs.paths.clone(),
+        speed: args.speed,
+        max_sleep: std::time::Duration::from_secs_f64(args.max_sleep),
+        repeat: args.repeat,
+    };
+    tracing::info!(speed = %options.speed, repeat = options.repeat, topic = %config.kafka.topics.raw, "replay started");
 
-    let (replayed, published) = run_kafka(&config, &options, &metrics, shutdown::on_signal()).await?;
+    let (replayed, published) = run_kafka(&config, &options, &metrics, &health, shutdown::on_signal()).await?;
+    health.set_ready(false);
     tracing::info!(
         ticks = replayed.ticks,
+        passes = replayed.passes,
         acknowledged = published.acknowledged,
         skipped_frames = replayed.skipped_frames,
         malformed_lines = replayed.malformed_lines,
@@ -51,8 +61,8 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         "replay finished"
     );
     println!(
-        "replayed: ticks={} published={} skipped_frames={} malformed_lines={}",
-        replayed.ticks, published.acknowledged, replayed.skipped_frames, replayed.malformed_lines
+        "replayed: ticks={} published={} skipped_frames={} malformed_lines={} passes={}",
+        replayed.ticks, published.acknowledged, replayed.skipped_frames, replayed.malformed_lines, replayed.passes
     );
     Ok(())
 }

@@ -44,6 +44,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             inputs: args.inputs,
             speed: args.speed,
             max_sleep: Duration::from_secs_f64(args.max_sleep),
+            repeat: false,
         })
     };
     let mut options = LocalOptions::new(source);

@@ -39,7 +39,10 @@ pub struct PredictorMetrics {
     /// `volatility_consumer_messages_processed_total`, `volatility_consumer_predictions_made_total`,
     /// `volatility_consumer_errors_total{error_type}`, `volatility_consumer_processing_seconds`.
     pub stage: StageMetrics,
-    /// `volatility_consumer_lag_seconds`: now − event time of the latest scored feature vector.
+    /// `volatility_consumer_lag_seconds`: now − receive time of the newest feature vector
+    /// consumed, as the featurizer measures its own lag. Receive time, not exchange time: a
+    /// replayed recording's exchange times are months old, and the lag is about this pipeline
+    /// keeping up, not about the exchange's clock.
     pub lag_seconds: Gauge,
     /// `volatility_consumer_processing_rate`: messages processed per second over the last second.
     pub processing_rate: Gauge,
@@ -186,7 +189,7 @@ impl Predictor {
             scorable.push(i);
             rows.push(vector.features);
         }
-        if let Some(latest) = vectors.iter().map(|v| v.event_time).max() {
+        if let Some(latest) = vectors.iter().map(|v| v.receive_time).max() {
             let lag = (Utc::now() - latest).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
             self.metrics.lag_seconds.set(lag.max(0.0));
         }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::domain::Tick;
 use crate::sources::recording::{self, RecordingReader, RecordingStats};
 use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics};
+use crate::telemetry::server::Health;
 use crate::transport::memory::{self, LinkSender};
 
 /// What to replay and how fast.
@@ -28,7 +29,14 @@ pub struct ReplayOptions {
     pub speed: Speed,
     /// Longest pause between two ticks (holes in a recording are compressed to this).
     pub max_sleep: Duration,
+    /// Start over at the end of the inputs, until shutdown. Each pass is shifted in exchange
+    /// time to just after the previous one, so event time keeps moving forward and the feature
+    /// engine accepts the repeated ticks instead of rejecting them as late.
+    pub repeat: bool,
 }
+
+/// Exchange-time pause between the last tick of a pass and the first of the next one.
+pub const PASS_GAP: Duration = Duration::from_secs(1);
 
 /// What a replay read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +49,8 @@ pub struct ReplayTotals {
     pub malformed_lines: u64,
     /// Shutdown (or a closed sink) ended the replay before the end of the inputs.
     pub stopped_early: bool,
+    /// Passes over the inputs completed (more than one only with [`ReplayOptions::repeat`]).
+    pub passes: u64,
 }
 
 /// `spikewatch_replay_*` metrics.
@@ -50,6 +60,7 @@ pub struct ReplayMetrics {
     pub ticks_published: IntCounter,
     pub frames_skipped: IntCounterVec,
     pub malformed_lines: IntCounterVec,
+    pub passes: IntCounter,
 }
 
 impl ReplayMetrics {
@@ -74,19 +85,24 @@ impl ReplayMetrics {
                 ),
                 &["error_type"],
             )?,
+            passes: IntCounter::new(
+                "spikewatch_replay_passes_total",
+                "Passes over the recordings completed (they repeat with --loop)",
+            )?,
         };
         registry.register(Box::new(metrics.ticks_read.clone()))?;
         registry.register(Box::new(metrics.ticks_published.clone()))?;
         registry.register(Box::new(metrics.frames_skipped.clone()))?;
         registry.register(Box::new(metrics.malformed_lines.clone()))?;
+        registry.register(Box::new(metrics.passes.clone()))?;
         Ok(metrics)
     }
 }
 
-/// Sends the ticks of every input to `out`, paced by `options`, until the inputs end, `shutdown`
-/// is cancelled or the receiver is gone. Replayed ticks are stamped with the current time as
-/// their receive time: this process is what receives them, and consumer lag is measured from it
-/// (features only ever use exchange time).
+/// Sends the ticks of every input to `out`, paced by `options`, until the inputs end (or, with
+/// [`ReplayOptions::repeat`], forever), `shutdown` is cancelled or the receiver is gone.
+/// Replayed ticks are stamped with the current time as their receive time: this process is what
+/// receives them, and consumer lag is measured from it (features only ever use exchange time).
 pub async fn replay(
     options: &ReplayOptions,
     out: LinkSender<Tick>,
@@ -100,28 +116,16 @@ pub async fn replay(
         shutdown,
         metrics,
         totals: ReplayTotals::default(),
+        shift: TimeDelta::zero(),
+        span: None,
     };
-    if options.inputs.is_empty() {
-        run.input("embedded recording", recording::embedded()).await;
-    } else {
-        for path in &options.inputs {
-            let reader = recording::open(path).with_context(|| format!("cannot open recording {}", path.display()))?;
-            let stats = run.input(&path.display().to_string(), reader).await;
-            if run.totals.stopped_early {
-                break;
-            }
-            if stats.ticks == 0 {
-                anyhow::bail!(
-                    "{}: no tick in {} lines ({} malformed): {}",
-                    path.display(),
-                    stats.lines,
-                    stats.errors_total(),
-                    recording::LAYOUTS
-                );
-            }
+    loop {
+        run.pass(options).await?;
+        if run.totals.stopped_early || !options.repeat {
+            return Ok(run.totals);
         }
+        run.next_pass();
     }
-    Ok(run.totals)
 }
 
 struct Run<'a> {
@@ -131,9 +135,54 @@ struct Run<'a> {
     shutdown: CancellationToken,
     metrics: Option<&'a ReplayMetrics>,
     totals: ReplayTotals,
+    /// Added to every exchange time of the current pass.
+    shift: TimeDelta,
+    /// Earliest and latest exchange time of the inputs, as recorded (seen in the first pass).
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Run<'_> {
+    /// One pass over every input, in order.
+    async fn pass(&mut self, options: &ReplayOptions) -> anyhow::Result<()> {
+        if options.inputs.is_empty() {
+            self.input("embedded recording", recording::embedded()).await;
+        } else {
+            for path in &options.inputs {
+                let reader =
+                    recording::open(path).with_context(|| format!("cannot open recording {}", path.display()))?;
+                let stats = self.input(&path.display().to_string(), reader).await;
+                if self.totals.stopped_early {
+                    return Ok(());
+                }
+                if stats.ticks == 0 {
+                    anyhow::bail!(
+                        "{}: no tick in {} lines ({} malformed): {}",
+                        path.display(),
+                        stats.lines,
+                        stats.errors_total(),
+                        recording::LAYOUTS
+                    );
+                }
+            }
+        }
+        if !self.totals.stopped_early {
+            self.totals.passes += 1;
+            if let Some(m) = self.metrics {
+                m.passes.inc();
+            }
+        }
+        Ok(())
+    }
+
+    /// Shifts the next pass to start [`PASS_GAP`] after the latest exchange time of this one.
+    fn next_pass(&mut self) {
+        if let Some((first, last)) = self.span {
+            let gap = TimeDelta::from_std(PASS_GAP).unwrap_or(TimeDelta::seconds(1));
+            self.shift += (last - first) + gap;
+        }
+        tracing::info!(pass = self.totals.passes + 1, shift_s = self.shift.num_seconds(), "replaying the inputs again");
+    }
+
     /// Replays one recording; returns what its reader saw.
     async fn input<R: BufRead>(&mut self, name: &str, mut reader: RecordingReader<R>) -> RecordingStats {
         tracing::info!(input = name, "replaying");
@@ -149,6 +198,12 @@ impl Run<'_> {
                     continue;
                 }
             };
+            let recorded = tick.exchange_time;
+            self.span = Some(match self.span {
+                None => (recorded, recorded),
+                Some((first, last)) => (first.min(recorded), last.max(recorded)),
+            });
+            tick.exchange_time = recorded + self.shift;
             if !self.wait_until_due(&tick).await {
                 self.totals.stopped_early = true;
                 break;
@@ -199,11 +254,12 @@ impl Run<'_> {
 }
 
 /// `spikewatch replay`: creates the raw topic when missing, replays into it, waits for every
-/// acknowledgement.
+/// acknowledgement. `ready` turns true once the first tick is handed to the producer.
 pub async fn run_kafka(
     config: &Config,
     options: &ReplayOptions,
     metrics: &ReplayMetrics,
+    ready: &Health,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(ReplayTotals, PublishTotals)> {
     let kafka = &config.kafka;
@@ -213,7 +269,7 @@ pub async fn run_kafka(
     let publisher = JsonPublisher::new(create_producer(kafka)?, kafka.topics.raw.clone())
         .with_acknowledged_counter(metrics.ticks_published.clone());
     let (tx, rx) = memory::link(memory::DEFAULT_CAPACITY);
-    let publishing = tokio::spawn(publish_ticks(rx, publisher));
+    let publishing = tokio::spawn(publish_ticks(rx, publisher, Some(ready.clone())));
     let replayed = replay(options, tx, shutdown, Some(metrics)).await;
     // The link closed when `replay` returned; the publisher drains it and waits for the acks.
     let published = publishing.await.context("the publishing task failed")??;

@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod coinbase;
+pub mod download;
 pub mod metrics;
 pub mod recording;
 pub mod sequence;

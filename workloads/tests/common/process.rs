@@ -102,6 +102,20 @@ impl Spawned {
         self.child.wait().expect("wait failed")
     }
 
+    /// Polls the log (stderr) until a line contains `message` as a log message; panics if the
+    /// process exits first.
+    pub fn wait_for_stderr(&mut self, message: &str) {
+        let quoted = format!("\"{message}\"");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !self.stderr().lines().any(|line| line.contains(&quoted)) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("spikewatch exited ({status}):\nstderr:\n{}", self.stderr());
+            }
+            assert!(std::time::Instant::now() < deadline, "{message:?} never logged:\n{}", self.stderr());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Polls stdout until a line satisfies `matches`; panics if the process exits first.
     pub fn wait_for_stdout_line(&mut self, matches: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

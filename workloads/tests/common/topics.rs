@@ -61,6 +61,12 @@ pub fn read_until<T: DeserializeOwned>(
     read(bootstrap, topic, &mut done, true)
 }
 
+/// The first `count` records of `topic` (or a few more), returned as soon as they arrived, without
+/// waiting for the topic to go idle: for a producer that never stops.
+pub fn read_first<T: DeserializeOwned>(bootstrap: &str, topic: &str, count: usize) -> Vec<Record<T>> {
+    read(bootstrap, topic, &mut |records| records.len() >= count, false)
+}
+
 /// Reads `topic` from the beginning until it yielded `count` records and returns at once (no
 /// draining): for waiting until a stage has made progress.
 pub fn wait_for_count(bootstrap: &str, topic: &str, count: usize) {
