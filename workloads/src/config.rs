@@ -123,6 +123,10 @@ pub struct ApiConfig {
     pub request_timeout_ms: u64,
     /// File holding the bearer token of the admin endpoints; unset = admin endpoints disabled.
     pub admin_token_file: Option<String>,
+    /// `serve`: feed `/predictions/stream` and `/predictions/latest` from `kafka.topics.predictions`.
+    pub predictions_from_kafka: bool,
+    /// Predictions a `/predictions/stream` client may fall behind by before it loses the oldest.
+    pub stream_buffer: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +225,8 @@ impl Default for ApiConfig {
             max_rows: 1024,
             request_timeout_ms: 2_000,
             admin_token_file: None,
+            predictions_from_kafka: false,
+            stream_buffer: 1024,
         }
     }
 }
@@ -311,6 +317,9 @@ impl Config {
         if let Some(v) = lookup("ADMIN_TOKEN_FILE") {
             self.api.admin_token_file = Some(v);
         }
+        if let Some(v) = lookup("PREDICTIONS_FROM_KAFKA") {
+            self.api.predictions_from_kafka = parse("PREDICTIONS_FROM_KAFKA", v)?;
+        }
         Ok(())
     }
 }
@@ -341,9 +350,16 @@ mod tests {
     fn file_overrides_defaults_and_env_overrides_file() {
         let mut c = Config::from_yaml("kafka:\n  bootstrap_servers: file:9092\n  partitions: 6\nmodel:\n  variant: ml\n").unwrap();
         assert_eq!(c.kafka.partitions, 6);
-        let env: HashMap<&str, &str> =
-            [("KAFKA_BOOTSTRAP_SERVERS", "env:9092"), ("MODEL_VARIANT", "baseline"), ("PORT", "9000")].into();
+        let env: HashMap<&str, &str> = [
+            ("KAFKA_BOOTSTRAP_SERVERS", "env:9092"),
+            ("MODEL_VARIANT", "baseline"),
+            ("PORT", "9000"),
+            ("PREDICTIONS_FROM_KAFKA", "true"),
+        ]
+        .into();
+        assert!(!c.api.predictions_from_kafka, "off by default");
         c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert!(c.api.predictions_from_kafka);
         assert_eq!(c.kafka.bootstrap_servers, "env:9092");
         assert_eq!(c.model.variant, ModelVariant::Baseline);
         assert_eq!(c.api.bind, "0.0.0.0:9000");
@@ -356,6 +372,8 @@ mod tests {
         let mut c = Config::default();
         let err = c.apply_env(|k| (k == "MODEL_VARIANT").then(|| "gpt".to_string())).unwrap_err();
         assert!(err.to_string().contains("MODEL_VARIANT"), "{err}");
+        let err = c.apply_env(|k| (k == "PREDICTIONS_FROM_KAFKA").then(|| "yes".to_string())).unwrap_err();
+        assert!(err.to_string().contains("PREDICTIONS_FROM_KAFKA"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The data flow reads from the module tree:
 //! [`sources`] (Coinbase WebSocket feeds, recordings) → [`features`] (the one feature engine)
-//! → [`model`] (ONNX GBDT or z-score baseline) → [`sinks`] (tables, mirrors) and [`api`],
+//! → [`model`] (ONNX GBDT or z-score baseline) → [`sinks`] (tables, mirrors) and [`api`]
+//! (with [`live`], the predictions it streams to the live page),
 //! with [`transport`] (Kafka or in-memory channels) chosen at the edges and
 //! [`pipeline`] wiring the stages so that `spikewatch run` and the Kubernetes workloads
 //! execute the same core.
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod features;
+pub mod live;
 pub mod model;
 pub mod pipeline;
 pub mod sinks;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::domain::ModelVariant;
+use crate::live::FeedMetrics;
 use crate::model::ModelInfo;
 
 use super::error::{ApiError, ErrorKind};
@@ -37,6 +38,9 @@ pub struct ApiMetrics {
     pub loaded: IntGauge,
     /// `model_reloads_total{result}`: admin / SIGHUP reloads and variant switches.
     pub reloads: IntCounterVec,
+    /// The live prediction feed's and its stream clients' metrics (`volatility_api_feed_*`,
+    /// `volatility_api_stream_*`).
+    pub feed: FeedMetrics,
 }
 
 /// Route templates of the endpoints that score rows.
@@ -121,7 +125,8 @@ impl ApiMetrics {
                 requests.with_label_values(&[endpoint, "POST", status]);
             }
         }
-        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads }
+        let feed = FeedMetrics::register(&registry).expect("metric names are unique");
+        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads, feed }
     }
 
     pub fn registry(&self) -> &Registry {

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod predict;
 pub mod replay;
 pub mod run;
+mod run_serve;
 pub mod serve;
 
 #[derive(Debug, Parser)]
@@ -38,7 +39,8 @@ pub enum Command {
     Predict(predict::Args),
     /// Serve the prediction API (port 8000).
     Serve(serve::Args),
-    /// Replay → features → predictions in one process, no Kafka: the local one-command run.
+    /// Replay → features → predictions in one process, no Kafka: the local one-command run
+    /// (`--serve`: with the API and the live page).
     Run(run::Args),
 }
 

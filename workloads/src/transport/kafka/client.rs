@@ -52,6 +52,18 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     config
 }
 
+/// Reader outside any consumer group (partitions assigned by hand): never commits, never
+/// creates a topic. For watching a topic without touching the offsets of the stages.
+pub fn reader_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = client_config(kafka);
+    config
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("allow.auto.create.topics", "false");
+    apply_properties(&mut config, kafka);
+    config
+}
+
 /// Admin client: the shared settings plus the extra properties.
 pub(super) fn admin_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = client_config(kafka);
@@ -136,6 +148,15 @@ mod tests {
     fn consumer_commits_manually_and_never_creates_topics() {
         let config = consumer_config(&KafkaConfig::default(), "spikewatch-featurizer");
         assert_eq!(config.get("group.id"), Some("spikewatch-featurizer"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
+    }
+
+    #[test]
+    fn reader_has_no_group_and_never_commits() {
+        let config = reader_config(&KafkaConfig::default());
+        assert_eq!(config.get("group.id"), None);
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
