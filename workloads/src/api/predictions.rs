@@ -102,7 +102,8 @@ pub async fn stream(State(state): State<AppState>, RawQuery(query): RawQuery) ->
     let filter = ProductFilter::from_query(query.as_deref())?;
     require_source(state.feed())?;
     let events = events(state.feed().subscribe(), filter);
-    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(state.limits().stream_keep_alive));
+    let keep_alive = KeepAlive::new().interval(state.limits().stream_keep_alive).text("keep-alive");
+    let sse = Sse::new(events).keep_alive(keep_alive);
     // Reverse proxies (nginx) would otherwise buffer the stream.
     Ok(([(HeaderName::from_static("x-accel-buffering"), "no")], sse).into_response())
 }
