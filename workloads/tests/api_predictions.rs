@@ -2,18 +2,16 @@
 //! against the router, and through a real listener for the shutdown of open streams.
 
 mod api_support;
+mod common;
 
 use std::time::Duration;
 
 use api_support::*;
+use common::sse::{Message, PATIENCE, Reader};
 use axum::http::{StatusCode, header};
-use futures::StreamExt;
 use serde_json::Value;
 use spikewatch::api::{self, AdminAuth, AppState, Limits};
 use spikewatch::domain::{ModelVariant, PREDICTION_SCHEMA, Prediction};
-
-/// Upper bound on waiting for an event that must come; reached only when something is broken.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 fn prediction(product: &str, probability: f64, threshold: f64) -> Prediction {
     Prediction {
@@ -38,60 +36,6 @@ fn live_state(limits: Limits) -> AppState {
     state
 }
 
-/// One SSE message: its `event:` name (None for a comment) and its `data:` or comment text.
-#[derive(Debug, PartialEq)]
-struct Message {
-    event: Option<String>,
-    text: String,
-}
-
-/// Reads SSE messages from a response body.
-struct Reader<S> {
-    body: S,
-    buffer: String,
-}
-
-impl<S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin, E: std::fmt::Debug> Reader<S> {
-    fn new(body: S) -> Self {
-        Reader { body, buffer: String::new() }
-    }
-
-    /// The next message, or None when the stream ended.
-    async fn next(&mut self) -> Option<Message> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut message = Message { event: None, text: String::new() };
-                for line in block.lines() {
-                    if let Some(name) = line.strip_prefix("event:") {
-                        message.event = Some(name.trim().to_string());
-                    } else if let Some(data) = line.strip_prefix("data:") {
-                        message.text.push_str(data.trim());
-                    } else if let Some(comment) = line.strip_prefix(':') {
-                        message.text.push_str(comment.trim());
-                    }
-                }
-                return Some(message);
-            }
-            let chunk = tokio::time::timeout(PATIENCE, self.body.next()).await.expect("an SSE message in time")?;
-            self.buffer.push_str(std::str::from_utf8(&chunk.expect("body chunk")).expect("UTF-8"));
-        }
-    }
-
-    /// The next message that is not a keep-alive comment (keep-alives do not extend the wait).
-    async fn next_event(&mut self) -> Option<Message> {
-        let wait = async {
-            loop {
-                let message = self.next().await?;
-                if message.event.is_some() {
-                    return Some(message);
-                }
-            }
-        };
-        tokio::time::timeout(PATIENCE, wait).await.expect("an SSE event (or the end of the stream) in time")
-    }
-}
-
 async fn open_stream(app: &axum::Router, uri: &str) -> Reader<impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin> {
     use tower::ServiceExt;
     let response = app.clone().oneshot(get(uri)).await.unwrap();
@@ -101,7 +45,7 @@ async fn open_stream(app: &axum::Router, uri: &str) -> Reader<impl futures::Stre
 }
 
 fn data(message: &Message) -> Value {
-    serde_json::from_str(&message.text).unwrap_or_else(|e| panic!("not JSON: {message:?}: {e}"))
+    message.json()
 }
 
 #[tokio::test]

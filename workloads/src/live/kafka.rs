@@ -1,14 +1,16 @@
 //! Cluster mode's source of live predictions: `spikewatch serve` reads `kafka.topics.predictions`
 //! into its [`PredictionFeed`] (`api.predictions_from_kafka: true`).
 //!
-//! The reader assigns itself every partition of the topic by hand, starting at the end, and is
-//! in no consumer group. Why not the predictor's group, or a group of its own:
+//! The reader assigns itself every partition of the topic by hand, starting at the end, and
+//! never joins a consumer group or commits (its `group.id` is a unique placeholder librdkafka
+//! needs for incremental assignment; see `reader_config`). Why not the predictor's group, or a
+//! group joined with `auto.offset.reset=latest`:
 //!
 //! - every API replica serves its own stream clients, so each needs every prediction; replicas in
 //!   one group would split the partitions between them;
-//! - it never joins, rebalances or commits anywhere: the predictor's group, its offsets and its
-//!   lag (what the operator scales the predictor on) are untouched, and restarts leave no
-//!   orphaned groups on the brokers, as a unique group per process would;
+//! - nothing is joined, rebalanced or committed: the predictor's group, its offsets and its lag
+//!   (what the operator scales the predictor on) are untouched, and restarts leave no orphaned
+//!   groups with committed offsets on the brokers, as a joined group per process would;
 //! - a live view starts at "now": after a restart, old predictions are not replayed to clients.
 //!
 //! Partitions that appear later are found by a periodic metadata refresh and read from their

@@ -52,11 +52,17 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     config
 }
 
-/// Reader outside any consumer group (partitions assigned by hand): never commits, never
-/// creates a topic. For watching a topic without touching the offsets of the stages.
+/// Reader outside the stages' consumer groups (partitions assigned by hand): never joins a
+/// group, never commits, never creates a topic. For watching a topic without touching the
+/// stages' offsets.
+///
+/// librdkafka only assigns partitions incrementally when the client has a `group.id`, so the
+/// reader gets a unique one (`spikewatch-reader-<random>`); without a subscription and without
+/// commits the group is never joined, and brokers never list it.
 pub fn reader_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = client_config(kafka);
     config
+        .set("group.id", format!("spikewatch-reader-{:016x}", rand::random::<u64>()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("allow.auto.create.topics", "false");
@@ -154,9 +160,11 @@ mod tests {
     }
 
     #[test]
-    fn reader_has_no_group_and_never_commits() {
+    fn reader_has_a_group_of_its_own_and_never_commits() {
         let config = reader_config(&KafkaConfig::default());
-        assert_eq!(config.get("group.id"), None);
+        let group = config.get("group.id").unwrap().to_string();
+        assert!(group.starts_with("spikewatch-reader-"), "{group}");
+        assert_ne!(reader_config(&KafkaConfig::default()).get("group.id"), Some(group.as_str()), "unique per reader");
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
