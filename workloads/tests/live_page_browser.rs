@@ -43,7 +43,7 @@ fn chromium_args(profile: &Path) -> Vec<String> {
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1280,1000",
+        "--window-size=1280,720",
     ]
     .map(String::from)
     .to_vec();
