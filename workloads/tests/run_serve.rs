@@ -55,6 +55,15 @@ fn after_the_replay_the_api_and_the_page_stay_up_until_interrupted() {
     assert_eq!(status, 200);
     assert!(page.contains("/assets/live.js"), "{page}");
 
+    // The container health check of the Compose stack, against this server.
+    let health = format!("http://{addr}/health");
+    let mut healthy = Spawned::start(dir.path(), "healthcheck-ok", &["healthcheck", &health]);
+    assert!(healthy.child.wait().unwrap().success(), "{}", healthy.stderr());
+    let missing = format!("http://{addr}/no-such-path");
+    let mut unhealthy = Spawned::start(dir.path(), "healthcheck-404", &["healthcheck", &missing]);
+    assert!(!unhealthy.child.wait().unwrap().success());
+    assert!(unhealthy.stderr().contains("answered 404 Not Found"), "{}", unhealthy.stderr());
+
     assert!(run.interrupt().success(), "Ctrl-C stops it cleanly:\n{}", run.stderr());
 }
 
@@ -85,12 +94,16 @@ async fn the_stream_carries_the_pipelines_predictions_while_it_replays() {
 }
 
 #[test]
-fn plain_run_stays_a_finite_job_and_bind_needs_serve() {
+fn plain_run_stays_a_finite_job_bind_needs_serve_and_healthcheck_refuses_a_bad_url() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path());
     let stdout = Spawned::start(dir.path(), "run", &["--config", &config, "run"]).wait_success();
     assert!(stdout.lines().last().is_some_and(|line| line.starts_with("totals: ")), "{stdout}");
     assert!(!stdout.contains("live page"), "{stdout}");
+
+    let mut bad_url = Spawned::start(dir.path(), "healthcheck-bad-url", &["healthcheck", "not a url"]);
+    assert!(!bad_url.child.wait().unwrap().success());
+    assert!(bad_url.stderr().contains("invalid URL \"not a url\""), "{}", bad_url.stderr());
 
     let mut bind_alone = Spawned::start(dir.path(), "bind", &["run", "--bind", "127.0.0.1:0"]);
     let status = bind_alone.child.wait().unwrap();
