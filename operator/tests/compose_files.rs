@@ -44,7 +44,8 @@ fn check(relative: &str, content: &str) {
         std::fs::write(&path, content).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         return;
     }
-    let checked_in = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {relative}: {e}; run `{REGENERATE}`"));
+    let checked_in =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {relative}: {e}; run `{REGENERATE}`"));
     assert!(checked_in == content, "{relative} is stale: run `{REGENERATE}`");
 }
 

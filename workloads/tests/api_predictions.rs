@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use api_support::*;
-use common::sse::{Message, PATIENCE, Reader};
 use axum::http::{StatusCode, header};
+use common::sse::{Message, PATIENCE, Reader};
 use serde_json::Value;
 use spikewatch::api::{self, AdminAuth, AppState, Limits};
 use spikewatch::domain::{ModelVariant, PREDICTION_SCHEMA, Prediction};
@@ -36,7 +36,10 @@ fn live_state(limits: Limits) -> AppState {
     state
 }
 
-async fn open_stream(app: &axum::Router, uri: &str) -> Reader<impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin> {
+async fn open_stream(
+    app: &axum::Router,
+    uri: &str,
+) -> Reader<impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin> {
     use tower::ServiceExt;
     let response = app.clone().oneshot(get(uri)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -163,19 +166,24 @@ async fn unknown_products_and_bad_filters_are_clear_errors() {
     let unknown = call(&app, get("/predictions/latest?product_id=BTC-USD,XRP-USD")).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
     assert_eq!(unknown.error_field(), Some("product_id"));
-    assert_eq!(
-        unknown.body["error"]["reason"],
-        "no prediction for XRP-USD (products with predictions: BTC-USD)"
-    );
+    assert_eq!(unknown.body["error"]["reason"], "no prediction for XRP-USD (products with predictions: BTC-USD)");
 
-    for uri in ["/predictions/latest?product_id=BTC%20USD", "/predictions/stream?product_id=", "/predictions/stream?symbol=BTC-USD"] {
+    for uri in [
+        "/predictions/latest?product_id=BTC%20USD",
+        "/predictions/stream?product_id=",
+        "/predictions/stream?symbol=BTC-USD",
+    ] {
         let reply = call(&app, get(uri)).await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {}", reply.text);
         assert!(reply.error_field().is_some(), "{uri}: {}", reply.text);
     }
     let metrics = metrics_text(&app).await;
     assert_eq!(
-        sample(&metrics, "volatility_api_errors_total", &[("endpoint", "/predictions/latest"), ("error_type", "not_found")]),
+        sample(
+            &metrics,
+            "volatility_api_errors_total",
+            &[("endpoint", "/predictions/latest"), ("error_type", "not_found")]
+        ),
         Some(1.0),
         "{metrics}"
     );

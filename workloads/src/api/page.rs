@@ -22,7 +22,8 @@ struct Asset {
     body: &'static str,
 }
 
-const INDEX: Asset = Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_str!("page/index.html") };
+const INDEX: Asset =
+    Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_str!("page/index.html") };
 
 const ASSETS: [Asset; 4] = [
     Asset { name: "live.js", content_type: "text/javascript; charset=utf-8", body: include_str!("page/live.js") },

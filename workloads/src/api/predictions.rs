@@ -49,8 +49,7 @@ impl ProductFilter {
             }
             named = true;
             for product in value.split(',') {
-                check_product_id(product)
-                    .map_err(|reason| ApiError::Invalid { field: "product_id".into(), reason })?;
+                check_product_id(product).map_err(|reason| ApiError::Invalid { field: "product_id".into(), reason })?;
                 products.insert(product.to_string());
             }
         }
@@ -148,7 +147,10 @@ pub struct LatestPredictions {
         (status = 422, body = super::error::ErrorBody, description = "Invalid product id or unknown query parameter"),
         (status = 503, body = super::error::ErrorBody, description = "No live prediction source is configured"),
     ))]
-pub async fn latest(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<LatestPredictions>, ApiError> {
+pub async fn latest(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<LatestPredictions>, ApiError> {
     let filter = ProductFilter::from_query(query.as_deref())?;
     let feed = state.feed();
     require_source(feed)?;

@@ -46,7 +46,10 @@ impl FeedMetrics {
         let published =
             IntCounter::new("volatility_api_feed_predictions_total", "Live predictions received for streaming")?;
         let errors = IntCounterVec::new(
-            Opts::new("volatility_api_feed_errors_total", "Input of the live prediction feed that was skipped, by kind"),
+            Opts::new(
+                "volatility_api_feed_errors_total",
+                "Input of the live prediction feed that was skipped, by kind",
+            ),
             &["error_type"],
         )?;
         let clients = IntGauge::new("volatility_api_stream_clients", "Connected /predictions/stream clients")?;
@@ -91,7 +94,10 @@ pub enum Delivery {
     Prediction(Arc<Prediction>),
     /// The subscriber fell more than the ring behind: `missed` predictions are lost for it,
     /// `total` since it subscribed.
-    Dropped { missed: u64, total: u64 },
+    Dropped {
+        missed: u64,
+        total: u64,
+    },
 }
 
 impl PredictionFeed {
