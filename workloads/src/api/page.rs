@@ -76,11 +76,11 @@ mod tests {
             let name = reference.trim_start_matches("/assets/");
             assert!(ASSETS.iter().any(|a| a.name == name), "{name} is not embedded");
         }
-        for text in ASSETS.iter().map(|a| a.body).chain([html]) {
+        for asset in ASSETS.iter().chain([&INDEX]) {
+            // The vendored library names its home page in a comment; nothing else may.
+            let text = asset.body.replace("/*! https://github.com/leeoniya/uPlot ", "");
             for external in ["http://", "https://", "//cdn"] {
-                // The vendored library names its home page in a comment; nothing else may.
-                let uses = text.matches(external).count() - text.matches("https://github.com/leeoniya/uPlot").count();
-                assert_eq!(uses, 0, "an asset refers to another origin ({external})");
+                assert!(!text.contains(external), "{} refers to another origin ({external})", asset.name);
             }
         }
     }
