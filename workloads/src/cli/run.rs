@@ -64,15 +64,14 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     options.predictor = model.clone().ok().and_then(local_predictor_for);
 
     let shutdown = shutdown::on_signal();
-    let server = match args.serve {
-        true => {
-            let bind = bind_address(args.bind.as_deref(), &config.api);
-            let server = LocalServer::start(&bind, &config, model, shutdown.clone()).await?;
-            println!("live page: http://{}/", server.addr);
-            options.feed = Some(server.feed());
-            Some(server)
-        }
-        false => None,
+    let server = if args.serve {
+        let bind = bind_address(args.bind.as_deref(), &config.api);
+        let server = LocalServer::start(&bind, &config, model, shutdown.clone()).await?;
+        println!("live page: http://{}/", server.addr);
+        options.feed = Some(server.feed());
+        Some(server)
+    } else {
+        None
     };
     local::run(&config, options, shutdown.clone(), std::io::stdout()).await?;
     if let Some(server) = server {
