@@ -1,4 +1,4 @@
-//! The live page in a real browser: `spikewatch run --serve` on the bundled recording, headless
+//! The live page in a real browser: `spikewatch run --serve --speed 2` on the bundled recording, headless
 //! Chromium driven over WebDriver (chromedriver, Debian packages `chromium` and
 //! `chromium-driver`, installed by `scripts/setup`). The page must chart the streamed
 //! predictions, draw alert markers, show the model, log no console error; its screenshot is
@@ -21,9 +21,9 @@ use spikewatch::sources::recording;
 
 /// Upper bound on every wait; reached only when something is broken.
 const PATIENCE: Duration = Duration::from_secs(180);
-/// The replay pace: the recording lasts about a minute at this speed, long enough for the
-/// browser to start and connect while predictions still flow.
-const SPEED: &str = "5";
+/// The replay pace: the recording lasts about three minutes at this speed, so a browser that
+/// starts slowly on a busy machine still connects before the busy stretches of the recording.
+const SPEED: &str = "2";
 /// Points the chart must hold (with an alert among them) before the checks and the screenshot:
 /// more than the recording's first stretch before its first hole, so the picture shows a busy
 /// market.
