@@ -126,6 +126,10 @@ pub struct ApiConfig {
     /// Refuse `/predict` rows with absent fields (422) instead of filling them with the
     /// training medians (`?strict=true` does it per request).
     pub strict_rows: bool,
+    /// `serve`: feed `/predictions/stream` and `/predictions/latest` from `kafka.topics.predictions`.
+    pub predictions_from_kafka: bool,
+    /// Predictions a `/predictions/stream` client may fall behind by before it loses the oldest.
+    pub stream_buffer: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +229,8 @@ impl Default for ApiConfig {
             request_timeout_ms: 2_000,
             admin_token_file: None,
             strict_rows: false,
+            predictions_from_kafka: false,
+            stream_buffer: 1024,
         }
     }
 }
@@ -315,6 +321,9 @@ impl Config {
         if let Some(v) = lookup("ADMIN_TOKEN_FILE") {
             self.api.admin_token_file = Some(v);
         }
+        if let Some(v) = lookup("PREDICTIONS_FROM_KAFKA") {
+            self.api.predictions_from_kafka = parse("PREDICTIONS_FROM_KAFKA", v)?;
+        }
         Ok(())
     }
 }
@@ -345,9 +354,16 @@ mod tests {
     fn file_overrides_defaults_and_env_overrides_file() {
         let mut c = Config::from_yaml("kafka:\n  bootstrap_servers: file:9092\n  partitions: 6\nmodel:\n  variant: ml\n").unwrap();
         assert_eq!(c.kafka.partitions, 6);
-        let env: HashMap<&str, &str> =
-            [("KAFKA_BOOTSTRAP_SERVERS", "env:9092"), ("MODEL_VARIANT", "baseline"), ("PORT", "9000")].into();
+        let env: HashMap<&str, &str> = [
+            ("KAFKA_BOOTSTRAP_SERVERS", "env:9092"),
+            ("MODEL_VARIANT", "baseline"),
+            ("PORT", "9000"),
+            ("PREDICTIONS_FROM_KAFKA", "true"),
+        ]
+        .into();
+        assert!(!c.api.predictions_from_kafka, "off by default");
         c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert!(c.api.predictions_from_kafka);
         assert_eq!(c.kafka.bootstrap_servers, "env:9092");
         assert_eq!(c.model.variant, ModelVariant::Baseline);
         assert_eq!(c.api.bind, "0.0.0.0:9000");
@@ -360,6 +376,8 @@ mod tests {
         let mut c = Config::default();
         let err = c.apply_env(|k| (k == "MODEL_VARIANT").then(|| "gpt".to_string())).unwrap_err();
         assert!(err.to_string().contains("MODEL_VARIANT"), "{err}");
+        let err = c.apply_env(|k| (k == "PREDICTIONS_FROM_KAFKA").then(|| "yes".to_string())).unwrap_err();
+        assert!(err.to_string().contains("PREDICTIONS_FROM_KAFKA"), "{err}");
     }
 
     #[test]

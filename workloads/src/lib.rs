@@ -2,17 +2,18 @@
 //!
 //! The data flow reads from the module tree:
 //! [`sources`] (Coinbase WebSocket feeds, recordings) → [`features`] (the one feature engine)
-//! → [`model`] (ONNX GBDT or z-score baseline) → [`sinks`] (tables, mirrors) and [`api`],
-//! with [`quality`] judging the predictions once their outcome is known, and the drift,
-//! with [`transport`] (Kafka or in-memory channels) chosen at the edges and
-//! [`pipeline`] wiring the stages so that `spikewatch run` and the Kubernetes workloads
-//! execute the same core.
+//! → [`model`] (ONNX GBDT or z-score baseline) → [`sinks`] (tables, mirrors) and [`api`]
+//! (with [`live`], the predictions it streams to the live page). [`quality`] judges the
+//! predictions once their outcome is known and measures the features' drift. [`transport`]
+//! (Kafka or in-memory channels) is chosen at the edges and [`pipeline`] wires the stages so
+//! that `spikewatch run` and the Kubernetes workloads execute the same core.
 
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod features;
+pub mod live;
 pub mod model;
 pub mod pipeline;
 pub mod quality;

@@ -35,6 +35,7 @@ fn prediction(product: &str, event_time: chrono::DateTime<chrono::Utc>, probabil
         model_version: "1".into(),
         model_variant: ModelVariant::Ml,
         processing_latency_seconds: 0.0,
+        midprice: None,
     }
 }
 

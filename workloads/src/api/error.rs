@@ -90,6 +90,10 @@ pub enum ApiError {
     Timeout {
         after_ms: u64,
     },
+    /// Live predictions were asked for, but nothing feeds them to this server.
+    PredictionsUnavailable {
+        reason: String,
+    },
 }
 
 impl ApiError {
@@ -106,7 +110,7 @@ impl ApiError {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Forbidden { .. } => StatusCode::FORBIDDEN,
-            ModelNotReady { .. } | Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ModelNotReady { .. } | Timeout { .. } | PredictionsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Inference { .. } | ModelUpdate { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +136,7 @@ impl ApiError {
             Inference { .. } => "inference",
             ModelUpdate { .. } => "model_update",
             Timeout { .. } => "timeout",
+            PredictionsUnavailable { .. } => "predictions_unavailable",
         }
     }
 
@@ -150,7 +155,12 @@ impl ApiError {
             UnsupportedMediaType { .. } => Some(Cow::Borrowed("content-type")),
             NotFound { field, .. } => Some(Cow::Borrowed(field)),
             Unauthorized { .. } | Forbidden { .. } => Some(Cow::Borrowed("authorization")),
-            MethodNotAllowed | ModelNotReady { .. } | Inference { .. } | ModelUpdate { .. } | Timeout { .. } => None,
+            MethodNotAllowed
+            | ModelNotReady { .. }
+            | Inference { .. }
+            | ModelUpdate { .. }
+            | Timeout { .. }
+            | PredictionsUnavailable { .. } => None,
         }
     }
 
@@ -174,6 +184,7 @@ impl ApiError {
             Inference { reason } => format!("inference failed: {reason}"),
             ModelUpdate { reason } => reason.clone(),
             Timeout { after_ms } => format!("request not answered within {after_ms} ms"),
+            PredictionsUnavailable { reason } => reason.clone(),
         }
     }
 

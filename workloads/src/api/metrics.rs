@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::domain::ModelVariant;
+use crate::live::FeedMetrics;
 use crate::model::ModelInfo;
 
 use super::error::{ApiError, ErrorKind};
@@ -39,6 +40,9 @@ pub struct ApiMetrics {
     pub reloads: IntCounterVec,
     /// `volatility_api_imputed_requests_total`: requests with a field filled by a training median.
     pub imputed_requests: prometheus::IntCounter,
+    /// The live prediction feed's and its stream clients' metrics (`volatility_api_feed_*`,
+    /// `volatility_api_stream_*`).
+    pub feed: FeedMetrics,
 }
 
 /// Route templates of the endpoints that score rows.
@@ -129,7 +133,8 @@ impl ApiMetrics {
                 requests.with_label_values(&[endpoint, "POST", status]);
             }
         }
-        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads, imputed_requests }
+        let feed = FeedMetrics::register(&registry).expect("metric names are unique");
+        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads, imputed_requests, feed }
     }
 
     pub fn registry(&self) -> &Registry {

@@ -1,4 +1,5 @@
-//! Prediction API (`spikewatch serve`): axum router, handlers, OpenAPI, Open Inference Protocol v2.
+//! Prediction API (`spikewatch serve`): axum router, handlers, OpenAPI, Open Inference Protocol v2,
+//! live predictions (Server-Sent Events) and the live page.
 //!
 //! [`router`] builds the whole service from one [`AppState`]; every handler is a small function
 //! in the module of its concern, and every failure is an [`ApiError`] (JSON body, counted).
@@ -20,7 +21,9 @@ pub mod extract;
 pub mod metrics;
 pub mod oip;
 pub mod openapi;
+pub mod page;
 pub mod predict;
+pub mod predictions;
 pub mod rows;
 pub mod state;
 pub mod status;
@@ -49,6 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/models/{name}/versions/{version}", get(oip::model_version_metadata))
         .route("/v2/models/{name}/versions/{version}/ready", get(oip::model_version_ready))
         .route("/v2/models/{name}/versions/{version}/infer", post(oip::infer_version))
+        .route("/predictions/stream", get(predictions::stream))
+        .route("/predictions/latest", get(predictions::latest))
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
         .route("/openapi.json", get(openapi::document))
         .merge(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
         .fallback(not_found)
@@ -69,12 +76,17 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish.
+/// requests finish. Prediction streams never finish on their own, so they are ended first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let feed = state.feed().clone();
+    let shutdown = async move {
+        shutdown.await;
+        feed.close();
+    };
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 

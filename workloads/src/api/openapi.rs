@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, error, metrics, oip, predict, rows, status};
+use super::{admin, error, metrics, oip, predict, predictions, rows, status};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,14 +30,24 @@ use super::{admin, error, metrics, oip, predict, rows, status};
         oip::model_version_ready,
         oip::infer,
         oip::infer_version,
+        predictions::stream,
+        predictions::latest,
     ),
-    components(schemas(rows::FeatureRow, error::ErrorBody, error::ErrorDetail, error::OipErrorBody)),
+    components(schemas(
+        rows::FeatureRow,
+        error::ErrorBody,
+        error::ErrorDetail,
+        error::OipErrorBody,
+        crate::domain::Prediction,
+        predictions::LatestPredictions,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "prediction", description = "Score feature rows"),
         (name = "operations", description = "Health, version, metrics"),
         (name = "admin", description = "Hot reload and variant switch (bearer token)"),
         (name = "open-inference-protocol", description = "Open Inference Protocol v2 REST"),
+        (name = "predictions", description = "Live predictions of the pipeline (Server-Sent Events) and the latest per product"),
     )
 )]
 pub struct ApiDoc;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::ApiConfig;
 use crate::domain::ModelVariant;
+use crate::live::PredictionFeed;
 use crate::model::{Model, ModelError, ModelHandle, ModelInfo};
 
 use super::admin::AdminAuth;
@@ -19,7 +20,14 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Refuse rows with absent fields instead of filling them in (`api.strict_rows`).
     pub strict_rows: bool,
+    /// Predictions a stream client may fall behind by before it loses the oldest.
+    pub stream_buffer: usize,
+    /// Interval of the keep-alive comments on an idle stream (proxies close silent connections).
+    pub stream_keep_alive: Duration,
 }
+
+/// Keep-alive interval of `/predictions/stream`: below the usual 30–60 s idle timeouts of proxies.
+pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 impl Limits {
     pub fn from_config(config: &ApiConfig) -> Self {
@@ -28,6 +36,8 @@ impl Limits {
             max_rows: config.max_rows.max(1),
             request_timeout: Duration::from_millis(config.request_timeout_ms.max(1)),
             strict_rows: config.strict_rows,
+            stream_buffer: config.stream_buffer.max(1),
+            stream_keep_alive: STREAM_KEEP_ALIVE,
         }
     }
 }
@@ -46,6 +56,8 @@ struct Inner {
     limits: Limits,
     admin: AdminAuth,
     metrics: ApiMetrics,
+    /// Live predictions for `/predictions/stream` and `/predictions/latest`.
+    feed: PredictionFeed,
     models: OnceLock<ModelHandle>,
     /// Why no model answers yet (shown by `/health`).
     not_ready: RwLock<String>,
@@ -57,10 +69,12 @@ struct Inner {
 impl AppState {
     /// A state with no model yet: `/health` answers 503 with `not_ready` until [`AppState::install`].
     pub fn new(limits: Limits, admin: AdminAuth, metrics: ApiMetrics) -> Self {
+        let feed = PredictionFeed::new(limits.stream_buffer, metrics.feed.clone());
         AppState(Arc::new(Inner {
             limits,
             admin,
             metrics,
+            feed,
             models: OnceLock::new(),
             not_ready: RwLock::new("no model loaded yet".into()),
             admin_lock: tokio::sync::Mutex::new(()),
@@ -84,6 +98,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &ApiMetrics {
         &self.0.metrics
+    }
+
+    /// The live predictions this server streams; whoever produces them publishes here.
+    pub fn feed(&self) -> &PredictionFeed {
+        &self.0.feed
     }
 
     /// Starts serving `models`, loaded in `load_time`. Only the first call has an effect.

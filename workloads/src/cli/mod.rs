@@ -9,10 +9,12 @@ use crate::config::Config;
 pub mod drift;
 pub mod features;
 pub mod featurize;
+pub mod healthcheck;
 pub mod ingest;
 pub mod predict;
 pub mod replay;
 pub mod run;
+mod run_serve;
 pub mod serve;
 
 #[derive(Debug, Parser)]
@@ -41,7 +43,10 @@ pub enum Command {
     Predict(predict::Args),
     /// Serve the prediction API (port 8000).
     Serve(serve::Args),
-    /// Replay → features → predictions in one process, no Kafka: the local one-command run.
+    /// Exit 0 when a URL (a workload's /health) answers 2xx: the container health check.
+    Healthcheck(healthcheck::Args),
+    /// Replay → features → predictions in one process, no Kafka: the local one-command run
+    /// (`--serve`: with the API and the live page).
     Run(run::Args),
 }
 
@@ -59,6 +64,7 @@ impl Cli {
             Command::Predict(args) => predict::run(args, config).await,
             Command::Serve(args) => serve::run(args, config).await,
             Command::Run(args) => run::run(args, config).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
         }
     }
 }

@@ -1,11 +1,15 @@
-//! `spikewatch run`: replay (or the live feed) → features → summary in one process, no Kafka.
+//! `spikewatch run`: replay (or the live feed) → features → summary in one process, no Kafka;
+//! with `--serve`, also the prediction API and the live page while it runs, and after a finite
+//! replay until interrupted.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::run_serve::{LocalServer, bind_address};
 use crate::config::Config;
 use crate::pipeline::local::{self, LocalOptions, LocalSource};
 use crate::pipeline::pacing::Speed;
+use crate::pipeline::predict::{local_model, local_predictor_for};
 use crate::pipeline::replay::ReplayOptions;
 use crate::pipeline::shutdown;
 
@@ -27,6 +31,14 @@ pub struct Args {
     /// Seconds between two summary lines.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub summary_interval: f64,
+    /// Also serve the prediction API and the live page (`/`); after a finite replay, keep
+    /// serving until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Address of the API with `--serve`, `host:port` (default: `api.bind` when configured,
+    /// else 127.0.0.1:8000).
+    #[arg(long, value_name = "ADDR", requires = "serve")]
+    pub bind: Option<String>,
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
@@ -50,7 +62,25 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let mut options = LocalOptions::new(source);
     options.summary_interval = Duration::from_secs_f64(args.summary_interval);
     options.predict_batch = config.model.max_batch.max(1);
-    options.predictor = crate::pipeline::predict::local_predictor(&config).await;
-    local::run(&config, options, shutdown::on_signal(), std::io::stdout()).await?;
+    let model = local_model(&config).await;
+    options.predictor = model.clone().ok().and_then(local_predictor_for);
+
+    let shutdown = shutdown::on_signal();
+    let server = if args.serve {
+        let bind = bind_address(args.bind.as_deref(), &config.api);
+        let server = LocalServer::start(&bind, &config, model, shutdown.clone()).await?;
+        println!("live page: http://{}/", server.addr);
+        options.feed = Some(server.feed());
+        Some(server)
+    } else {
+        None
+    };
+    local::run(&config, options, shutdown.clone(), std::io::stdout()).await?;
+    if let Some(server) = server {
+        if !shutdown.is_cancelled() {
+            println!("input finished; still serving http://{}/ until Ctrl-C", server.addr);
+        }
+        server.wait().await?;
+    }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! The listener is up at once; the model loads in the background (`/health` answers 503 with
 //! the reason meanwhile). A failed initial load stops the process with the error, so that the
 //! orchestrator restarts it with backoff. SIGHUP reloads the model; SIGINT/SIGTERM stop
-//! accepting connections and let in-flight requests finish.
+//! accepting connections, end the prediction streams and let in-flight requests finish.
+//! With `api.predictions_from_kafka`, `/predictions/stream` and `/predictions/latest` serve the
+//! predictions topic ([`crate::live::kafka`]).
 
 use std::time::Instant;
 
@@ -12,6 +14,7 @@ use anyhow::Context;
 use crate::api::{self, AdminAuth, ApiMetrics, AppState, Limits};
 use crate::config::Config;
 use crate::domain::ModelVariant;
+use crate::live::kafka::PredictionTail;
 use crate::model::ModelHandle;
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +62,11 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(Limits::from_config(&config.api), admin, ApiMetrics::new());
+    if config.api.predictions_from_kafka {
+        let tail = PredictionTail::new(&config.kafka).context("cannot create the reader of the predictions topic")?;
+        tracing::info!(topic = tail.topic(), "streaming predictions from Kafka");
+        tail.spawn(state.feed().clone());
+    }
     let listener = tokio::net::TcpListener::bind(&config.api.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.api.bind))?;

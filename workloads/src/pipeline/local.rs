@@ -8,6 +8,9 @@
 //! Kafka workloads run ([`super::replay::replay`], [`super::featurize::Featurizer`]). The predict
 //! stage is optional: a [`LocalPredictor`] in [`LocalOptions::predictor`] is called with
 //! micro-batches of feature vectors; without one, feature vectors go straight to the summary.
+//! With a [`PredictionFeed`] in [`LocalOptions::feed`] (`run --serve`), the predict stage also
+//! publishes every prediction there, for the API's stream; publishing never waits, so watchers
+//! never slow the run down.
 //! The run ends when the source ends (replay) or on shutdown (SIGINT/SIGTERM), after every link
 //! drained.
 
@@ -25,6 +28,7 @@ use super::replay::{ReplayOptions, ReplayTotals, replay};
 use super::summary::{LocalEvent, Summary};
 use crate::config::Config;
 use crate::domain::{FeatureVector, Prediction, Tick};
+use crate::live::PredictionFeed;
 use crate::sources::metrics::IngestMetrics;
 use crate::sources::websocket::{ClientConfig, FeedClient};
 use crate::transport::memory::{self, LinkReceiver, LinkSender};
@@ -50,6 +54,8 @@ pub struct LocalOptions {
     /// How often the live summary line is printed.
     pub summary_interval: Duration,
     pub predictor: Option<Box<dyn LocalPredictor>>,
+    /// Where the predict stage also publishes its predictions (the API's live stream).
+    pub feed: Option<PredictionFeed>,
     /// Largest micro-batch handed to the predictor.
     pub predict_batch: usize,
     pub link_capacity: usize,
@@ -61,6 +67,7 @@ impl LocalOptions {
             source,
             summary_interval: Duration::from_secs(1),
             predictor: None,
+            feed: None,
             predict_batch: 256,
             link_capacity: memory::DEFAULT_CAPACITY,
         }
@@ -105,9 +112,14 @@ pub async fn run<W: Write + Send + 'static>(
     let featurizer = Featurizer::new(&config.features, FeaturizerMetrics::register(&Registry::new())?);
     let features = tokio::spawn(features_stage(featurizer, tick_rx, vector_tx, counters.clone()));
     let predict = match options.predictor {
-        Some(predictor) => {
-            tokio::spawn(predict_stage(predictor, options.predict_batch, vector_rx, event_tx, counters.clone()))
-        }
+        Some(predictor) => tokio::spawn(predict_stage(
+            predictor,
+            options.predict_batch,
+            vector_rx,
+            event_tx,
+            options.feed,
+            counters.clone(),
+        )),
         None => tokio::spawn(pass_through(vector_rx, event_tx)),
     };
     let summary = Summary::new(out, counters.clone(), options.summary_interval);
@@ -166,6 +178,7 @@ async fn predict_stage(
     max_batch: usize,
     mut vectors: LinkReceiver<FeatureVector>,
     events: LinkSender<LocalEvent>,
+    feed: Option<PredictionFeed>,
     counters: Arc<Counters>,
 ) {
     loop {
@@ -175,6 +188,11 @@ async fn predict_stage(
         }
         let predictions = predictor.predict(&batch);
         counters.predictions.fetch_add(predictions.len() as u64, Ordering::Relaxed);
+        if let Some(feed) = &feed {
+            for prediction in &predictions {
+                feed.publish(prediction.clone());
+            }
+        }
         let events_out =
             batch.into_iter().map(LocalEvent::Features).chain(predictions.into_iter().map(LocalEvent::Prediction));
         for event in events_out {

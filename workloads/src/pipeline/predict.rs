@@ -223,6 +223,7 @@ impl Predictor {
                     model_version: info.version.clone(),
                     model_variant: info.variant,
                     processing_latency_seconds: now.duration_since(since).as_secs_f64(),
+                    midprice: Some(vector.features.midprice),
                 }
             })
             .collect();
@@ -242,14 +243,21 @@ impl LocalPredictor for Predictor {
 /// stderr) when it cannot be loaded, so that a local run without ONNX Runtime still shows the
 /// features.
 pub async fn local_predictor(config: &Config) -> Option<Box<dyn LocalPredictor>> {
-    let model = match ModelHandle::load(&config.model).await {
-        Ok(model) => model,
-        Err(err) => {
-            tracing::warn!(%err, "no model: running without the predict stage");
-            eprintln!("warning: predictions disabled: {err}");
-            return None;
-        }
-    };
+    local_model(config).await.ok().and_then(local_predictor_for)
+}
+
+/// The configured model of a local run, or why it cannot be loaded (also warned on stderr).
+pub async fn local_model(config: &Config) -> Result<ModelHandle, String> {
+    ModelHandle::load(&config.model).await.map_err(|err| {
+        tracing::warn!(%err, "no model: running without the predict stage");
+        eprintln!("warning: predictions disabled: {err}");
+        err.to_string()
+    })
+}
+
+/// The predict stage of a local run over `model` (`None`, with a warning, if its metrics cannot
+/// be registered).
+pub fn local_predictor_for(model: ModelHandle) -> Option<Box<dyn LocalPredictor>> {
     let metrics = match PredictorMetrics::register(&Registry::new()) {
         Ok(metrics) => metrics,
         Err(err) => {

@@ -309,6 +309,7 @@ mod tests {
             model_version: "1".into(),
             model_variant: ModelVariant::Ml,
             processing_latency_seconds: 0.0,
+            midprice: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! - [`broker`]: a real tansu broker on a free port (`Broker::start()`), killed on drop.
 //! - [`topics`]: reading topics back (no consumer group), committed offsets.
 //! - [`process`]: running the `spikewatch` binary with a config file.
+//! - [`sse`]: reading Server-Sent Events (`/predictions/stream`).
 //!
 //! Each test binary uses a different subset of these helpers, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -10,6 +11,7 @@
 pub mod artifact;
 pub mod broker;
 pub mod process;
+pub mod sse;
 pub mod topics;
 
 #[allow(unused_imports)]

@@ -52,6 +52,24 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     config
 }
 
+/// Reader outside the stages' consumer groups (partitions assigned by hand): never joins a
+/// group, never commits, never creates a topic. For watching a topic without touching the
+/// stages' offsets.
+///
+/// librdkafka only assigns partitions incrementally when the client has a `group.id`, so the
+/// reader gets a unique one (`spikewatch-reader-<random>`); without a subscription and without
+/// commits the group is never joined, and brokers never list it.
+pub fn reader_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = client_config(kafka);
+    config
+        .set("group.id", format!("spikewatch-reader-{:016x}", rand::random::<u64>()))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("allow.auto.create.topics", "false");
+    apply_properties(&mut config, kafka);
+    config
+}
+
 /// Admin client: the shared settings plus the extra properties.
 pub(super) fn admin_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = client_config(kafka);
@@ -136,6 +154,17 @@ mod tests {
     fn consumer_commits_manually_and_never_creates_topics() {
         let config = consumer_config(&KafkaConfig::default(), "spikewatch-featurizer");
         assert_eq!(config.get("group.id"), Some("spikewatch-featurizer"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
+    }
+
+    #[test]
+    fn reader_has_a_group_of_its_own_and_never_commits() {
+        let config = reader_config(&KafkaConfig::default());
+        let group = config.get("group.id").unwrap().to_string();
+        assert!(group.starts_with("spikewatch-reader-"), "{group}");
+        assert_ne!(reader_config(&KafkaConfig::default()).get("group.id"), Some(group.as_str()), "unique per reader");
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("allow.auto.create.topics"), Some("false"));

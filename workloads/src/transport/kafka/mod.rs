@@ -7,6 +7,8 @@
 //!   [`JsonPublisher`], which publishes JSON values keyed by product id and tracks acks.
 //! - [`ensure_topics`]: creates missing topics with the configured partition count through the
 //!   admin API; consumers never auto-create topics.
+//! - [`reader_config`]: a reader that assigns partitions by hand and never joins a group or
+//!   commits, for watching a topic without touching the stages' offsets.
 //! - [`create_group_consumer`]: a consumer-group `StreamConsumer` with manual offset commits and a
 //!   context that logs rebalances and commits on revoke.
 //! - [`Stage`]: the generic at-least-once consume → process → produce → ack → commit loop that
@@ -21,7 +23,7 @@ mod publisher;
 mod stage;
 
 pub use admin::{TopicStatus, ensure_topics};
-pub use client::{client_config, consumer_config, producer_config};
+pub use client::{client_config, consumer_config, producer_config, reader_config};
 pub use consumer::{StageConsumer, StageContext, create_group_consumer};
 pub use error::{ErrorKind, TransportError};
 pub use metrics::{StageMetricNames, StageMetrics};

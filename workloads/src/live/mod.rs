@@ -1,0 +1,48 @@
+//! Live predictions for people watching: the [`PredictionFeed`] that `/predictions/stream` and
+//! `/predictions/latest` read, and where it is filled from.
+//!
+//! - `spikewatch run --serve`: the predict stage of the in-process pipeline publishes into it
+//!   ([`crate::pipeline::local`]).
+//! - `spikewatch serve` with `api.predictions_from_kafka`: [`kafka::PredictionTail`] reads the
+//!   predictions topic into it.
+
+pub mod feed;
+pub mod kafka;
+
+pub use feed::{Delivery, FeedMetrics, PredictionFeed, Subscription};
+
+/// Longest product id accepted (Coinbase's are like `BTC-USD`, well under this).
+pub const MAX_PRODUCT_ID_LEN: usize = 64;
+
+/// Checks that `id` looks like a product id: 1 to 64 ASCII letters, digits or `-`.
+///
+/// Shared by the query filter of the API and the Kafka reader, so that a garbage id neither
+/// reaches a client nor takes a slot in the per-product memory.
+pub fn check_product_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if id.len() > MAX_PRODUCT_ID_LEN {
+        return Err(format!("must be at most {MAX_PRODUCT_ID_LEN} characters (got {})", id.len()));
+    }
+    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        return Err(format!("{id:?} contains {bad:?}: only letters, digits and '-' are allowed"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_ids_are_letters_digits_and_dashes() {
+        for good in ["BTC-USD", "eth-usd", "1INCH-USD"] {
+            assert_eq!(check_product_id(good), Ok(()), "{good}");
+        }
+        assert!(check_product_id("").unwrap_err().contains("empty"));
+        assert!(check_product_id("BTC USD").unwrap_err().contains("' '"));
+        assert!(check_product_id("BTC-USD<script>").is_err());
+        assert!(check_product_id(&"A".repeat(65)).unwrap_err().contains("at most 64"));
+    }
+}

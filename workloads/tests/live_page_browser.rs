@@ -1,0 +1,254 @@
+//! The live page in a real browser: `spikewatch run --serve --speed 2` on the bundled recording, headless
+//! Chromium driven over WebDriver (chromedriver, Debian packages `chromium` and
+//! `chromium-driver`, installed by `scripts/setup`). The page must chart the streamed
+//! predictions, draw alert markers, show the model, log no console error; its screenshot is
+//! saved under the target directory (`docs/live-page.png` is one).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{Value, json};
+use spikewatch::config::{Config, ModelConfig};
+use spikewatch::domain::{Features, ModelVariant};
+use spikewatch::features::offline::build_rows;
+use spikewatch::model::ModelHandle;
+use spikewatch::sources::recording;
+
+/// Upper bound on every wait; reached only when something is broken.
+const PATIENCE: Duration = Duration::from_secs(180);
+/// The replay pace: the recording lasts about three minutes at this speed, so a browser that
+/// starts slowly on a busy machine still connects before the busy stretches of the recording.
+const SPEED: &str = "2";
+/// Points the chart must hold (with an alert among them) before the checks and the screenshot:
+/// more than the recording's first stretch before its first hole, so the picture shows a busy
+/// market.
+const MIN_POINTS: u64 = 150;
+/// Colour of the alert markers in `live.js` (`COLORS.alert`, #dc2626).
+const ALERT_RGB: [u8; 3] = [0xdc, 0x26, 0x26];
+
+/// Chromium's flags for a machine without network or display: no sandbox (containers), no
+/// background networking (it would hang on DNS), a profile of its own.
+fn chromium_args(profile: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,720",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args
+}
+
+/// An executable on PATH, or a failure saying how to install it (never a skip).
+fn require_command(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    found.unwrap_or_else(|| {
+        panic!("{name} not found on PATH: run `scripts/setup` (it installs Debian's chromium and chromium-driver)")
+    })
+}
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Chromedriver {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Chromedriver {
+    async fn start(dir: &Path) -> Chromedriver {
+        let bin = require_command("chromedriver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.join("chromedriver.log");
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let driver = Chromedriver { child, url: format!("http://127.0.0.1:{port}"), log };
+        let status = format!("{}/status", driver.url);
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(response) = http.get(&status).send().await
+                && let Ok(body) = response.json::<Value>().await
+                && body["value"]["ready"] == true
+            {
+                return driver;
+            }
+            assert!(Instant::now() < deadline, "chromedriver never became ready:\n{}", driver.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The browser's console log (chromedriver's log endpoint; needs `goog:loggingPrefs`).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(json!({ "type": "browser" }).to_string()))
+    }
+}
+
+async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
+    let chromium = require_command("chromium");
+    let mut capabilities = Capabilities::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({ "binary": chromium.display().to_string(), "args": chromium_args(profile) }),
+    );
+    capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a Chromium session: {e}\nchromedriver log:\n{}", driver.log()))
+}
+
+/// A threshold at which 2 % of the bundled recording's predictions are alerts: the 98th
+/// percentile of the committed model's probabilities on it, computed with the same feature
+/// engine and model the binary runs. So the stream surely carries alerts, and the chart (and
+/// the screenshot) look like a real run rather than one where everything alerts.
+async fn threshold_with_alerts() -> f64 {
+    let rows = build_rows(recording::embedded().filter_map(Result::ok), &Config::default().features);
+    let features: Vec<Features> = rows.iter().map(|row| row.features).collect();
+    let config = ModelConfig {
+        source: common::artifact::artifact_dir().display().to_string(),
+        variant: ModelVariant::Ml,
+        ..ModelConfig::default()
+    };
+    let model = ModelHandle::load(&config).await.expect("the committed model loads").current();
+    let mut probabilities = model.predict_proba(&features).expect("the model scores the recording");
+    assert!(probabilities.len() > 1000, "the bundled recording yields {} rows", probabilities.len());
+    probabilities.sort_by(f64::total_cmp);
+    probabilities[probabilities.len() * 98 / 100]
+}
+
+/// One product card as drawn now, read in one script (so consistent): points and alerts in the
+/// chart's data, and pixels of the alert colour on its canvas (the markers are really drawn).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Card {
+    points: u64,
+    alerts: u64,
+    alert_pixels: u64,
+}
+
+async fn card(client: &Client, product: &str) -> Option<Card> {
+    let script = "const [product, [r, g, b]] = arguments;
+        const card = document.querySelector(`.product[data-product=\"${product}\"]`);
+        if (!card) return null;
+        let pixels = 0;
+        for (const canvas of card.querySelectorAll('canvas')) {
+          const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+          for (let i = 0; i < data.length; i += 4) {
+            if (data[i] === r && data[i + 1] === g && data[i + 2] === b && data[i + 3] === 255) pixels++;
+          }
+        }
+        return { points: Number(card.dataset.points), alerts: Number(card.dataset.alerts), alert_pixels: pixels };";
+    let value = client.execute(script, vec![json!(product), json!(ALERT_RGB)]).await.expect("script runs");
+    serde_json::from_value(value).expect("a card or null")
+}
+
+async fn text(client: &Client, selector: &str) -> String {
+    let value = client
+        .execute("return document.querySelector(arguments[0]).textContent;", vec![json!(selector)])
+        .await
+        .expect("script runs");
+    value.as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    common::artifact::require_env("ORT_DYLIB_PATH");
+    let mut config = Config::default();
+    config.model.source = common::artifact::artifact_dir().display().to_string();
+    let threshold = threshold_with_alerts().await;
+    config.model.threshold = Some(threshold);
+    let config_path = common::process::write_config(dir.path(), &config);
+    let args = ["--config", config_path.to_str().unwrap(), "run", "--serve", "--bind", "127.0.0.1:0", "--speed", SPEED];
+    let mut run = common::process::Spawned::start(dir.path(), "run", &args);
+    let line = run.wait_for_stdout_line(|line| line.starts_with("live page: "));
+    let page = line.trim_start_matches("live page: ").trim().to_string();
+
+    let driver = Chromedriver::start(dir.path()).await;
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    client.goto(&page).await.expect("the page loads");
+
+    // More points than the one per product that /predictions/latest seeds: the stream itself
+    // delivered them; and an alert among them, which must be drawn.
+    let deadline = Instant::now() + PATIENCE;
+    let btc = loop {
+        let btc = card(&client, "BTC-USD").await;
+        if let Some(btc) = btc.as_ref().filter(|c| c.points >= MIN_POINTS && c.alerts >= 1) {
+            break btc.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no chart with {MIN_POINTS} points and an alert (threshold {threshold}): {btc:?}\nspikewatch stdout:\n{}",
+            run.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(btc.alert_pixels > 0, "alerts in the chart's data but no marker drawn: {btc:?}");
+
+    let version: Value = reqwest::get(format!("{page}version")).await.unwrap().json().await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while text(&client, "#model-version").await != version["model_version"].as_str().unwrap() {
+        assert!(Instant::now() < deadline, "the page never showed the model version {version}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(text(&client, "#model-variant").await, version["model_variant"].as_str().unwrap());
+    let rate = text(&client, ".product[data-product='BTC-USD'] .alert-rate").await;
+    let percent: f64 = rate.trim_end_matches(" %").parse().unwrap_or_else(|_| panic!("alert rate {rate:?}"));
+    assert!(percent > 0.0 && percent < 100.0, "alert rate {rate:?}");
+    assert!(text(&client, "#status").await.starts_with("live"), "{}", text(&client, "#status").await);
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-page").join("live-page.png");
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+    std::fs::write(&screenshot, client.screenshot().await.expect("screenshot")).unwrap();
+    println!("screenshot of the live page: {}", screenshot.display());
+
+    let log = client.issue_cmd(BrowserLog).await.expect("chromedriver returns the browser log");
+    let errors: Vec<&Value> =
+        log.as_array().expect("a list of log entries").iter().filter(|entry| entry["level"] == "SEVERE").collect();
+    assert!(errors.is_empty(), "console errors on the live page: {errors:#?}");
+
+    client.close().await.expect("the browser closes");
+    assert!(run.interrupt().success(), "spikewatch run --serve did not stop cleanly:\n{}", run.stderr());
+}
