@@ -31,12 +31,15 @@ use common::processes::{Process, Prometheus, free_port, repo_root, spikewatch, w
 const PATIENCE: Duration = Duration::from_secs(240);
 
 /// What each alert measures on a healthy pipeline under steady load (a predicate on every
-/// series of its measured quantity), and whether it fires then: none does.
-const HEALTHY: &[(&str, &str, fn(f64) -> bool, bool)] = &[
-    ("SpikewatchApiLatencyHigh", "a p95 latency", |v| v.is_finite() && v >= 0.0, false),
-    ("SpikewatchApiErrorRateHigh", "an error ratio of 0", |v| v == 0.0, false),
-    ("SpikewatchConsumerLagHigh", "a lag under 30 s for each consumer", |v| v.is_finite() && v < 30.0, false),
-    ("SpikewatchNoPredictions", "predictions made in the window", |v| v > 0.0, false),
+/// series of its measured quantity), and whether it fires then: none of the SLO alerts does.
+/// Whether the model's alerts beat chance on the replayed recording is the model's quality, not
+/// the pipeline's health (`None`): that alert must only measure, and may be pending.
+const HEALTHY: &[(&str, &str, fn(f64) -> bool, Option<bool>)] = &[
+    ("SpikewatchApiLatencyHigh", "a p95 latency", |v| v.is_finite() && v >= 0.0, Some(false)),
+    ("SpikewatchApiErrorRateHigh", "an error ratio of 0", |v| v == 0.0, Some(false)),
+    ("SpikewatchConsumerLagHigh", "a lag under 30 s for each consumer", |v| v.is_finite() && v < 30.0, Some(false)),
+    ("SpikewatchNoPredictions", "predictions made in the window", |v| v > 0.0, Some(false)),
+    ("SpikewatchAlertsNoBetterThanChance", "predictions judged in the hour", |v| v > 0.0, None),
 ];
 
 fn pipeline(bootstrap: &str) -> VolatilityPipeline {
@@ -112,9 +115,11 @@ fn selected_services(expr: &str) -> BTreeSet<String> {
     services
 }
 
-/// An alert's measured quantity: its expression without the final comparison.
+/// An alert's measured quantity: its expression without the final comparison (of the last
+/// operand of an `and`: the condition that enough happened to judge).
 fn measured(expr: &str) -> &str {
-    for op in [" > ", " == ", " < "] {
+    let expr = expr.rsplit_once(" and ").map_or(expr, |(_, last)| last);
+    for op in [" >= ", " > ", " == ", " < "] {
         if let Some((left, right)) = expr.rsplit_once(op)
             && right.trim().parse::<f64>().is_ok()
         {
@@ -190,7 +195,7 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
             expect_data(&client, &url, &format!("panel {:?}", panel["title"]), expr).await;
         }
     }
-    assert_eq!(panels, 6, "every panel query was evaluated");
+    assert_eq!(panels, 10, "every panel query was evaluated");
 
     // Every alert's measured quantity returns data, as a healthy pipeline has it, for every
     // service it selects; the alert itself is then empty (not firing).
@@ -208,7 +213,9 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
         })
         .await;
         let result = query(&client, &url, expr).await.unwrap();
-        assert_eq!(!result.is_empty(), *fires, "{name}: {expr} gave {result:?}");
+        if let Some(fires) = fires {
+            assert_eq!(!result.is_empty(), *fires, "{name}: {expr} gave {result:?}");
+        }
     }
 
     // The rule file itself: loaded, every rule evaluated without error, nothing pending or firing.
@@ -226,9 +233,12 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
     .await;
     // Before the first prediction, SpikewatchNoPredictions was rightly true (it has no `for`);
     // the rule evaluations catch up with the queries above within an evaluation or two.
-    wait_for("no alert pending or firing on the healthy pipeline", PATIENCE, async || {
+    let judged_by_quality: Vec<&str> = HEALTHY.iter().filter(|h| h.3.is_none()).map(|h| h.0).collect();
+    wait_for("no SLO alert pending or firing on the healthy pipeline", PATIENCE, async || {
         let active: Value = client.get(format!("{url}/api/v1/alerts")).send().await.unwrap().json().await.unwrap();
-        active["data"]["alerts"] == json!([])
+        active["data"]["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|alert| judged_by_quality.contains(&alert["labels"]["alertname"].as_str().unwrap_or(""))))
     })
     .await;
     load.abort();
