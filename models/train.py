@@ -223,7 +223,7 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
         "score": "p = 1 / (1 + exp(-(z - k))), z = (volatility - mean) / std; alert when z >= k (p >= 0.5)",
     }
     write_json(out_dir / "baseline.json", baseline)
-    write_json(out_dir / "reference.json", reference(rows, version))
+    write_json(out_dir / "reference.json", reference(rows, version, days))
 
     # Fixtures: rows spread over the whole table (labelled or not), scored by the final model.
     finite = df[np.isfinite(df[FEATURE_NAMES]).all(axis=1)].reset_index(drop=True)
@@ -304,20 +304,41 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
     return result
 
 
-def reference(rows: pd.DataFrame, version: str) -> dict:
-    """Per feature: the training median (to fill a missing input) and quantile bin edges (to
-    measure drift against)."""
+# Smallest share a bin is given in a PSI (as the predictor computes it).
+PSI_FLOOR = 1e-4
+
+
+def psi(expected: np.ndarray, counts: np.ndarray) -> float:
+    """Population stability index of `counts` against the `expected` shares, both floored."""
+    a = np.maximum(counts / counts.sum(), PSI_FLOOR)
+    e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def reference(rows: pd.DataFrame, version: str, days: pd.Series) -> dict:
+    """Per feature: the training median (to fill a missing input), quantile bin edges with the
+    training shares (to measure drift against) and, for the features the model uses, the
+    largest PSI of any one training day against all of them (`psi_limit`): the drift the model
+    was trained across. Rows further from the training rows than any training day was are what
+    the drift alert reports."""
     qs = np.linspace(0, 1, REFERENCE_BINS + 1)[1:-1]
     features = {}
     for name in FEATURE_NAMES:
         x = rows[name].to_numpy(dtype=np.float64)
         edges = np.unique(np.quantile(x, qs))
-        counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+        bins = np.searchsorted(edges, x, side="right")
+        fractions = np.bincount(bins, minlength=len(edges) + 1) / len(x)
         features[name] = {
             "median": float(np.median(x)),
             "bin_edges": [float(e) for e in edges],
-            "bin_fractions": [round(float(c) / len(x), 6) for c in counts],
+            "bin_fractions": [round(float(f), 6) for f in fractions],
         }
+        if name not in LEVEL_FEATURES:
+            per_day = [
+                psi(fractions, np.bincount(bins[(days == day).to_numpy()], minlength=len(edges) + 1))
+                for day in sorted(days.unique())
+            ]
+            features[name]["psi_limit"] = round(max(per_day), 6)
     return {"model_version": version, "rows": int(len(rows)), "features": features}
 
 

@@ -183,6 +183,32 @@ def test_committed_artifact_is_consistent():
     for figure in metrics["figures"].values():
         assert (out / figure).is_file(), figure
         assert f"]({figure})" in card, figure
-    for f in reference["features"].values():
+    for name, f in reference["features"].items():
         assert len(f["bin_fractions"]) == len(f["bin_edges"]) + 1
         assert sum(f["bin_fractions"]) == pytest.approx(1.0, abs=1e-4)
+        # A drift limit for every feature the model uses, none for those it ignores.
+        assert ("psi_limit" in f) == (name not in metrics["ignored_features"]), name
+        if "psi_limit" in f:
+            assert 0.0 < f["psi_limit"] < 10.0, (name, f["psi_limit"])
+
+
+def test_psi_by_hand():
+    # Reference 50/50; current 80/20: (0.8-0.5)ln(0.8/0.5) + (0.2-0.5)ln(0.2/0.5), as in Rust.
+    want = 0.3 * np.log(1.6) + (-0.3) * np.log(0.4)
+    assert train.psi(np.array([0.5, 0.5]), np.array([80, 20])) == pytest.approx(want, abs=1e-12)
+    assert train.psi(np.array([0.5, 0.5]), np.array([50, 50])) == 0.0
+    # An empty bin is floored, not infinite.
+    assert np.isfinite(train.psi(np.array([0.5, 0.5]), np.array([100, 0])))
+
+
+def test_psi_limit_is_the_most_distant_training_day():
+    rows = pd.DataFrame({name: np.zeros(400) for name in dataset.FEATURE_NAMES})
+    # Day a: spread evenly; day b: piled at one end. The limit is day b's PSI.
+    rows["volatility"] = np.concatenate([np.linspace(0, 1, 200), np.full(200, 0.99)])
+    days = pd.Series(["a"] * 200 + ["b"] * 200)
+    ref = train.reference(rows, "v", days)
+    f = ref["features"]["volatility"]
+    edges, expected = np.array(f["bin_edges"]), np.array(f["bin_fractions"])
+    day_b = np.bincount(np.searchsorted(edges, rows["volatility"][200:], side="right"), minlength=len(edges) + 1)
+    assert f["psi_limit"] == pytest.approx(train.psi(expected, day_b), abs=1e-5)
+    assert "psi_limit" not in ref["features"]["price"], "the model ignores price"

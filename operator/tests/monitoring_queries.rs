@@ -40,6 +40,7 @@ const HEALTHY: &[(&str, &str, fn(f64) -> bool, Option<bool>)] = &[
     ("SpikewatchConsumerLagHigh", "a lag under 30 s for each consumer", |v| v.is_finite() && v < 30.0, Some(false)),
     ("SpikewatchNoPredictions", "predictions made in the window", |v| v > 0.0, Some(false)),
     ("SpikewatchAlertsNoBetterThanChance", "predictions judged in the hour", |v| v > 0.0, None),
+    ("SpikewatchFeatureDrift", "a PSI of every feature", |v| v.is_finite() && v >= 0.0, None),
 ];
 
 fn pipeline(bootstrap: &str) -> VolatilityPipeline {
@@ -116,7 +117,8 @@ fn selected_services(expr: &str) -> BTreeSet<String> {
 }
 
 /// An alert's measured quantity: its expression without the final comparison (of the last
-/// operand of an `and`: the condition that enough happened to judge).
+/// operand of an `and`: the condition that enough happened to judge), whether with a number or
+/// with a limit series.
 fn measured(expr: &str) -> &str {
     let expr = expr.rsplit_once(" and ").map_or(expr, |(_, last)| last);
     for op in [" >= ", " > ", " == ", " < "] {
@@ -126,7 +128,10 @@ fn measured(expr: &str) -> &str {
             return left.trim();
         }
     }
-    panic!("{expr} does not end with a comparison with a number");
+    match expr.rsplit_once(" > ") {
+        Some((left, _)) => left.trim(),
+        None => panic!("{expr} does not end with a comparison"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! A Prometheus Operator `PrometheusRule` with the runbook's SLO alerts: API p95 latency above
 //! 800 ms, API error rate above 1 %, consumer lag above 30 s, no predictions for N minutes; and
-//! one on the model's judged quality: its alerts no better than chance over the last hour.
+//! two on the model: its judged alerts no better than chance over the last hour, and a feature
+//! further from the training rows than any training day was.
 //!
 //! The expressions select the pipeline's series by the `namespace` and `service` labels that
 //! the ServiceMonitors attach. `promtool check rules` and `promtool test rules` run over them in
@@ -22,6 +23,9 @@ pub const ERROR_RATE_SLO: f64 = 0.01;
 pub const CONSUMER_LAG_SLO_SECONDS: f64 = 30.0;
 /// Judged predictions of a product in the last hour before its alert precision is trusted.
 pub const MIN_JUDGED_PER_HOUR: u32 = 600;
+/// How far above the training days' largest PSI a feature's PSI must be to alert (the
+/// workloads' `quality::report::BEYOND_MARGIN`).
+pub const PSI_MARGIN: f64 = 0.25;
 
 /// `monitoring.coreos.com/v1` `PrometheusRule`.
 pub fn prometheus_rule_resource() -> ApiResource {
@@ -128,6 +132,17 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
                 "annotations": {
                     "summary": "Spike alerts no better than chance",
                     "description": format!("Over the last hour, {{{{ $value | humanizePercentage }}}} of the model's alerts on {{{{ $labels.product_id }}}} ({namespace}/{name}) preceded one of the product's most volatile minutes, no more than alerting at random would."),
+                },
+            },
+            {
+                "alert": "SpikewatchFeatureDrift",
+                // The limit is NaN for a feature the model ignores, and NaN compares false.
+                "expr": format!("volatility_feature_psi{{{predictor}}} > volatility_feature_psi_limit{{{predictor}}} + {PSI_MARGIN}"),
+                "for": "30m",
+                "labels": labels,
+                "annotations": {
+                    "summary": "A feature has drifted beyond the training days",
+                    "description": format!("{{{{ $labels.feature }}}} of the rows {namespace}/{name} scores has a PSI of {{{{ $value | printf \"%.2f\" }}}} against the training rows, more than any training day had: the model is extrapolating."),
                 },
             },
         ],

@@ -27,13 +27,18 @@ pub struct Args {
     /// Exit with status 3 when any feature's PSI is above this value.
     #[arg(long)]
     pub fail_above: Option<f64>,
+    /// Exit with status 3 when any feature the model uses is further from the training rows than
+    /// any training day was (its PSI above the model's `psi_limit`).
+    #[arg(long)]
+    pub fail_beyond_training: bool,
 }
 
 /// `--fail-above` exceeded: the command exits with status 3 (1 is any other error, 2 a usage error).
 #[derive(Debug, thiserror::Error)]
 #[error("PSI above {limit} for {}", features.join(", "))]
 pub struct DriftAboveLimit {
-    pub limit: f64,
+    /// The limit: `--fail-above`'s value, or "the training days' drift".
+    pub limit: String,
     pub features: Vec<&'static str>,
 }
 
@@ -80,7 +85,13 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     if let Some(limit) = args.fail_above {
         let features: Vec<&'static str> = report.above(limit).iter().map(|f| f.name).collect();
         if !features.is_empty() {
-            return Err(DriftAboveLimit { limit, features }.into());
+            return Err(DriftAboveLimit { limit: limit.to_string(), features }.into());
+        }
+    }
+    if args.fail_beyond_training {
+        let features: Vec<&'static str> = report.beyond_training().iter().map(|f| f.name).collect();
+        if !features.is_empty() {
+            return Err(DriftAboveLimit { limit: "the training days' drift".into(), features }.into());
         }
     }
     Ok(())

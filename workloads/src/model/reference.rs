@@ -18,6 +18,10 @@ pub struct FeatureReference {
     pub bin_edges: Vec<f64>,
     /// Share of training rows per bin (`bin_edges.len() + 1` of them).
     pub bin_fractions: Vec<f64>,
+    /// The largest PSI of one training day against all the training rows: drift beyond it is
+    /// drift the model was not trained across. Absent for a feature the model ignores.
+    #[serde(default)]
+    pub psi_limit: Option<f64>,
 }
 
 /// Every feature's reference, in [`FEATURE_NAMES`] order.
@@ -47,7 +51,8 @@ impl Reference {
             .map(|name| {
                 let f = file.features.remove(*name).ok_or_else(|| format!("reference.json has no feature {name:?}"))?;
                 let sorted = f.bin_edges.windows(2).all(|w| w[0] < w[1]);
-                if !f.median.is_finite() || !sorted || f.bin_fractions.len() != f.bin_edges.len() + 1 {
+                let limit_ok = f.psi_limit.is_none_or(|l| l.is_finite() && l >= 0.0);
+                if !f.median.is_finite() || !sorted || !limit_ok || f.bin_fractions.len() != f.bin_edges.len() + 1 {
                     return Err(format!("reference.json: feature {name:?} has an invalid median or bins"));
                 }
                 Ok(f)

@@ -131,6 +131,10 @@ impl Predictor {
         };
         if !same {
             judge.drift = reference.map(|r| (DriftMonitor::new(&r, DRIFT_WINDOW), r.model_version.clone()));
+            match &judge.drift {
+                Some((drift, _)) => judge.metrics.set_psi_limits(&drift.limits()),
+                None => judge.metrics.init_psi(),
+            }
         }
         let mut touched: Vec<&str> = Vec::new();
         for (features, prediction) in rows.iter().zip(predictions) {

@@ -43,6 +43,7 @@ pub fn psi(expected: &[f64], counts: &[u64]) -> Option<f64> {
 pub struct DriftMonitor {
     edges: Vec<Vec<f64>>,
     expected: Vec<Vec<f64>>,
+    limits: Vec<Option<f64>>,
     window: usize,
     recent: VecDeque<[u16; FEATURE_NAMES.len()]>,
     counts: Vec<Vec<u64>>,
@@ -54,6 +55,7 @@ impl DriftMonitor {
         DriftMonitor {
             edges: reference.features.iter().map(|f| f.bin_edges.clone()).collect(),
             expected: reference.features.iter().map(|f| f.bin_fractions.clone()).collect(),
+            limits: reference.features.iter().map(|f| f.psi_limit).collect(),
             window,
             recent: VecDeque::new(),
             counts: reference.features.iter().map(|f| vec![0; f.bin_fractions.len()]).collect(),
@@ -91,6 +93,11 @@ impl DriftMonitor {
     /// PSI of every feature, in [`FEATURE_NAMES`] order.
     pub fn psi(&self) -> Vec<(&'static str, Option<f64>)> {
         FEATURE_NAMES.iter().enumerate().map(|(i, name)| (*name, psi(&self.expected[i], &self.counts[i]))).collect()
+    }
+
+    /// Each feature's drift limit (the training days' largest PSI), in [`FEATURE_NAMES`] order.
+    pub fn limits(&self) -> Vec<(&'static str, Option<f64>)> {
+        FEATURE_NAMES.iter().copied().zip(self.limits.iter().copied()).collect()
     }
 
     /// Current shares per bin of feature `i` (for reports).

@@ -4,7 +4,9 @@
 //!   `volatility_online_brier`, `volatility_online_positive_rate`, `volatility_online_alert_rate`
 //!   over the last hour of labelled predictions (NaN while undefined: no alert, no positive);
 //! - `volatility_online_labelled_total{product_id,variant}`: predictions whose outcome is known;
-//! - `volatility_feature_psi{feature}`: drift of each feature over the last rows scored.
+//! - `volatility_feature_psi{feature}`: drift of each feature over the last rows scored;
+//! - `volatility_feature_psi_limit{feature}`: the largest PSI of one training day (NaN for a
+//!   feature the model ignores).
 
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
@@ -20,6 +22,7 @@ pub struct QualityMetrics {
     pub alert_rate: GaugeVec,
     pub labelled: IntCounterVec,
     pub psi: GaugeVec,
+    pub psi_limit: GaugeVec,
 }
 
 impl QualityMetrics {
@@ -39,6 +42,10 @@ impl QualityMetrics {
                 Opts::new("volatility_feature_psi", "Population stability index of a feature against the training rows (last rows scored)"),
                 &["feature"],
             )?,
+            psi_limit: GaugeVec::new(
+                Opts::new("volatility_feature_psi_limit", "Largest PSI of one training day against all the training rows (the drift the model was trained across)"),
+                &["feature"],
+            )?,
         };
         for collector in [
             Box::new(metrics.precision.clone()) as Box<dyn prometheus::core::Collector>,
@@ -48,6 +55,7 @@ impl QualityMetrics {
             Box::new(metrics.alert_rate.clone()),
             Box::new(metrics.labelled.clone()),
             Box::new(metrics.psi.clone()),
+            Box::new(metrics.psi_limit.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -78,10 +86,18 @@ impl QualityMetrics {
         }
     }
 
-    /// Exports every feature's PSI series from the start (NaN until rows are scored).
+    pub fn set_psi_limits(&self, limits: &[(&'static str, Option<f64>)]) {
+        for (feature, value) in limits {
+            self.psi_limit.with_label_values(&[feature]).set(value.unwrap_or(f64::NAN));
+        }
+    }
+
+    /// Exports every feature's PSI and limit series from the start (NaN until rows are scored,
+    /// and without a reference).
     pub fn init_psi(&self) {
         for feature in FEATURE_NAMES {
             self.psi.with_label_values(&[feature]).set(f64::NAN);
+            self.psi_limit.with_label_values(&[feature]).set(f64::NAN);
         }
     }
 }

@@ -10,15 +10,25 @@ use crate::domain::FEATURE_NAMES;
 pub const SHIFTED: f64 = 0.25;
 /// PSI above which a feature has moved noticeably.
 pub const MODERATE: f64 = 0.1;
+/// How far above the training days' largest PSI a feature must be to count as beyond them: a
+/// shift of its own (the last minute of each segment, which the training rows lack, moves a PSI
+/// by a few hundredths).
+pub const BEYOND_MARGIN: f64 = SHIFTED;
 
-/// The usual reading of a PSI value.
-pub fn verdict(psi: Option<f64>) -> &'static str {
+/// The usual reading of a PSI value, and whether it is beyond the drift of every training day
+/// (`limit`: the training days' largest PSI, exceeded by more than [`BEYOND_MARGIN`]).
+pub fn verdict(psi: Option<f64>, limit: Option<f64>) -> &'static str {
     match psi {
         None => "no rows",
+        Some(p) if limit.is_some_and(|l| p > l + BEYOND_MARGIN) => "beyond training",
         Some(p) if p > SHIFTED => "shifted",
         Some(p) if p > MODERATE => "moderate",
         Some(_) => "stable",
     }
+}
+
+fn number(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
 }
 
 /// One feature of the report.
@@ -26,6 +36,8 @@ pub fn verdict(psi: Option<f64>) -> &'static str {
 pub struct FeatureDrift {
     pub name: &'static str,
     pub psi: Option<f64>,
+    /// The training days' largest PSI; `None` for a feature the model ignores.
+    pub limit: Option<f64>,
     pub edges: Vec<f64>,
     /// Training share per bin.
     pub expected: Vec<f64>,
@@ -43,6 +55,7 @@ pub struct DriftReport {
 
 impl DriftReport {
     pub fn new(model_version: &str, monitor: &DriftMonitor) -> DriftReport {
+        let limits = monitor.limits();
         let mut features: Vec<FeatureDrift> = monitor
             .psi()
             .into_iter()
@@ -50,6 +63,7 @@ impl DriftReport {
             .map(|(i, (name, psi))| FeatureDrift {
                 name,
                 psi,
+                limit: limits[i].1,
                 edges: monitor.edges(i).to_vec(),
                 expected: monitor.expected(i).to_vec(),
                 actual: monitor.shares(i),
@@ -64,13 +78,24 @@ impl DriftReport {
         self.features.iter().filter(|f| f.psi.is_some_and(|p| p > limit)).collect()
     }
 
+    /// Features further from the training rows than any training day was.
+    pub fn beyond_training(&self) -> Vec<&FeatureDrift> {
+        self.features.iter().filter(|f| verdict(f.psi, f.limit) == "beyond training").collect()
+    }
+
     pub fn text(&self) -> String {
         let width = FEATURE_NAMES.iter().map(|n| n.len()).max().unwrap_or(0);
         let mut out = format!("{} rows against the training rows of model {}\n", self.rows, self.model_version);
-        let _ = writeln!(out, "{:width$}  {:>8}  verdict", "feature", "PSI");
+        let _ = writeln!(out, "{:width$}  {:>8}  {:>8}  verdict", "feature", "PSI", "limit");
         for f in &self.features {
-            let psi = f.psi.map_or_else(|| "-".to_string(), |p| format!("{p:.3}"));
-            let _ = writeln!(out, "{:width$}  {psi:>8}  {}", f.name, verdict(f.psi));
+            let _ = writeln!(
+                out,
+                "{:width$}  {:>8}  {:>8}  {}",
+                f.name,
+                number(f.psi),
+                number(f.limit),
+                verdict(f.psi, f.limit)
+            );
         }
         out
     }
@@ -84,22 +109,25 @@ impl DriftReport {
              <title>Feature drift: model {version}</title>\n<style>\
              body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\
              table{{border-collapse:collapse}}td,th{{padding:.25em .8em;text-align:left}}\
-             tr:nth-child(even){{background:#f4f4f4}}.shifted{{color:#b00020;font-weight:bold}}\
+             tr:nth-child(even){{background:#f4f4f4}}.beyond-training{{color:#b00020;font-weight:bold}}.shifted{{color:#b00020}}\
              .moderate{{color:#a65e00}}figure{{display:inline-block;margin:1em}}\
              </style></head><body>\n<h1>Feature drift</h1>\n<p>{rows} rows against the training rows of \
              model <code>{version}</code>. PSI = Σ (a − e)·ln(a / e) over the training quantile bins; \
-             below {MODERATE} stable, above {SHIFTED} shifted.</p>\n<table><tr><th>feature</th><th>PSI</th>\
-             <th>verdict</th></tr>\n",
+             below {MODERATE} stable, above {SHIFTED} shifted; beyond training when above the limit \
+             (the largest PSI of one training day against all of them) by more than {BEYOND_MARGIN}.</p>\n<table><tr><th>feature</th>\
+             <th>PSI</th><th>limit</th><th>verdict</th></tr>\n",
             version = escape(&self.model_version),
             rows = self.rows,
         );
         for f in &self.features {
-            let psi = f.psi.map_or_else(|| "-".to_string(), |p| format!("{p:.3}"));
-            let verdict = verdict(f.psi);
+            let verdict = verdict(f.psi, f.limit);
             let _ = writeln!(
                 out,
-                "<tr><td><a href=\"#{name}\">{name}</a></td><td>{psi}</td><td class=\"{verdict}\">{verdict}</td></tr>",
-                name = f.name
+                "<tr><td><a href=\"#{name}\">{name}</a></td><td>{psi}</td><td>{limit}</td><td class=\"{class}\">{verdict}</td></tr>",
+                name = f.name,
+                psi = number(f.psi),
+                limit = number(f.limit),
+                class = verdict.replace(' ', "-"),
             );
         }
         out.push_str("</table>\n<p>Bars: share of rows per training bin, training (grey) and these rows (blue).</p>\n");
@@ -130,7 +158,7 @@ fn histogram(f: &FeatureDrift) -> String {
          <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" role=\"img\" \
          aria-label=\"{name} shares per bin\">",
         name = f.name,
-        psi = f.psi.map_or_else(|| "-".to_string(), |p| format!("{p:.3}")),
+        psi = number(f.psi),
     );
     for (i, (e, a)) in f.expected.iter().zip(&f.actual).enumerate() {
         let x = i as f64 * slot + slot * 0.1;
@@ -170,7 +198,13 @@ mod tests {
 
     #[test]
     fn verdicts_follow_the_usual_cuts() {
-        assert_eq!([verdict(None), verdict(Some(0.05)), verdict(Some(0.2)), verdict(Some(0.3))], ["no rows", "stable", "moderate", "shifted"]);
+        assert_eq!(
+            [verdict(None, None), verdict(Some(0.05), None), verdict(Some(0.2), None), verdict(Some(0.3), None)],
+            ["no rows", "stable", "moderate", "shifted"]
+        );
+        assert_eq!(verdict(Some(3.0), Some(2.5)), "beyond training");
+        assert_eq!(verdict(Some(2.0), Some(2.5)), "shifted", "within what the training days had");
+        assert_eq!(verdict(Some(2.6), Some(2.5)), "shifted", "within the margin");
     }
 
     #[test]
