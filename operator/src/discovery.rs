@@ -31,33 +31,22 @@ pub struct Capabilities {
 
 impl Capabilities {
     pub fn all() -> Self {
-        Capabilities {
-            monitoring: true,
-            strimzi: true,
-            kafka_topic_version: KafkaTopicVersion::V1Beta2,
-            keda: true,
-        }
+        Capabilities { monitoring: true, strimzi: true, kafka_topic_version: KafkaTopicVersion::V1Beta2, keda: true }
     }
 }
 
 pub type SharedCapabilities = Arc<RwLock<Capabilities>>;
 
 fn serves(group: &ApiGroup, kinds: &[&str]) -> bool {
-    kinds
-        .iter()
-        .all(|kind| group.recommended_kind(kind).is_some())
+    kinds.iter().all(|kind| group.recommended_kind(kind).is_some())
 }
 
 /// The KafkaTopic version to write: `v1` when that version serves KafkaTopic, else `v1beta2`.
 /// Decided on the versions themselves, not on the group's preferred version, which Strimzi keeps
 /// at `v1beta2` for a while after `v1` is served.
 fn kafka_topic_version(group: &ApiGroup) -> Option<KafkaTopicVersion> {
-    let serves_in = |version: &str| {
-        group
-            .versioned_resources(version)
-            .iter()
-            .any(|(resource, _)| resource.kind == "KafkaTopic")
-    };
+    let serves_in =
+        |version: &str| group.versioned_resources(version).iter().any(|(resource, _)| resource.kind == "KafkaTopic");
     if serves_in("v1") {
         Some(KafkaTopicVersion::V1)
     } else if serves_in("v1beta2") {

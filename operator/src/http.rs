@@ -28,11 +28,7 @@ pub fn router(state: HttpState) -> Router {
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     match TextEncoder::new().encode_to_string(&state.registry.gather()) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            body,
-        ),
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain")],
@@ -59,14 +55,10 @@ mod tests {
 
     async fn get(router: Router, path: &str) -> (StatusCode, String) {
         use tower::ServiceExt;
-        let request = axum::http::Request::get(path)
-            .body(axum::body::Body::empty())
-            .unwrap();
+        let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
         let response = router.oneshot(request).await.unwrap();
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -75,30 +67,15 @@ mod tests {
         let registry = Registry::new();
         crate::metrics::Metrics::register(&registry).unwrap();
         let ready = Arc::new(AtomicBool::new(false));
-        let router = router(HttpState {
-            registry,
-            ready: ready.clone(),
-        });
+        let router = router(HttpState { registry, ready: ready.clone() });
 
-        assert_eq!(
-            get(router.clone(), "/readyz").await.0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
         ready.store(true, Ordering::Relaxed);
         assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::OK);
-        assert_eq!(
-            get(router.clone(), "/healthz").await,
-            (StatusCode::OK, "ok".into())
-        );
+        assert_eq!(get(router.clone(), "/healthz").await, (StatusCode::OK, "ok".into()));
         let (status, body) = get(router, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(
-            body.contains("spikewatch_operator_reconciliations_total"),
-            "{body}"
-        );
-        assert!(
-            body.contains("spikewatch_operator_reconcile_duration_seconds"),
-            "{body}"
-        );
+        assert!(body.contains("spikewatch_operator_reconciliations_total"), "{body}");
+        assert!(body.contains("spikewatch_operator_reconcile_duration_seconds"), "{body}");
     }
 }

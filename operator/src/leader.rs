@@ -187,10 +187,7 @@ impl LeaderElector {
             }
             LeaseDecision::Create => {
                 let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(self.config.name.clone()),
-                        ..ObjectMeta::default()
-                    },
+                    metadata: ObjectMeta { name: Some(self.config.name.clone()), ..ObjectMeta::default() },
                     spec: Some(self.held_spec(Timestamp::now(), 0)),
                 };
                 self.api.create(&PostParams::default(), &lease).await
@@ -347,9 +344,7 @@ async fn hold(
             Ok(false) => return Held::Lost,
             Err(e) => {
                 tracing::warn!(error = %e, "renewing the leader Lease failed");
-                let renewed_until = elector
-                    .term_end()
-                    .map(|end| end - config.lease_duration + config.renew_deadline);
+                let renewed_until = elector.term_end().map(|end| end - config.lease_duration + config.renew_deadline);
                 if renewed_until.is_none_or(|deadline| Instant::now() >= deadline) {
                     return Held::Lost;
                 }

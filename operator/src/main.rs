@@ -6,11 +6,7 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "spikewatch-operator",
-    version,
-    about = "Kubernetes operator for spikewatch pipelines"
-)]
+#[command(name = "spikewatch-operator", version, about = "Kubernetes operator for spikewatch pipelines")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -39,28 +37,16 @@ impl Metrics {
                 "Reconciliations of VolatilityPipeline objects",
             )?,
             failures: IntCounterVec::new(
-                Opts::new(
-                    "spikewatch_operator_reconcile_errors_total",
-                    "Failed reconciliations by error reason",
-                ),
+                Opts::new("spikewatch_operator_reconcile_errors_total", "Failed reconciliations by error reason"),
                 &["reason"],
             )?,
             reconcile_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "spikewatch_operator_reconcile_duration_seconds",
-                    "Duration of one reconciliation",
-                )
-                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                HistogramOpts::new("spikewatch_operator_reconcile_duration_seconds", "Duration of one reconciliation")
+                    .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             )?,
-            leader: IntGauge::new(
-                "spikewatch_operator_leader",
-                "1 while this replica holds the leader Lease",
-            )?,
+            leader: IntGauge::new("spikewatch_operator_leader", "1 while this replica holds the leader Lease")?,
             rollback_checks: IntCounterVec::new(
-                Opts::new(
-                    "spikewatch_operator_rollback_checks_total",
-                    "Health checks of serving ML models, by result",
-                ),
+                Opts::new("spikewatch_operator_rollback_checks_total", "Health checks of serving ML models, by result"),
                 &["result"],
             )?,
             rollbacks: IntCounterVec::new(
@@ -130,10 +116,7 @@ impl Metrics {
     /// Counts a reconciliation and observes its duration when the returned guard drops.
     pub fn count_and_measure(&self) -> ReconcileTimer {
         self.reconciliations.inc();
-        ReconcileTimer {
-            start: Instant::now(),
-            histogram: self.reconcile_duration.clone(),
-        }
+        ReconcileTimer { start: Instant::now(), histogram: self.reconcile_duration.clone() }
     }
 
     pub fn reconcile_failure(&self, reason: &str) {
@@ -164,9 +147,6 @@ mod tests {
         metrics.reconcile_failure("invalid_spec");
         assert_eq!(metrics.reconciliations.get(), 1);
         assert_eq!(metrics.reconcile_duration.get_sample_count(), 1);
-        assert_eq!(
-            metrics.failures.with_label_values(&["invalid_spec"]).get(),
-            1
-        );
+        assert_eq!(metrics.failures.with_label_values(&["invalid_spec"]).get(), 1);
     }
 }

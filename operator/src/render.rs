@@ -67,15 +67,12 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
         kafka_topic_version: args.kafka_topic_version,
         default_image_tag: args.workload_image_tag.clone(),
     };
-    let objects = desired_objects(&vp, &options).map_err(|e| RenderError::Build {
-        path: manifest_path.clone(),
-        message: e.to_string(),
-    })?;
+    let objects = desired_objects(&vp, &options)
+        .map_err(|e| RenderError::Build { path: manifest_path.clone(), message: e.to_string() })?;
     let mut out = String::new();
     for desired in objects {
-        let yaml = serde_yaml::to_string(&with_type(desired.object, &desired.resource)).map_err(|e| {
-            RenderError::Build { path: manifest_path.clone(), message: e.to_string() }
-        })?;
+        let yaml = serde_yaml::to_string(&with_type(desired.object, &desired.resource))
+            .map_err(|e| RenderError::Build { path: manifest_path.clone(), message: e.to_string() })?;
         out.push_str("---\n");
         out.push_str(&yaml);
     }
@@ -98,10 +95,8 @@ fn read(path: &Path) -> Result<String, RenderError> {
 }
 
 fn parse_yaml(text: &str, path: &str) -> Result<Value, RenderError> {
-    let value: Value = serde_yaml::from_str(text).map_err(|e| RenderError::Parse {
-        path: path.into(),
-        message: format!("not YAML: {e}"),
-    })?;
+    let value: Value = serde_yaml::from_str(text)
+        .map_err(|e| RenderError::Parse { path: path.into(), message: format!("not YAML: {e}") })?;
     if value.is_null() {
         return Err(RenderError::Parse { path: path.into(), message: "the file is empty".into() });
     }
@@ -135,10 +130,10 @@ pub fn parse_pipeline(text: &str, path: &str) -> Result<VolatilityPipeline, Rend
 pub fn parse_status(text: &str, path: &str) -> Result<VolatilityPipelineStatus, RenderError> {
     let value = parse_yaml(text, path)?;
     let status = match value.get("kind") {
-        Some(_) => value.get("status").cloned().ok_or_else(|| RenderError::Parse {
-            path: path.into(),
-            message: "the object has no status".into(),
-        })?,
+        Some(_) => value
+            .get("status")
+            .cloned()
+            .ok_or_else(|| RenderError::Parse { path: path.into(), message: "the object has no status".into() })?,
         None => value,
     };
     serde_path_to_error::deserialize(status).map_err(|e| RenderError::Parse {

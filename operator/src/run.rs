@@ -73,10 +73,7 @@ fn parse_image_tag(value: &str) -> Result<String, String> {
 
 /// Runs until SIGTERM/SIGINT. Startup failures print one line and exit non-zero.
 pub fn main(args: RunArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("spikewatch-operator: cannot start the async runtime: {e}");
@@ -95,12 +92,13 @@ pub fn main(args: RunArgs) -> ExitCode {
 /// Connects to the cluster of the kubeconfig (`KUBECONFIG`, `~/.kube/config`) or of the pod's
 /// service account, and checks the API server answers.
 pub async fn connect() -> Result<Client, String> {
-    let client = Client::try_default()
-        .await
-        .map_err(|e| format!("no Kubernetes cluster reachable (no usable kubeconfig or in-cluster service account): {e}"))?;
-    client.apiserver_version().await.map_err(|e| {
-        format!("no Kubernetes cluster reachable: the API server did not answer: {e}")
+    let client = Client::try_default().await.map_err(|e| {
+        format!("no Kubernetes cluster reachable (no usable kubeconfig or in-cluster service account): {e}")
     })?;
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("no Kubernetes cluster reachable: the API server did not answer: {e}"))?;
     Ok(client)
 }
 
@@ -109,33 +107,24 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let client = connect().await?;
 
     let registry = prometheus::Registry::new();
-    let metrics =
-        Metrics::register(&registry).map_err(|e| format!("cannot register metrics: {e}"))?;
+    let metrics = Metrics::register(&registry).map_err(|e| format!("cannot register metrics: {e}"))?;
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.http_addr))?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let local_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
     tracing::info!(addr = %local_addr, "serving /metrics, /healthz, /readyz");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(forward_termination_signals(shutdown_tx));
 
-    let router = http::router(HttpState {
-        registry,
-        ready: ready.clone(),
-    });
+    let router = http::router(HttpState { registry, ready: ready.clone() });
     let mut http_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {
             let _ = http_shutdown.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await
-        {
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
@@ -144,17 +133,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
         tracing::warn!(error = %e, "API discovery failed; assuming no optional APIs until the next refresh");
         Capabilities::default()
     })));
-    let discovery_task = tokio::spawn(discovery::refresh_periodically(
-        client.clone(),
-        capabilities.clone(),
-        Duration::from_secs(300),
-    ));
+    let discovery_task =
+        tokio::spawn(discovery::refresh_periodically(client.clone(), capabilities.clone(), Duration::from_secs(300)));
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let namespace = args
-        .lease_namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let namespace = args.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -175,9 +158,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
         &elector,
         shutdown_rx,
         move |leading| leader_metric.set(i64::from(leading)),
-        move |stop| controller::run(ctx.clone(), scope.clone(), async move {
-            let _ = stop.await;
-        }),
+        move |stop| {
+            controller::run(ctx.clone(), scope.clone(), async move {
+                let _ = stop.await;
+            })
+        },
     )
     .await;
 
@@ -212,6 +197,5 @@ async fn forward_termination_signals(shutdown: watch::Sender<bool>) {
 }
 
 fn default_identity() -> String {
-    std::env::var("HOSTNAME")
-        .unwrap_or_else(|_| format!("spikewatch-operator-{}", std::process::id()))
+    std::env::var("HOSTNAME").unwrap_or_else(|_| format!("spikewatch-operator-{}", std::process::id()))
 }

@@ -36,14 +36,21 @@ fn lua(value: &Value) -> String {
         Value::Array(items) => format!("{{{}}}", items.iter().map(lua).collect::<Vec<_>>().join(", ")),
         Value::Object(fields) => format!(
             "{{{}}}",
-            fields.iter().map(|(k, v)| format!("[{}] = {}", lua(&Value::String(k.clone())), lua(v))).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|(k, v)| format!("[{}] = {}", lua(&Value::String(k.clone())), lua(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
 
 /// `(status, message)` of the health check on `object`.
 fn health(object: &Value) -> (String, String) {
-    let script = format!("local obj = {}\nlocal hs = (function()\n{HEALTH_CHECK}\nend)()\nio.write(hs.status, '\\n', hs.message or '')\n", lua(object));
+    let script = format!(
+        "local obj = {}\nlocal hs = (function()\n{HEALTH_CHECK}\nend)()\nio.write(hs.status, '\\n', hs.message or '')\n",
+        lua(object)
+    );
     let mut child = Command::new("lua5.4")
         .arg("-")
         .stdin(Stdio::piped())

@@ -60,7 +60,8 @@ const PRODUCTS: [&str; 8] = ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "DOGE-U
 /// Publishes `n` feature vectors over eight product keys (so every partition gets some), the
 /// way the featurizer does (librdkafka batches them: many records per batch).
 async fn publish_features(broker: &Broker, n: usize) {
-    let mut kafka = spikewatch::config::KafkaConfig { bootstrap_servers: broker.bootstrap_servers(), ..Default::default() };
+    let mut kafka =
+        spikewatch::config::KafkaConfig { bootstrap_servers: broker.bootstrap_servers(), ..Default::default() };
     kafka.topics.features = FEATURES.into();
     let mut publisher = JsonPublisher::new(create_producer(&kafka).unwrap(), FEATURES);
     let rows = feature_rows();
@@ -83,7 +84,8 @@ async fn publish_features(broker: &Broker, n: usize) {
 
 /// High watermarks as the broker reports them (what a lag computed from ListOffsets alone sees).
 fn reported_ends(broker: &Broker) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
     (0..4).map(|p| consumer.fetch_watermarks(FEATURES, p, Duration::from_secs(10)).unwrap().1).sum()
 }
 
@@ -161,9 +163,15 @@ async fn the_predictor_scales_up_with_the_lag_and_down_only_after_the_window() {
     vp.spec.kafka.bootstrap_servers = broker.bootstrap_servers();
     let (client, server) = ApiServer::start();
     server.insert_pipeline(&vp);
-    let ctx = Context::test_with_lag(client, FakeBroker::reachable(), Arc::new(KafkaConsumerLag::default()), Capabilities::default());
+    let ctx = Context::test_with_lag(
+        client,
+        FakeBroker::reachable(),
+        Arc::new(KafkaConsumerLag::default()),
+        Capabilities::default(),
+    );
     let reconcile_now = async || reconcile(Arc::new(server.pipeline()), ctx.clone()).await.expect("reconcile");
-    let consumer = |server: &ApiServer| -> ConsumerStatus { server.pipeline().status.unwrap().consumer.expect("consumer status") };
+    let consumer =
+        |server: &ApiServer| -> ConsumerStatus { server.pipeline().status.unwrap().consumer.expect("consumer status") };
     let predictor_path = path("apps/v1", "deployments", "test-predictor");
     let replicas = |server: &ApiServer| server.get(&predictor_path).unwrap()["spec"]["replicas"].as_i64().unwrap();
 

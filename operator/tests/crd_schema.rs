@@ -61,15 +61,8 @@ fn examples_parse_as_pipelines_and_pass_the_schema_and_the_cel_rules() {
         assert!(pruned.is_empty(), "{file}: fields the CRD does not know: {pruned:?}");
     }
     let minimal = yaml_to_json(pipelines::MINIMAL);
-    assert_eq!(
-        validate::openapi_schema_errors(&schema, std::slice::from_ref(&minimal)),
-        [Vec::<String>::new()]
-    );
-    assert_eq!(
-        cel_errors(&minimal),
-        Vec::<String>::new(),
-        "defaults satisfy every rule"
-    );
+    assert_eq!(validate::openapi_schema_errors(&schema, std::slice::from_ref(&minimal)), [Vec::<String>::new()]);
+    assert_eq!(cel_errors(&minimal), Vec::<String>::new(), "defaults satisfy every rule");
 }
 
 /// Paths present in `written` but absent from `read` (what serde, and the API server's pruning,
@@ -97,134 +90,38 @@ fn unknown_fields(written: &Value, read: &Value, path: &str, out: &mut Vec<Strin
 fn the_openapi_schema_rejects_out_of_bounds_fields() {
     let cases: Vec<(&str, Value, &str)> = vec![
         ("lower-case product", json!({"products": ["btc-usd"]}), "does not match"),
-        (
-            "product without quote currency",
-            json!({"products": ["BTC"]}),
-            "does not match",
-        ),
+        ("product without quote currency", json!({"products": ["BTC"]}), "does not match"),
         ("no products", json!({"products": []}), "should be non-empty"),
-        (
-            "zero partitions",
-            json!({"kafka": {"partitions": 0}}),
-            "less than the minimum",
-        ),
-        (
-            "too many partitions",
-            json!({"kafka": {"partitions": 1001}}),
-            "greater than the maximum",
-        ),
+        ("zero partitions", json!({"kafka": {"partitions": 0}}), "less than the minimum"),
+        ("too many partitions", json!({"kafka": {"partitions": 1001}}), "greater than the maximum"),
         ("threshold 1.5", json!({"model": {"threshold": 1.5}}), "greater than"),
-        (
-            "threshold 1",
-            json!({"model": {"threshold": 1.0}}),
-            "greater than or equal to the maximum",
-        ),
-        (
-            "threshold 0",
-            json!({"model": {"threshold": 0.0}}),
-            "less than or equal to the minimum",
-        ),
+        ("threshold 1", json!({"model": {"threshold": 1.0}}), "greater than or equal to the maximum"),
+        ("threshold 0", json!({"model": {"threshold": 0.0}}), "less than or equal to the minimum"),
         ("unknown feed", json!({"feed": "websocket"}), "is not one of"),
-        (
-            "unknown model variant",
-            json!({"model": {"variant": "gpt"}}),
-            "is not one of",
-        ),
-        (
-            "unknown security protocol",
-            json!({"kafka": {"securityProtocol": "TLS"}}),
-            "is not one of",
-        ),
-        (
-            "unknown deletion policy",
-            json!({"kafka": {"deletionPolicy": "Purge"}}),
-            "is not one of",
-        ),
-        (
-            "unknown topic management",
-            json!({"kafka": {"topicManagement": "terraform"}}),
-            "is not one of",
-        ),
-        (
-            "negative replicas",
-            json!({"workloads": {"api": {"replicas": -1}}}),
-            "less than the minimum",
-        ),
-        (
-            "topic name with a space",
-            json!({"kafka": {"topics": {"raw": "ticks raw"}}}),
-            "does not match",
-        ),
-        (
-            "empty bootstrap servers",
-            json!({"kafka": {"bootstrapServers": ""}}),
-            "should be non-empty",
-        ),
-        (
-            "bootstrap list with a blank",
-            json!({"kafka": {"bootstrapServers": "a:9092, b:9092"}}),
-            "does not match",
-        ),
-        (
-            "error rate above 1",
-            json!({"rollback": {"maxErrorRate": 2.0}}),
-            "greater than the maximum",
-        ),
-        (
-            "lag per replica 0",
-            json!({"autoscaling": {"lagPerReplica": 0}}),
-            "less than the minimum",
-        ),
-        (
-            "unknown scaling engine",
-            json!({"autoscaling": {"engine": "hpa"}}),
-            "is not one of",
-        ),
-        (
-            "check interval 0",
-            json!({"rollback": {"intervalSeconds": 0}}),
-            "less than the minimum",
-        ),
-        (
-            "failure threshold 0",
-            json!({"rollback": {"failureThreshold": 0}}),
-            "less than the minimum",
-        ),
-        (
-            "unknown recovery mode",
-            json!({"rollback": {"recovery": "Sometimes"}}),
-            "is not one of",
-        ),
+        ("unknown model variant", json!({"model": {"variant": "gpt"}}), "is not one of"),
+        ("unknown security protocol", json!({"kafka": {"securityProtocol": "TLS"}}), "is not one of"),
+        ("unknown deletion policy", json!({"kafka": {"deletionPolicy": "Purge"}}), "is not one of"),
+        ("unknown topic management", json!({"kafka": {"topicManagement": "terraform"}}), "is not one of"),
+        ("negative replicas", json!({"workloads": {"api": {"replicas": -1}}}), "less than the minimum"),
+        ("topic name with a space", json!({"kafka": {"topics": {"raw": "ticks raw"}}}), "does not match"),
+        ("empty bootstrap servers", json!({"kafka": {"bootstrapServers": ""}}), "should be non-empty"),
+        ("bootstrap list with a blank", json!({"kafka": {"bootstrapServers": "a:9092, b:9092"}}), "does not match"),
+        ("error rate above 1", json!({"rollback": {"maxErrorRate": 2.0}}), "greater than the maximum"),
+        ("lag per replica 0", json!({"autoscaling": {"lagPerReplica": 0}}), "less than the minimum"),
+        ("unknown scaling engine", json!({"autoscaling": {"engine": "hpa"}}), "is not one of"),
+        ("check interval 0", json!({"rollback": {"intervalSeconds": 0}}), "less than the minimum"),
+        ("failure threshold 0", json!({"rollback": {"failureThreshold": 0}}), "less than the minimum"),
+        ("unknown recovery mode", json!({"rollback": {"recovery": "Sometimes"}}), "is not one of"),
         (
             "Prometheus URL without a scheme",
             json!({"monitoring": {"prometheusUrl": "prometheus:9090"}}),
             "does not match",
         ),
-        (
-            "no-predictions window 0",
-            json!({"monitoring": {"noPredictionsMinutes": 0}}),
-            "less than the minimum",
-        ),
-        (
-            "pull policy",
-            json!({"image": {"pullPolicy": "Sometimes"}}),
-            "is not one of",
-        ),
-        (
-            "image tag with a slash",
-            json!({"image": {"tag": "v1/evil"}}),
-            "does not match",
-        ),
-        (
-            "unknown source type",
-            json!({"source": {"type": "mirror"}}),
-            "is not one of",
-        ),
-        (
-            "replay speed in words",
-            json!({"source": {"type": "replay", "replay": {"speed": "fast"}}}),
-            "does not match",
-        ),
+        ("no-predictions window 0", json!({"monitoring": {"noPredictionsMinutes": 0}}), "less than the minimum"),
+        ("pull policy", json!({"image": {"pullPolicy": "Sometimes"}}), "is not one of"),
+        ("image tag with a slash", json!({"image": {"tag": "v1/evil"}}), "does not match"),
+        ("unknown source type", json!({"source": {"type": "mirror"}}), "is not one of"),
+        ("replay speed in words", json!({"source": {"type": "replay", "replay": {"speed": "fast"}}}), "does not match"),
         (
             "recording URL with another scheme",
             json!({"source": {"type": "replay", "replay": {"recording": {"url": "ftp://example.com/r"}}}}),
@@ -240,10 +137,7 @@ fn the_openapi_schema_rejects_out_of_bounds_fields() {
     let mut no_kafka = yaml_to_json(pipelines::MINIMAL);
     no_kafka["spec"].as_object_mut().unwrap().remove("kafka");
     let errors = validate::openapi_schema_errors(&validate::crd_schema(), &[no_kafka]);
-    assert!(
-        errors[0].iter().any(|e| e.contains("'kafka' is a required property")),
-        "{errors:?}"
-    );
+    assert!(errors[0].iter().any(|e| e.contains("'kafka' is a required property")), "{errors:?}");
 }
 
 #[test]
@@ -259,21 +153,9 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
             json!({"kafka": {"partitions": 3}, "autoscaling": {"enabled": true, "maxReplicas": 4}}),
             "maxReplicas must not exceed kafka.partitions",
         ),
-        (
-            "predictors beyond partitions",
-            json!({"workloads": {"predictor": {"replicas": 4}}}),
-            "predictor.replicas",
-        ),
-        (
-            "featurizers beyond partitions",
-            json!({"workloads": {"featurizer": {"replicas": 4}}}),
-            "featurizer.replicas",
-        ),
-        (
-            "two ingestors",
-            json!({"workloads": {"ingestor": {"replicas": 2}}}),
-            "two ingestors",
-        ),
+        ("predictors beyond partitions", json!({"workloads": {"predictor": {"replicas": 4}}}), "predictor.replicas"),
+        ("featurizers beyond partitions", json!({"workloads": {"featurizer": {"replicas": 4}}}), "featurizer.replicas"),
+        ("two ingestors", json!({"workloads": {"ingestor": {"replicas": 2}}}), "two ingestors"),
         (
             "same topic twice",
             json!({"kafka": {"topics": {"raw": "ticks", "features": "ticks"}}}),
@@ -284,16 +166,8 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
             json!({"kafka": {"topics": {"predictions": "ticks.raw"}}}),
             "topic names must be distinct",
         ),
-        (
-            "strimzi without a cluster",
-            json!({"kafka": {"topicManagement": "strimzi"}}),
-            "strimziCluster is required",
-        ),
-        (
-            "SASL without a secret",
-            json!({"kafka": {"securityProtocol": "SASL_SSL", "saslMechanism": "PLAIN"}}),
-            "SASL",
-        ),
+        ("strimzi without a cluster", json!({"kafka": {"topicManagement": "strimzi"}}), "strimziCluster is required"),
+        ("SASL without a secret", json!({"kafka": {"securityProtocol": "SASL_SSL", "saslMechanism": "PLAIN"}}), "SASL"),
         (
             "SASL without a mechanism",
             json!({"kafka": {"securityProtocol": "SASL_PLAINTEXT", "authSecretRef": {"name": "k"}}}),
@@ -304,16 +178,8 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
             json!({"kafka": {"caFromSecret": true, "authSecretRef": {"name": "k"}}}),
             "caFromSecret",
         ),
-        (
-            "threshold 1.5",
-            json!({"model": {"threshold": 1.5}}),
-            "strictly between 0 and 1",
-        ),
-        (
-            "threshold 0",
-            json!({"model": {"threshold": 0.0}}),
-            "strictly between 0 and 1",
-        ),
+        ("threshold 1.5", json!({"model": {"threshold": 1.5}}), "strictly between 0 and 1"),
+        ("threshold 0", json!({"model": {"threshold": 0.0}}), "strictly between 0 and 1"),
         (
             "recovery shorter than the window",
             json!({"rollback": {"windowSeconds": 600, "recoverySeconds": 60}}),
@@ -329,11 +195,7 @@ fn the_cel_rules_reject_inconsistent_pipelines() {
             json!({"source": {"type": "live", "replay": {"speed": "10"}}}),
             "only used with source.type replay",
         ),
-        (
-            "a replay at speed 0",
-            json!({"source": {"type": "replay", "replay": {"speed": "0.0"}}}),
-            "positive multiple",
-        ),
+        ("a replay at speed 0", json!({"source": {"type": "replay", "replay": {"speed": "0.0"}}}), "positive multiple"),
         (
             "a recording from two places",
             json!({"source": {"type": "replay", "replay": {"recording": {
@@ -405,25 +267,16 @@ fn the_crd_lists_the_cel_rules() {
     let mut rules = vec![];
     cel_rules(&validate::crd_schema(), "", &mut rules);
     let expected = [
-        (
-            ".spec",
-            "!self.autoscaling.enabled || self.autoscaling.maxReplicas <= self.kafka.partitions",
-        ),
+        (".spec", "!self.autoscaling.enabled || self.autoscaling.maxReplicas <= self.kafka.partitions"),
         (".spec", "self.workloads.predictor.replicas <= self.kafka.partitions"),
         (".spec", "self.workloads.featurizer.replicas <= self.kafka.partitions"),
         (".spec.autoscaling", "self.minReplicas <= self.maxReplicas"),
-        (
-            ".spec.kafka",
-            "self.topicManagement != 'strimzi' || (has(self.strimziCluster) && self.strimziCluster != '')",
-        ),
+        (".spec.kafka", "self.topicManagement != 'strimzi' || (has(self.strimziCluster) && self.strimziCluster != '')"),
         (
             ".spec.kafka",
             "!self.securityProtocol.startsWith('SASL') || (has(self.authSecretRef) && has(self.saslMechanism))",
         ),
-        (
-            ".spec.kafka",
-            "!self.caFromSecret || (has(self.authSecretRef) && self.securityProtocol.endsWith('SSL'))",
-        ),
+        (".spec.kafka", "!self.caFromSecret || (has(self.authSecretRef) && self.securityProtocol.endsWith('SSL'))"),
         (
             ".spec.kafka.topics",
             "self.raw != self.features && self.raw != self.predictions && self.features != self.predictions",
@@ -447,10 +300,7 @@ fn the_crd_lists_the_cel_rules() {
     // Each is documented for users.
     let doc = std::fs::read_to_string(pipelines::repo_path("docs/operator.md")).expect("docs/operator.md");
     for (_, rule) in &rules {
-        assert!(
-            doc.contains(rule.as_str()),
-            "docs/operator.md does not document `{rule}`"
-        );
+        assert!(doc.contains(rule.as_str()), "docs/operator.md does not document `{rule}`");
     }
 }
 
@@ -459,11 +309,7 @@ fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
     if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
         for (name, child) in properties {
             let child_path = format!("{path}.{name}");
-            if child
-                .get("description")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
+            if child.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
                 out.push(child_path.clone());
             }
             undocumented(child, &child_path, out);
@@ -492,12 +338,7 @@ fn the_crd_is_a_namespaced_vp_with_status_and_printer_columns() {
     let version = &crd.spec.versions[0];
     assert_eq!(version.name, "v1alpha1");
     assert!(version.subresources.as_ref().unwrap().status.is_some());
-    let columns: Vec<_> = version
-        .additional_printer_columns
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let columns: Vec<_> =
+        version.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(columns, ["Phase", "Model", "Ready", "Age"]);
 }

@@ -5,14 +5,8 @@ use spikewatch_operator::crdgen::{REGENERATE, crd_yaml};
 
 #[test]
 fn checked_in_crd_matches_the_generated_one() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crds/volatilitypipelines.spikewatch.io.yaml"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/volatilitypipelines.spikewatch.io.yaml");
     let checked_in =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}; run `{REGENERATE}`"));
-    assert!(
-        checked_in == crd_yaml(),
-        "crds/volatilitypipelines.spikewatch.io.yaml is stale: run `{REGENERATE}`"
-    );
+    assert!(checked_in == crd_yaml(), "crds/volatilitypipelines.spikewatch.io.yaml is stale: run `{REGENERATE}`");
 }

@@ -38,7 +38,14 @@ fn every_built_object_and_the_crd_validate_against_kubernetes_schemas() {
     }
     validate::assert_kubernetes_valid(
         &documents,
-        &["ServiceMonitor", "PrometheusRule", "KafkaTopic", "VolatilityPipeline", "ScaledObject", "TriggerAuthentication"],
+        &[
+            "ServiceMonitor",
+            "PrometheusRule",
+            "KafkaTopic",
+            "VolatilityPipeline",
+            "ScaledObject",
+            "TriggerAuthentication",
+        ],
     );
 }
 
@@ -51,11 +58,7 @@ fn every_child_is_labelled_and_owned_by_the_pipeline() {
             assert_eq!(meta.namespace, vp.metadata.namespace, "{what}");
             let labels = meta.labels.as_ref().expect("labels");
             assert_eq!(labels["app.kubernetes.io/name"], "spikewatch", "{what}");
-            assert_eq!(
-                &labels["app.kubernetes.io/instance"],
-                vp.metadata.name.as_ref().unwrap(),
-                "{what}"
-            );
+            assert_eq!(&labels["app.kubernetes.io/instance"], vp.metadata.name.as_ref().unwrap(), "{what}");
             assert_eq!(labels["app.kubernetes.io/managed-by"], "spikewatch-operator", "{what}");
             assert_eq!(labels["app.kubernetes.io/part-of"], "spikewatch", "{what}");
             assert!(labels.contains_key("app.kubernetes.io/component"), "{what}");
@@ -75,10 +78,7 @@ fn every_child_is_labelled_and_owned_by_the_pipeline() {
 fn a_pipeline_without_uid_or_namespace_is_an_error_not_a_panic() {
     let mut vp = minimal();
     vp.metadata.uid = None;
-    assert_eq!(
-        desired_config_map(&vp).unwrap_err(),
-        DesiredError::MissingMetadata("metadata.uid")
-    );
+    assert_eq!(desired_config_map(&vp).unwrap_err(), DesiredError::MissingMetadata("metadata.uid"));
     let mut vp = minimal();
     vp.metadata.namespace = None;
     assert_eq!(
@@ -103,10 +103,7 @@ fn pods_meet_the_restricted_pod_security_standard() {
             assert_eq!(psc.run_as_user, Some(65532), "{what}");
             assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault", "{what}");
             assert_eq!(pod.automount_service_account_token, Some(false), "{what}");
-            assert!(
-                pod.host_network.is_none() && pod.host_pid.is_none() && pod.host_ipc.is_none(),
-                "{what}"
-            );
+            assert!(pod.host_network.is_none() && pod.host_pid.is_none() && pod.host_ipc.is_none(), "{what}");
             for c in &pod.containers {
                 let sc = c.security_context.as_ref().unwrap();
                 assert_eq!(sc.allow_privilege_escalation, Some(false), "{what}");
@@ -115,12 +112,7 @@ fn pods_meet_the_restricted_pod_security_standard() {
                 let caps = sc.capabilities.as_ref().unwrap();
                 assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]), "{what}");
                 assert!(caps.add.is_none(), "{what}");
-                let tmp = c
-                    .volume_mounts
-                    .as_ref()
-                    .unwrap()
-                    .iter()
-                    .find(|m| m.mount_path == "/tmp");
+                let tmp = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.mount_path == "/tmp");
                 assert!(tmp.is_some(), "{what}: a writable /tmp next to the read-only root");
             }
             for volume in pod.volumes.as_ref().unwrap() {
@@ -151,22 +143,15 @@ fn workloads_run_their_subcommand_with_the_mounted_config_and_probes_on_their_po
         // The ingestor is ready after its first tick, which may take a while; it is alive as
         // long as it serves its metrics.
         let live = if workload == Workload::Ingestor { "/metrics" } else { "/health" };
-        for (probe, path) in [(c.liveness_probe.as_ref().unwrap(), live), (c.readiness_probe.as_ref().unwrap(), "/health")] {
+        for (probe, path) in
+            [(c.liveness_probe.as_ref().unwrap(), live), (c.readiness_probe.as_ref().unwrap(), "/health")]
+        {
             let get = probe.http_get.as_ref().unwrap();
             assert_eq!(get.path.as_deref(), Some(path));
             let named = c.ports.as_ref().unwrap()[0].name.clone().unwrap();
-            assert_eq!(
-                get.port,
-                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(named)
-            );
+            assert_eq!(get.port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(named));
         }
-        let config_mount = c
-            .volume_mounts
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|m| m.name == "config")
-            .unwrap();
+        let config_mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "config").unwrap();
         assert_eq!(config_mount.mount_path, "/etc/spikewatch");
         assert_eq!(c.resources, vp.spec.workloads.get(workload).resources);
     }
@@ -190,7 +175,16 @@ fn a_replay_source_runs_the_ingestor_as_a_looping_replay_of_its_recording() {
     let c = &pod.containers[0];
     assert_eq!(
         c.args.as_deref().unwrap(),
-        ["replay", "--loop", "--speed", "10", "--input", "/var/lib/spikewatch/recording/btc-usd-2026-04-06.csv.gz", "--config", config]
+        [
+            "replay",
+            "--loop",
+            "--speed",
+            "10",
+            "--input",
+            "/var/lib/spikewatch/recording/btc-usd-2026-04-06.csv.gz",
+            "--config",
+            config
+        ]
     );
     let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == RECORDING_VOLUME).unwrap();
     let config_map = volume.config_map.as_ref().unwrap();
@@ -204,7 +198,10 @@ fn a_replay_source_runs_the_ingestor_as_a_looping_replay_of_its_recording() {
     let pod = ingestor(&with_source(serde_json::json!({"type": "replay", "replay": {"speed": "max",
         "recording": {"persistentVolumeClaim": {"claimName": "recordings", "path": "btc/2026-04-06.csv.gz"}}}})));
     let args = pod.containers[0].args.clone().unwrap();
-    assert_eq!(args[..6], ["replay", "--loop", "--speed", "max", "--input", "/var/lib/spikewatch/recording/btc/2026-04-06.csv.gz"]);
+    assert_eq!(
+        args[..6],
+        ["replay", "--loop", "--speed", "max", "--input", "/var/lib/spikewatch/recording/btc/2026-04-06.csv.gz"]
+    );
     let claim = pod.volumes.as_ref().unwrap().iter().find_map(|v| v.persistent_volume_claim.clone()).unwrap();
     assert_eq!((claim.claim_name.as_str(), claim.read_only), ("recordings", Some(true)));
 
@@ -246,7 +243,9 @@ fn the_workload_image_tag_is_the_specs_or_the_operators_configured_one_never_its
 #[test]
 fn kafka_topics_are_written_in_the_version_the_cluster_serves() {
     let vp = strimzi();
-    for (version, api_version) in [(KafkaTopicVersion::V1, "kafka.strimzi.io/v1"), (KafkaTopicVersion::V1Beta2, "kafka.strimzi.io/v1beta2")] {
+    for (version, api_version) in
+        [(KafkaTopicVersion::V1, "kafka.strimzi.io/v1"), (KafkaTopicVersion::V1Beta2, "kafka.strimzi.io/v1beta2")]
+    {
         let options = RenderOptions { kafka_topic_version: version, ..pipelines::options() };
         let objects = desired_objects(&vp, &options).unwrap();
         let topics: Vec<_> = objects.iter().filter(|o| o.resource.kind == "KafkaTopic").collect();
@@ -269,11 +268,7 @@ fn the_ingestor_runs_alone_and_is_recreated_not_rolled() {
     assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
     vp.spec.workloads.ingestor.replicas = 0;
     assert_eq!(
-        desired_deployment(&vp, Workload::Ingestor, &pipelines::options())
-            .unwrap()
-            .spec
-            .unwrap()
-            .replicas,
+        desired_deployment(&vp, Workload::Ingestor, &pipelines::options()).unwrap().spec.unwrap().replicas,
         Some(0),
         "0 pauses ingestion"
     );
@@ -311,17 +306,11 @@ fn the_config_map_is_the_workloads_own_config_format() {
     assert_eq!(config.kafka.security.protocol.as_deref(), Some("sasl_ssl"));
     assert_eq!(config.kafka.security.sasl_mechanism.as_deref(), Some("SCRAM-SHA-512"));
     assert_eq!(config.kafka.security.ssl_ca_location.as_deref(), Some(KAFKA_CA_PATH));
-    assert_eq!(
-        config.kafka.security.sasl_username, None,
-        "credentials never go into a ConfigMap"
-    );
+    assert_eq!(config.kafka.security.sasl_username, None, "credentials never go into a ConfigMap");
     assert_eq!(config.kafka.security.sasl_password, None);
     assert_eq!(config.model.source, "models:/spikewatch-gbdt@champion");
     assert_eq!(config.model.threshold, Some(0.7));
-    assert_eq!(
-        config.kafka.predictor_group_id,
-        "spikewatch.spikewatch.btc-eth.predictor"
-    );
+    assert_eq!(config.kafka.predictor_group_id, "spikewatch.spikewatch.btc-eth.predictor");
 }
 
 #[test]
@@ -346,26 +335,15 @@ fn kafka_credentials_come_from_the_auth_secret() {
             assert_eq!(
                 secret_keys,
                 [
-                    (
-                        "KAFKA_SASL_USERNAME".into(),
-                        "kafka-credentials".into(),
-                        "username".into()
-                    ),
-                    (
-                        "KAFKA_SASL_PASSWORD".into(),
-                        "kafka-credentials".into(),
-                        "password".into()
-                    )
+                    ("KAFKA_SASL_USERNAME".into(), "kafka-credentials".into(), "username".into()),
+                    ("KAFKA_SASL_PASSWORD".into(), "kafka-credentials".into(), "password".into())
                 ]
             );
             let secret = ca_volume.unwrap().secret.as_ref().unwrap();
             assert_eq!(secret.secret_name.as_deref(), Some("kafka-credentials"));
             assert_eq!(secret.items.as_ref().unwrap()[0].key, "ca.crt");
         }
-        let variant = env
-            .iter()
-            .find(|e| e.name == "MODEL_VARIANT")
-            .and_then(|e| e.value.clone());
+        let variant = env.iter().find(|e| e.name == "MODEL_VARIANT").and_then(|e| e.value.clone());
         let uses_model = matches!(workload, Workload::Predictor | Workload::Api);
         assert_eq!(variant.as_deref(), uses_model.then_some("ml"), "{workload}");
     }
@@ -380,25 +358,14 @@ fn kafka_credentials_come_from_the_auth_secret() {
 #[test]
 fn the_predictor_is_created_with_the_autoscalers_count_within_its_bounds() {
     let mut vp = external(); // autoscaling 2..=6, predictor.replicas 2
-    assert_eq!(
-        desired_replicas(&vp, Workload::Predictor),
-        2,
-        "minReplicas until the autoscaler decided"
-    );
+    assert_eq!(desired_replicas(&vp, Workload::Predictor), 2, "minReplicas until the autoscaler decided");
     let status = vp.status.get_or_insert_default();
-    status.consumer = Some(spikewatch_operator::crd::ConsumerStatus {
-        desired_replicas: 5,
-        ..Default::default()
-    });
+    status.consumer = Some(spikewatch_operator::crd::ConsumerStatus { desired_replicas: 5, ..Default::default() });
     assert_eq!(desired_replicas(&vp, Workload::Predictor), 5);
     vp.status.as_mut().unwrap().consumer.as_mut().unwrap().desired_replicas = 40;
     assert_eq!(desired_replicas(&vp, Workload::Predictor), 6, "clamped to maxReplicas");
     vp.spec.autoscaling.enabled = false;
-    assert_eq!(
-        desired_replicas(&vp, Workload::Predictor),
-        2,
-        "spec replicas when autoscaling is off"
-    );
+    assert_eq!(desired_replicas(&vp, Workload::Predictor), 2, "spec replicas when autoscaling is off");
     assert_eq!(desired_replicas(&vp, Workload::Api), 3);
 }
 
@@ -409,10 +376,7 @@ fn services_expose_the_api_and_metrics_ports_and_select_one_workload() {
         let service = desired_service(&vp, workload).unwrap();
         let spec = service.spec.unwrap();
         assert_eq!(spec.ports.as_ref().unwrap()[0].port, workload.port());
-        assert_eq!(
-            spec.selector.unwrap()["app.kubernetes.io/component"],
-            workload.component()
-        );
+        assert_eq!(spec.selector.unwrap()["app.kubernetes.io/component"], workload.component());
         let deployment = desired_deployment(&vp, workload, &pipelines::options()).unwrap();
         let template_labels = deployment.spec.unwrap().template.metadata.unwrap().labels.unwrap();
         for (k, v) in selector_labels(&vp, workload.component()) {
@@ -427,32 +391,17 @@ fn the_network_policy_admits_only_the_api_and_metrics_ports() {
     assert_eq!(policy.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
     let rules = policy.ingress.unwrap();
     assert_eq!(rules.len(), 1);
-    let ports: Vec<_> = rules[0]
-        .ports
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|p| p.port.clone().unwrap())
-        .collect();
+    let ports: Vec<_> = rules[0].ports.as_ref().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int;
     assert_eq!(ports, [Int(8000), Int(8001)]);
-    assert_eq!(
-        policy.pod_selector.unwrap().match_labels.unwrap(),
-        pipeline_selector_labels(&minimal())
-    );
+    assert_eq!(policy.pod_selector.unwrap().match_labels.unwrap(), pipeline_selector_labels(&minimal()));
 }
 
 #[test]
 fn the_api_disruption_budget_never_blocks_a_drain() {
     let pdb = desired_pod_disruption_budget(&minimal()).unwrap().spec.unwrap();
-    assert_eq!(
-        pdb.max_unavailable,
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
-    );
-    assert_eq!(
-        pdb.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"],
-        "api"
-    );
+    assert_eq!(pdb.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
+    assert_eq!(pdb.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"], "api");
 }
 
 #[test]
@@ -461,17 +410,11 @@ fn strimzi_pipelines_get_kafka_topics_and_admin_pipelines_none() {
     let vp = strimzi();
     let topics = desired_kafka_topics(&vp, KafkaTopicVersion::V1Beta2).unwrap();
     assert_eq!(topics.len(), 3);
-    let names: Vec<_> = topics
-        .iter()
-        .map(|t| t.data["spec"]["topicName"].as_str().unwrap().to_string())
-        .collect();
+    let names: Vec<_> = topics.iter().map(|t| t.data["spec"]["topicName"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, ["sol.ticks.raw", "sol.ticks.features", "sol.ticks.predictions"]);
     for topic in &topics {
         assert_eq!(topic.types.as_ref().unwrap().api_version, "kafka.strimzi.io/v1beta2");
-        assert_eq!(
-            topic.metadata.labels.as_ref().unwrap()["strimzi.io/cluster"],
-            "spikewatch"
-        );
+        assert_eq!(topic.metadata.labels.as_ref().unwrap()["strimzi.io/cluster"], "spikewatch");
         assert_eq!(topic.data["spec"]["partitions"], 3);
         assert_eq!(topic.data["spec"]["replicas"], 3);
     }
@@ -483,10 +426,7 @@ fn strimzi_pipelines_get_kafka_topics_and_admin_pipelines_none() {
     assert_ne!(a, b);
     let mut no_cluster = vp.clone();
     no_cluster.spec.kafka.strimzi_cluster = None;
-    assert!(matches!(
-        desired_kafka_topics(&no_cluster, KafkaTopicVersion::V1Beta2),
-        Err(DesiredError::InvalidSpec(_))
-    ));
+    assert!(matches!(desired_kafka_topics(&no_cluster, KafkaTopicVersion::V1Beta2), Err(DesiredError::InvalidSpec(_))));
 }
 
 #[test]
@@ -495,21 +435,13 @@ fn monitoring_objects_follow_the_monitoring_switches() {
     let monitors = desired_service_monitors(&vp).unwrap();
     assert_eq!(monitors.len(), 4);
     for (monitor, workload) in monitors.iter().zip(Workload::ALL) {
-        assert_eq!(
-            monitor.metadata.labels.as_ref().unwrap()["release"],
-            "kube-prometheus-stack"
-        );
+        assert_eq!(monitor.metadata.labels.as_ref().unwrap()["release"], "kube-prometheus-stack");
         assert_eq!(monitor.data["spec"]["endpoints"][0]["port"], workload.port_name());
     }
     let dashboard = desired_dashboard(&vp).unwrap().unwrap();
     assert_eq!(dashboard.metadata.labels.as_ref().unwrap()["grafana_dashboard"], "1");
     let json: serde_json::Value = serde_json::from_str(dashboard.data.unwrap().values().next().unwrap()).unwrap();
-    let titles: Vec<_> = json["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["title"].as_str().unwrap())
-        .collect();
+    let titles: Vec<_> = json["panels"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
     assert_eq!(
         titles,
         [

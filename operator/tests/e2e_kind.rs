@@ -35,7 +35,8 @@ fn the_example_pipeline_runs_end_to_end_on_a_cluster() {
 
 #[test]
 fn the_runner_refuses_to_start_without_a_cluster_or_with_an_unknown_kafka_mode() {
-    for (topics, expected) in [("admin", "KUBECONFIG is not set"), ("zookeeper", "E2E_TOPICS must be admin or strimzi")] {
+    for (topics, expected) in [("admin", "KUBECONFIG is not set"), ("zookeeper", "E2E_TOPICS must be admin or strimzi")]
+    {
         let output = Command::new("bash")
             .arg(run_script())
             .env_remove("KUBECONFIG")
@@ -75,7 +76,11 @@ fn the_runners_pipeline_is_a_valid_replay_pipeline_in_both_kafka_modes() {
     let schema = validate::crd_schema();
     for (topics, management) in [("admin", TopicManagement::Admin), ("strimzi", TopicManagement::Strimzi)] {
         let object = adapted(topics);
-        assert_eq!(validate::openapi_schema_errors(&schema, std::slice::from_ref(&object)), [Vec::<String>::new()], "{topics}");
+        assert_eq!(
+            validate::openapi_schema_errors(&schema, std::slice::from_ref(&object)),
+            [Vec::<String>::new()],
+            "{topics}"
+        );
         let cel = kube::core::cel::Validator::new().validate(&schema, &object, None);
         assert!(cel.is_ok(), "{topics}: {cel:?}");
         let vp: VolatilityPipeline = serde_json::from_value(object).unwrap();

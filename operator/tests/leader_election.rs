@@ -4,10 +4,7 @@ use spikewatch_operator::fixtures::{self, ApiServer};
 use spikewatch_operator::leader::{LeaderElector, LeaseConfig};
 
 fn elector(client: kube::Client, identity: &str) -> LeaderElector {
-    LeaderElector::new(
-        client,
-        LeaseConfig::new("spikewatch-operator", fixtures::NAMESPACE, identity),
-    )
+    LeaderElector::new(client, LeaseConfig::new("spikewatch-operator", fixtures::NAMESPACE, identity))
 }
 
 #[tokio::test]
@@ -15,22 +12,10 @@ async fn the_first_replica_creates_the_lease_and_keeps_renewing_it() {
     let (client, server) = ApiServer::start();
     let a = elector(client, "pod-a");
 
-    assert!(
-        a.try_acquire_or_renew().await.unwrap(),
-        "no Lease yet: created, we lead"
-    );
-    assert!(
-        a.try_acquire_or_renew().await.unwrap(),
-        "our Lease: renewed"
-    );
+    assert!(a.try_acquire_or_renew().await.unwrap(), "no Lease yet: created, we lead");
+    assert!(a.try_acquire_or_renew().await.unwrap(), "our Lease: renewed");
 
-    let lease = server
-        .get(&fixtures::path(
-            "coordination.k8s.io/v1",
-            "leases",
-            "spikewatch-operator",
-        ))
-        .unwrap();
+    let lease = server.get(&fixtures::path("coordination.k8s.io/v1", "leases", "spikewatch-operator")).unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "pod-a");
     assert_eq!(lease["spec"]["leaseTransitions"], 0);
 }
@@ -42,29 +27,14 @@ async fn a_second_replica_stays_on_standby_until_the_leader_releases_the_lease()
     let b = elector(client, "pod-b");
     assert!(a.try_acquire_or_renew().await.unwrap());
 
-    assert!(
-        !b.try_acquire_or_renew().await.unwrap(),
-        "pod-a holds a live Lease"
-    );
+    assert!(!b.try_acquire_or_renew().await.unwrap(), "pod-a holds a live Lease");
 
     a.release().await;
-    assert!(
-        b.try_acquire_or_renew().await.unwrap(),
-        "a released Lease is taken over at once"
-    );
-    let lease = server
-        .get(&fixtures::path(
-            "coordination.k8s.io/v1",
-            "leases",
-            "spikewatch-operator",
-        ))
-        .unwrap();
+    assert!(b.try_acquire_or_renew().await.unwrap(), "a released Lease is taken over at once");
+    let lease = server.get(&fixtures::path("coordination.k8s.io/v1", "leases", "spikewatch-operator")).unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "pod-b");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
-    assert!(
-        !a.try_acquire_or_renew().await.unwrap(),
-        "the old leader does not come back while pod-b renews"
-    );
+    assert!(!a.try_acquire_or_renew().await.unwrap(), "the old leader does not come back while pod-b renews");
 }
 
 // --------------------------------------------------------------------------------------------
@@ -137,7 +107,10 @@ struct WorkLog {
 
 /// A controller that writes every 500 ms; once told to stop, it keeps writing for `wind_down`
 /// (a reconcile in flight) and then returns. `None`: it never stops on its own.
-fn controller(log: Arc<Mutex<WorkLog>>, wind_down: Option<Duration>) -> impl FnMut(tokio::sync::oneshot::Receiver<()>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+fn controller(
+    log: Arc<Mutex<WorkLog>>,
+    wind_down: Option<Duration>,
+) -> impl FnMut(tokio::sync::oneshot::Receiver<()>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     move |mut stop| {
         let log = log.clone();
         Box::pin(async move {
@@ -193,17 +166,14 @@ async fn a_leader_that_cannot_renew_stops_its_controller_before_a_standby_can_ta
 
     // pod-a's renewals stop reaching the API server (its node is cut off); reads still work.
     server.refuse(|request| {
-        request.method == "PUT" && request.body.pointer("/spec/holderIdentity").and_then(|h| h.as_str()) == Some("pod-a")
+        request.method == "PUT"
+            && request.body.pointer("/spec/holderIdentity").and_then(|h| h.as_str()) == Some("pod-a")
     });
     let took_over = standby_until_leader(&b).await;
 
     let log = log.lock().unwrap();
     let last_write = *log.writes.last().unwrap();
-    assert!(
-        last_write < took_over,
-        "pod-a's controller wrote {:?} after pod-b took over",
-        last_write - took_over
-    );
+    assert!(last_write < took_over, "pod-a's controller wrote {:?} after pod-b took over", last_write - took_over);
     assert!(!log.finished, "the stuck reconcile was aborted, not finished");
     assert_eq!(*leading.lock().unwrap(), [true, false], "pod-a stepped down");
     replica_a.abort();

@@ -20,7 +20,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use spikewatch::config::Config;
 use spikewatch_operator::crd::{VolatilityPipeline, Workload};
-use spikewatch_operator::desired::{dashboard_json, desired_config, prometheus_rule_file, prometheus_rule_groups, workload_name};
+use spikewatch_operator::desired::{
+    dashboard_json, desired_config, prometheus_rule_file, prometheus_rule_groups, workload_name,
+};
 use spikewatch_operator::fixtures::{NAMESPACE, pipeline_from};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicSpec};
 
@@ -178,7 +180,11 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
     let target = |port: u16, workload: Workload| {
         (format!("127.0.0.1:{port}"), vec![("namespace", NAMESPACE), ("service", leak(workload_name(&vp, workload)))])
     };
-    let targets = [target(ports[1], Workload::Featurizer), target(ports[2], Workload::Predictor), target(ports[3], Workload::Api)];
+    let targets = [
+        target(ports[1], Workload::Featurizer),
+        target(ports[2], Workload::Predictor),
+        target(ports[3], Workload::Api),
+    ];
     let rules = prometheus_rule_file(&vp).unwrap();
     let prometheus = Prometheus::start_with_rules("1s", &targets, Some(&rules)).await;
     let url = prometheus.url.clone();
@@ -233,7 +239,9 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
             .flat_map(|g| g["rules"].as_array().into_iter().flatten())
             .collect();
         evaluated.len() == alerts.len()
-            && evaluated.iter().all(|r| r["health"] == "ok" && r["lastEvaluation"].as_str().is_some_and(|t| !t.starts_with("0001")))
+            && evaluated
+                .iter()
+                .all(|r| r["health"] == "ok" && r["lastEvaluation"].as_str().is_some_and(|t| !t.starts_with("0001")))
     })
     .await;
     // Before the first prediction, SpikewatchNoPredictions was rightly true (it has no `for`);
@@ -241,9 +249,9 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
     let judged_by_quality: Vec<&str> = HEALTHY.iter().filter(|h| h.3.is_none()).map(|h| h.0).collect();
     wait_for("no SLO alert pending or firing on the healthy pipeline", PATIENCE, async || {
         let active: Value = client.get(format!("{url}/api/v1/alerts")).send().await.unwrap().json().await.unwrap();
-        active["data"]["alerts"]
-            .as_array()
-            .is_some_and(|a| a.iter().all(|alert| judged_by_quality.contains(&alert["labels"]["alertname"].as_str().unwrap_or(""))))
+        active["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter().all(|alert| judged_by_quality.contains(&alert["labels"]["alertname"].as_str().unwrap_or("")))
+        })
     })
     .await;
     load.abort();
@@ -252,7 +260,8 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
 /// Whether `result` has a series, and one for each service `expr` selects when it is grouped
 /// by service.
 fn covers_services(result: &[(Value, f64)], expr: &str) -> bool {
-    let seen: BTreeSet<String> = result.iter().filter_map(|(labels, _)| labels["service"].as_str().map(String::from)).collect();
+    let seen: BTreeSet<String> =
+        result.iter().filter_map(|(labels, _)| labels["service"].as_str().map(String::from)).collect();
     !result.is_empty() && (!expr.contains("by (service)") || seen == selected_services(expr))
 }
 

@@ -214,7 +214,12 @@ async fn controller_watches(scope: WatchScope) -> Vec<Recorded> {
         let _ = stopped.await;
     }));
     let watched = |server: &ApiServer| {
-        server.requests().iter().filter(|r| r.query.contains("watch=true")).map(|r| r.path.clone()).collect::<BTreeSet<_>>()
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.query.contains("watch=true"))
+            .map(|r| r.path.clone())
+            .collect::<BTreeSet<_>>()
     };
     // Seven kinds (pipelines and six owned kinds) per namespace watched.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -239,7 +244,12 @@ async fn everything(scope: WatchScope) -> Vec<Recorded> {
 }
 
 /// `used` and `granted` are the same, but for what the API server demands (`demanded`).
-fn assert_same(used: &BTreeSet<Permission>, granted: &BTreeSet<Permission>, what: &str, demanded: &[(&str, &str, &str, &str)]) {
+fn assert_same(
+    used: &BTreeSet<Permission>,
+    granted: &BTreeSet<Permission>,
+    what: &str,
+    demanded: &[(&str, &str, &str, &str)],
+) {
     let demanded: BTreeSet<Permission> =
         demanded.iter().map(|(g, r, v, _)| (g.to_string(), r.to_string(), v.to_string())).collect();
     let missing: Vec<_> = used.difference(granted).collect();
@@ -284,10 +294,8 @@ async fn with_watch_namespaces_each_namespace_gets_a_role_with_exactly_those_ver
     let roles = chart_roles(json!({"watchNamespaces": ["markets", "markets-staging"]}));
     assert!(roles.iter().all(|r| r["kind"] == "Role"), "no ClusterRole: {roles:?}");
     for namespace in ["markets", "markets-staging"] {
-        let role: Vec<&Value> = roles
-            .iter()
-            .filter(|r| r["namespace"] == namespace && !granted(r).iter().any(is_lease))
-            .collect();
+        let role: Vec<&Value> =
+            roles.iter().filter(|r| r["namespace"] == namespace && !granted(r).iter().any(is_lease)).collect();
         assert_eq!(role.len(), 1, "one Role in {namespace}: {roles:?}");
         assert_same(&used, &granted(role[0]), &format!("the Role in {namespace}"), DEMANDED_BY_THE_API_SERVER);
     }

@@ -81,7 +81,8 @@ impl Cluster {
 }
 
 fn spec(extra: Value) -> Value {
-    let mut spec = json!({"products": ["BTC-USD"], "kafka": {"bootstrapServers": "kafka-0.kafka:9092", "partitions": 4}});
+    let mut spec =
+        json!({"products": ["BTC-USD"], "kafka": {"bootstrapServers": "kafka-0.kafka:9092", "partitions": 4}});
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
         spec.extend(extra.clone());
     }

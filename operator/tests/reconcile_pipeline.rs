@@ -31,11 +31,7 @@ impl Cluster {
         let (client, server) = ApiServer::start();
         server.insert_pipeline(vp);
         let ctx = Context::test(client, broker.clone(), Capabilities::default());
-        Cluster {
-            server,
-            broker,
-            ctx,
-        }
+        Cluster { server, broker, ctx }
     }
 
     /// One reconcile of the pipeline as the API server holds it now (as a watch event would bring it).
@@ -54,8 +50,7 @@ impl Cluster {
     fn condition(&self, type_: ConditionType) -> (String, String) {
         let vp = self.server.pipeline();
         let status = vp.status.expect("status written");
-        let c = find_condition(&status.conditions, type_)
-            .unwrap_or_else(|| panic!("{type_:?} condition"));
+        let c = find_condition(&status.conditions, type_).unwrap_or_else(|| panic!("{type_:?} condition"));
         (c.status.clone(), c.reason.clone())
     }
 
@@ -70,28 +65,18 @@ async fn a_new_pipeline_first_gets_a_reconciling_status_and_the_finalizer_and_no
 
     let action = cluster.reconcile().await.expect("reconcile");
 
-    assert_eq!(
-        action,
-        Action::await_change(),
-        "the finalizer patch itself triggers the next reconcile"
-    );
+    assert_eq!(action, Action::await_change(), "the finalizer patch itself triggers the next reconcile");
     let writes = cluster.server.writes();
     assert_eq!(writes.len(), 2, "{writes:#?}");
     // The status first: kstatus readers (Flux, `kubectl wait`) take an object without status for
     // done; this one says work is in progress from the start.
     assert_eq!(writes[0].path, format!("{}/status", fixtures::pipeline_path()));
     assert_eq!((writes[1].method.as_str(), writes[1].path.as_str()), ("PATCH", fixtures::pipeline_path().as_str()));
-    assert_eq!(
-        cluster.server.pipeline().metadata.finalizers,
-        Some(vec![FINALIZER.to_string()])
-    );
+    assert_eq!(cluster.server.pipeline().metadata.finalizers, Some(vec![FINALIZER.to_string()]));
     assert_eq!(cluster.condition(ConditionType::Reconciling), ("True".into(), "Initializing".into()));
     assert_eq!(cluster.condition(ConditionType::Stalled).0, "False");
     assert_eq!(cluster.server.pipeline().status.unwrap().observed_generation, Some(1));
-    assert!(
-        cluster.broker.calls().is_empty(),
-        "no topic work before the finalizer is in place"
-    );
+    assert!(cluster.broker.calls().is_empty(), "no topic work before the finalizer is in place");
 }
 
 #[tokio::test]
@@ -109,29 +94,14 @@ async fn a_finalized_pipeline_gets_topics_then_owned_children_then_a_status() {
         .server
         .writes()
         .into_iter()
-        .filter(|r| {
-            r.content_type == "application/apply-patch+yaml" && !r.path.ends_with("/status")
-        })
+        .filter(|r| r.content_type == "application/apply-patch+yaml" && !r.path.ends_with("/status"))
         .collect();
-    assert!(
-        applies.len() >= 5,
-        "config and four Deployments at least: {applies:#?}"
-    );
+    assert!(applies.len() >= 5, "config and four Deployments at least: {applies:#?}");
     for apply in &applies {
-        assert!(
-            apply.query.contains("fieldManager=spikewatch-operator"),
-            "{}",
-            apply.query
-        );
+        assert!(apply.query.contains("fieldManager=spikewatch-operator"), "{}", apply.query);
         assert!(apply.query.contains("force=true"), "{}", apply.query);
-        let stored = cluster
-            .server
-            .get(&apply.path)
-            .expect("applied child stored");
-        let owners = stored
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .expect("owner references");
+        let stored = cluster.server.get(&apply.path).expect("applied child stored");
+        let owners = stored.pointer("/metadata/ownerReferences").and_then(Value::as_array).expect("owner references");
         assert!(
             owners.iter().any(|o| o["uid"] == json!(UID)
                 && o["controller"] == json!(true)
@@ -143,10 +113,7 @@ async fn a_finalized_pipeline_gets_topics_then_owned_children_then_a_status() {
     assert_eq!(cluster.deployments().len(), 4);
     assert_eq!(cluster.condition(ConditionType::TopicsReady).0, "True");
     // Just created: the Deployment controller has not seen them yet.
-    assert_eq!(
-        cluster.condition(ConditionType::WorkloadsReady),
-        ("False".into(), "RolloutInProgress".into())
-    );
+    assert_eq!(cluster.condition(ConditionType::WorkloadsReady), ("False".into(), "RolloutInProgress".into()));
     assert_eq!(cluster.condition(ConditionType::Reconciling), ("True".into(), "RolloutInProgress".into()));
     let status = cluster.server.pipeline().status.unwrap();
     assert_eq!(status.observed_generation, Some(1));
@@ -167,14 +134,8 @@ async fn ready_deployments_make_the_pipeline_ready_and_missing_monitoring_only_d
     // Ready pipelines resync every 5 minutes, but the rollback checks (on by default) are due
     // every 15 s.
     assert_eq!(action, Action::requeue(Duration::from_secs(15)));
-    assert_eq!(
-        cluster.condition(ConditionType::Ready),
-        ("True".into(), "PipelineReady".into())
-    );
-    assert_eq!(
-        cluster.condition(ConditionType::MonitoringReady),
-        ("False".into(), "MonitoringCRDsMissing".into())
-    );
+    assert_eq!(cluster.condition(ConditionType::Ready), ("True".into(), "PipelineReady".into()));
+    assert_eq!(cluster.condition(ConditionType::MonitoringReady), ("False".into(), "MonitoringCRDsMissing".into()));
     let status = cluster.server.pipeline().status.unwrap();
     assert_eq!(status.workloads.unwrap().predictor.ready_replicas, 1);
 }
@@ -229,10 +190,7 @@ async fn a_converged_pipeline_reconciles_with_zero_writes() {
     cluster.reconcile().await.expect("reconcile");
 
     let writes = cluster.server.writes();
-    assert!(
-        writes.is_empty(),
-        "a converged pipeline must not write: {writes:#?}"
-    );
+    assert!(writes.is_empty(), "a converged pipeline must not write: {writes:#?}");
     assert!(cluster.server.requests().iter().all(|r| r.method == "GET"));
 }
 
@@ -246,18 +204,11 @@ async fn a_deleted_child_is_restored() {
     cluster.reconcile().await.expect("reconcile");
 
     assert!(cluster.server.get(&victim).is_some(), "{victim} restored");
-    let applies: Vec<String> = cluster
-        .server
-        .writes()
-        .into_iter()
-        .filter(|r| r.method == "PATCH" && !r.is_event())
-        .map(|r| r.path)
-        .collect();
+    let applies: Vec<String> =
+        cluster.server.writes().into_iter().filter(|r| r.method == "PATCH" && !r.is_event()).map(|r| r.path).collect();
     assert!(applies.contains(&victim), "{applies:?}");
     assert!(
-        applies
-            .iter()
-            .all(|p| p == &victim || p.ends_with("/status")),
+        applies.iter().all(|p| p == &victim || p.ends_with("/status")),
         "only the missing child (and the status it changes) is written: {applies:?}"
     );
 }
@@ -274,10 +225,7 @@ async fn an_edited_child_is_put_back() {
     cluster.reconcile().await.expect("reconcile");
 
     let restored = cluster.server.get(&victim).unwrap();
-    assert_ne!(
-        restored["spec"]["template"]["spec"]["containers"][0]["image"],
-        json!("example.org/other:1")
-    );
+    assert_ne!(restored["spec"]["template"]["spec"]["containers"][0]["image"], json!("example.org/other:1"));
 }
 
 #[tokio::test]
@@ -288,39 +236,14 @@ async fn an_unreachable_broker_sets_topics_ready_false_starts_no_workload_and_ba
     let error = cluster.reconcile().await.expect_err("broker unreachable");
 
     assert_eq!(error.metric_label(), "broker_unreachable");
-    assert_eq!(
-        cluster.condition(ConditionType::TopicsReady),
-        ("False".into(), "BrokerUnreachable".into())
-    );
+    assert_eq!(cluster.condition(ConditionType::TopicsReady), ("False".into(), "BrokerUnreachable".into()));
     assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
-    assert!(
-        cluster.deployments().is_empty(),
-        "no workload may start against missing topics"
-    );
-    assert!(
-        cluster
-            .server
-            .event_reasons()
-            .contains(&"BrokerUnreachable".to_string())
-    );
+    assert!(cluster.deployments().is_empty(), "no workload may start against missing topics");
+    assert!(cluster.server.event_reasons().contains(&"BrokerUnreachable".to_string()));
 
-    assert_eq!(
-        error_policy(vp.clone(), &error, cluster.ctx.clone()),
-        Action::requeue(Duration::from_secs(5))
-    );
-    assert_eq!(
-        error_policy(vp.clone(), &error, cluster.ctx.clone()),
-        Action::requeue(Duration::from_secs(10))
-    );
-    assert_eq!(
-        cluster
-            .ctx
-            .metrics
-            .failures
-            .with_label_values(&["broker_unreachable"])
-            .get(),
-        2
-    );
+    assert_eq!(error_policy(vp.clone(), &error, cluster.ctx.clone()), Action::requeue(Duration::from_secs(5)));
+    assert_eq!(error_policy(vp.clone(), &error, cluster.ctx.clone()), Action::requeue(Duration::from_secs(10)));
+    assert_eq!(cluster.ctx.metrics.failures.with_label_values(&["broker_unreachable"]).get(), 2);
 }
 
 #[tokio::test]
@@ -353,16 +276,8 @@ async fn a_secret_without_a_password_fails_the_pipeline_with_a_clear_message_and
     assert_eq!(cluster.condition(ConditionType::Stalled), ("True".into(), "InvalidSpec".into()));
     assert_eq!(cluster.condition(ConditionType::Reconciling).0, "False");
     assert!(cluster.broker.calls().is_empty());
-    let action = error_policy(
-        Arc::new(cluster.server.pipeline()),
-        &error,
-        cluster.ctx.clone(),
-    );
-    assert_eq!(
-        action,
-        Action::requeue(Duration::from_secs(300)),
-        "only an edit can fix it: no fast retry loop"
-    );
+    let action = error_policy(Arc::new(cluster.server.pipeline()), &error, cluster.ctx.clone());
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)), "only an edit can fix it: no fast retry loop");
 }
 
 #[tokio::test]
@@ -377,21 +292,10 @@ async fn deleting_a_pipeline_with_the_delete_policy_deletes_its_topics_then_rele
 
     cluster.reconcile().await.expect("cleanup");
 
-    assert_eq!(
-        cluster.broker.calls().last(),
-        Some(&BrokerCall::Delete(TOPICS.map(String::from).to_vec()))
-    );
+    assert_eq!(cluster.broker.calls().last(), Some(&BrokerCall::Delete(TOPICS.map(String::from).to_vec())));
     assert!(cluster.broker.topic_names().is_empty());
-    assert!(
-        cluster.server.get(&fixtures::pipeline_path()).is_none(),
-        "finalizer removed, pipeline gone"
-    );
-    assert!(
-        cluster
-            .server
-            .event_reasons()
-            .contains(&"TopicsDeleted".to_string())
-    );
+    assert!(cluster.server.get(&fixtures::pipeline_path()).is_none(), "finalizer removed, pipeline gone");
+    assert!(cluster.server.event_reasons().contains(&"TopicsDeleted".to_string()));
 }
 
 #[tokio::test]
@@ -403,16 +307,10 @@ async fn a_pipeline_whose_topics_cannot_be_deleted_keeps_its_finalizer() {
     let cluster = Cluster::with(&vp, FakeBroker::unreachable());
     cluster.server.mark_pipeline_deleted();
 
-    let error = cluster
-        .reconcile()
-        .await
-        .expect_err("broker unreachable during cleanup");
+    let error = cluster.reconcile().await.expect_err("broker unreachable during cleanup");
 
     assert_eq!(error.metric_label(), "broker_unreachable");
-    assert_eq!(
-        cluster.server.pipeline().metadata.finalizers,
-        Some(vec![FINALIZER.to_string()])
-    );
+    assert_eq!(cluster.server.pipeline().metadata.finalizers, Some(vec![FINALIZER.to_string()]));
 }
 
 #[tokio::test]
@@ -423,13 +321,7 @@ async fn deleting_a_pipeline_with_the_retain_policy_keeps_its_topics() {
 
     cluster.reconcile().await.expect("cleanup");
 
-    assert!(
-        !cluster
-            .broker
-            .calls()
-            .iter()
-            .any(|c| matches!(c, BrokerCall::Delete(_)))
-    );
+    assert!(!cluster.broker.calls().iter().any(|c| matches!(c, BrokerCall::Delete(_))));
     assert_eq!(cluster.broker.topic_names().len(), 3);
     assert!(cluster.server.get(&fixtures::pipeline_path()).is_none());
 }
@@ -438,27 +330,13 @@ async fn deleting_a_pipeline_with_the_retain_policy_keeps_its_topics() {
 async fn with_the_prometheus_operator_installed_monitoring_objects_are_applied() {
     let (client, server) = ApiServer::start();
     server.insert_pipeline(&finalized(fixtures::pipeline()));
-    let capabilities = Capabilities {
-        monitoring: true,
-        ..Capabilities::default()
-    };
+    let capabilities = Capabilities { monitoring: true, ..Capabilities::default() };
     let ctx = Context::test(client, FakeBroker::reachable(), capabilities);
 
-    reconcile(Arc::new(server.pipeline()), ctx)
-        .await
-        .expect("reconcile");
+    reconcile(Arc::new(server.pipeline()), ctx).await.expect("reconcile");
 
-    assert!(
-        !server
-            .paths("/apis/monitoring.coreos.com/v1/namespaces/testns/servicemonitors/")
-            .is_empty()
-    );
-    assert_eq!(
-        server
-            .paths("/apis/monitoring.coreos.com/v1/namespaces/testns/prometheusrules/")
-            .len(),
-        1
-    );
+    assert!(!server.paths("/apis/monitoring.coreos.com/v1/namespaces/testns/servicemonitors/").is_empty());
+    assert_eq!(server.paths("/apis/monitoring.coreos.com/v1/namespaces/testns/prometheusrules/").len(), 1);
     let status = server.pipeline().status.unwrap();
     let monitoring = find_condition(&status.conditions, ConditionType::MonitoringReady).unwrap();
     assert_eq!(monitoring.status, "True");
@@ -473,36 +351,16 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
     let (client, server) = ApiServer::start();
     server.insert_pipeline(&vp);
     let broker = FakeBroker::reachable();
-    let ctx = Context::test(
-        client,
-        broker.clone(),
-        Capabilities {
-            strimzi: true,
-            ..Capabilities::default()
-        },
-    );
+    let ctx = Context::test(client, broker.clone(), Capabilities { strimzi: true, ..Capabilities::default() });
 
-    reconcile(Arc::new(server.pipeline()), ctx.clone())
-        .await
-        .expect("first reconcile");
+    reconcile(Arc::new(server.pipeline()), ctx.clone()).await.expect("first reconcile");
 
     let topics = server.paths("/kafkatopics/");
     assert_eq!(topics.len(), 3, "{topics:?}");
-    assert!(
-        server.paths("/deployments/").is_empty(),
-        "no workload before the KafkaTopics are Ready"
-    );
-    assert!(
-        broker.calls().is_empty(),
-        "Strimzi mode never talks to the brokers"
-    );
+    assert!(server.paths("/deployments/").is_empty(), "no workload before the KafkaTopics are Ready");
+    assert!(broker.calls().is_empty(), "Strimzi mode never talks to the brokers");
     let status = server.pipeline().status.unwrap();
-    assert_eq!(
-        find_condition(&status.conditions, ConditionType::TopicsReady)
-            .unwrap()
-            .reason,
-        "KafkaTopicsNotReady"
-    );
+    assert_eq!(find_condition(&status.conditions, ConditionType::TopicsReady).unwrap().reason, "KafkaTopicsNotReady");
 
     // Strimzi's topic operator reports the topics Ready.
     for path in &topics {
@@ -510,9 +368,7 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
         topic["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
         server.insert(path, topic);
     }
-    reconcile(Arc::new(server.pipeline()), ctx)
-        .await
-        .expect("second reconcile");
+    reconcile(Arc::new(server.pipeline()), ctx).await.expect("second reconcile");
 
     assert_eq!(server.paths("/deployments/").len(), 4);
 }
@@ -552,36 +408,19 @@ async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_t
     })));
     let (client, server) = ApiServer::start();
     server.insert_pipeline(&vp);
-    let ctx = Context::test(
-        client,
-        FakeBroker::reachable(),
-        Capabilities {
-            strimzi: true,
-            ..Capabilities::default()
-        },
-    );
-    reconcile(Arc::new(server.pipeline()), ctx.clone())
-        .await
-        .expect("apply");
+    let ctx = Context::test(client, FakeBroker::reachable(), Capabilities { strimzi: true, ..Capabilities::default() });
+    reconcile(Arc::new(server.pipeline()), ctx.clone()).await.expect("apply");
     server.mark_pipeline_deleted();
 
-    reconcile(Arc::new(server.pipeline()), ctx)
-        .await
-        .expect("cleanup");
+    reconcile(Arc::new(server.pipeline()), ctx).await.expect("cleanup");
 
     let topics = server.paths("/kafkatopics/");
     assert_eq!(topics.len(), 3);
     for path in topics {
         let topic = server.get(&path).unwrap();
-        assert_eq!(
-            topic["metadata"]["annotations"]["strimzi.io/managed"], "false",
-            "{path}"
-        );
+        assert_eq!(topic["metadata"]["annotations"]["strimzi.io/managed"], "false", "{path}");
     }
-    assert!(
-        server.get(&fixtures::pipeline_path()).is_none(),
-        "finalizer removed"
-    );
+    assert!(server.get(&fixtures::pipeline_path()).is_none(), "finalizer removed");
 }
 
 #[tokio::test]
@@ -623,57 +462,24 @@ async fn a_missing_secret_is_retried_with_backoff() {
     let error = cluster.reconcile().await.expect_err("Secret missing");
 
     assert_eq!(error.metric_label(), "missing_secret");
-    assert_eq!(
-        cluster.condition(ConditionType::TopicsReady),
-        ("False".into(), "SecretNotFound".into())
-    );
-    let action = error_policy(
-        Arc::new(cluster.server.pipeline()),
-        &error,
-        cluster.ctx.clone(),
-    );
-    assert_eq!(
-        action,
-        Action::requeue(Duration::from_secs(5)),
-        "the Secret may appear any moment"
-    );
+    assert_eq!(cluster.condition(ConditionType::TopicsReady), ("False".into(), "SecretNotFound".into()));
+    let action = error_policy(Arc::new(cluster.server.pipeline()), &error, cluster.ctx.clone());
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)), "the Secret may appear any moment");
 }
 
 #[tokio::test]
 async fn a_broker_outage_after_startup_leaves_running_workloads_alone_and_reports_them() {
     let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
     cluster.converge().await;
-    let outage = Context::test(
-        cluster.ctx.client.clone(),
-        FakeBroker::unreachable(),
-        Capabilities::default(),
-    );
+    let outage = Context::test(cluster.ctx.client.clone(), FakeBroker::unreachable(), Capabilities::default());
 
-    let error = reconcile(Arc::new(cluster.server.pipeline()), outage)
-        .await
-        .expect_err("broker down");
+    let error = reconcile(Arc::new(cluster.server.pipeline()), outage).await.expect_err("broker down");
 
     assert_eq!(error.metric_label(), "broker_unreachable");
-    assert_eq!(
-        cluster.deployments().len(),
-        4,
-        "running workloads are not touched"
-    );
-    assert!(
-        cluster
-            .server
-            .writes()
-            .iter()
-            .all(|w| w.is_event() || w.path.ends_with("/status"))
-    );
-    assert_eq!(
-        cluster.condition(ConditionType::TopicsReady),
-        ("False".into(), "BrokerUnreachable".into())
-    );
-    assert_eq!(
-        cluster.condition(ConditionType::WorkloadsReady),
-        ("True".into(), "DeploymentsReady".into())
-    );
+    assert_eq!(cluster.deployments().len(), 4, "running workloads are not touched");
+    assert!(cluster.server.writes().iter().all(|w| w.is_event() || w.path.ends_with("/status")));
+    assert_eq!(cluster.condition(ConditionType::TopicsReady), ("False".into(), "BrokerUnreachable".into()));
+    assert_eq!(cluster.condition(ConditionType::WorkloadsReady), ("True".into(), "DeploymentsReady".into()));
     assert_eq!(cluster.condition(ConditionType::Ready).0, "False");
 }
 
@@ -692,12 +498,23 @@ async fn a_replay_source_is_applied_as_a_looping_replay_ingestor_with_its_record
     let pod = &ingestor["spec"]["template"]["spec"];
     assert_eq!(
         pod["containers"][0]["args"],
-        json!(["replay", "--loop", "--speed", "max", "--input", "/var/lib/spikewatch/recording/btc.csv.gz",
-               "--config", "/etc/spikewatch/config.yaml"])
+        json!([
+            "replay",
+            "--loop",
+            "--speed",
+            "max",
+            "--input",
+            "/var/lib/spikewatch/recording/btc.csv.gz",
+            "--config",
+            "/etc/spikewatch/config.yaml"
+        ])
     );
     let volumes = pod["volumes"].as_array().unwrap();
     assert!(volumes.iter().any(|v| v["configMap"]["name"] == "btc-recording"), "{volumes:?}");
-    assert_eq!(pod["containers"][0]["image"], format!("ghcr.io/spikewatch/spikewatch:{}", fixtures::WORKLOAD_IMAGE_TAG));
+    assert_eq!(
+        pod["containers"][0]["image"],
+        format!("ghcr.io/spikewatch/spikewatch:{}", fixtures::WORKLOAD_IMAGE_TAG)
+    );
 
     // Back to the live feed: the same Deployment runs `ingest` without the recording.
     let mut live = cluster.server.pipeline();

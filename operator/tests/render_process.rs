@@ -67,7 +67,11 @@ fn render_prints_every_object_the_controller_builds() {
     assert_eq!(kinds, expected, "the same objects, in apply order");
     for (printed, built) in objects.iter().zip(&built) {
         assert_eq!(printed["apiVersion"], built.resource.api_version.as_str());
-        assert_eq!(printed["spec"], built.object.data["spec"], "{} {:?}", built.resource.kind, built.object.metadata.name);
+        assert_eq!(
+            printed["spec"], built.object.data["spec"],
+            "{} {:?}",
+            built.resource.kind, built.object.metadata.name
+        );
     }
     let predictor = find(&objects, "Deployment", "btc-eth-predictor");
     assert_eq!(predictor["spec"]["template"]["spec"]["containers"][0]["image"], "ghcr.io/spikewatch/spikewatch:0.1.0");
@@ -93,10 +97,8 @@ fn a_status_renders_the_rollback_and_the_autoscalers_replicas() {
     std::fs::write(&status_only, serde_yaml::to_string(&object["status"]).unwrap()).unwrap();
 
     for status in [&whole, &status_only] {
-        let output = render(
-            &["-f", &example(), "--status", status.to_str().unwrap(), "--workload-image-tag", "0.1.0"],
-            None,
-        );
+        let output =
+            render(&["-f", &example(), "--status", status.to_str().unwrap(), "--workload-image-tag", "0.1.0"], None);
         let objects = documents(&output);
         for workload in ["predictor", "api"] {
             let deployment = find(&objects, "Deployment", &format!("btc-eth-{workload}"));
@@ -140,10 +142,7 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         path.display().to_string()
     };
     let deployment = write("deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n");
-    let bad_field = write(
-        "bad.yaml",
-        &pipelines::MINIMAL.replace("products: [BTC-USD]", "products: BTC-USD"),
-    );
+    let bad_field = write("bad.yaml", &pipelines::MINIMAL.replace("products: [BTC-USD]", "products: BTC-USD"));
     let no_tag = write("no-tag.yaml", pipelines::MINIMAL);
     let not_yaml = write("not-yaml.yaml", "spec: [unclosed");
     let bad_status = write("status.yaml", "rollback: {state: Sideways}\n");
@@ -153,7 +152,10 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         (vec!["-f", &bad_field], "spec.products: invalid type"),
         (vec!["-f", &no_tag], "image.tag is unset"),
         (vec!["-f", &not_yaml], "not YAML"),
-        (vec!["-f", &no_tag, "--workload-image-tag", "0.1.0", "--status", &bad_status], "rollback.state: unknown variant `Sideways`"),
+        (
+            vec!["-f", &no_tag, "--workload-image-tag", "0.1.0", "--status", &bad_status],
+            "rollback.state: unknown variant `Sideways`",
+        ),
         (vec!["-f", &no_tag, "--workload-image-tag", "0.1.0", "--kafka-topic-version", "v2"], "v2"),
     ];
     for (args, expected) in cases {

@@ -93,12 +93,8 @@ impl Serve {
     /// version would be.
     async fn break_the_model(&self) {
         broken_model(&self.model_dir.path().join("model.onnx"));
-        let reply = reqwest::Client::new()
-            .post(format!("{}/admin/reload", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let reply =
+            reqwest::Client::new().post(format!("{}/admin/reload", self.base)).bearer_auth(TOKEN).send().await.unwrap();
         assert_eq!(reply.status(), 200, "the broken model loads: {}", reply.text().await.unwrap());
         assert_eq!(self.predict_status().await, 500, "and fails every inference");
     }
@@ -113,7 +109,8 @@ struct Load {
 
 impl Load {
     fn start(base: &str) -> Load {
-        let (stop, ok, errors) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (stop, ok, errors) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let url = format!("{base}/predict");
         let (s, o, e) = (stop.clone(), ok.clone(), errors.clone());
         tokio::spawn(async move {
@@ -244,9 +241,7 @@ async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
     serve.break_the_model().await;
     let breach = Instant::now();
     let failed_before = load.errors.load(Ordering::Relaxed);
-    cluster
-        .reconcile_until("the API to answer with the baseline", async |_| serve.variant().await == "baseline")
-        .await;
+    cluster.reconcile_until("the API to answer with the baseline", async |_| serve.variant().await == "baseline").await;
     let elapsed = breach.elapsed();
     let failed = load.errors.load(Ordering::Relaxed) - failed_before;
     assert!(failed > 0, "the clients saw the breach");
@@ -275,9 +270,7 @@ async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
     cluster.reconcile().await;
     assert_eq!(cluster.state(), RollbackState::Probation);
     assert_eq!(serve.variant().await, "ml", "retried");
-    cluster
-        .reconcile_until("the probation to fail", async |c| c.state() == RollbackState::RolledBack)
-        .await;
+    cluster.reconcile_until("the probation to fail", async |c| c.state() == RollbackState::RolledBack).await;
     assert_eq!(serve.variant().await, "baseline");
     let rollbacks = cluster.pipeline().status.unwrap().rollback.unwrap().rollbacks;
     assert_eq!(rollbacks, 2);
@@ -288,7 +281,8 @@ async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
 async fn a_broken_model_is_rolled_back_through_prometheus() {
     let serve = Serve::start().await;
     let target = format!("127.0.0.1:{}", serve.port);
-    let prometheus = Prometheus::start("1s", &[(target, vec![("namespace", NAMESPACE), ("service", "test-api")])]).await;
+    let prometheus =
+        Prometheus::start("1s", &[(target, vec![("namespace", NAMESPACE), ("service", "test-api")])]).await;
     let cluster = Cluster::with(fast_policy(), Some(&prometheus.url), serve.port);
     let elapsed = scenario(&serve, &cluster).await;
     let check = cluster.pipeline().status.unwrap().rollback.unwrap().last_check.unwrap();

@@ -14,21 +14,12 @@ use spikewatch_operator::fixtures::{self, ApiServer};
 /// A plain HTTP/1.0 GET; returns status code and body.
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the operator");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (code, body)
 }
 
@@ -72,70 +63,40 @@ async fn run_serves_health_and_metrics_leads_and_shuts_down_on_sigterm() {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("operator: {line}");
-            let addr = serde_json::from_str::<Value>(&line).ok().and_then(|log| {
-                log.pointer("/fields/addr")
-                    .and_then(Value::as_str)
-                    .and_then(|a| a.parse().ok())
-            });
+            let addr = serde_json::from_str::<Value>(&line)
+                .ok()
+                .and_then(|log| log.pointer("/fields/addr").and_then(Value::as_str).and_then(|a| a.parse().ok()));
             if let Some(addr) = addr {
                 let _ = addr_tx.send(addr);
             }
         }
     });
     let addr = tokio::task::spawn_blocking(move || {
-        addr_rx
-            .recv()
-            .expect("the operator exited without logging its HTTP address")
+        addr_rx.recv().expect("the operator exited without logging its HTTP address")
     })
     .await
     .unwrap();
 
     let lease_path = fixtures::path("coordination.k8s.io/v1", "leases", "spikewatch-operator");
     let holder = |server: &ApiServer| {
-        server
-            .get(&lease_path)
-            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(String::from))
+        server.get(&lease_path).and_then(|l| l["spec"]["holderIdentity"].as_str().map(String::from))
     };
-    let (health, _) = tokio::task::spawn_blocking(move || http_get(addr, "/healthz"))
-        .await
-        .unwrap();
+    let (health, _) = tokio::task::spawn_blocking(move || http_get(addr, "/healthz")).await.unwrap();
     assert_eq!(health, 200);
-    eventually("acquiring the Lease", || {
-        holder(&server).as_deref() == Some("operator-0")
-    });
-    let (ready, _) = tokio::task::spawn_blocking(move || http_get(addr, "/readyz"))
-        .await
-        .unwrap();
+    eventually("acquiring the Lease", || holder(&server).as_deref() == Some("operator-0"));
+    let (ready, _) = tokio::task::spawn_blocking(move || http_get(addr, "/readyz")).await.unwrap();
     assert_eq!(ready, 200);
-    let (code, metrics) = tokio::task::spawn_blocking(move || http_get(addr, "/metrics"))
-        .await
-        .unwrap();
+    let (code, metrics) = tokio::task::spawn_blocking(move || http_get(addr, "/metrics")).await.unwrap();
     assert_eq!(code, 200);
-    assert!(
-        metrics.contains("spikewatch_operator_leader 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("spikewatch_operator_reconciliations_total"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("spikewatch_operator_leader 1"), "{metrics}");
+    assert!(metrics.contains("spikewatch_operator_reconciliations_total"), "{metrics}");
 
-    let terminated = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let terminated = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(terminated.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
 
     assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
-    assert_eq!(
-        holder(&server),
-        None,
-        "the Lease is released for a standby replica"
-    );
+    assert_eq!(holder(&server), None, "the Lease is released for a standby replica");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

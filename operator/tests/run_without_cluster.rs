@@ -20,10 +20,7 @@ fn run_without_a_reachable_cluster_exits_non_zero_with_a_one_line_message() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "exactly one line on stderr: {stderr:?}");
-    assert!(
-        lines[0].starts_with("spikewatch-operator: no Kubernetes cluster reachable"),
-        "{stderr:?}"
-    );
+    assert!(lines[0].starts_with("spikewatch-operator: no Kubernetes cluster reachable"), "{stderr:?}");
     assert!(output.stdout.is_empty());
 }
 

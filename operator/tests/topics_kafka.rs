@@ -7,35 +7,20 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use spikewatch_operator::topics::{
-    KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicChange, TopicError, TopicSpec,
-};
+use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicChange, TopicError, TopicSpec};
 
 use common::broker::Broker;
 
 fn spec(name: &str, partitions: i32) -> TopicSpec {
-    TopicSpec {
-        name: name.into(),
-        partitions,
-        replication_factor: 1,
-        retention_ms: None,
-    }
+    TopicSpec { name: name.into(), partitions, replication_factor: 1, retention_ms: None }
 }
 
 /// Partition counts as a plain client sees them (independent of the code under test).
 fn partitions_on_broker(broker: &Broker, topic: &str) -> Option<usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap_servers())
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap_servers()).create().expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map(|t| t.partitions().len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,13 +32,7 @@ async fn missing_topics_are_created_with_their_partitions() {
     let desired = [spec("ticks.raw", 3), spec("ticks.features", 2)];
     let report = admin.ensure(&connection, &desired).await.expect("ensure");
 
-    assert_eq!(
-        report.applied,
-        vec![
-            TopicChange::Create(desired[0].clone()),
-            TopicChange::Create(desired[1].clone())
-        ]
-    );
+    assert_eq!(report.applied, vec![TopicChange::Create(desired[0].clone()), TopicChange::Create(desired[1].clone())]);
     assert_eq!(partitions_on_broker(&broker, "ticks.raw"), Some(3));
     assert_eq!(partitions_on_broker(&broker, "ticks.features"), Some(2));
 }
@@ -65,20 +44,10 @@ async fn re_applying_the_same_topics_changes_nothing() {
     let admin = KafkaTopicAdmin::default();
     let desired = [spec("ticks.raw", 3)];
 
-    admin
-        .ensure(&connection, &desired)
-        .await
-        .expect("first ensure");
-    let second = admin
-        .ensure(&connection, &desired)
-        .await
-        .expect("second ensure");
+    admin.ensure(&connection, &desired).await.expect("first ensure");
+    let second = admin.ensure(&connection, &desired).await.expect("second ensure");
 
-    assert!(
-        second.applied.is_empty(),
-        "second apply changed {:?}",
-        second.applied
-    );
+    assert!(second.applied.is_empty(), "second apply changed {:?}", second.applied);
     assert_eq!(partitions_on_broker(&broker, "ticks.raw"), Some(3));
 }
 
@@ -87,15 +56,9 @@ async fn partitions_are_never_shrunk() {
     let broker = Broker::start();
     let connection = KafkaConnection::plaintext(broker.bootstrap_servers());
     let admin = KafkaTopicAdmin::default();
-    admin
-        .ensure(&connection, &[spec("ticks.raw", 3)])
-        .await
-        .expect("create");
+    admin.ensure(&connection, &[spec("ticks.raw", 3)]).await.expect("create");
 
-    let shrink = admin
-        .ensure(&connection, &[spec("ticks.raw", 1)])
-        .await
-        .expect("shrink is reported, not an error");
+    let shrink = admin.ensure(&connection, &[spec("ticks.raw", 1)]).await.expect("shrink is reported, not an error");
 
     assert!(shrink.applied.is_empty(), "{:?}", shrink.applied);
     assert_eq!(shrink.shrink_refused.len(), 1);
@@ -112,22 +75,12 @@ async fn growing_partitions_on_a_broker_without_create_partitions_is_a_clear_ref
     let broker = Broker::start();
     let connection = KafkaConnection::plaintext(broker.bootstrap_servers());
     let admin = KafkaTopicAdmin::default();
-    admin
-        .ensure(&connection, &[spec("ticks.raw", 2)])
-        .await
-        .expect("create");
+    admin.ensure(&connection, &[spec("ticks.raw", 2)]).await.expect("create");
 
-    let err = admin
-        .ensure(&connection, &[spec("ticks.raw", 4)])
-        .await
-        .expect_err("tansu lacks CreatePartitions");
+    let err = admin.ensure(&connection, &[spec("ticks.raw", 4)]).await.expect_err("tansu lacks CreatePartitions");
 
     match &err {
-        TopicError::Rejected {
-            operation,
-            topic,
-            reason,
-        } => {
+        TopicError::Rejected { operation, topic, reason } => {
             assert_eq!(*operation, "grow partitions of");
             assert_eq!(topic, "ticks.raw");
             assert!(reason.contains("not supported"), "{reason}");
@@ -144,26 +97,14 @@ async fn retention_is_set_at_creation() {
     let broker = Broker::start();
     let connection = KafkaConnection::plaintext(broker.bootstrap_servers());
     let admin = KafkaTopicAdmin::default();
-    let desired = [TopicSpec {
-        retention_ms: Some(3_600_000),
-        ..spec("ticks.raw", 1)
-    }];
+    let desired = [TopicSpec { retention_ms: Some(3_600_000), ..spec("ticks.raw", 1) }];
 
-    let first = admin
-        .ensure(&connection, &desired)
-        .await
-        .expect("create with retention");
+    let first = admin.ensure(&connection, &desired).await.expect("create with retention");
     assert_eq!(first.applied, vec![TopicChange::Create(desired[0].clone())]);
-    let again = admin
-        .ensure(&connection, &desired)
-        .await
-        .expect("re-apply with retention");
+    let again = admin.ensure(&connection, &desired).await.expect("re-apply with retention");
     assert!(again.applied.is_empty(), "{:?}", again.applied);
 
-    let changed = [TopicSpec {
-        retention_ms: Some(7_200_000),
-        ..spec("ticks.raw", 1)
-    }];
+    let changed = [TopicSpec { retention_ms: Some(7_200_000), ..spec("ticks.raw", 1) }];
     match admin.ensure(&connection, &changed).await {
         Err(TopicError::Rejected { operation, .. }) => assert_eq!(operation, "set retention of"),
         other => panic!("expected tansu to refuse AlterConfigs, got {other:?}"),
@@ -175,33 +116,22 @@ async fn deleted_topics_disappear_and_deleting_again_is_fine() {
     let broker = Broker::start();
     let connection = KafkaConnection::plaintext(broker.bootstrap_servers());
     let admin = KafkaTopicAdmin::default();
-    admin
-        .ensure(&connection, &[spec("ticks.raw", 1)])
-        .await
-        .expect("create");
+    admin.ensure(&connection, &[spec("ticks.raw", 1)]).await.expect("create");
 
     let topics = vec!["ticks.raw".to_string()];
     admin.delete(&connection, &topics).await.expect("delete");
     assert_eq!(partitions_on_broker(&broker, "ticks.raw"), None);
-    admin
-        .delete(&connection, &topics)
-        .await
-        .expect("deleting a missing topic is not an error");
+    admin.delete(&connection, &topics).await.expect("deleting a missing topic is not an error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_is_reported_as_such() {
     // A port that was free a moment ago: nothing listens there.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap();
     let connection = KafkaConnection::plaintext(addr.to_string());
     let admin = KafkaTopicAdmin::with_timeout(Duration::from_secs(2));
 
-    let err = admin
-        .ensure(&connection, &[spec("ticks.raw", 1)])
-        .await
-        .expect_err("no broker");
+    let err = admin.ensure(&connection, &[spec("ticks.raw", 1)]).await.expect_err("no broker");
     assert!(matches!(err, TopicError::Unreachable { .. }), "{err:?}");
     assert_eq!(err.reason(), "BrokerUnreachable");
 }

@@ -11,7 +11,8 @@ use spikewatch::features::FeatureEngine;
 use spikewatch::features::offline::build_rows;
 use spikewatch::sources::recording;
 
-const EXCHANGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson");
+const EXCHANGE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson");
 
 fn ticks() -> Vec<Tick> {
     recording::open(EXCHANGE).expect("recording").map(|t| t.expect("tick")).collect()

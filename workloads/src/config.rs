@@ -264,7 +264,8 @@ impl Config {
 
     pub fn from_yaml_file(path: &Path) -> Result<Config, ConfigError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: display.clone(), source })?;
         Config::from_yaml(&text).map_err(|source| ConfigError::Parse { path: display, source })
     }
 
@@ -352,7 +353,9 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_env_overrides_file() {
-        let mut c = Config::from_yaml("kafka:\n  bootstrap_servers: file:9092\n  partitions: 6\nmodel:\n  variant: ml\n").unwrap();
+        let mut c =
+            Config::from_yaml("kafka:\n  bootstrap_servers: file:9092\n  partitions: 6\nmodel:\n  variant: ml\n")
+                .unwrap();
         assert_eq!(c.kafka.partitions, 6);
         let env: HashMap<&str, &str> = [
             ("KAFKA_BOOTSTRAP_SERVERS", "env:9092"),

@@ -165,7 +165,9 @@ fn cases() -> Vec<Case> {
 async fn absent_fields_are_filled_with_training_medians_unless_strict() {
     let app = api::router(state_with(ModelVariant::Ml, small_limits()).await);
     // The runbook's own smoke test, as curl -d sends it (a form content type, a JSON body).
-    let reply = call(&app, post_raw("/predict", "application/x-www-form-urlencoded", r#"{"price": 50000.0}"#.to_string())).await;
+    let reply =
+        call(&app, post_raw("/predict", "application/x-www-form-urlencoded", r#"{"price": 50000.0}"#.to_string()))
+            .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let imputed: Vec<&str> = reply.body["imputed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(imputed.len(), 10, "{imputed:?}");

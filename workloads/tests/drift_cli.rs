@@ -72,15 +72,24 @@ fn a_model_without_reference_or_a_bad_limit_is_a_clear_error() {
 #[test]
 fn a_training_day_is_within_the_training_drift_and_the_exchange_feed_is_not() {
     // Every training day is within the drift the model was trained across, by construction.
-    let day = spikewatch().args(["drift", "--model", MODEL, "--input", DAY, "--fail-beyond-training"]).output().unwrap();
+    let day =
+        spikewatch().args(["drift", "--model", MODEL, "--input", DAY, "--fail-beyond-training"]).output().unwrap();
     assert!(day.status.success(), "{}", String::from_utf8_lossy(&day.stderr));
     // The Exchange feed of 2025-11-12 was never trained on: its tick cadence differs.
-    const EXCHANGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson");
-    let out = spikewatch().args(["drift", "--model", MODEL, "--input", EXCHANGE, "--fail-beyond-training"]).output().unwrap();
+    const EXCHANGE: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson");
+    let out =
+        spikewatch().args(["drift", "--model", MODEL, "--input", EXCHANGE, "--fail-beyond-training"]).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    assert!(stderr.contains("PSI above the training days' drift for ") && stderr.contains("time_since_prev_tick"), "{stderr}");
+    assert!(
+        stderr.contains("PSI above the training days' drift for ") && stderr.contains("time_since_prev_tick"),
+        "{stderr}"
+    );
     let beyond: Vec<&str> = stdout.lines().filter(|l| l.ends_with("beyond training")).collect();
     assert!(!beyond.is_empty(), "{stdout}");
-    assert!(beyond.iter().all(|l| !l.starts_with("price") && !l.starts_with("midprice")), "ignored features have no limit: {stdout}");
+    assert!(
+        beyond.iter().all(|l| !l.starts_with("price") && !l.starts_with("midprice")),
+        "ignored features have no limit: {stdout}"
+    );
 }

@@ -154,7 +154,8 @@ fn warm_up_returns_use_the_oldest_mid_of_the_segment() {
             volatility_ratio_60s_300s: 1.0,
             volatility_ratio_300s_1800s: 1.0,
             tick_rate_ratio_10s_300s: (5.0 / 10.0) / (5.0 / 300.0),
-            spread_rel_ratio_300s: (0.5 / 102.0) / mean(&[0.5 / 100.0, 0.5 / 101.0, 0.5 / 100.5, 0.5 / 100.5, 0.5 / 102.0]),
+            spread_rel_ratio_300s: (0.5 / 102.0)
+                / mean(&[0.5 / 100.0, 0.5 / 101.0, 0.5 / 100.5, 0.5 / 100.5, 0.5 / 102.0]),
             time_of_day_sin: time_of_day(2.0).0,
             time_of_day_cos: time_of_day(2.0).1,
         },

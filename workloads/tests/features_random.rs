@@ -143,7 +143,11 @@ fn invariants_and_naive_agreement_on_random_streams() {
                 ("volatility_1800s", f.volatility_1800s, v1800),
                 ("volatility_ratio_60s_300s", f.volatility_ratio_60s_300s, ratio(v60, v300)),
                 ("volatility_ratio_300s_1800s", f.volatility_ratio_300s_1800s, ratio(v300, v1800)),
-                ("tick_rate_ratio_10s_300s", f.tick_rate_ratio_10s_300s, (ticks_in(10) / 10.0) / (ticks_in(300) / 300.0)),
+                (
+                    "tick_rate_ratio_10s_300s",
+                    f.tick_rate_ratio_10s_300s,
+                    (ticks_in(10) / 10.0) / (ticks_in(300) / 300.0),
+                ),
                 ("spread_rel_ratio_300s", f.spread_rel_ratio_300s, ratio(f.spread_rel, spread_mean)),
                 ("time_of_day_sin", f.time_of_day_sin, day.sin()),
                 ("time_of_day_cos", f.time_of_day_cos, day.cos()),

@@ -11,7 +11,7 @@ use spikewatch::config::ModelConfig;
 use spikewatch::domain::{Features, ModelVariant};
 use spikewatch::model::{self, ModelHandle};
 mod common;
-use common::artifact::{artifact_dir, repo_root, fixtures, require_env};
+use common::artifact::{artifact_dir, fixtures, repo_root, require_env};
 
 /// `mlflow server` in its own process group, killed (with its workers) on drop.
 struct MlflowServer {
@@ -124,7 +124,6 @@ async fn promote_copy(uri: &str, name: &str, version: &str, alias: &str) -> Stri
     assert!(response.status().is_success(), "set alias: {}", response.text().await.unwrap_or_default());
     new_version
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_model_is_resolved_by_alias_and_served() {

@@ -65,7 +65,8 @@ async fn shutdown_stops_a_paced_replay() {
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = memory::link(16);
     // Original pace: the bundled recording would take minutes even with holes compressed.
-    let paced = ReplayOptions { inputs: vec![], speed: Speed::Factor(1.0), max_sleep: Duration::from_secs(5), repeat: false };
+    let paced =
+        ReplayOptions { inputs: vec![], speed: Speed::Factor(1.0), max_sleep: Duration::from_secs(5), repeat: false };
     let task = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { replay(&paced, tx, shutdown, None).await }

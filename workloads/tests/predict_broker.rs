@@ -10,16 +10,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use common::artifact::{artifact_dir, fixtures};
 use prometheus::Registry;
 use spikewatch::config::Config;
-use spikewatch::domain::{
-    FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, ModelVariant, Prediction,
-};
+use spikewatch::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, ModelVariant, Prediction};
 use spikewatch::model::ModelHandle;
 use spikewatch::pipeline::predict::{PredictorMetrics, run_kafka};
 use spikewatch::transport::kafka::{JsonPublisher, create_producer, ensure_topics};
 use tokio_util::sync::CancellationToken;
-use common::artifact::{artifact_dir, fixtures};
 
 type Key = (String, DateTime<Utc>);
 
@@ -40,7 +38,6 @@ fn test_config(broker: &common::Broker) -> Config {
     config.model.max_batch_wait_ms = 5;
     config
 }
-
 
 /// `n` vectors over two products, each with a distinct event time; the expected probability by key.
 fn vectors(n: usize, offset: usize) -> (Vec<FeatureVector>, HashMap<Key, f64>) {
@@ -207,9 +204,11 @@ async fn a_killed_predictor_restarted_leaves_no_feature_without_a_prediction() {
     predictor.kill_hard();
     let at_kill = {
         let (bootstrap, topic) = (config.kafka.bootstrap_servers.clone(), config.kafka.topics.predictions.clone());
-        tokio::task::spawn_blocking(move || common::topics::read_until::<Prediction>(&bootstrap, &topic, |_| true).len())
-            .await
-            .unwrap()
+        tokio::task::spawn_blocking(move || {
+            common::topics::read_until::<Prediction>(&bootstrap, &topic, |_| true).len()
+        })
+        .await
+        .unwrap()
     };
     publish(&config, &second).await;
 

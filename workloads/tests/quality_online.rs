@@ -16,7 +16,10 @@ const RECORDINGS: [&str; 2] = [
 ];
 
 fn load(path: &str) -> Vec<Tick> {
-    recording::open(path).unwrap_or_else(|e| panic!("cannot open {path}: {e}")).map(|t| t.expect("the recording parses")).collect()
+    recording::open(path)
+        .unwrap_or_else(|e| panic!("cannot open {path}: {e}"))
+        .map(|t| t.expect("the recording parses"))
+        .collect()
 }
 
 fn config() -> FeaturesConfig {
@@ -51,7 +54,11 @@ fn evaluate(ticks: &[Tick]) -> Vec<(String, Outcome)> {
             outcomes.push((vector.product_id.clone(), o));
         }
         // Alternate confident alerts and quiet predictions: the judging must not depend on them.
-        evaluator.observe_prediction(&prediction(&vector.product_id, vector.event_time, if i % 2 == 0 { 0.9 } else { 0.1 }));
+        evaluator.observe_prediction(&prediction(
+            &vector.product_id,
+            vector.event_time,
+            if i % 2 == 0 { 0.9 } else { 0.1 },
+        ));
     }
     outcomes
 }
@@ -64,7 +71,10 @@ fn online_outcomes_are_the_training_tables_labels() {
         let mut expected: HashMap<String, VecDeque<(i64, f64)>> = HashMap::new();
         for row in &rows {
             if let Some(v) = row.future_volatility_60s {
-                expected.entry(row.product_id.clone()).or_default().push_back((row.event_time.timestamp_nanos_opt().unwrap(), v));
+                expected
+                    .entry(row.product_id.clone())
+                    .or_default()
+                    .push_back((row.event_time.timestamp_nanos_opt().unwrap(), v));
             }
         }
         let outcomes = evaluate(&ticks);
@@ -72,7 +82,8 @@ fn online_outcomes_are_the_training_tables_labels() {
         assert!(complete > 5_000, "{path}: {complete} complete windows");
         assert_eq!(outcomes.len(), complete, "{path}: one outcome per row with a complete window");
         for (product, outcome) in &outcomes {
-            let (time, realized) = expected.get_mut(product).and_then(VecDeque::pop_front).expect("a row for every outcome");
+            let (time, realized) =
+                expected.get_mut(product).and_then(VecDeque::pop_front).expect("a row for every outcome");
             assert_eq!(outcome.time, time, "{path}: outcomes in row order");
             assert!(
                 (outcome.realized - realized).abs() <= 1e-12 * realized.max(1e-9),

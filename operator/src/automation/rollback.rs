@@ -67,9 +67,7 @@ impl RollbackPolicy {
     /// probation, so a model that keeps failing is retried ever more rarely.
     pub fn cooldown_after(&self, rollbacks: i32) -> Duration {
         let doublings = u32::try_from(rollbacks.saturating_sub(1).clamp(0, 16)).unwrap_or(0);
-        self.cooldown
-            .saturating_mul(2u32.saturating_pow(doublings))
-            .min(MAX_COOLDOWN.max(self.cooldown))
+        self.cooldown.saturating_mul(2u32.saturating_pow(doublings)).min(MAX_COOLDOWN.max(self.cooldown))
     }
 }
 
@@ -158,13 +156,7 @@ pub fn rollback_decision(
         let decision = if prior.state == RollbackState::Serving {
             Decision::Hold
         } else {
-            Decision::Released {
-                reason: if policy.enabled {
-                    "BaselineRequested"
-                } else {
-                    "RollbackDisabled"
-                },
-            }
+            Decision::Released { reason: if policy.enabled { "BaselineRequested" } else { "RollbackDisabled" } }
         };
         return (RollbackStatus::default(), decision);
     }
@@ -188,10 +180,7 @@ pub fn rollback_decision(
         RollbackState::Probation => match input.check.map(|c| c.result) {
             Some(CheckResult::Failed) => roll_back(policy, next, input, now),
             Some(CheckResult::Passed)
-                if prior
-                    .since
-                    .as_ref()
-                    .is_none_or(|s| since(s, now) >= policy.probation.as_secs_f64()) =>
+                if prior.since.as_ref().is_none_or(|s| since(s, now) >= policy.probation.as_secs_f64()) =>
             {
                 next.state = RollbackState::Serving;
                 next.since = Some(Time(now));
@@ -230,11 +219,7 @@ fn recovery(
     input: &RollbackInput<'_>,
     now: Timestamp,
 ) -> Option<RecoveryReason> {
-    if prior
-        .model_source
-        .as_deref()
-        .is_some_and(|rolled_back| rolled_back != input.model_source)
-    {
+    if prior.model_source.as_deref().is_some_and(|rolled_back| rolled_back != input.model_source) {
         return Some(RecoveryReason::NewModelSource);
     }
     if let Some(token) = input.retry_annotation
@@ -242,9 +227,8 @@ fn recovery(
     {
         return Some(RecoveryReason::RetryRequested);
     }
-    let cooled_down = prior.since.as_ref().is_some_and(|s| {
-        since(s, now) >= policy.cooldown_after(prior.rollbacks).as_secs_f64()
-    });
+    let cooled_down =
+        prior.since.as_ref().is_some_and(|s| since(s, now) >= policy.cooldown_after(prior.rollbacks).as_secs_f64());
     (policy.recovery == RecoveryMode::Automatic && cooled_down).then_some(RecoveryReason::CooldownElapsed)
 }
 
@@ -257,10 +241,7 @@ fn roll_back(
     let check = input.check.expect("a rollback follows a failed check");
     let reason = first_failure_reason(check);
     let message = describe_failures(check);
-    let detection_seconds = next
-        .first_failure_time
-        .as_ref()
-        .map_or(0.0, |first| since(first, now));
+    let detection_seconds = next.first_failure_time.as_ref().map_or(0.0, |first| since(first, now));
     next.consecutive_failures = 0;
     next.first_failure_time = None;
     if policy.dry_run {
@@ -272,14 +253,7 @@ fn roll_back(
     next.model_source = Some(input.model_source.to_string());
     // An annotation set before the rollback does not count as a request to retry.
     next.retry_token = input.retry_annotation.map(String::from);
-    (
-        next,
-        Decision::RollBack {
-            reason,
-            message,
-            detection_seconds,
-        },
-    )
+    (next, Decision::RollBack { reason, message, detection_seconds })
 }
 
 /// The variant the workloads run: the spec's, unless the operator rolled the ML model back.
@@ -287,16 +261,8 @@ fn roll_back(
 pub fn effective_variant(vp: &VolatilityPipeline) -> ModelVariant {
     let rolled_back = vp.spec.rollback.enabled
         && !vp.spec.rollback.dry_run
-        && vp
-            .status
-            .as_ref()
-            .and_then(|s| s.rollback.as_ref())
-            .is_some_and(|r| r.state == RollbackState::RolledBack);
-    if rolled_back {
-        ModelVariant::Baseline
-    } else {
-        vp.spec.model.variant
-    }
+        && vp.status.as_ref().and_then(|s| s.rollback.as_ref()).is_some_and(|r| r.state == RollbackState::RolledBack);
+    if rolled_back { ModelVariant::Baseline } else { vp.spec.model.variant }
 }
 
 /// The retry annotation of `vp`, if set.

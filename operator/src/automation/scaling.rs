@@ -138,19 +138,12 @@ pub fn scaling_decision(
         }
     });
 
-    let decision = |desired: i32, reason: ScalingReason| ScalingDecision {
-        desired,
-        recommendation: Some(target),
-        reason,
-    };
+    let decision =
+        |desired: i32, reason: ScalingReason| ScalingDecision { desired, recommendation: Some(target), reason };
     if current > upper || current < lower {
         // Out of bounds (the bounds or the partitions changed): back inside at once.
         let desired = current.clamp(lower, upper);
-        let reason = if desired > current {
-            ScalingReason::ScaledUp
-        } else {
-            ScalingReason::ScaledDown
-        };
+        let reason = if desired > current { ScalingReason::ScaledUp } else { ScalingReason::ScaledDown };
         return decision(desired, reason);
     }
     if target > current {
@@ -209,11 +202,15 @@ mod tests {
             (9000, 6, 6, 6, ScalingReason::LimitedByMaxReplicas),
             (9000, 4, 4, 4, ScalingReason::LimitedByPartitions),
             (9000, 3, 5, 3, ScalingReason::ScaledDown), // fewer partitions than replicas: at once
-            (-5, 6, 1, 1, ScalingReason::Stable),      // a negative lag (broker quirk) is no lag
+            (-5, 6, 1, 1, ScalingReason::Stable),       // a negative lag (broker quirk) is no lag
         ];
         for (total, partitions, current, desired, reason) in cases {
             let d = scaling_decision(&policy(), current, lag(total, partitions), &[], at(-1000), at(0));
-            assert_eq!((d.desired, d.reason), (desired, reason), "lag {total}, {partitions} partitions, {current} running");
+            assert_eq!(
+                (d.desired, d.reason),
+                (desired, reason),
+                "lag {total}, {partitions} partitions, {current} running"
+            );
         }
     }
 
@@ -235,10 +232,7 @@ mod tests {
 
     #[test]
     fn scale_down_to_the_highest_recent_recommendation() {
-        let history = [
-            Recommendation { time: at(100), replicas: 3 },
-            Recommendation { time: at(200), replicas: 2 },
-        ];
+        let history = [Recommendation { time: at(100), replicas: 3 }, Recommendation { time: at(200), replicas: 2 }];
         let d = scaling_decision(&policy(), 5, lag(0, 6), &history, at(-1000), at(250));
         assert_eq!((d.desired, d.reason), (3, ScalingReason::ScaledDown));
     }

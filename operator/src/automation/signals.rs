@@ -29,19 +29,11 @@ pub struct Measurement {
 
 impl Measurement {
     pub fn value(value: f64, query: impl Into<String>) -> Measurement {
-        Measurement {
-            value: Some(value),
-            query: query.into(),
-            message: String::new(),
-        }
+        Measurement { value: Some(value), query: query.into(), message: String::new() }
     }
 
     pub fn no_data(query: impl Into<String>, why: impl Into<String>) -> Measurement {
-        Measurement {
-            value: None,
-            query: query.into(),
-            message: why.into(),
-        }
+        Measurement { value: None, query: query.into(), message: why.into() }
     }
 }
 
@@ -110,10 +102,7 @@ pub fn evaluate_check(
     readiness: &PodReadiness,
     now: Time,
 ) -> CheckStatus {
-    let enough_traffic = measured
-        .requests
-        .value
-        .map(|n| n >= f64::from(policy.min_requests));
+    let enough_traffic = measured.requests.value.map(|n| n >= f64::from(policy.min_requests));
     let traffic_note = match measured.requests.value {
         Some(n) => format!("{n:.0} requests in the window"),
         None => measured.requests.message.clone(),
@@ -146,12 +135,7 @@ pub fn evaluate_check(
     if let Some(min_precision) = policy.min_alert_precision {
         let missing = Measurement::no_data("", "not measured by this source");
         let measurement = measured.alert_precision.as_ref().unwrap_or(&missing);
-        signals.push(limit_signal(
-            names::ALERT_PRECISION,
-            measurement,
-            min_precision,
-            Limit::AtLeast,
-        ));
+        signals.push(limit_signal(names::ALERT_PRECISION, measurement, min_precision, Limit::AtLeast));
     }
     let any = |result: &str| signals.iter().any(|s| s.result == result);
     let result = if any(outcome::FAILED) {
@@ -161,12 +145,7 @@ pub fn evaluate_check(
     } else {
         CheckResult::Passed
     };
-    CheckStatus {
-        time: now,
-        result,
-        source: measured.source.clone(),
-        signals,
-    }
+    CheckStatus { time: now, result, source: measured.source.clone(), signals }
 }
 
 #[derive(Clone, Copy)]
@@ -224,11 +203,7 @@ fn readiness_signal(readiness: &PodReadiness, grace: f64) -> SignalStatus {
     let (result, value, message) = match readiness {
         PodReadiness::AllReady => (outcome::PASSED, Some(0.0), "every API and predictor pod is Ready".to_string()),
         PodReadiness::NotReady { seconds, pods } => (
-            if *seconds > grace {
-                outcome::FAILED
-            } else {
-                outcome::PASSED
-            },
+            if *seconds > grace { outcome::FAILED } else { outcome::PASSED },
             Some(*seconds),
             format!("not Ready: {pods}"),
         ),
@@ -260,18 +235,11 @@ pub fn describe_failures(check: &CheckStatus) -> String {
 
 /// The reason of the first failing signal, in the table's order.
 pub fn first_failure_reason(check: &CheckStatus) -> &'static str {
-    check
-        .signals
-        .iter()
-        .find(|s| s.result == outcome::FAILED)
-        .map_or("CheckFailed", |s| failure_reason(&s.name))
+    check.signals.iter().find(|s| s.result == outcome::FAILED).map_or("CheckFailed", |s| failure_reason(&s.name))
 }
 
 fn round(v: f64) -> String {
-    format!("{:.4}", v)
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
+    format!("{:.4}", v).trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]
@@ -304,18 +272,90 @@ mod tests {
         type Change = fn(&mut Measurements);
         let cases: Vec<(&str, Change, PodReadiness, CheckResult, Option<&str>)> = vec![
             ("healthy", |_| {}, PodReadiness::AllReady, CheckResult::Passed, None),
-            ("5xx above 5 %", |m| m.error_rate.value = Some(0.2), PodReadiness::AllReady, CheckResult::Failed, Some(names::ERROR_RATE)),
-            ("exactly at the limit passes", |m| m.error_rate.value = Some(0.05), PodReadiness::AllReady, CheckResult::Passed, None),
-            ("slow", |m| m.p95_latency.value = Some(1.5), PodReadiness::AllReady, CheckResult::Failed, Some(names::P95_LATENCY)),
-            ("inference errors", |m| m.prediction_error_rate.value = Some(0.5), PodReadiness::AllReady, CheckResult::Failed, Some(names::PREDICTION_ERROR_RATE)),
-            ("pods not ready past the grace", |_| {}, PodReadiness::NotReady { seconds: 121.0, pods: "api-1".into() }, CheckResult::Failed, Some(names::NOT_READY)),
-            ("pods not ready within the grace", |_| {}, PodReadiness::NotReady { seconds: 30.0, pods: "api-1".into() }, CheckResult::Passed, None),
-            ("no data is never healthy", |m| m.prediction_error_rate = Measurement::no_data("q", "predictor unreachable"), PodReadiness::AllReady, CheckResult::Inconclusive, None),
+            (
+                "5xx above 5 %",
+                |m| m.error_rate.value = Some(0.2),
+                PodReadiness::AllReady,
+                CheckResult::Failed,
+                Some(names::ERROR_RATE),
+            ),
+            (
+                "exactly at the limit passes",
+                |m| m.error_rate.value = Some(0.05),
+                PodReadiness::AllReady,
+                CheckResult::Passed,
+                None,
+            ),
+            (
+                "slow",
+                |m| m.p95_latency.value = Some(1.5),
+                PodReadiness::AllReady,
+                CheckResult::Failed,
+                Some(names::P95_LATENCY),
+            ),
+            (
+                "inference errors",
+                |m| m.prediction_error_rate.value = Some(0.5),
+                PodReadiness::AllReady,
+                CheckResult::Failed,
+                Some(names::PREDICTION_ERROR_RATE),
+            ),
+            (
+                "pods not ready past the grace",
+                |_| {},
+                PodReadiness::NotReady { seconds: 121.0, pods: "api-1".into() },
+                CheckResult::Failed,
+                Some(names::NOT_READY),
+            ),
+            (
+                "pods not ready within the grace",
+                |_| {},
+                PodReadiness::NotReady { seconds: 30.0, pods: "api-1".into() },
+                CheckResult::Passed,
+                None,
+            ),
+            (
+                "no data is never healthy",
+                |m| m.prediction_error_rate = Measurement::no_data("q", "predictor unreachable"),
+                PodReadiness::AllReady,
+                CheckResult::Inconclusive,
+                None,
+            ),
             ("unknown readiness", |_| {}, PodReadiness::Unknown("no pods".into()), CheckResult::Inconclusive, None),
-            ("NaN is no data", |m| m.p95_latency.value = Some(f64::NAN), PodReadiness::AllReady, CheckResult::Inconclusive, None),
-            ("a failure wins over missing data", |m| { m.error_rate.value = Some(0.9); m.p95_latency = Measurement::no_data("q", "x"); }, PodReadiness::AllReady, CheckResult::Failed, Some(names::ERROR_RATE)),
-            ("idle API: not judged, not blocking", |m| { m.requests.value = Some(3.0); m.error_rate.value = Some(1.0); }, PodReadiness::AllReady, CheckResult::Passed, None),
-            ("unknown request count", |m| m.requests = Measurement::no_data("q", "prometheus down"), PodReadiness::AllReady, CheckResult::Inconclusive, None),
+            (
+                "NaN is no data",
+                |m| m.p95_latency.value = Some(f64::NAN),
+                PodReadiness::AllReady,
+                CheckResult::Inconclusive,
+                None,
+            ),
+            (
+                "a failure wins over missing data",
+                |m| {
+                    m.error_rate.value = Some(0.9);
+                    m.p95_latency = Measurement::no_data("q", "x");
+                },
+                PodReadiness::AllReady,
+                CheckResult::Failed,
+                Some(names::ERROR_RATE),
+            ),
+            (
+                "idle API: not judged, not blocking",
+                |m| {
+                    m.requests.value = Some(3.0);
+                    m.error_rate.value = Some(1.0);
+                },
+                PodReadiness::AllReady,
+                CheckResult::Passed,
+                None,
+            ),
+            (
+                "unknown request count",
+                |m| m.requests = Measurement::no_data("q", "prometheus down"),
+                PodReadiness::AllReady,
+                CheckResult::Inconclusive,
+                None,
+            ),
         ];
         for (case, change, readiness, expected, failing) in cases {
             let mut measured = healthy();
@@ -361,9 +401,6 @@ mod tests {
         measured.error_rate.value = Some(0.25);
         measured.p95_latency.value = Some(1.2);
         let check = evaluate_check(&RollbackSpec::default(), &measured, &PodReadiness::AllReady, now());
-        assert_eq!(
-            describe_failures(&check),
-            "errorRate 0.25 (limit 0.05), p95LatencySeconds 1.2 (limit 0.8)"
-        );
+        assert_eq!(describe_failures(&check), "errorRate 0.25 (limit 0.05), p95LatencySeconds 1.2 (limit 0.8)");
     }
 }

@@ -81,7 +81,8 @@ pub fn increases(samples: &[Sample], window_seconds: f64, now: Timestamp) -> Inc
         out.server_errors += increase(b.server_errors, n.server_errors);
         out.consumed += increase(b.consumed, n.consumed);
         out.inference_errors += increase(b.inference_errors, n.inference_errors);
-        out.latency_buckets = add_buckets(&out.latency_buckets, &bucket_increases(&b.latency_buckets, &n.latency_buckets));
+        out.latency_buckets =
+            add_buckets(&out.latency_buckets, &bucket_increases(&b.latency_buckets, &n.latency_buckets));
         out.pods += 1;
         out.span_seconds = out.span_seconds.max(elapsed_seconds(base.time, newest.time));
     }
@@ -101,11 +102,7 @@ fn bucket_increases(before: &[(f64, f64)], after: &[(f64, f64)]) -> Vec<(f64, f6
     after
         .iter()
         .map(|&(le, count)| {
-            let earlier = if reset {
-                0.0
-            } else {
-                before.iter().find(|(b, _)| *b == le).map_or(0.0, |(_, c)| *c)
-            };
+            let earlier = if reset { 0.0 } else { before.iter().find(|(b, _)| *b == le).map_or(0.0, |(_, c)| *c) };
             (le, increase(earlier, count))
         })
         .collect()
@@ -124,11 +121,7 @@ fn add_buckets(a: &[(f64, f64)], b: &[(f64, f64)]) -> Vec<(f64, f64)> {
 }
 
 fn total(buckets: &[(f64, f64)]) -> f64 {
-    buckets
-        .iter()
-        .find(|(le, _)| le.is_infinite())
-        .or(buckets.last())
-        .map_or(0.0, |(_, c)| *c)
+    buckets.iter().find(|(le, _)| le.is_infinite()).or(buckets.last()).map_or(0.0, |(_, c)| *c)
 }
 
 /// Prometheus' `histogram_quantile(q, buckets)` on cumulative bucket counts: `None` without

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
 use kube::Api;
+use kube::api::PostParams;
 use rand::RngCore;
 
 use super::Context;
@@ -23,10 +23,7 @@ pub fn admin_token_secret(vp: &VolatilityPipeline, token: &str) -> Result<Secret
     Ok(Secret {
         metadata,
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(
-            ADMIN_TOKEN_KEY.to_string(),
-            ByteString(token.as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([(ADMIN_TOKEN_KEY.to_string(), ByteString(token.as_bytes().to_vec()))])),
         ..Secret::default()
     })
 }
@@ -46,10 +43,7 @@ pub async fn ensure(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> 
         return Ok(false);
     }
     let secret = admin_token_secret(vp, &new_token())?;
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PostParams::default()
-    };
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
     match api.create(&params, &secret).await {
         Ok(_) => Ok(true),
         // Created by a concurrent reconcile (or another replica): theirs stands.
@@ -62,9 +56,10 @@ pub async fn ensure(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> 
 pub async fn read(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<String> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let name = admin_token_secret_name(vp);
-    let secret = api.get_opt(&name).await?.ok_or_else(|| {
-        Error::MissingSecret(format!("admin token Secret {namespace}/{name} does not exist"))
-    })?;
+    let secret = api
+        .get_opt(&name)
+        .await?
+        .ok_or_else(|| Error::MissingSecret(format!("admin token Secret {namespace}/{name} does not exist")))?;
     secret
         .data
         .as_ref()

@@ -47,19 +47,11 @@ impl DesiredChild {
         // k8s-openapi types serialize without apiVersion/kind unless set; apply needs them.
         value["apiVersion"] = Value::String(K::api_version(&()).into_owned());
         value["kind"] = Value::String(K::kind(&()).into_owned());
-        Ok(DesiredChild {
-            resource: ApiResource::erase::<K>(&()),
-            name,
-            object: value,
-            create_only: vec![],
-        })
+        Ok(DesiredChild { resource: ApiResource::erase::<K>(&()), name, object: value, create_only: vec![] })
     }
 
     /// For kinds without Rust types (ServiceMonitor, PrometheusRule, KafkaTopic).
-    pub fn from_dynamic_object(
-        object: &DynamicObject,
-        resource: ApiResource,
-    ) -> Result<DesiredChild> {
+    pub fn from_dynamic_object(object: &DynamicObject, resource: ApiResource) -> Result<DesiredChild> {
         let name = object.metadata.name.clone().unwrap_or_default();
         let mut value = serde_json::to_value(object).map_err(|source| Error::Serialization {
             kind: "custom resource",
@@ -68,12 +60,7 @@ impl DesiredChild {
         })?;
         value["apiVersion"] = Value::String(resource.api_version.clone());
         value["kind"] = Value::String(resource.kind.clone());
-        Ok(DesiredChild {
-            resource,
-            name,
-            object: value,
-            create_only: vec![],
-        })
+        Ok(DesiredChild { resource, name, object: value, create_only: vec![] })
     }
 
     /// Marks fields (JSON pointers) as sent only at creation.
@@ -120,26 +107,18 @@ pub async fn apply_child(
     let observed = api.get_opt(&child.name).await?;
     let object = child.apply_object();
     if let Some(observed) = &observed {
-        let observed_json =
-            serde_json::to_value(observed).map_err(|source| Error::Serialization {
-                kind: "observed object",
-                name: child.name.clone(),
-                source,
-            })?;
+        let observed_json = serde_json::to_value(observed).map_err(|source| Error::Serialization {
+            kind: "observed object",
+            name: child.name.clone(),
+            source,
+        })?;
         if is_semantic_subset(&object, &observed_json) {
             return Ok((ApplyOutcome::Unchanged, observed.clone()));
         }
     } else if !child.create_only.is_empty() {
-        let whole: DynamicObject =
-            serde_json::from_value(child.object.clone()).map_err(|source| Error::Serialization {
-                kind: "desired object",
-                name: child.name.clone(),
-                source,
-            })?;
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PostParams::default()
-        };
+        let whole: DynamicObject = serde_json::from_value(child.object.clone())
+            .map_err(|source| Error::Serialization { kind: "desired object", name: child.name.clone(), source })?;
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
         match api.create(&params, &whole).await {
             Ok(created) => return Ok((ApplyOutcome::Created, created)),
             // Created meanwhile (a concurrent reconcile): apply as to any existing object.
@@ -148,14 +127,8 @@ pub async fn apply_child(
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let applied = api
-        .patch(&child.name, &params, &Patch::Apply(&object))
-        .await?;
-    let outcome = if observed.is_some() {
-        ApplyOutcome::Updated
-    } else {
-        ApplyOutcome::Created
-    };
+    let applied = api.patch(&child.name, &params, &Patch::Apply(&object)).await?;
+    let outcome = if observed.is_some() { ApplyOutcome::Updated } else { ApplyOutcome::Created };
     Ok((outcome, applied))
 }
 
@@ -172,12 +145,10 @@ fn remove_pointer(object: &mut Value, pointer: &str) {
 /// Whether every field set in `desired` has an equal value in `observed`.
 pub fn is_semantic_subset(desired: &Value, observed: &Value) -> bool {
     match (desired, observed) {
-        (Value::Object(want), Value::Object(have)) => {
-            want.iter().all(|(key, value)| match have.get(key) {
-                Some(seen) => is_semantic_subset(value, seen),
-                None => is_empty(value),
-            })
-        }
+        (Value::Object(want), Value::Object(have)) => want.iter().all(|(key, value)| match have.get(key) {
+            Some(seen) => is_semantic_subset(value, seen),
+            None => is_empty(value),
+        }),
         (Value::Object(_), Value::Null) | (Value::Array(_), Value::Null) => is_empty(desired),
         (Value::Array(want), Value::Array(have)) => {
             want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_semantic_subset(w, h))
@@ -209,9 +180,7 @@ fn quantities_equal(a: &str, b: &str) -> bool {
 }
 
 fn parse_quantity(s: &str) -> Option<f64> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     if number.is_empty() {
         return None;
@@ -246,8 +215,7 @@ mod tests {
 
     #[test]
     fn server_added_fields_do_not_count_as_drift() {
-        let desired =
-            json!({"metadata": {"name": "a", "labels": {"app": "x"}}, "spec": {"replicas": 1}});
+        let desired = json!({"metadata": {"name": "a", "labels": {"app": "x"}}, "spec": {"replicas": 1}});
         let observed = json!({
             "metadata": {"name": "a", "labels": {"app": "x", "extra": "y"}, "uid": "1", "resourceVersion": "7"},
             "spec": {"replicas": 1, "revisionHistoryLimit": 10},
@@ -258,8 +226,10 @@ mod tests {
 
     #[test]
     fn an_edited_or_missing_field_is_drift() {
-        let desired = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
-        let edited = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i:2"}]}}}});
+        let desired =
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
+        let edited =
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i:2"}]}}}});
         let missing = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
         assert!(!is_semantic_subset(&desired, &edited));
         assert!(!is_semantic_subset(&desired, &missing));
@@ -270,14 +240,8 @@ mod tests {
         let desired = json!({"cpu": "1000m", "memory": "1Gi", "args": [], "annotations": {}});
         let observed = json!({"cpu": "1", "memory": "1024Mi"});
         assert!(is_semantic_subset(&desired, &observed));
-        assert!(!is_semantic_subset(
-            &json!({"cpu": "500m"}),
-            &json!({"cpu": "1"})
-        ));
-        assert!(!is_semantic_subset(
-            &json!({"image": "a"}),
-            &json!({"image": "b"})
-        ));
+        assert!(!is_semantic_subset(&json!({"cpu": "500m"}), &json!({"cpu": "1"})));
+        assert!(!is_semantic_subset(&json!({"image": "a"}), &json!({"image": "b"})));
     }
 
     #[test]
@@ -295,9 +259,6 @@ mod tests {
 
     #[test]
     fn list_length_changes_are_drift() {
-        assert!(!is_semantic_subset(
-            &json!({"ports": [{"port": 1}]}),
-            &json!({"ports": [{"port": 1}, {"port": 2}]})
-        ));
+        assert!(!is_semantic_subset(&json!({"ports": [{"port": 1}]}), &json!({"ports": [{"port": 1}, {"port": 2}]})));
     }
 }

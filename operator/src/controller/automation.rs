@@ -27,14 +27,12 @@ use super::{Context, admin_token, events, model_switch, topics};
 use crate::automation::rollback::retry_annotation;
 use crate::automation::signals::{describe_failures, outcome};
 use crate::automation::{
-    Decision, LagObservation, PodReadiness, Recommendation, RollbackInput, RollbackPolicy,
-    ScalingDecision, ScalingPolicy, check_due, effective_variant, evaluate_check, rollback_decision,
-    scaling_decision,
+    Decision, LagObservation, PodReadiness, Recommendation, RollbackInput, RollbackPolicy, ScalingDecision,
+    ScalingPolicy, check_due, effective_variant, evaluate_check, rollback_decision, scaling_decision,
 };
 use crate::crd::{
-    ActiveModel, CheckResult, CheckStatus, ConditionType, ConsumerStatus, ModelVariant, RecoveryMode,
-    RollbackRecord, RollbackState, RollbackStatus, ScalingEngine, VolatilityPipeline, Workload, WorkloadsStatus,
-    find_condition,
+    ActiveModel, CheckResult, CheckStatus, ConditionType, ConsumerStatus, ModelVariant, RecoveryMode, RollbackRecord,
+    RollbackState, RollbackStatus, ScalingEngine, VolatilityPipeline, Workload, WorkloadsStatus, find_condition,
 };
 use crate::desired::{desired_config, series_selector, workload_name};
 use crate::observe::{self, MeasureRequest, MetricsSource, PrometheusSource, ServingPod};
@@ -69,11 +67,7 @@ pub enum Act {
     /// Scale the predictor Deployment.
     Scale { from: i32, to: i32, note: String },
     /// Publish an event.
-    Event {
-        warning: bool,
-        reason: &'static str,
-        note: String,
-    },
+    Event { warning: bool, reason: &'static str, note: String },
 }
 
 /// Scale-down recommendations the autoscaler remembers per pipeline (lost on restart: scaling
@@ -92,14 +86,10 @@ impl ScalingMemory {
 
     fn remember(&self, key: &str, recommendation: Recommendation, keep: Duration) {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = pipelines
-            .entry(key.to_string())
-            .or_insert_with(|| (recommendation.time, vec![]));
+        let entry = pipelines.entry(key.to_string()).or_insert_with(|| (recommendation.time, vec![]));
         entry.1.push(recommendation);
         let horizon = keep.as_secs_f64();
-        entry
-            .1
-            .retain(|r| crate::automation::time::elapsed_seconds(r.time, recommendation.time) <= horizon);
+        entry.1.retain(|r| crate::automation::time::elapsed_seconds(r.time, recommendation.time) <= horizon);
     }
 
     pub fn forget(&self, key: &str) {
@@ -113,12 +103,7 @@ fn key(vp: &VolatilityPipeline) -> String {
 
 /// Observes and decides. Never fails: what cannot be observed is reported as such (an
 /// inconclusive check, an unavailable lag) and nothing is done on its account.
-pub async fn plan(
-    vp: &VolatilityPipeline,
-    ctx: &Context,
-    namespace: &str,
-    workloads: &WorkloadsStatus,
-) -> Plan {
+pub async fn plan(vp: &VolatilityPipeline, ctx: &Context, namespace: &str, workloads: &WorkloadsStatus) -> Plan {
     let now = Timestamp::now();
     let mut plan = Plan::default();
     plan_rollback(vp, ctx, namespace, workloads, now, &mut plan).await;
@@ -126,7 +111,12 @@ pub async fn plan(
     plan
 }
 
-async fn list_pods(ctx: &Context, vp: &VolatilityPipeline, namespace: &str, workload: Workload) -> Result<Vec<ServingPod>, String> {
+async fn list_pods(
+    ctx: &Context,
+    vp: &VolatilityPipeline,
+    namespace: &str,
+    workload: Workload,
+) -> Result<Vec<ServingPod>, String> {
     observe::pods::list(&ctx.client, vp, namespace, workload)
         .await
         .map_err(|e| format!("cannot list the {workload} pods: {e}"))
@@ -150,18 +140,12 @@ async fn plan_rollback(
     let observed_model = status.active_model.as_ref().and_then(|m| m.observed_time.as_ref());
     let reading_model = check_due(observed_model, policy.interval, now);
 
-    let api_pods = if checking || reading_model {
-        list_pods(ctx, vp, namespace, Workload::Api).await
-    } else {
-        Ok(vec![])
-    };
+    let api_pods =
+        if checking || reading_model { list_pods(ctx, vp, namespace, Workload::Api).await } else { Ok(vec![]) };
     let check = if checking {
         let predictor_pods = list_pods(ctx, vp, namespace, Workload::Predictor).await;
         let check = run_check(vp, ctx, &api_pods, &predictor_pods, workloads, now).await;
-        ctx.metrics
-            .rollback_checks
-            .with_label_values(&[result_label(check.result)])
-            .inc();
+        ctx.metrics.rollback_checks.with_label_values(&[result_label(check.result)]).inc();
         Some(check)
     } else {
         None
@@ -180,11 +164,7 @@ async fn plan_rollback(
 
     match &decision {
         Decision::Hold => {}
-        Decision::RollBack {
-            reason,
-            message,
-            detection_seconds,
-        } => {
+        Decision::RollBack { reason, message, detection_seconds } => {
             plan.status.last_rollback = Some(RollbackRecord {
                 time: Time(now),
                 from: ModelVariant::Ml,
@@ -213,10 +193,7 @@ async fn plan_rollback(
             plan.actions.push(Act::SwitchModel {
                 variant: ModelVariant::Ml,
                 reason: "ProbationStarted",
-                note: format!(
-                    "{}: the ML model is back on probation; one failed check rolls it back",
-                    reason.as_str()
-                ),
+                note: format!("{}: the ML model is back on probation; one failed check rolls it back", reason.as_str()),
                 rollback: None,
             });
         }
@@ -242,18 +219,12 @@ async fn plan_rollback(
     let mut active = status.active_model.clone();
     if reading_model && let Ok(pods) = &api_pods {
         if let Some(served) = model_switch::served_model(&ctx.http, pods).await {
-            active = Some(ActiveModel {
-                variant: served.variant,
-                version: served.version,
-                observed_time: Some(Time(now)),
-            });
+            active =
+                Some(ActiveModel { variant: served.variant, version: served.version, observed_time: Some(Time(now)) });
         }
     }
-    plan.status.active_model = Some(active.unwrap_or(ActiveModel {
-        variant: effective,
-        version: None,
-        observed_time: None,
-    }));
+    plan.status.active_model =
+        Some(active.unwrap_or(ActiveModel { variant: effective, version: None, observed_time: None }));
     if watching || reading_model {
         plan.requeue = Some(policy.interval);
     }
@@ -311,10 +282,7 @@ fn rolled_back_condition(
 ) -> Check {
     let spec = &vp.spec;
     if !spec.rollback.enabled {
-        return Check::failed(
-            "RollbackDisabled",
-            "rollback.enabled is false: the operator never switches the model",
-        );
+        return Check::failed("RollbackDisabled", "rollback.enabled is false: the operator never switches the model");
     }
     if spec.model.variant == ModelVariant::Baseline {
         return Check::failed("BaselineRequested", "model.variant is baseline: nothing to roll back");
@@ -322,9 +290,8 @@ fn rolled_back_condition(
     let name = vp.name_any();
     match next.state {
         RollbackState::RolledBack => {
-            let (reason, message) = last_rollback.map_or(("RolledBack", String::new()), |r| {
-                (r.reason.as_str(), r.message.clone())
-            });
+            let (reason, message) =
+                last_rollback.map_or(("RolledBack", String::new()), |r| (r.reason.as_str(), r.message.clone()));
             let retry = match spec.rollback.recovery {
                 RecoveryMode::Manual => format!(
                     "to retry the ML model: kubectl annotate vp {name} {}=\"$(date +%s)\" --overwrite",
@@ -334,10 +301,9 @@ fn rolled_back_condition(
             };
             Check::ok(reason, format!("baseline serves since the rollback ({message}); {retry}"))
         }
-        RollbackState::Probation => Check::failed(
-            "Probation",
-            "the ML model is back on probation: one failed check rolls it back",
-        ),
+        RollbackState::Probation => {
+            Check::failed("Probation", "the ML model is back on probation: one failed check rolls it back")
+        }
         RollbackState::Serving => {
             if let Decision::WouldRollBack { reason, message } = decision {
                 return Check::failed("DryRunWouldRollBack", format!("dry run: would roll back ({reason}: {message})"));
@@ -429,12 +395,11 @@ async fn plan_scaling(
                 });
             }
             let previous = find_condition(&status.conditions, ConditionType::Scaling);
-            let settled = workloads.predictor.ready_replicas >= prior.desired_replicas && observed == prior.desired_replicas;
+            let settled =
+                workloads.predictor.ready_replicas >= prior.desired_replicas && observed == prior.desired_replicas;
             if let Some(previous) = previous.filter(|c| c.status == "True" && settled) {
-                plan.status.scaling = Some(Check::failed(
-                    &previous.reason,
-                    format!("{} replicas ready", prior.desired_replicas),
-                ));
+                plan.status.scaling =
+                    Some(Check::failed(&previous.reason, format!("{} replicas ready", prior.desired_replicas)));
             }
         }
         return;
@@ -474,11 +439,7 @@ async fn plan_scaling(
         Check::failed(decision.reason.as_str(), message.clone())
     });
     if decision.desired != observed {
-        plan.actions.push(Act::Scale {
-            from: observed,
-            to: decision.desired,
-            note: message,
-        });
+        plan.actions.push(Act::Scale { from: observed, to: decision.desired, note: message });
     }
 }
 
@@ -515,11 +476,7 @@ fn scaling_message(
             policy.max_replicas.min(lag.partitions),
             decision.reason.as_str()
         ),
-        None => format!(
-            "lag not measured ({}): replicas stay at {}",
-            why_not.unwrap_or("unknown"),
-            decision.desired
-        ),
+        None => format!("lag not measured ({}): replicas stay at {}", why_not.unwrap_or("unknown"), decision.desired),
     }
 }
 
@@ -528,12 +485,9 @@ fn scaling_message(
 pub async fn act(vp: &VolatilityPipeline, ctx: &Context, namespace: &str, actions: Vec<Act>) {
     for action in actions {
         match action {
-            Act::SwitchModel {
-                variant,
-                reason,
-                note,
-                rollback,
-            } => switch_model(vp, ctx, namespace, variant, reason, note, rollback).await,
+            Act::SwitchModel { variant, reason, note, rollback } => {
+                switch_model(vp, ctx, namespace, variant, reason, note, rollback).await
+            }
             Act::Scale { from, to, note } => scale(vp, ctx, namespace, from, to, note).await,
             Act::Event { warning, reason, note } => {
                 if warning {
@@ -566,24 +520,21 @@ async fn switch_model(
     }
     let mut report = match admin_token::read(vp, ctx, namespace).await {
         Ok(token) => model_switch::switch_variant(&ctx.http, &token, &pods, variant).await,
-        Err(e) => model_switch::SwitchReport {
-            failed: vec![format!("no admin token: {e}")],
-            ..Default::default()
-        },
+        Err(e) => model_switch::SwitchReport { failed: vec![format!("no admin token: {e}")], ..Default::default() },
     };
     report.failed.extend(problems);
     if let Some((why, detection_seconds)) = rollback {
         ctx.metrics.rollbacks.with_label_values(&[why, "false"]).inc();
-        ctx.metrics
-            .rollback_seconds
-            .observe(detection_seconds + started.elapsed().as_secs_f64());
+        ctx.metrics.rollback_seconds.observe(detection_seconds + started.elapsed().as_secs_f64());
     }
-    tracing::info!(variant = variant.as_str(), reason, switched = report.switched.len(), failed = report.failed.len(), "model switched");
-    let text = format!(
-        "{note}; {}; new pods start on {} (MODEL_VARIANT)",
-        report.summary(),
-        variant.as_str()
+    tracing::info!(
+        variant = variant.as_str(),
+        reason,
+        switched = report.switched.len(),
+        failed = report.failed.len(),
+        "model switched"
     );
+    let text = format!("{note}; {}; new pods start on {} (MODEL_VARIANT)", report.summary(), variant.as_str());
     if report.switched.is_empty() && !report.failed.is_empty() {
         events::warning(&ctx.recorder, vp, reason, "SwitchModel", text).await;
     } else {
@@ -598,10 +549,7 @@ async fn switch_model(
             observed_time: Some(Time(Timestamp::now())),
         };
         let patch = json!({ "status": { "activeModel": active } });
-        if let Err(e) = api
-            .patch_status(&vp.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        if let Err(e) = api.patch_status(&vp.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
             tracing::warn!(error = %e, "could not record the active model");
         }
     }
@@ -610,21 +558,15 @@ async fn switch_model(
 async fn scale(vp: &VolatilityPipeline, ctx: &Context, namespace: &str, from: i32, to: i32, note: String) {
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let name = workload_name(vp, Workload::Predictor);
-    let params = PatchParams {
-        field_manager: Some(AUTOSCALER_FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
+    let params = PatchParams { field_manager: Some(AUTOSCALER_FIELD_MANAGER.into()), ..PatchParams::default() };
     let patch = json!({ "spec": { "replicas": to } });
     match api.patch_scale(&name, &params, &Patch::Merge(&patch)).await {
         Ok(_) => {
-            let (reason, direction) = if to > from {
-                ("ScaledUp", "up")
-            } else {
-                ("ScaledDown", "down")
-            };
+            let (reason, direction) = if to > from { ("ScaledUp", "up") } else { ("ScaledDown", "down") };
             ctx.metrics.scale_events.with_label_values(&[direction]).inc();
             tracing::info!(from, to, "predictor scaled");
-            events::normal(&ctx.recorder, vp, reason, "Scale", format!("predictor {from} → {to} replicas: {note}")).await;
+            events::normal(&ctx.recorder, vp, reason, "Scale", format!("predictor {from} → {to} replicas: {note}"))
+                .await;
         }
         Err(e) => {
             events::warning(&ctx.recorder, vp, "ScaleFailed", "Scale", format!("predictor {from} → {to}: {e}")).await;

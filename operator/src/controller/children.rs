@@ -11,10 +11,7 @@ use crate::desired;
 
 /// Label selector of the children the operator watches (`.owns(...)`).
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=spikewatch-operator";
-const _: () = assert!(matches!(
-    desired::MANAGER.as_bytes(),
-    b"spikewatch-operator"
-));
+const _: () = assert!(matches!(desired::MANAGER.as_bytes(), b"spikewatch-operator"));
 
 #[derive(Debug, Clone, Default)]
 pub struct DesiredChildren {
@@ -49,60 +46,36 @@ pub fn desired_children(vp: &VolatilityPipeline, options: &desired::RenderOption
     let owner = desired::owner_reference(vp).map_err(invalid)?;
     let state = desired::desired_state(vp, options).map_err(invalid)?;
     let mut children = DesiredChildren::default();
-    children
-        .core
-        .push(DesiredChild::from_typed(&state.service_account)?);
-    children
-        .core
-        .push(DesiredChild::from_typed(&state.config_map)?);
+    children.core.push(DesiredChild::from_typed(&state.service_account)?);
+    children.core.push(DesiredChild::from_typed(&state.config_map)?);
     for service in &state.services {
         children.core.push(DesiredChild::from_typed(service)?);
     }
-    children
-        .core
-        .push(DesiredChild::from_typed(&state.pod_disruption_budget)?);
-    children
-        .core
-        .push(DesiredChild::from_typed(&state.network_policy)?);
+    children.core.push(DesiredChild::from_typed(&state.pod_disruption_budget)?);
+    children.core.push(DesiredChild::from_typed(&state.network_policy)?);
     for (workload, deployment) in Workload::ALL.iter().zip(&state.deployments) {
-        let child = DesiredChild::from_typed(deployment)?
-            .with_create_only(desired::create_only_fields(*workload));
+        let child = DesiredChild::from_typed(deployment)?.with_create_only(desired::create_only_fields(*workload));
         children.deployments.push((*workload, child));
     }
     for topic in &state.kafka_topics {
         children
             .kafka_topics
-            .push(DesiredChild::from_dynamic_object(
-                topic,
-                desired::kafka_topic_resource(state.kafka_topic_version),
-            )?);
+            .push(DesiredChild::from_dynamic_object(topic, desired::kafka_topic_resource(state.kafka_topic_version))?);
     }
     for monitor in &state.service_monitors {
-        children.monitoring.push(DesiredChild::from_dynamic_object(
-            monitor,
-            desired::service_monitor_resource(),
-        )?);
+        children.monitoring.push(DesiredChild::from_dynamic_object(monitor, desired::service_monitor_resource())?);
     }
     if let Some(rule) = &state.prometheus_rule {
-        children.monitoring.push(DesiredChild::from_dynamic_object(
-            rule,
-            desired::prometheus_rule_resource(),
-        )?);
+        children.monitoring.push(DesiredChild::from_dynamic_object(rule, desired::prometheus_rule_resource())?);
     }
     if let Some(dashboard) = &state.dashboard {
         children.dashboard = Some(DesiredChild::from_typed(dashboard)?);
     }
     if let Some(auth) = &state.trigger_authentication {
-        children.keda.push(DesiredChild::from_dynamic_object(
-            auth,
-            desired::trigger_authentication_resource(),
-        )?);
+        children.keda.push(DesiredChild::from_dynamic_object(auth, desired::trigger_authentication_resource())?);
     }
     if let Some(scaled) = &state.scaled_object {
-        children.keda.push(DesiredChild::from_dynamic_object(
-            scaled,
-            desired::scaled_object_resource(),
-        )?);
+        children.keda.push(DesiredChild::from_dynamic_object(scaled, desired::scaled_object_resource())?);
     }
     for child in children
         .core
@@ -127,14 +100,8 @@ fn invalid(e: desired::DesiredError) -> Error {
 fn ensure_owner(object: &mut Value, owner: &OwnerReference) {
     let owner = serde_json::to_value(owner).unwrap_or(Value::Null);
     let metadata = &mut object["metadata"];
-    let references = metadata["ownerReferences"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut references: Vec<Value> = references
-        .into_iter()
-        .filter(|r| r.get("uid") != owner.get("uid"))
-        .collect();
+    let references = metadata["ownerReferences"].as_array().cloned().unwrap_or_default();
+    let mut references: Vec<Value> = references.into_iter().filter(|r| r.get("uid") != owner.get("uid")).collect();
     references.push(owner);
     metadata["ownerReferences"] = Value::Array(references);
 }

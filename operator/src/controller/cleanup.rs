@@ -22,27 +22,15 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
     let kafka = &vp.spec.kafka;
     match (kafka.deletion_policy, kafka.topic_management) {
         (DeletionPolicy::Retain, TopicManagement::Admin) => {
-            events::normal(
-                &ctx.recorder,
-                vp,
-                "TopicsRetained",
-                "Cleanup",
-                "deletionPolicy Retain: topics kept".into(),
-            )
-            .await;
+            events::normal(&ctx.recorder, vp, "TopicsRetained", "Cleanup", "deletionPolicy Retain: topics kept".into())
+                .await;
         }
         (DeletionPolicy::Delete, TopicManagement::Admin) => {
             let connection = topics::connection(vp, ctx, namespace).await?;
             let names: Vec<String> = kafka.topics.names().iter().map(|n| n.to_string()).collect();
             if let Err(e) = ctx.topic_admin.delete(&connection, &names).await {
-                events::warning(
-                    &ctx.recorder,
-                    vp,
-                    e.reason(),
-                    "Cleanup",
-                    format!("cannot delete topics yet: {e}"),
-                )
-                .await;
+                events::warning(&ctx.recorder, vp, e.reason(), "Cleanup", format!("cannot delete topics yet: {e}"))
+                    .await;
                 return Err(e.into());
             }
             events::normal(
@@ -60,8 +48,7 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
                 vp,
                 "TopicsDeleted",
                 "Cleanup",
-                "deletionPolicy Delete: the KafkaTopics are garbage-collected with the pipeline"
-                    .into(),
+                "deletionPolicy Delete: the KafkaTopics are garbage-collected with the pipeline".into(),
             )
             .await;
         }
@@ -72,8 +59,7 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
                 vp,
                 "TopicsRetained",
                 "Cleanup",
-                "deletionPolicy Retain: Strimzi released the topics (strimzi.io/managed=false)"
-                    .into(),
+                "deletionPolicy Retain: Strimzi released the topics (strimzi.io/managed=false)".into(),
             )
             .await;
         }
@@ -83,11 +69,7 @@ pub async fn cleanup(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) ->
 
 /// Tells Strimzi to let go of the pipeline's topics (`strimzi.io/managed: "false"`): garbage
 /// collection then deletes the KafkaTopic objects, and the Kafka topics stay.
-async fn release_kafka_topics(
-    vp: &VolatilityPipeline,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<()> {
+async fn release_kafka_topics(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<()> {
     let capabilities = ctx.capabilities.read().await.clone();
     if !capabilities.strimzi {
         return Ok(());
@@ -101,18 +83,10 @@ async fn release_kafka_topics(
     let patch = desired::kafka_topic_retain_patch();
     for topic in api.list(&ListParams::default()).await? {
         let owned = topic.owner_references().iter().any(|o| o.uid == uid);
-        let released = topic
-            .annotations()
-            .get(desired::STRIMZI_MANAGED_ANNOTATION)
-            .map(String::as_str)
-            == Some("false");
+        let released =
+            topic.annotations().get(desired::STRIMZI_MANAGED_ANNOTATION).map(String::as_str) == Some("false");
         if owned && !released {
-            api.patch(
-                &topic.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
+            api.patch(&topic.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }
     Ok(())

@@ -29,11 +29,7 @@ pub enum Error {
 
     /// A desired object could not be serialized (a bug, not an input problem).
     #[error("cannot serialize {kind} {name}: {source}")]
-    Serialization {
-        kind: &'static str,
-        name: String,
-        source: serde_json::Error,
-    },
+    Serialization { kind: &'static str, name: String, source: serde_json::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,8 +42,9 @@ impl Error {
             Error::Kube(kube::Error::Api(status)) if status.code == 403 => "kube_forbidden",
             Error::Kube(_) => "kube",
             Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.metric_label()
+                }
                 _ => "finalizer",
             },
             Error::Topics(TopicError::Unreachable { .. }) => "broker_unreachable",
@@ -66,8 +63,9 @@ impl Error {
             Error::MissingSecret(_) => "SecretNotFound",
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.reason()
+                }
                 _ => "FinalizerFailed",
             },
             Error::Kube(_) => "KubernetesApiError",
@@ -81,8 +79,9 @@ impl Error {
             Error::Kube(kube::Error::Api(status)) => !matches!(status.code, 400 | 403 | 422),
             Error::Kube(_) => true,
             Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_retryable(),
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.is_retryable()
+                }
                 _ => true,
             },
             Error::Topics(TopicError::Unreachable { .. }) | Error::MissingSecret(_) => true,
@@ -110,13 +109,9 @@ mod tests {
 
     #[test]
     fn finalizer_wrapped_errors_are_counted_by_their_cause() {
-        let inner = Error::Topics(TopicError::Unreachable {
-            bootstrap_servers: "b:9092".into(),
-            reason: "refused".into(),
-        });
-        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
-            inner,
-        )));
+        let inner =
+            Error::Topics(TopicError::Unreachable { bootstrap_servers: "b:9092".into(), reason: "refused".into() });
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(inner)));
         assert_eq!(wrapped.metric_label(), "broker_unreachable");
         assert!(wrapped.is_retryable());
     }

@@ -14,35 +14,18 @@ pub async fn publish(
     action: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(truncate(note)),
-        action: action.into(),
-        secondary: None,
-    };
+    let event =
+        Event { type_, reason: reason.into(), note: Some(truncate(note)), action: action.into(), secondary: None };
     if let Err(e) = recorder.publish(&event, &vp.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "could not publish event");
     }
 }
 
-pub async fn normal(
-    recorder: &Recorder,
-    vp: &VolatilityPipeline,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
+pub async fn normal(recorder: &Recorder, vp: &VolatilityPipeline, reason: &str, action: &str, note: String) {
     publish(recorder, vp, EventType::Normal, reason, action, note).await;
 }
 
-pub async fn warning(
-    recorder: &Recorder,
-    vp: &VolatilityPipeline,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
+pub async fn warning(recorder: &Recorder, vp: &VolatilityPipeline, reason: &str, action: &str, note: String) {
     publish(recorder, vp, EventType::Warning, reason, action, note).await;
 }
 

@@ -96,10 +96,7 @@ impl Context {
         topic_admin: Arc<dyn TopicAdmin>,
         consumer_lag: Arc<dyn ConsumerLag>,
     ) -> Context {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some(instance.into()),
-        };
+        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: Some(instance.into()) };
         // Pods and Prometheus are plain HTTP inside the cluster; the bounds are per request.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
@@ -149,10 +146,7 @@ impl Context {
     }
 
     fn reset_backoff(&self, vp: &VolatilityPipeline) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&Self::failure_key(vp));
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&Self::failure_key(vp));
     }
 }
 
@@ -169,9 +163,8 @@ pub async fn reconcile(vp: Arc<VolatilityPipeline>, ctx: Arc<Context>) -> Result
     }
     async move {
         let _timer = ctx.metrics.count_and_measure();
-        let namespace = vp
-            .namespace()
-            .ok_or_else(|| Error::InvalidSpec("VolatilityPipeline must be namespaced".into()))?;
+        let namespace =
+            vp.namespace().ok_or_else(|| Error::InvalidSpec("VolatilityPipeline must be namespaced".into()))?;
         let api: Api<VolatilityPipeline> = Api::namespaced(ctx.client.clone(), &namespace);
         if vp.status.is_none() && vp.metadata.deletion_timestamp.is_none() {
             write_status(&vp, &ctx, &namespace, initial_status(&vp, now())).await?;
@@ -195,11 +188,7 @@ pub async fn reconcile(vp: Arc<VolatilityPipeline>, ctx: Arc<Context>) -> Result
 /// help, slowly when only an edit of the spec can.
 pub fn error_policy(vp: Arc<VolatilityPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failure(error.metric_label());
-    let delay = if error.is_retryable() {
-        ctx.backoff(&vp)
-    } else {
-        INVALID_SPEC_RETRY
-    };
+    let delay = if error.is_retryable() { ctx.backoff(&vp) } else { INVALID_SPEC_RETRY };
     tracing::warn!(
         namespace = %vp.namespace().unwrap_or_default(),
         name = %vp.name_any(),
@@ -210,11 +199,7 @@ pub fn error_policy(vp: Arc<VolatilityPipeline>, error: &Error, ctx: Arc<Context
     Action::requeue(delay)
 }
 
-async fn reconcile_apply(
-    vp: &VolatilityPipeline,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<Action> {
+async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<Action> {
     let capabilities = ctx.capabilities.read().await.clone();
     let options = RenderOptions {
         kafka_topic_version: capabilities.kafka_topic_version,
@@ -232,14 +217,7 @@ async fn reconcile_apply(
     let topics = match vp.spec.kafka.topic_management {
         TopicManagement::Admin => ensure_topics_via_admin(vp, ctx, namespace).await,
         TopicManagement::Strimzi => {
-            ensure_topics_via_strimzi(
-                vp,
-                ctx,
-                namespace,
-                &desired.kafka_topics,
-                capabilities.strimzi,
-            )
-            .await
+            ensure_topics_via_strimzi(vp, ctx, namespace, &desired.kafka_topics, capabilities.strimzi).await
         }
     };
     let topics = match topics {
@@ -283,8 +261,7 @@ async fn reconcile_apply(
     }
 
     // 3. Monitoring, when the cluster can take it; KEDA's objects likewise.
-    let monitoring =
-        ensure_monitoring(vp, ctx, namespace, &desired, capabilities.monitoring).await?;
+    let monitoring = ensure_monitoring(vp, ctx, namespace, &desired, capabilities.monitoring).await?;
     if capabilities.keda {
         for child in &desired.keda {
             apply_and_announce(vp, ctx, namespace, child).await?;
@@ -325,55 +302,24 @@ async fn report_failure(
     error: Error,
 ) -> Error {
     let stalled = (!error.is_retryable()).then(|| Check::failed(error.reason(), error.to_string()));
-    let observations = Observations {
-        topics,
-        workloads,
-        rollouts_pending: vec![],
-        monitoring: None,
-        stalled,
-    };
+    let observations = Observations { topics, workloads, rollouts_pending: vec![], monitoring: None, stalled };
     if let Err(e) = update_status(vp, ctx, namespace, &observations, &AutomationStatus::default()).await {
         tracing::warn!(error = %e, "could not record the failure in the status");
     }
-    events::warning(
-        &ctx.recorder,
-        vp,
-        error.reason(),
-        "Reconcile",
-        error.to_string(),
-    )
-    .await;
+    events::warning(&ctx.recorder, vp, error.reason(), "Reconcile", error.to_string()).await;
     error
 }
 
-async fn ensure_topics_via_admin(
-    vp: &VolatilityPipeline,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<Check> {
+async fn ensure_topics_via_admin(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<Check> {
     let connection = topics::connection(vp, ctx, namespace).await?;
     let desired = topics::desired_topics(&vp.spec.kafka);
     let report = ctx.topic_admin.ensure(&connection, &desired).await?;
     if !report.applied.is_empty() {
         let changes: Vec<String> = report.applied.iter().map(ToString::to_string).collect();
-        events::normal(
-            &ctx.recorder,
-            vp,
-            "TopicsUpdated",
-            "EnsureTopics",
-            changes.join("; "),
-        )
-        .await;
+        events::normal(&ctx.recorder, vp, "TopicsUpdated", "EnsureTopics", changes.join("; ")).await;
     }
     for refused in &report.shrink_refused {
-        events::warning(
-            &ctx.recorder,
-            vp,
-            "PartitionShrinkRefused",
-            "EnsureTopics",
-            refused.to_string(),
-        )
-        .await;
+        events::warning(&ctx.recorder, vp, "PartitionShrinkRefused", "EnsureTopics", refused.to_string()).await;
     }
     Ok(topics::topics_check(&report, &desired))
 }
@@ -387,8 +333,7 @@ async fn ensure_topics_via_strimzi(
 ) -> Result<Check> {
     if !strimzi_served {
         return Err(Error::InvalidSpec(
-            "topicManagement is strimzi but the cluster does not serve kafka.strimzi.io KafkaTopic"
-                .into(),
+            "topicManagement is strimzi but the cluster does not serve kafka.strimzi.io KafkaTopic".into(),
         ));
     }
     let mut pending = Vec::new();
@@ -401,13 +346,7 @@ async fn ensure_topics_via_strimzi(
     Ok(if pending.is_empty() {
         Check::ok("TopicsReady", "every KafkaTopic is Ready")
     } else {
-        Check::failed(
-            "KafkaTopicsNotReady",
-            format!(
-                "waiting for KafkaTopic {} to become Ready",
-                pending.join(", ")
-            ),
-        )
+        Check::failed("KafkaTopicsNotReady", format!("waiting for KafkaTopic {} to become Ready", pending.join(", ")))
     })
 }
 
@@ -423,10 +362,7 @@ async fn ensure_monitoring(
     }
     let wanted = &vp.spec.monitoring;
     if !wanted.service_monitor && !wanted.prometheus_rule {
-        return Ok(Check::ok(
-            "MonitoringNotRequested",
-            "no ServiceMonitor or PrometheusRule requested",
-        ));
+        return Ok(Check::ok("MonitoringNotRequested", "no ServiceMonitor or PrometheusRule requested"));
     }
     if !monitoring_served {
         return Ok(Check::failed(
@@ -438,10 +374,7 @@ async fn ensure_monitoring(
     for child in &desired.monitoring {
         apply_and_announce(vp, ctx, namespace, child).await?;
     }
-    Ok(Check::ok(
-        "MonitoringReady",
-        "ServiceMonitors and PrometheusRule applied",
-    ))
+    Ok(Check::ok("MonitoringReady", "ServiceMonitors and PrometheusRule applied"))
 }
 
 /// Applies one child (skipped when converged) and publishes an event when it changed.
@@ -456,25 +389,13 @@ async fn apply_and_announce(
         ApplyOutcome::Unchanged => {}
         ApplyOutcome::Created => {
             tracing::info!(kind = child.kind(), child = %child.name, "created");
-            events::normal(
-                &ctx.recorder,
-                vp,
-                "Created",
-                "Apply",
-                format!("created {} {}", child.kind(), child.name),
-            )
-            .await;
+            events::normal(&ctx.recorder, vp, "Created", "Apply", format!("created {} {}", child.kind(), child.name))
+                .await;
         }
         ApplyOutcome::Updated => {
             tracing::info!(kind = child.kind(), child = %child.name, "updated");
-            events::normal(
-                &ctx.recorder,
-                vp,
-                "Updated",
-                "Apply",
-                format!("updated {} {}", child.kind(), child.name),
-            )
-            .await;
+            events::normal(&ctx.recorder, vp, "Updated", "Apply", format!("updated {} {}", child.kind(), child.name))
+                .await;
         }
     }
     Ok(observed)
@@ -490,8 +411,7 @@ async fn observe_workloads(
     let mut workloads = WorkloadsStatus::default();
     let mut found = false;
     for (workload, child) in &desired.deployments {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), namespace, &child.resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &child.resource);
         if let Ok(Some(observed)) = api.get_opt(&child.name).await {
             *workloads.get_mut(*workload) = ObservedDeployment::from_object(&observed).replicas;
             found = true;
@@ -532,12 +452,7 @@ async fn write_status(
         "kind": VolatilityPipeline::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &vp.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    api.patch_status(&vp.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(status)
 }
 
@@ -567,9 +482,7 @@ pub async fn run(ctx: Arc<Context>, scope: WatchScope, shutdown: impl Future<Out
         WatchScope::All => run_in(ctx, None, shutdown).await,
         WatchScope::Namespaces(namespaces) => {
             futures::future::join_all(
-                namespaces
-                    .into_iter()
-                    .map(|namespace| run_in(ctx.clone(), Some(namespace), shutdown.clone())),
+                namespaces.into_iter().map(|namespace| run_in(ctx.clone(), Some(namespace), shutdown.clone())),
             )
             .await;
         }
@@ -594,9 +507,7 @@ async fn run_in(
     let client = ctx.client.clone();
     let namespace = namespace.as_deref();
     let pipelines: Api<VolatilityPipeline> = api_in(&client, namespace);
-    if let Err(kube::Error::Api(status)) = pipelines
-        .list(&kube::api::ListParams::default().limit(1))
-        .await
+    if let Err(kube::Error::Api(status)) = pipelines.list(&kube::api::ListParams::default().limit(1)).await
         && status.code == 404
     {
         tracing::error!(

@@ -35,10 +35,7 @@ impl ModelReport {
             "baseline" => ModelVariant::Baseline,
             _ => return None,
         };
-        Some(ServedModel {
-            variant,
-            version: self.model_version,
-        })
+        Some(ServedModel { variant, version: self.model_version })
     }
 }
 
@@ -139,11 +136,8 @@ mod tests {
 
     #[test]
     fn the_summary_counts_pods() {
-        let report = SwitchReport {
-            switched: vec!["a".into(), "b".into()],
-            failed: vec!["c: timeout".into()],
-            api_model: None,
-        };
+        let report =
+            SwitchReport { switched: vec!["a".into(), "b".into()], failed: vec!["c: timeout".into()], api_model: None };
         assert_eq!(report.summary(), "2/3 running pods switched (not switched: c: timeout)");
     }
 }

@@ -57,12 +57,7 @@ mod tests {
     use super::*;
 
     fn counts(replicas: i32, ready: i32, updated: i32, available: i32) -> WorkloadStatus {
-        WorkloadStatus {
-            replicas,
-            ready_replicas: ready,
-            updated_replicas: updated,
-            available_replicas: available,
-        }
+        WorkloadStatus { replicas, ready_replicas: ready, updated_replicas: updated, available_replicas: available }
     }
 
     #[test]

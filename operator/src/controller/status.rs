@@ -7,8 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::automation::effective_variant;
 use crate::crd::{
     ActiveModel, ConditionType, ConsumerStatus, Phase, RollbackRecord, RollbackStatus, VolatilityPipeline,
-    VolatilityPipelineStatus, WorkloadStatus, WorkloadsStatus, condition, phase_from_conditions,
-    set_condition,
+    VolatilityPipelineStatus, WorkloadStatus, WorkloadsStatus, condition, phase_from_conditions, set_condition,
 };
 
 /// The outcome of one step, as a condition will show it.
@@ -22,18 +21,10 @@ pub struct Check {
 
 impl Check {
     pub fn ok(reason: &str, message: impl Into<String>) -> Check {
-        Check {
-            ok: true,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Check { ok: true, reason: reason.into(), message: message.into() }
     }
     pub fn failed(reason: &str, message: impl Into<String>) -> Check {
-        Check {
-            ok: false,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Check { ok: false, reason: reason.into(), message: message.into() }
     }
 }
 
@@ -56,13 +47,7 @@ pub struct Observations {
 impl Observations {
     /// A reconcile that got no further than the topics.
     pub fn topics_only(topics: Check) -> Observations {
-        Observations {
-            topics,
-            workloads: None,
-            rollouts_pending: vec![],
-            monitoring: None,
-            stalled: None,
-        }
+        Observations { topics, workloads: None, rollouts_pending: vec![], monitoring: None, stalled: None }
     }
 }
 
@@ -83,12 +68,7 @@ pub struct AutomationStatus {
 }
 
 fn all(w: &WorkloadsStatus) -> [(&'static str, &WorkloadStatus); 4] {
-    [
-        ("ingestor", &w.ingestor),
-        ("featurizer", &w.featurizer),
-        ("predictor", &w.predictor),
-        ("api", &w.api),
-    ]
+    [("ingestor", &w.ingestor), ("featurizer", &w.featurizer), ("predictor", &w.predictor), ("api", &w.api)]
 }
 
 /// Ready only when every Deployment finished rolling out its current template and has all its
@@ -148,10 +128,7 @@ pub fn initial_status(vp: &VolatilityPipeline, now: Time) -> VolatilityPipelineS
         (ConditionType::Reconciling, true, "Initializing", "creating topics and workloads"),
         (ConditionType::Stalled, false, "Progressing", "the spec can be realized"),
     ] {
-        set_condition(
-            &mut status.conditions,
-            condition(type_, ok, reason, message, generation, now.clone()),
-        );
+        set_condition(&mut status.conditions, condition(type_, ok, reason, message, generation, now.clone()));
     }
     status.phase = Some(Phase::Pending);
     status
@@ -174,17 +151,14 @@ pub fn desired_status(
     let workloads = workloads_check(observations);
     let monitoring = observations.monitoring.clone().or_else(|| {
         // Keep what an earlier reconcile found; say "not checked yet" the first time.
-        let known =
-            crate::crd::find_condition(&old.conditions, ConditionType::MonitoringReady).is_some();
+        let known = crate::crd::find_condition(&old.conditions, ConditionType::MonitoringReady).is_some();
         (!known).then(|| Check::failed("NotChecked", "monitoring is set up once the topics exist"))
     });
     let ready = match (&observations.stalled, topics.ok, workloads.ok) {
         (Some(problem), _, _) => Check::failed(&problem.reason, problem.message.clone()),
         (None, false, _) => Check::failed("TopicsNotReady", topics.message.clone()),
         (None, true, false) => Check::failed("WorkloadsNotReady", workloads.message.clone()),
-        (None, true, true) => {
-            Check::ok("PipelineReady", "topics exist and every workload is ready")
-        }
+        (None, true, true) => Check::ok("PipelineReady", "topics exist and every workload is ready"),
     };
 
     let (reconciling, stalled) = progress_checks(observations.stalled.as_ref(), topics, &workloads);
@@ -202,20 +176,10 @@ pub fn desired_status(
         let Some(check) = check else { continue };
         set_condition(
             &mut status.conditions,
-            condition(
-                type_,
-                check.ok,
-                &check.reason,
-                check.message.clone(),
-                generation,
-                now.clone(),
-            ),
+            condition(type_, check.ok, &check.reason, check.message.clone(), generation, now.clone()),
         );
     }
-    status.phase = Some(phase_from_conditions(
-        &status.conditions,
-        observations.stalled.is_some(),
-    ));
+    status.phase = Some(phase_from_conditions(&status.conditions, observations.stalled.is_some()));
     if let Some(workloads) = &observations.workloads {
         status.workloads = Some(workloads.clone());
     }
@@ -233,13 +197,7 @@ pub fn desired_status(
         .active_model
         .clone()
         .or(old.active_model)
-        .or_else(|| {
-            Some(ActiveModel {
-                variant: effective_variant(vp),
-                version: None,
-                observed_time: None,
-            })
-        });
+        .or_else(|| Some(ActiveModel { variant: effective_variant(vp), version: None, observed_time: None }));
     status
 }
 
@@ -254,18 +212,8 @@ mod tests {
     }
 
     fn ready_workloads() -> WorkloadsStatus {
-        let one = WorkloadStatus {
-            replicas: 1,
-            ready_replicas: 1,
-            updated_replicas: 1,
-            available_replicas: 1,
-        };
-        WorkloadsStatus {
-            ingestor: one.clone(),
-            featurizer: one.clone(),
-            predictor: one.clone(),
-            api: one,
-        }
+        let one = WorkloadStatus { replicas: 1, ready_replicas: 1, updated_replicas: 1, available_replicas: 1 };
+        WorkloadsStatus { ingestor: one.clone(), featurizer: one.clone(), predictor: one.clone(), api: one }
     }
 
     fn observed(workloads: Option<WorkloadsStatus>) -> Observations {
@@ -273,10 +221,7 @@ mod tests {
             topics: Check::ok("TopicsReady", "3 topics"),
             workloads,
             rollouts_pending: vec![],
-            monitoring: Some(Check::failed(
-                "MonitoringCRDsMissing",
-                "no monitoring.coreos.com",
-            )),
+            monitoring: Some(Check::failed("MonitoringCRDsMissing", "no monitoring.coreos.com")),
             stalled: None,
         }
     }
@@ -287,11 +232,7 @@ mod tests {
         let status = desired_status(&vp, &observed(Some(ready_workloads())), &AutomationStatus::default(), at(1));
         let ready = find_condition(&status.conditions, ConditionType::Ready).unwrap();
         assert_eq!(ready.status, "True");
-        assert_eq!(
-            status.phase,
-            Some(Phase::Degraded),
-            "monitoring missing degrades, it does not block"
-        );
+        assert_eq!(status.phase, Some(Phase::Degraded), "monitoring missing degrades, it does not block");
         assert_eq!(status.observed_generation, vp.metadata.generation);
     }
 
@@ -301,10 +242,7 @@ mod tests {
         let first = desired_status(&vp, &observed(Some(ready_workloads())), &AutomationStatus::default(), at(1));
         vp.status = Some(first.clone());
         let second = desired_status(&vp, &observed(Some(ready_workloads())), &AutomationStatus::default(), at(99));
-        assert_eq!(
-            first, second,
-            "a later reconcile with nothing new must not change the status"
-        );
+        assert_eq!(first, second, "a later reconcile with nothing new must not change the status");
     }
 
     #[test]
@@ -314,10 +252,7 @@ mod tests {
         observations.topics = Check::failed("BrokerUnreachable", "kafka:9092 unreachable");
         let status = desired_status(&vp, &observations, &AutomationStatus::default(), at(1));
         let topics = find_condition(&status.conditions, ConditionType::TopicsReady).unwrap();
-        assert_eq!(
-            (topics.status.as_str(), topics.reason.as_str()),
-            ("False", "BrokerUnreachable")
-        );
+        assert_eq!((topics.status.as_str(), topics.reason.as_str()), ("False", "BrokerUnreachable"));
         let workloads = find_condition(&status.conditions, ConditionType::WorkloadsReady).unwrap();
         assert_eq!(workloads.reason, "WaitingForTopics");
         assert_eq!(status.phase, Some(Phase::Progressing));

@@ -25,11 +25,7 @@ pub fn desired_topics(kafka: &KafkaSpec) -> Vec<TopicSpec> {
 }
 
 /// Bootstrap servers and, when the spec references a Secret, the credentials in it.
-pub async fn connection(
-    vp: &VolatilityPipeline,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<KafkaConnection> {
+pub async fn connection(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<KafkaConnection> {
     let kafka = &vp.spec.kafka;
     let Some(secret_ref) = &kafka.auth_secret_ref else {
         return Ok(KafkaConnection::plaintext(&kafka.bootstrap_servers));
@@ -42,8 +38,7 @@ pub async fn connection(
         ))
     })?;
     let mechanism = kafka.sasl_mechanism.map(|m| m.as_str());
-    let mut auth = KafkaAuth::from_secret(&secret, mechanism)
-        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let mut auth = KafkaAuth::from_secret(&secret, mechanism).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let secret_name = &secret_ref.name;
     if kafka.ca_from_secret && auth.ca_pem.is_none() {
         return Err(Error::InvalidSpec(format!(
@@ -66,10 +61,7 @@ pub async fn connection(
         auth.password = None;
     }
     auth.security_protocol = Some(kafka.security_protocol.as_config_str().to_ascii_uppercase());
-    Ok(KafkaConnection {
-        bootstrap_servers: kafka.bootstrap_servers.clone(),
-        auth: Some(auth),
-    })
+    Ok(KafkaConnection { bootstrap_servers: kafka.bootstrap_servers.clone(), auth: Some(auth) })
 }
 
 /// Describes a successful `ensure` for the TopicsReady condition.
@@ -78,11 +70,7 @@ pub fn topics_check(report: &TopicReport, desired: &[TopicSpec]) -> Check {
     if report.shrink_refused.is_empty() {
         Check::ok("TopicsReady", format!("topics {} exist", names.join(", ")))
     } else {
-        let refused: Vec<String> = report
-            .shrink_refused
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let refused: Vec<String> = report.shrink_refused.iter().map(ToString::to_string).collect();
         // The topics work; the spec asks for something Kafka cannot do, which the message says.
         Check::ok("PartitionShrinkRefused", refused.join("; "))
     }

@@ -68,11 +68,7 @@ impl ConditionStatus {
 
 impl From<bool> for ConditionStatus {
     fn from(value: bool) -> Self {
-        if value {
-            ConditionStatus::True
-        } else {
-            ConditionStatus::False
-        }
+        if value { ConditionStatus::True } else { ConditionStatus::False }
     }
 }
 
@@ -162,14 +158,7 @@ mod tests {
 
     #[test]
     fn unchanged_status_keeps_the_transition_time() {
-        let mut conditions = vec![condition(
-            ConditionType::TopicsReady,
-            true,
-            "TopicsCreated",
-            "",
-            Some(1),
-            at(10),
-        )];
+        let mut conditions = vec![condition(ConditionType::TopicsReady, true, "TopicsCreated", "", Some(1), at(10))];
         let changed = set_condition(
             &mut conditions,
             condition(ConditionType::TopicsReady, true, "TopicsCreated", "", Some(1), at(20)),
@@ -179,14 +168,7 @@ mod tests {
 
         let changed = set_condition(
             &mut conditions,
-            condition(
-                ConditionType::TopicsReady,
-                true,
-                "TopicsCreated",
-                "3 topics",
-                Some(2),
-                at(30),
-            ),
+            condition(ConditionType::TopicsReady, true, "TopicsCreated", "3 topics", Some(2), at(30)),
         );
         assert!(changed);
         assert_eq!(conditions[0].last_transition_time, at(10), "status did not flip");
@@ -208,14 +190,8 @@ mod tests {
     #[test]
     fn new_types_are_appended() {
         let mut conditions = vec![];
-        set_condition(
-            &mut conditions,
-            condition(ConditionType::TopicsReady, true, "A", "", None, at(1)),
-        );
-        set_condition(
-            &mut conditions,
-            condition(ConditionType::WorkloadsReady, false, "B", "", None, at(1)),
-        );
+        set_condition(&mut conditions, condition(ConditionType::TopicsReady, true, "A", "", None, at(1)));
+        set_condition(&mut conditions, condition(ConditionType::WorkloadsReady, false, "B", "", None, at(1)));
         assert_eq!(conditions.len(), 2);
         assert!(is_condition_true(&conditions, ConditionType::TopicsReady));
         assert!(!is_condition_true(&conditions, ConditionType::WorkloadsReady));
@@ -227,15 +203,9 @@ mod tests {
         let c = |t, s: bool| condition(t, s, "R", "", None, at(1));
         assert_eq!(phase_from_conditions(&[], false), Phase::Pending);
         assert_eq!(phase_from_conditions(&[], true), Phase::Failed);
-        let progressing = [
-            c(ConditionType::TopicsReady, true),
-            c(ConditionType::WorkloadsReady, false),
-        ];
+        let progressing = [c(ConditionType::TopicsReady, true), c(ConditionType::WorkloadsReady, false)];
         assert_eq!(phase_from_conditions(&progressing, false), Phase::Progressing);
-        let ready = [
-            c(ConditionType::TopicsReady, true),
-            c(ConditionType::WorkloadsReady, true),
-        ];
+        let ready = [c(ConditionType::TopicsReady, true), c(ConditionType::WorkloadsReady, true)];
         assert_eq!(phase_from_conditions(&ready, false), Phase::Ready);
         let degraded = [
             c(ConditionType::TopicsReady, true),

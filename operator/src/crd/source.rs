@@ -59,10 +59,7 @@ pub struct ReplaySpec {
 
 impl Default for ReplaySpec {
     fn default() -> Self {
-        ReplaySpec {
-            speed: default_speed(),
-            recording: None,
-        }
+        ReplaySpec { speed: default_speed(), recording: None }
     }
 }
 

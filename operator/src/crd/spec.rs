@@ -53,10 +53,7 @@ use super::workloads::WorkloadsSpec;
 pub struct VolatilityPipelineSpec {
     /// Coinbase product ids to watch, such as `BTC-USD`. Each product's events stay ordered on
     /// one partition (the product id is the message key).
-    #[schemars(
-        length(min = 1, max = 50),
-        inner(regex(pattern = r"^[A-Z0-9]+-[A-Z0-9]+$"), length(max = 32))
-    )]
+    #[schemars(length(min = 1, max = 50), inner(regex(pattern = r"^[A-Z0-9]+-[A-Z0-9]+$"), length(max = 32)))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub products: Vec<String>,
 
@@ -138,11 +135,7 @@ pub struct ImageSpec {
 
 impl Default for ImageSpec {
     fn default() -> Self {
-        ImageSpec {
-            repository: default_image_repository(),
-            tag: None,
-            pull_policy: ImagePullPolicy::default(),
-        }
+        ImageSpec { repository: default_image_repository(), tag: None, pull_policy: ImagePullPolicy::default() }
     }
 }
 

@@ -19,12 +19,7 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in data-flow order.
-    pub const ALL: [Workload; 4] = [
-        Workload::Ingestor,
-        Workload::Featurizer,
-        Workload::Predictor,
-        Workload::Api,
-    ];
+    pub const ALL: [Workload; 4] = [Workload::Ingestor, Workload::Featurizer, Workload::Predictor, Workload::Api];
 
     /// Name of the component (`app.kubernetes.io/component`) and suffix of its objects' names.
     pub fn component(self) -> &'static str {
@@ -145,14 +140,8 @@ impl WorkloadSpec {
         WorkloadSpec {
             replicas,
             resources: Some(ResourceRequirements {
-                requests: Some(BTreeMap::from([
-                    ("cpu".into(), q(cpu_request)),
-                    ("memory".into(), q(memory)),
-                ])),
-                limits: Some(BTreeMap::from([
-                    ("cpu".into(), q(cpu_limit)),
-                    ("memory".into(), q(memory)),
-                ])),
+                requests: Some(BTreeMap::from([("cpu".into(), q(cpu_request)), ("memory".into(), q(memory))])),
+                limits: Some(BTreeMap::from([("cpu".into(), q(cpu_limit)), ("memory".into(), q(memory))])),
                 ..Default::default()
             }),
             node_selector: None,

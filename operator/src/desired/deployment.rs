@@ -15,11 +15,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config_map::{config_hash, desired_config_yaml};
 use super::ingestor_source::{downloads_recording, ingestor_args, recording_volume};
-use super::{DesiredError, RenderOptions};
 use super::meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, admin_token_secret_name, child_meta, config_map_name, labels,
     selector_labels, service_account_name, workload_name,
 };
+use super::{DesiredError, RenderOptions};
 use crate::automation::effective_variant;
 use crate::crd::{ScalingEngine, VolatilityPipeline, Workload};
 
@@ -38,10 +38,8 @@ pub fn desired_replicas(vp: &VolatilityPipeline, workload: Workload) -> i32 {
     match workload {
         Workload::Ingestor => configured.min(1),
         Workload::Predictor if spec.autoscaling.enabled => {
-            let (min, max) = (
-                spec.autoscaling.min_replicas,
-                spec.autoscaling.max_replicas.max(spec.autoscaling.min_replicas),
-            );
+            let (min, max) =
+                (spec.autoscaling.min_replicas, spec.autoscaling.max_replicas.max(spec.autoscaling.min_replicas));
             let decided = match spec.autoscaling.engine {
                 ScalingEngine::Operator => {
                     vp.status.as_ref().and_then(|s| s.consumer.as_ref()).map(|c| c.desired_replicas)
@@ -85,14 +83,10 @@ pub fn has_admin_endpoint(workload: Workload) -> bool {
 /// Never the operator's own version: upgrading the operator must not restart the pipelines.
 pub fn workload_image(vp: &VolatilityPipeline, options: &RenderOptions) -> Result<String, DesiredError> {
     let image = &vp.spec.image;
-    let tag = image
-        .tag
-        .as_deref()
-        .or(options.default_image_tag.as_deref())
-        .ok_or(DesiredError::InvalidSpec(
-            "image.tag is unset and the operator has no default workload image tag \
+    let tag = image.tag.as_deref().or(options.default_image_tag.as_deref()).ok_or(DesiredError::InvalidSpec(
+        "image.tag is unset and the operator has no default workload image tag \
              (set spec.image.tag, or the operator's --workload-image-tag: the chart value workloadImage.tag)",
-        ))?;
+    ))?;
     Ok(format!("{}:{tag}", image.repository))
 }
 
@@ -107,10 +101,7 @@ pub fn desired_deployment(
     let hash = config_hash(&desired_config_yaml(vp)?);
     let strategy = match workload {
         // Two ingestors would publish every tick twice: stop the old pod before starting the new one.
-        Workload::Ingestor => DeploymentStrategy {
-            type_: Some("Recreate".into()),
-            rolling_update: None,
-        },
+        Workload::Ingestor => DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None },
         // Keep serving while rolling: bring a new API pod up before taking an old one down.
         Workload::Api => DeploymentStrategy {
             type_: Some("RollingUpdate".into()),
@@ -119,20 +110,14 @@ pub fn desired_deployment(
                 max_unavailable: Some(IntOrString::Int(0)),
             }),
         },
-        _ => DeploymentStrategy {
-            type_: Some("RollingUpdate".into()),
-            rolling_update: None,
-        },
+        _ => DeploymentStrategy { type_: Some("RollingUpdate".into()), rolling_update: None },
     };
     Ok(Deployment {
         metadata: child_meta(vp, workload_name(vp, workload), component)?,
         spec: Some(DeploymentSpec {
             replicas: Some(desired_replicas(vp, workload)),
             revision_history_limit: Some(3),
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(vp, component)),
-                match_expressions: None,
-            },
+            selector: LabelSelector { match_labels: Some(selector_labels(vp, component)), match_expressions: None },
             strategy: Some(strategy),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -155,18 +140,12 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload, image: String) -> PodSp
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: config_map_name(vp),
-                ..Default::default()
-            }),
+            config_map: Some(ConfigMapVolumeSource { name: config_map_name(vp), ..Default::default() }),
             ..Volume::default()
         },
         Volume {
             name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(Quantity(tmp_size.into())),
-                medium: None,
-            }),
+            empty_dir: Some(EmptyDirVolumeSource { size_limit: Some(Quantity(tmp_size.into())), medium: None }),
             ..Volume::default()
         },
     ];
@@ -175,11 +154,7 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload, image: String) -> PodSp
             name: "admin-token".into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(admin_token_secret_name(vp)),
-                items: Some(vec![KeyToPath {
-                    key: ADMIN_TOKEN_KEY.into(),
-                    path: "token".into(),
-                    mode: None,
-                }]),
+                items: Some(vec![KeyToPath { key: ADMIN_TOKEN_KEY.into(), path: "token".into(), mode: None }]),
                 default_mode: Some(0o440),
                 optional: None,
             }),
@@ -196,11 +171,7 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload, image: String) -> PodSp
             name: "kafka-ca".into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(secret.to_string()),
-                items: Some(vec![KeyToPath {
-                    key: "ca.crt".into(),
-                    path: "ca.crt".into(),
-                    mode: None,
-                }]),
+                items: Some(vec![KeyToPath { key: "ca.crt".into(), path: "ca.crt".into(), mode: None }]),
                 default_mode: Some(0o444),
                 optional: None,
             }),
@@ -237,11 +208,7 @@ fn container(vp: &VolatilityPipeline, workload: Workload, image: String) -> Cont
             read_only: Some(true),
             ..Default::default()
         },
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        },
+        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
     ];
     if has_admin_endpoint(workload) {
         mounts.push(VolumeMount {
@@ -290,10 +257,7 @@ fn container(vp: &VolatilityPipeline, workload: Workload, image: String) -> Cont
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS_USER),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
             seccomp_profile: Some(runtime_default()),
             ..SecurityContext::default()
         }),
@@ -315,10 +279,8 @@ fn env(vp: &VolatilityPipeline, workload: Workload) -> Vec<EnvVar> {
         });
     }
     let kafka = &vp.spec.kafka;
-    if let (true, Some(secret)) = (
-        uses_kafka(workload) && kafka.security_protocol.uses_sasl(),
-        &kafka.auth_secret_ref,
-    ) {
+    if let (true, Some(secret)) = (uses_kafka(workload) && kafka.security_protocol.uses_sasl(), &kafka.auth_secret_ref)
+    {
         for (var, key) in [("KAFKA_SASL_USERNAME", "username"), ("KAFKA_SASL_PASSWORD", "password")] {
             env.push(EnvVar {
                 name: var.into(),
@@ -377,8 +339,5 @@ fn http_probe(workload: Workload, path: &str, failure_threshold: i32) -> Probe {
 }
 
 fn runtime_default() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".into(),
-        localhost_profile: None,
-    }
+    SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }
 }

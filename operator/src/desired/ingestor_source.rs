@@ -44,11 +44,7 @@ fn replay_input(replay: &ReplaySpec) -> Option<String> {
 
 /// Whether the recording is downloaded into the pod's scratch volume at start.
 pub fn downloads_recording(vp: &VolatilityPipeline) -> bool {
-    vp.spec
-        .source
-        .replay()
-        .and_then(|r| r.recording)
-        .is_some_and(|r| r.url.is_some())
+    vp.spec.source.replay().and_then(|r| r.recording).is_some_and(|r| r.url.is_some())
 }
 
 /// The volume holding the recording and its read-only mount, when it comes from a ConfigMap or
@@ -60,11 +56,7 @@ pub fn recording_volume(vp: &VolatilityPipeline) -> Option<(Volume, VolumeMount)
             name: RECORDING_VOLUME.into(),
             config_map: Some(ConfigMapVolumeSource {
                 name: config_map.name.clone(),
-                items: Some(vec![KeyToPath {
-                    key: config_map.key.clone(),
-                    path: config_map.key.clone(),
-                    mode: None,
-                }]),
+                items: Some(vec![KeyToPath { key: config_map.key.clone(), path: config_map.key.clone(), mode: None }]),
                 default_mode: Some(0o444),
                 optional: Some(false),
             }),

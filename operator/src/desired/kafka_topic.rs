@@ -60,13 +60,7 @@ pub fn kafka_topic_object_name(vp: &VolatilityPipeline, topic: &str) -> String {
     let sanitized: String = topic
         .chars()
         .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
         .collect();
     let sanitized = sanitized.trim_matches(|c| c == '-' || c == '.');
     if sanitized == topic {
@@ -89,9 +83,7 @@ pub fn desired_kafka_topics(
         .strimzi_cluster
         .as_deref()
         .filter(|c| !c.is_empty())
-        .ok_or(DesiredError::InvalidSpec(
-            "kafka.strimziCluster is required when topicManagement is strimzi",
-        ))?;
+        .ok_or(DesiredError::InvalidSpec("kafka.strimziCluster is required when topicManagement is strimzi"))?;
     let resource = kafka_topic_resource(version);
     kafka
         .topics
@@ -99,10 +91,7 @@ pub fn desired_kafka_topics(
         .into_iter()
         .map(|topic| {
             let mut metadata = child_meta(vp, kafka_topic_object_name(vp, topic), TOPICS_COMPONENT)?;
-            metadata
-                .labels
-                .get_or_insert_default()
-                .insert("strimzi.io/cluster".into(), cluster.into());
+            metadata.labels.get_or_insert_default().insert("strimzi.io/cluster".into(), cluster.into());
             let mut object = DynamicObject::new("", &resource).data(json!({
                 "spec": {
                     "topicName": topic,

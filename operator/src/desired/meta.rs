@@ -74,17 +74,14 @@ pub fn labels(vp: &VolatilityPipeline, component: &str) -> BTreeMap<String, Stri
 /// Owner reference making the pipeline the controller of a child: deleting the pipeline
 /// garbage-collects the child, and `Controller::owns` maps child events back to the pipeline.
 pub fn owner_reference(vp: &VolatilityPipeline) -> Result<OwnerReference, DesiredError> {
-    let mut owner = vp
-        .controller_owner_ref(&())
-        .ok_or(DesiredError::MissingMetadata("metadata.uid"))?;
+    let mut owner = vp.controller_owner_ref(&()).ok_or(DesiredError::MissingMetadata("metadata.uid"))?;
     owner.block_owner_deletion = Some(true);
     Ok(owner)
 }
 
 /// Namespace of the pipeline (every child lives there).
 pub fn namespace(vp: &VolatilityPipeline) -> Result<String, DesiredError> {
-    vp.namespace()
-        .ok_or(DesiredError::MissingMetadata("metadata.namespace"))
+    vp.namespace().ok_or(DesiredError::MissingMetadata("metadata.namespace"))
 }
 
 /// Metadata of a child: name, namespace, labels, owner reference.

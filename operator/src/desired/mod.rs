@@ -38,8 +38,8 @@ pub use kafka_topic::{
 };
 pub use meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_PATH, MANAGER, MONITORING_COMPONENT, PIPELINE_COMPONENT,
-    admin_token_secret_name, child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels, selector_labels,
-    service_account_name, workload_name,
+    admin_token_secret_name, child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels,
+    selector_labels, service_account_name, workload_name,
 };
 pub use network_policy::desired_network_policy;
 pub use pod_disruption_budget::desired_pod_disruption_budget;
@@ -129,18 +129,15 @@ pub struct DesiredObject {
 }
 
 /// Builds every child of `vp`.
-pub fn desired_state(vp: &crate::crd::VolatilityPipeline, options: &RenderOptions) -> Result<DesiredState, DesiredError> {
+pub fn desired_state(
+    vp: &crate::crd::VolatilityPipeline,
+    options: &RenderOptions,
+) -> Result<DesiredState, DesiredError> {
     Ok(DesiredState {
         service_account: desired_service_account(vp)?,
         config_map: desired_config_map(vp)?,
-        deployments: Workload::ALL
-            .iter()
-            .map(|w| desired_deployment(vp, *w, options))
-            .collect::<Result<_, _>>()?,
-        services: Workload::ALL
-            .iter()
-            .map(|w| desired_service(vp, *w))
-            .collect::<Result<_, _>>()?,
+        deployments: Workload::ALL.iter().map(|w| desired_deployment(vp, *w, options)).collect::<Result<_, _>>()?,
+        services: Workload::ALL.iter().map(|w| desired_service(vp, *w)).collect::<Result<_, _>>()?,
         pod_disruption_budget: desired_pod_disruption_budget(vp)?,
         network_policy: desired_network_policy(vp)?,
         kafka_topics: desired_kafka_topics(vp, options.kafka_topic_version)?,
@@ -159,29 +156,18 @@ where
 {
     let value = serde_json::to_value(object).map_err(|e| DesiredError::Serialize(e.to_string()))?;
     let object = serde_json::from_value(value).map_err(|e| DesiredError::Serialize(e.to_string()))?;
-    Ok(DesiredObject {
-        resource: ApiResource::erase::<K>(&()),
-        object,
-        group,
-    })
+    Ok(DesiredObject { resource: ApiResource::erase::<K>(&()), object, group })
 }
 
 fn dynamic(object: &DynamicObject, resource: ApiResource, group: ChildGroup) -> DesiredObject {
-    DesiredObject {
-        resource,
-        object: object.clone(),
-        group,
-    }
+    DesiredObject { resource, object: object.clone(), group }
 }
 
 impl DesiredState {
     /// Every child, in apply order: identity and config before the pods that use them, topics
     /// before the workloads that need them, monitoring last.
     pub fn objects(&self) -> Result<Vec<DesiredObject>, DesiredError> {
-        let mut out = vec![
-            erase(&self.service_account, ChildGroup::Core)?,
-            erase(&self.config_map, ChildGroup::Core)?,
-        ];
+        let mut out = vec![erase(&self.service_account, ChildGroup::Core)?, erase(&self.config_map, ChildGroup::Core)?];
         out.extend(
             self.kafka_topics
                 .iter()
@@ -196,9 +182,7 @@ impl DesiredState {
         out.push(erase(&self.pod_disruption_budget, ChildGroup::Core)?);
         out.push(erase(&self.network_policy, ChildGroup::Core)?);
         out.extend(
-            self.service_monitors
-                .iter()
-                .map(|m| dynamic(m, service_monitor_resource(), ChildGroup::Monitoring)),
+            self.service_monitors.iter().map(|m| dynamic(m, service_monitor_resource(), ChildGroup::Monitoring)),
         );
         if let Some(rule) = &self.prometheus_rule {
             out.push(dynamic(rule, prometheus_rule_resource(), ChildGroup::Monitoring));

@@ -161,10 +161,7 @@ pub fn desired_prometheus_rule(vp: &VolatilityPipeline) -> Result<Option<Dynamic
         return Ok(None);
     }
     let mut metadata = child_meta(vp, vp.name_any(), MONITORING_COMPONENT)?;
-    metadata
-        .labels
-        .get_or_insert_default()
-        .extend(vp.spec.monitoring.labels.clone());
+    metadata.labels.get_or_insert_default().extend(vp.spec.monitoring.labels.clone());
     let mut object = DynamicObject::new("", &prometheus_rule_resource())
         .data(json!({ "spec": { "groups": prometheus_rule_groups(vp) } }));
     object.metadata = metadata;

@@ -19,10 +19,7 @@ pub fn service_monitor_resource() -> ApiResource {
 /// The ServiceMonitor of `workload` (with the pipeline's extra monitoring labels).
 pub fn desired_service_monitor(vp: &VolatilityPipeline, workload: Workload) -> Result<DynamicObject, DesiredError> {
     let mut metadata = child_meta(vp, workload_name(vp, workload), workload.component())?;
-    metadata
-        .labels
-        .get_or_insert_default()
-        .extend(vp.spec.monitoring.labels.clone());
+    metadata.labels.get_or_insert_default().extend(vp.spec.monitoring.labels.clone());
     let mut object = DynamicObject::new("", &service_monitor_resource()).data(json!({
         "spec": {
             "selector": { "matchLabels": selector_labels(vp, workload.component()) },

@@ -48,10 +48,7 @@ impl GroupLag {
     }
 
     pub fn observation(&self) -> LagObservation {
-        LagObservation {
-            total: self.total(),
-            partitions: i32::try_from(self.partitions.len()).unwrap_or(i32::MAX),
-        }
+        LagObservation { total: self.total(), partitions: i32::try_from(self.partitions.len()).unwrap_or(i32::MAX) }
     }
 }
 
@@ -75,9 +72,7 @@ pub struct KafkaConsumerLag {
 
 impl Default for KafkaConsumerLag {
     fn default() -> Self {
-        KafkaConsumerLag {
-            timeout: Duration::from_secs(10),
-        }
+        KafkaConsumerLag { timeout: Duration::from_secs(10) }
     }
 }
 
@@ -100,12 +95,7 @@ impl ConsumerLag for KafkaConsumerLag {
     }
 }
 
-fn measure(
-    connection: &KafkaConnection,
-    group: &str,
-    topic: &str,
-    timeout: Duration,
-) -> Result<GroupLag, TopicError> {
+fn measure(connection: &KafkaConnection, group: &str, topic: &str, timeout: Duration) -> Result<GroupLag, TopicError> {
     let unreachable = |e: KafkaError| TopicError::Unreachable {
         bootstrap_servers: connection.bootstrap_servers.clone(),
         reason: e.to_string(),
@@ -141,11 +131,8 @@ fn measure(
         query.add_partition(topic, p);
     }
     let committed = consumer.committed_offsets(query, timeout).map_err(unreachable)?;
-    let committed: BTreeMap<i32, Option<i64>> = committed
-        .elements()
-        .iter()
-        .map(|e| (e.partition(), offset_value(e.offset())))
-        .collect();
+    let committed: BTreeMap<i32, Option<i64>> =
+        committed.elements().iter().map(|e| (e.partition(), offset_value(e.offset()))).collect();
 
     let mut watermarks = BTreeMap::new();
     for &p in &partitions {
@@ -160,12 +147,7 @@ fn measure(
             let end = ends[&p];
             let committed = committed.get(&p).copied().flatten();
             let from = committed.unwrap_or(low);
-            PartitionLag {
-                partition: p,
-                end,
-                committed,
-                lag: (end - from).max(0),
-            }
+            PartitionLag { partition: p, end, committed, lag: (end - from).max(0) }
         })
         .collect();
     Ok(GroupLag { partitions })
@@ -200,9 +182,7 @@ fn read_ends(
     if pending.is_empty() {
         return Ok(ends);
     }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| TopicError::Config(format!("cannot assign {topic}: {e}")))?;
+    consumer.assign(&assignment).map_err(|e| TopicError::Config(format!("cannot assign {topic}: {e}")))?;
     let deadline = Instant::now() + timeout;
     while !pending.is_empty() && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {

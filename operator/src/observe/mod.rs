@@ -61,19 +61,10 @@ pub mod metric {
 
 /// A ratio of two increases, as a check reads it: no denominator data → no value; nothing
 /// happened (denominator 0) → 0 with a note.
-pub(crate) fn ratio(
-    numerator: Option<f64>,
-    denominator: Option<f64>,
-    query: String,
-    nothing: &str,
-) -> Measurement {
+pub(crate) fn ratio(numerator: Option<f64>, denominator: Option<f64>, query: String, nothing: &str) -> Measurement {
     match (numerator, denominator) {
         (_, None) => Measurement::no_data(query, "no data for the denominator"),
-        (_, Some(d)) if d <= 0.0 => Measurement {
-            value: Some(0.0),
-            query,
-            message: nothing.to_string(),
-        },
+        (_, Some(d)) if d <= 0.0 => Measurement { value: Some(0.0), query, message: nothing.to_string() },
         (n, Some(d)) => Measurement::value(n.unwrap_or(0.0) / d, query),
     }
 }

@@ -30,9 +30,8 @@ impl ServingPod {
             return None;
         }
         let status = pod.status.as_ref();
-        let ready_condition = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let ready_condition =
+            status.and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
         let ready = ready_condition.is_some_and(|c| c.status == "True");
         let not_ready_since = (!ready).then(|| {
             ready_condition
@@ -43,20 +42,17 @@ impl ServingPod {
         let port = pod
             .spec
             .as_ref()
-            .and_then(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten()).find(|p| {
-                p.name.as_deref() == Some(workload.port_name())
-            }))
+            .and_then(|s| {
+                s.containers
+                    .iter()
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .find(|p| p.name.as_deref() == Some(workload.port_name()))
+            })
             .map_or(workload.port(), |p| p.container_port);
         let base_url = status
             .and_then(|s| s.pod_ip.as_deref())
             .filter(|ip| !ip.is_empty())
-            .map(|ip| {
-                if ip.contains(':') {
-                    format!("http://[{ip}]:{port}")
-                } else {
-                    format!("http://{ip}:{port}")
-                }
-            });
+            .map(|ip| if ip.contains(':') { format!("http://[{ip}]:{port}") } else { format!("http://{ip}:{port}") });
         Some(ServingPod {
             name: pod.metadata.name.clone().unwrap_or_default(),
             workload,
@@ -74,11 +70,8 @@ pub async fn list(
     namespace: &str,
     workload: Workload,
 ) -> Result<Vec<ServingPod>, kube::Error> {
-    let selector = selector_labels(vp, workload.component())
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector =
+        selector_labels(vp, workload.component()).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods.list(&ListParams::default().labels(&selector)).await?;
     Ok(list.items.iter().filter_map(|p| ServingPod::from_pod(p, workload)).collect())
@@ -93,19 +86,13 @@ pub fn readiness(pods: &[ServingPod], expected: i32, now: Timestamp) -> PodReadi
             PodReadiness::AllReady
         };
     }
-    let not_ready: Vec<(&ServingPod, f64)> = pods
-        .iter()
-        .filter_map(|p| p.not_ready_since.map(|since| (p, elapsed_seconds(since, now))))
-        .collect();
+    let not_ready: Vec<(&ServingPod, f64)> =
+        pods.iter().filter_map(|p| p.not_ready_since.map(|since| (p, elapsed_seconds(since, now)))).collect();
     if not_ready.is_empty() {
         return PodReadiness::AllReady;
     }
     let seconds = not_ready.iter().map(|(_, s)| *s).fold(0.0, f64::max);
-    let pods = not_ready
-        .iter()
-        .map(|(p, s)| format!("{} for {s:.0} s", p.name))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let pods = not_ready.iter().map(|(p, s)| format!("{} for {s:.0} s", p.name)).collect::<Vec<_>>().join(", ");
     PodReadiness::NotReady { seconds, pods }
 }
 

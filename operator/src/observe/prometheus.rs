@@ -32,9 +32,7 @@ impl Queries {
             requests: format!("sum(increase({API_REQUESTS}{{{api}}}[{w}]))"),
             // A 5xx series exists only once a 5xx happened: no series means none.
             server_errors: format!(r#"sum(increase({API_REQUESTS}{{{api},status=~"5.."}}[{w}])) or vector(0)"#),
-            p95_latency: format!(
-                "histogram_quantile(0.95, sum by (le) (rate({API_LATENCY}_bucket{{{api}}}[{w}])))"
-            ),
+            p95_latency: format!("histogram_quantile(0.95, sum by (le) (rate({API_LATENCY}_bucket{{{api}}}[{w}])))"),
             consumed: format!("sum(increase({CONSUMED}{{{predictor}}}[{w}]))"),
             inference_errors: format!(
                 r#"sum(increase({CONSUMER_ERRORS}{{{predictor},error_type="{INFERENCE_ERROR_TYPE}"}}[{w}])) or vector(0)"#
@@ -54,10 +52,7 @@ pub struct PrometheusSource {
 
 impl PrometheusSource {
     pub fn new(http: reqwest::Client, url: &str) -> PrometheusSource {
-        PrometheusSource {
-            http,
-            url: url.trim_end_matches('/').to_string(),
-        }
+        PrometheusSource { http, url: url.trim_end_matches('/').to_string() }
     }
 
     /// The first sample of an instant query; `Ok(None)` for an empty result.
@@ -71,24 +66,16 @@ impl PrometheusSource {
             .await
             .map_err(|e| format!("Prometheus at {} unreachable: {e}", self.url))?;
         let status = response.status();
-        let body: QueryResponse = response
-            .json()
-            .await
-            .map_err(|e| format!("Prometheus answered {status} with an unreadable body: {e}"))?;
+        let body: QueryResponse =
+            response.json().await.map_err(|e| format!("Prometheus answered {status} with an unreadable body: {e}"))?;
         if body.status != "success" {
-            return Err(format!(
-                "Prometheus rejected the query ({status}): {}",
-                body.error.unwrap_or_default()
-            ));
+            return Err(format!("Prometheus rejected the query ({status}): {}", body.error.unwrap_or_default()));
         }
         let data = body.data.ok_or("Prometheus answered without data")?;
         match data.result_type.as_str() {
-            "vector" => Ok(data
-                .result
-                .as_array()
-                .and_then(|r| r.first())
-                .and_then(|s| s.get("value"))
-                .and_then(sample_value)),
+            "vector" => {
+                Ok(data.result.as_array().and_then(|r| r.first()).and_then(|s| s.get("value")).and_then(sample_value))
+            }
             "scalar" => Ok(sample_value(&data.result)),
             other => Err(format!("unexpected Prometheus result type {other}")),
         }

@@ -32,11 +32,7 @@ pub struct ScrapeSource {
 
 impl ScrapeSource {
     pub fn new(http: reqwest::Client) -> ScrapeSource {
-        ScrapeSource {
-            http,
-            history: Mutex::new(HashMap::new()),
-            timeout: Duration::from_secs(3),
-        }
+        ScrapeSource { http, history: Mutex::new(HashMap::new()), timeout: Duration::from_secs(3) }
     }
 
     /// Forgets a deleted pipeline's scrapes.
@@ -60,11 +56,7 @@ impl ScrapeSource {
         }
         let text = String::from_utf8_lossy(&body);
         let counters = parse_counters(&text).map_err(|e| format!("{}: {e}", pod.name))?;
-        Ok(Sample {
-            pod: pod.name.clone(),
-            time: now,
-            counters,
-        })
+        Ok(Sample { pod: pod.name.clone(), time: now, counters })
     }
 
     async fn scrape_all(&self, pods: &[ServingPod], now: Timestamp) -> (Vec<Sample>, Vec<String>) {
@@ -84,8 +76,8 @@ impl ScrapeSource {
 
 /// The counters a check needs, from a text exposition.
 pub fn parse_counters(text: &str) -> Result<Counters, String> {
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .map_err(|e| format!("unreadable /metrics: {e}"))?;
+    let scrape =
+        Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).map_err(|e| format!("unreadable /metrics: {e}"))?;
     let mut counters = Counters::default();
     let mut precisions: Vec<f64> = vec![];
     for sample in &scrape.samples {
@@ -130,11 +122,7 @@ pub fn parse_counters(text: &str) -> Result<Counters, String> {
 }
 
 fn failed_note(failures: &[String]) -> String {
-    if failures.is_empty() {
-        String::new()
-    } else {
-        format!("not scraped: {}", failures.join("; "))
-    }
+    if failures.is_empty() { String::new() } else { format!("not scraped: {}", failures.join("; ")) }
 }
 
 fn no_pods(pods: &[ServingPod], failures: &[String], what: &str) -> String {
@@ -170,7 +158,8 @@ impl MetricsSource for ScrapeSource {
                 (of(&api_now), of(&predictor_now))
             };
 
-            let how = |what: &str| format!("increase of {what} over {}s from successive scrapes", request.window_seconds);
+            let how =
+                |what: &str| format!("increase of {what} over {}s from successive scrapes", request.window_seconds);
             let api_note = failed_note(&api_failures);
             let (requests, error_rate, p95_latency) = if api.pods == 0 {
                 let why = no_pods(&request.api, &api_failures, "API");

@@ -18,18 +18,11 @@ pub struct TopicReport {
 pub enum TopicError {
     /// No broker answered (DNS, connection refused, TLS or SASL handshake, timeout).
     #[error("Kafka brokers {bootstrap_servers} unreachable: {reason}")]
-    Unreachable {
-        bootstrap_servers: String,
-        reason: String,
-    },
+    Unreachable { bootstrap_servers: String, reason: String },
     /// The broker answered and refused the operation (e.g. replication factor above the
     /// number of brokers, invalid config, not authorized).
     #[error("broker refused to {operation} topic {topic}: {reason}")]
-    Rejected {
-        operation: &'static str,
-        topic: String,
-        reason: String,
-    },
+    Rejected { operation: &'static str, topic: String, reason: String },
     /// The connection settings themselves are unusable (e.g. a CA certificate that cannot be written).
     #[error("invalid Kafka client settings: {0}")]
     Config(String),

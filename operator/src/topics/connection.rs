@@ -44,10 +44,7 @@ pub struct KafkaConnection {
 
 impl KafkaConnection {
     pub fn plaintext(bootstrap_servers: impl Into<String>) -> Self {
-        KafkaConnection {
-            bootstrap_servers: bootstrap_servers.into(),
-            auth: None,
-        }
+        KafkaConnection { bootstrap_servers: bootstrap_servers.into(), auth: None }
     }
 }
 
@@ -63,25 +60,18 @@ pub enum SecretError {
 
 impl KafkaAuth {
     /// Reads `username`, `password` and `ca.crt` from a Secret's data.
-    pub fn from_secret(
-        secret: &Secret,
-        sasl_mechanism: Option<&str>,
-    ) -> Result<KafkaAuth, SecretError> {
+    pub fn from_secret(secret: &Secret, sasl_mechanism: Option<&str>) -> Result<KafkaAuth, SecretError> {
         let name = secret.metadata.name.clone().unwrap_or_default();
         let empty = BTreeMap::new();
         let data = secret.data.as_ref().unwrap_or(&empty);
-        let read =
-            |key: &str| -> Result<Option<String>, SecretError> {
-                match data.get(key) {
-                    None => Ok(None),
-                    Some(bytes) => String::from_utf8(bytes.0.clone()).map(Some).map_err(|_| {
-                        SecretError::NotUtf8 {
-                            secret: name.clone(),
-                            key: key.into(),
-                        }
-                    }),
-                }
-            };
+        let read = |key: &str| -> Result<Option<String>, SecretError> {
+            match data.get(key) {
+                None => Ok(None),
+                Some(bytes) => String::from_utf8(bytes.0.clone())
+                    .map(Some)
+                    .map_err(|_| SecretError::NotUtf8 { secret: name.clone(), key: key.into() }),
+            }
+        };
         let auth = KafkaAuth {
             username: read("username")?,
             password: read("password")?,
@@ -163,35 +153,21 @@ mod tests {
     fn secret(pairs: &[(&str, &str)]) -> Secret {
         let mut secret = Secret::default();
         secret.metadata.name = Some("kafka-user".into());
-        secret.data = Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        );
+        secret.data = Some(pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect());
         secret
     }
 
     #[test]
     fn secret_with_user_and_ca_means_sasl_over_tls() {
-        let auth = KafkaAuth::from_secret(
-            &secret(&[("username", "u"), ("password", "p"), ("ca.crt", "PEM")]),
-            None,
-        )
-        .unwrap();
+        let auth =
+            KafkaAuth::from_secret(&secret(&[("username", "u"), ("password", "p"), ("ca.crt", "PEM")]), None).unwrap();
         assert_eq!(auth.security_protocol(), "SASL_SSL");
         assert_eq!(auth.sasl_mechanism, DEFAULT_SASL_MECHANISM);
-        let (config, ca) = client_config(&KafkaConnection {
-            bootstrap_servers: "b:9093".into(),
-            auth: Some(auth),
-        })
-        .unwrap();
+        let (config, ca) =
+            client_config(&KafkaConnection { bootstrap_servers: "b:9093".into(), auth: Some(auth) }).unwrap();
         let ca = ca.expect("CA written to a file");
         assert_eq!(std::fs::read_to_string(ca.path()).unwrap(), "PEM");
-        assert_eq!(
-            config.get("ssl.ca.location"),
-            Some(ca.path().to_string_lossy().as_ref())
-        );
+        assert_eq!(config.get("ssl.ca.location"), Some(ca.path().to_string_lossy().as_ref()));
         assert_eq!(config.get("sasl.username"), Some("u"));
     }
 
@@ -203,17 +179,12 @@ mod tests {
 
     #[test]
     fn empty_secret_is_refused() {
-        assert!(matches!(
-            KafkaAuth::from_secret(&secret(&[]), None),
-            Err(SecretError::Empty(_))
-        ));
+        assert!(matches!(KafkaAuth::from_secret(&secret(&[]), None), Err(SecretError::Empty(_))));
     }
 
     #[test]
     fn debug_output_hides_the_password() {
-        let auth =
-            KafkaAuth::from_secret(&secret(&[("username", "u"), ("password", "hunter2")]), None)
-                .unwrap();
+        let auth = KafkaAuth::from_secret(&secret(&[("username", "u"), ("password", "hunter2")]), None).unwrap();
         assert!(!format!("{auth:?}").contains("hunter2"));
     }
 }

@@ -11,18 +11,15 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, ConfigResource, ConfigSource, NewPartitions, NewTopic,
-    ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, AlterConfig, ConfigResource, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::connection::client_config;
-use super::{
-    KafkaConnection, ObservedTopic, TopicAdmin, TopicChange, TopicError, TopicReport, TopicSpec,
-    plan,
-};
+use super::{KafkaConnection, ObservedTopic, TopicAdmin, TopicChange, TopicError, TopicReport, TopicSpec, plan};
 
 type Admin = AdminClient<DefaultClientContext>;
 
@@ -36,9 +33,7 @@ pub struct KafkaTopicAdmin {
 
 impl Default for KafkaTopicAdmin {
     fn default() -> Self {
-        KafkaTopicAdmin {
-            timeout: Duration::from_secs(10),
-        }
+        KafkaTopicAdmin { timeout: Duration::from_secs(10) }
     }
 }
 
@@ -48,9 +43,7 @@ impl KafkaTopicAdmin {
     }
 
     fn options(&self) -> AdminOptions {
-        AdminOptions::new()
-            .request_timeout(Some(self.timeout))
-            .operation_timeout(Some(self.timeout))
+        AdminOptions::new().request_timeout(Some(self.timeout)).operation_timeout(Some(self.timeout))
     }
 
     /// Lists the topics the broker knows, with their partition counts.
@@ -62,11 +55,10 @@ impl KafkaTopicAdmin {
         let admin = Arc::clone(admin);
         let timeout = self.timeout;
         // fetch_metadata blocks the calling thread until the broker answers or the timeout passes.
-        let metadata =
-            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
-                .await
-                .map_err(|e| unreachable_error(connection, format!("metadata task failed: {e}")))?
-                .map_err(|e| unreachable_error(connection, e.to_string()))?;
+        let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
+            .await
+            .map_err(|e| unreachable_error(connection, format!("metadata task failed: {e}")))?
+            .map_err(|e| unreachable_error(connection, e.to_string()))?;
         Ok(metadata
             .topics()
             .iter()
@@ -86,8 +78,7 @@ impl KafkaTopicAdmin {
         if names.is_empty() {
             return Ok(HashMap::new());
         }
-        let specifiers: Vec<ResourceSpecifier<'_>> =
-            names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
+        let specifiers: Vec<ResourceSpecifier<'_>> = names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
         let results = admin
             .describe_configs(specifiers.iter(), &self.options())
             .await
@@ -110,19 +101,16 @@ impl KafkaTopicAdmin {
         desired: &[TopicSpec],
     ) -> Result<TopicReport, TopicError> {
         let (config, _ca_file) = client_config(connection)?;
-        let admin: Arc<Admin> =
-            Arc::new(config.create().map_err(|e| {
-                TopicError::Config(format!("cannot create a Kafka admin client: {e}"))
-            })?);
+        let admin: Arc<Admin> = Arc::new(
+            config.create().map_err(|e| TopicError::Config(format!("cannot create a Kafka admin client: {e}")))?,
+        );
         let partitions = self.topic_partitions(&admin, connection).await?;
         let with_retention: Vec<&str> = desired
             .iter()
             .filter(|t| t.retention_ms.is_some() && partitions.contains_key(&t.name))
             .map(|t| t.name.as_str())
             .collect();
-        let configs = self
-            .topic_configs(&admin, connection, &with_retention)
-            .await?;
+        let configs = self.topic_configs(&admin, connection, &with_retention).await?;
         let observed: Vec<ObservedTopic> = partitions
             .iter()
             .map(|(name, count)| ObservedTopic {
@@ -134,13 +122,9 @@ impl KafkaTopicAdmin {
 
         let plan = plan(desired, &observed);
         for change in &plan.changes {
-            self.apply(&admin, connection, change, configs.get(change.topic()))
-                .await?;
+            self.apply(&admin, connection, change, configs.get(change.topic())).await?;
         }
-        Ok(TopicReport {
-            applied: plan.changes,
-            shrink_refused: plan.shrink_refused,
-        })
+        Ok(TopicReport { applied: plan.changes, shrink_refused: plan.shrink_refused })
     }
 
     async fn apply(
@@ -154,11 +138,8 @@ impl KafkaTopicAdmin {
         match change {
             TopicChange::Create(spec) => {
                 let retention = spec.retention_ms.map(|ms| ms.to_string());
-                let mut topic = NewTopic::new(
-                    &spec.name,
-                    spec.partitions,
-                    TopicReplication::Fixed(spec.replication_factor),
-                );
+                let mut topic =
+                    NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication_factor));
                 if let Some(retention) = &retention {
                     topic = topic.set(RETENTION_MS, retention);
                 }
@@ -194,16 +175,13 @@ impl KafkaTopicAdmin {
                         c.entries
                             .iter()
                             .filter(|e| {
-                                e.source == ConfigSource::DynamicTopic
-                                    && e.name != RETENTION_MS
-                                    && !e.is_read_only
+                                e.source == ConfigSource::DynamicTopic && e.name != RETENTION_MS && !e.is_read_only
                             })
                             .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
                             .collect()
                     })
                     .unwrap_or_default();
-                let mut alter =
-                    AlterConfig::new(ResourceSpecifier::Topic(name)).set(RETENTION_MS, &retention);
+                let mut alter = AlterConfig::new(ResourceSpecifier::Topic(name)).set(RETENTION_MS, &retention);
                 for (key, value) in &kept {
                     alter = alter.set(key, value);
                 }
@@ -222,18 +200,13 @@ impl KafkaTopicAdmin {
         Ok(())
     }
 
-    async fn delete_topics(
-        &self,
-        connection: &KafkaConnection,
-        topics: &[String],
-    ) -> Result<(), TopicError> {
+    async fn delete_topics(&self, connection: &KafkaConnection, topics: &[String]) -> Result<(), TopicError> {
         if topics.is_empty() {
             return Ok(());
         }
         let (config, _ca_file) = client_config(connection)?;
-        let admin: Admin = config
-            .create()
-            .map_err(|e| TopicError::Config(format!("cannot create a Kafka admin client: {e}")))?;
+        let admin: Admin =
+            config.create().map_err(|e| TopicError::Config(format!("cannot create a Kafka admin client: {e}")))?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         let results = admin
             .delete_topics(&names, &self.options())
@@ -272,27 +245,16 @@ impl TopicAdmin for KafkaTopicAdmin {
 /// that already equals the spec needs no override (and tansu reports topic-level values with
 /// source `Default`).
 fn topic_retention_ms(config: &ConfigResource) -> Option<i64> {
-    config
-        .get(RETENTION_MS)
-        .and_then(|e| e.value.as_deref())
-        .and_then(|v| v.parse().ok())
+    config.get(RETENTION_MS).and_then(|e| e.value.as_deref()).and_then(|v| v.parse().ok())
 }
 
 fn unreachable_error(connection: &KafkaConnection, reason: String) -> TopicError {
-    TopicError::Unreachable {
-        bootstrap_servers: connection.bootstrap_servers.clone(),
-        reason,
-    }
+    TopicError::Unreachable { bootstrap_servers: connection.bootstrap_servers.clone(), reason }
 }
 
 /// A whole admin request failed (as opposed to one topic in it): either the broker did not
 /// answer, or it does not implement the request (tansu 0.6 has no CreatePartitions, for one).
-fn op_error(
-    connection: &KafkaConnection,
-    operation: &'static str,
-    topics: &[&str],
-    error: KafkaError,
-) -> TopicError {
+fn op_error(connection: &KafkaConnection, operation: &'static str, topics: &[&str], error: KafkaError) -> TopicError {
     let topic = topics.join(", ");
     let code = match &error {
         KafkaError::AdminOp(code) => Some(*code),
@@ -324,9 +286,5 @@ fn is_transport_failure(code: RDKafkaErrorCode) -> bool {
 }
 
 fn rejected(operation: &'static str, topic: &str, code: RDKafkaErrorCode) -> TopicError {
-    TopicError::Rejected {
-        operation,
-        topic: topic.to_string(),
-        reason: code.to_string(),
-    }
+    TopicError::Rejected { operation, topic: topic.to_string(), reason: code.to_string() }
 }

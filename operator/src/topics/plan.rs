@@ -31,25 +31,15 @@ pub struct ObservedTopic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicChange {
     Create(TopicSpec),
-    GrowPartitions {
-        name: String,
-        from: i32,
-        to: i32,
-    },
-    SetRetention {
-        name: String,
-        from: Option<i64>,
-        to: i64,
-    },
+    GrowPartitions { name: String, from: i32, to: i32 },
+    SetRetention { name: String, from: Option<i64>, to: i64 },
 }
 
 impl TopicChange {
     pub fn topic(&self) -> &str {
         match self {
             TopicChange::Create(spec) => &spec.name,
-            TopicChange::GrowPartitions { name, .. } | TopicChange::SetRetention { name, .. } => {
-                name
-            }
+            TopicChange::GrowPartitions { name, .. } | TopicChange::SetRetention { name, .. } => name,
         }
     }
 }
@@ -104,8 +94,7 @@ impl TopicPlan {
 
 /// Compares desired with observed topics and lists the changes, in the order of `desired`.
 pub fn plan(desired: &[TopicSpec], observed: &[ObservedTopic]) -> TopicPlan {
-    let observed: BTreeMap<&str, &ObservedTopic> =
-        observed.iter().map(|t| (t.name.as_str(), t)).collect();
+    let observed: BTreeMap<&str, &ObservedTopic> = observed.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut plan = TopicPlan::default();
     for want in desired {
         let Some(have) = observed.get(want.name.as_str()) else {
@@ -143,79 +132,38 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, partitions: i32, retention_ms: Option<i64>) -> TopicSpec {
-        TopicSpec {
-            name: name.into(),
-            partitions,
-            replication_factor: 1,
-            retention_ms,
-        }
+        TopicSpec { name: name.into(), partitions, replication_factor: 1, retention_ms }
     }
 
     fn seen(name: &str, partitions: i32, retention_ms: Option<i64>) -> ObservedTopic {
-        ObservedTopic {
-            name: name.into(),
-            partitions,
-            retention_ms,
-        }
+        ObservedTopic { name: name.into(), partitions, retention_ms }
     }
 
     #[test]
     fn missing_topics_are_created() {
         let plan = plan(&[spec("ticks.raw", 3, None)], &[]);
-        assert_eq!(
-            plan.changes,
-            vec![TopicChange::Create(spec("ticks.raw", 3, None))]
-        );
+        assert_eq!(plan.changes, vec![TopicChange::Create(spec("ticks.raw", 3, None))]);
         assert!(plan.shrink_refused.is_empty());
     }
 
     #[test]
     fn matching_topics_need_nothing() {
-        let plan = plan(
-            &[spec("a", 3, Some(60_000))],
-            &[seen("a", 3, Some(60_000)), seen("other", 1, None)],
-        );
+        let plan = plan(&[spec("a", 3, Some(60_000))], &[seen("a", 3, Some(60_000)), seen("other", 1, None)]);
         assert!(plan.is_empty(), "{plan:?}");
         assert!(plan.shrink_refused.is_empty());
     }
 
     #[test]
     fn partitions_only_grow() {
-        let plan = plan(
-            &[spec("a", 6, None), spec("b", 2, None)],
-            &[seen("a", 3, None), seen("b", 4, None)],
-        );
-        assert_eq!(
-            plan.changes,
-            vec![TopicChange::GrowPartitions {
-                name: "a".into(),
-                from: 3,
-                to: 6
-            }]
-        );
-        assert_eq!(
-            plan.shrink_refused,
-            vec![ShrinkRefused {
-                name: "b".into(),
-                observed: 4,
-                desired: 2
-            }]
-        );
+        let plan = plan(&[spec("a", 6, None), spec("b", 2, None)], &[seen("a", 3, None), seen("b", 4, None)]);
+        assert_eq!(plan.changes, vec![TopicChange::GrowPartitions { name: "a".into(), from: 3, to: 6 }]);
+        assert_eq!(plan.shrink_refused, vec![ShrinkRefused { name: "b".into(), observed: 4, desired: 2 }]);
     }
 
     #[test]
     fn retention_is_set_when_it_differs_and_left_alone_when_unspecified() {
-        let plan = plan(
-            &[spec("a", 3, Some(3_600_000)), spec("b", 3, None)],
-            &[seen("a", 3, None), seen("b", 3, Some(5))],
-        );
-        assert_eq!(
-            plan.changes,
-            vec![TopicChange::SetRetention {
-                name: "a".into(),
-                from: None,
-                to: 3_600_000
-            }]
-        );
+        let plan =
+            plan(&[spec("a", 3, Some(3_600_000)), spec("b", 3, None)], &[seen("a", 3, None), seen("b", 3, Some(5))]);
+        assert_eq!(plan.changes, vec![TopicChange::SetRetention { name: "a".into(), from: None, to: 3_600_000 }]);
     }
 }

@@ -6,16 +6,12 @@ use kube::api::DynamicObject;
 
 /// Whether a `KafkaTopic` reports `Ready=True` in its status conditions.
 pub fn kafka_topic_ready(topic: &DynamicObject) -> bool {
-    topic
-        .data
-        .pointer("/status/conditions")
-        .and_then(|c| c.as_array())
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                c.get("type").and_then(|t| t.as_str()) == Some("Ready")
-                    && c.get("status").and_then(|s| s.as_str()) == Some("True")
-            })
+    topic.data.pointer("/status/conditions").and_then(|c| c.as_array()).is_some_and(|conditions| {
+        conditions.iter().any(|c| {
+            c.get("type").and_then(|t| t.as_str()) == Some("Ready")
+                && c.get("status").and_then(|s| s.as_str()) == Some("True")
         })
+    })
 }
 
 #[cfg(test)]
@@ -25,22 +21,14 @@ mod tests {
     use kube::core::GroupVersionKind;
 
     fn topic(status: serde_json::Value) -> DynamicObject {
-        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "kafka.strimzi.io",
-            "v1beta2",
-            "KafkaTopic",
-        ));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("kafka.strimzi.io", "v1beta2", "KafkaTopic"));
         DynamicObject::new("ticks.raw", &ar).data(serde_json::json!({ "status": status }))
     }
 
     #[test]
     fn ready_only_when_the_ready_condition_is_true() {
-        assert!(kafka_topic_ready(&topic(
-            serde_json::json!({"conditions": [{"type": "Ready", "status": "True"}]})
-        )));
-        assert!(!kafka_topic_ready(&topic(
-            serde_json::json!({"conditions": [{"type": "Ready", "status": "False"}]})
-        )));
+        assert!(kafka_topic_ready(&topic(serde_json::json!({"conditions": [{"type": "Ready", "status": "True"}]}))));
+        assert!(!kafka_topic_ready(&topic(serde_json::json!({"conditions": [{"type": "Ready", "status": "False"}]}))));
         assert!(!kafka_topic_ready(&topic(serde_json::json!({}))));
     }
 }

@@ -20,18 +20,10 @@ impl Broker {
             "TANSU_BIN={bin} does not exist: run scripts/setup, then `source scripts/env`"
         );
         // Reserve a free port, release it, and hand it to the broker.
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
+        let addr = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
         let url = format!("tcp://{addr}");
         let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -50,11 +42,7 @@ impl Broker {
         // A startup bound, not a timing assertion: tansu listens within milliseconds.
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {} within 30 s",
-                self.addr
-            );
+            assert!(Instant::now() < deadline, "tansu did not listen on {} within 30 s", self.addr);
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -50,17 +50,12 @@ pub const DEFAULT_IMAGE_TAG: &str = "0.1.0";
 
 /// What the builders get from the operator and the cluster in these tests.
 pub fn options() -> RenderOptions {
-    RenderOptions {
-        default_image_tag: Some(DEFAULT_IMAGE_TAG.into()),
-        ..RenderOptions::default()
-    }
+    RenderOptions { default_image_tag: Some(DEFAULT_IMAGE_TAG.into()), ..RenderOptions::default() }
 }
 
 /// Path of a file of the repository.
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(relative)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
 }
 
 /// Text of an example manifest under `examples/`.

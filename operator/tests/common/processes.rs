@@ -150,7 +150,11 @@ impl Prometheus {
 
     /// [`Prometheus::start`], also evaluating the rule file `rules` (YAML `groups:`) every
     /// `interval`.
-    pub async fn start_with_rules(interval: &str, targets: &[(String, Vec<(&str, &str)>)], rules: Option<&str>) -> Prometheus {
+    pub async fn start_with_rules(
+        interval: &str,
+        targets: &[(String, Vec<(&str, &str)>)],
+        rules: Option<&str>,
+    ) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = format!("global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n");
         if let Some(rules) = rules {
@@ -160,7 +164,9 @@ impl Prometheus {
         }
         config.push_str("scrape_configs:\n");
         for (i, (target, labels)) in targets.iter().enumerate() {
-            config.push_str(&format!("  - job_name: target{i}\n    static_configs:\n      - targets: ['{target}']\n        labels:\n"));
+            config.push_str(&format!(
+                "  - job_name: target{i}\n    static_configs:\n      - targets: ['{target}']\n        labels:\n"
+            ));
             for (k, v) in labels {
                 config.push_str(&format!("          {k}: '{v}'\n"));
             }

@@ -27,22 +27,14 @@ fn env_path(var: &str) -> PathBuf {
 /// The project's Python interpreter.
 pub fn python() -> PathBuf {
     let python = env_path("SPIKEWATCH_PYTHON");
-    assert!(
-        python.exists(),
-        "{} does not exist: run `scripts/setup`, then `source scripts/env`",
-        python.display()
-    );
+    assert!(python.exists(), "{} does not exist: run `scripts/setup`, then `source scripts/env`", python.display());
     python
 }
 
 /// An executable of the project's `.venv`.
 pub fn venv_bin(name: &str) -> PathBuf {
     let bin = env_path("SPIKEWATCH_ROOT").join(".venv/bin").join(name);
-    assert!(
-        bin.exists(),
-        "{} does not exist: run `scripts/setup`, then `source scripts/env`",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} does not exist: run `scripts/setup`, then `source scripts/env`", bin.display());
     bin
 }
 
@@ -72,11 +64,7 @@ pub fn kubernetes_validate(documents: &[(String, String)]) -> (BTreeMap<String, 
         .args(&paths)
         .output()
         .expect("run kubernetes-validate");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     let mut verdicts = BTreeMap::new();
     for line in text.lines() {
         let Some((level, rest)) = line.split_once(' ') else {
@@ -85,11 +73,7 @@ pub fn kubernetes_validate(documents: &[(String, String)]) -> (BTreeMap<String, 
         let Some((file, message)) = rest.split_once(' ') else {
             continue;
         };
-        let Some(name) = documents
-            .iter()
-            .map(|(n, _)| n)
-            .find(|n| file.ends_with(&format!("/{n}")))
-        else {
+        let Some(name) = documents.iter().map(|(n, _)| n).find(|n| file.ends_with(&format!("/{n}"))) else {
             continue;
         };
         let verdict = match level {
@@ -116,18 +100,10 @@ pub fn assert_kubernetes_valid(documents: &[(String, String)], custom_kinds: &[&
             .find_map(|l| l.strip_prefix("kind: "))
             .unwrap_or_else(|| panic!("{name} has no top-level kind"))
             .trim();
-        let verdict = verdicts
-            .get(name)
-            .unwrap_or_else(|| panic!("kubernetes-validate said nothing about {name}:\n{output}"));
-        let expected = if custom_kinds.contains(&kind) {
-            Verdict::UnknownKind
-        } else {
-            Verdict::Passed
-        };
-        assert_eq!(
-            verdict, &expected,
-            "{name} ({kind}) against Kubernetes {KUBERNETES_VERSION}:\n{output}"
-        );
+        let verdict =
+            verdicts.get(name).unwrap_or_else(|| panic!("kubernetes-validate said nothing about {name}:\n{output}"));
+        let expected = if custom_kinds.contains(&kind) { Verdict::UnknownKind } else { Verdict::Passed };
+        assert_eq!(verdict, &expected, "{name} ({kind}) against Kubernetes {KUBERNETES_VERSION}:\n{output}");
     }
 }
 
@@ -154,18 +130,9 @@ pub fn openapi_schema_errors(schema: &serde_json::Value, instances: &[serde_json
         .spawn()
         .expect("run python");
     let request = serde_json::json!({ "schema": schema, "instances": instances });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .expect("write request");
+    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).expect("write request");
     let output = child.wait_with_output().expect("python finished");
-    assert!(
-        output.status.success(),
-        "jsonschema failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "jsonschema failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("jsonschema answer is JSON")
 }
 

@@ -134,7 +134,20 @@ impl ApiMetrics {
             }
         }
         let feed = FeedMetrics::register(&registry).expect("metric names are unique");
-        ApiMetrics { registry, requests, errors, latency, rows, load_time, variant, info, loaded, reloads, imputed_requests, feed }
+        ApiMetrics {
+            registry,
+            requests,
+            errors,
+            latency,
+            rows,
+            load_time,
+            variant,
+            info,
+            loaded,
+            reloads,
+            imputed_requests,
+            feed,
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -238,7 +251,8 @@ mod tests {
         let metrics = ApiMetrics::new();
         let text = crate::telemetry::server::render(metrics.registry());
         for endpoint in PREDICTION_ENDPOINTS {
-            let series = format!(r#"volatility_api_requests_total{{endpoint="{endpoint}",method="POST",status="500"}} 0"#);
+            let series =
+                format!(r#"volatility_api_requests_total{{endpoint="{endpoint}",method="POST",status="500"}} 0"#);
             assert!(text.contains(&series), "{series} missing from:\n{text}");
         }
     }

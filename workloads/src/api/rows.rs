@@ -236,7 +236,19 @@ impl FeatureRow {
             let (_, index) = ORIGINAL[k];
             sent[k].or_else(|| medians.map(|m| m[index])).unwrap_or(0.0)
         };
-        let features = self.derive([value(0), value(1), value(2), value(3), value(4), value(5), value(6), value(7), value(8), value(9), value(10)]);
+        let features = self.derive([
+            value(0),
+            value(1),
+            value(2),
+            value(3),
+            value(4),
+            value(5),
+            value(6),
+            value(7),
+            value(8),
+            value(9),
+            value(10),
+        ]);
         // Check what the client sent before anything derived from it: the error then names
         // the field the client got wrong, not one computed from it.
         let as_sent = Features {
@@ -261,7 +273,19 @@ impl FeatureRow {
     /// The features from the eleven original values (in [`ORIGINAL`] order), the newer fields
     /// as sent or derived.
     fn derive(&self, o: [f64; 11]) -> Features {
-        let [price, midprice, return_1s, return_5s, return_30s, return_60s, volatility, trade_intensity, spread_abs, spread_rel, order_book_imbalance] = o;
+        let [
+            price,
+            midprice,
+            return_1s,
+            return_5s,
+            return_30s,
+            return_60s,
+            volatility,
+            trade_intensity,
+            spread_abs,
+            spread_rel,
+            order_book_imbalance,
+        ] = o;
         let time_since_prev_tick =
             self.time_since_prev_tick.unwrap_or(if trade_intensity > 0.0 { 1.0 / trade_intensity } else { 60.0 });
         let volatility_300s = self.volatility_300s.unwrap_or(volatility);
@@ -284,7 +308,9 @@ impl FeatureRow {
             time_since_prev_tick,
             volatility_300s,
             volatility_1800s,
-            volatility_ratio_60s_300s: self.volatility_ratio_60s_300s.unwrap_or_else(|| ratio(volatility, volatility_300s)),
+            volatility_ratio_60s_300s: self
+                .volatility_ratio_60s_300s
+                .unwrap_or_else(|| ratio(volatility, volatility_300s)),
             volatility_ratio_300s_1800s: self
                 .volatility_ratio_300s_1800s
                 .unwrap_or_else(|| ratio(volatility_300s, volatility_1800s)),
@@ -442,10 +468,7 @@ mod tests {
         assert_eq!(done.features.spread_abs, medians[9]);
         assert_eq!(done.features.price, 100.0, "what was sent stays");
         // The runbook's smoke test: a price alone.
-        let only_price = FeatureRow {
-            price: Some(50_000.0),
-            ..serde_json::from_str::<FeatureRow>("{}").unwrap()
-        };
+        let only_price = FeatureRow { price: Some(50_000.0), ..serde_json::from_str::<FeatureRow>("{}").unwrap() };
         let done = only_price.complete("", Fill::Medians(&medians)).unwrap();
         assert_eq!(done.imputed.len(), 10);
         assert_eq!(done.features.volatility_10s, medians[6], "derived from the imputed volatility");

@@ -55,10 +55,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     }
     let source = args.model.clone().unwrap_or_else(|| config.model.source.clone());
     let fetched = ArtifactSource::parse(&source, config.model.mlflow_tracking_uri.as_deref())?.fetch(&[]).await?;
-    let path = fetched
-        .reference
-        .clone()
-        .with_context(|| format!("{}: no reference.json (models trained before feature set v2 have none)", fetched.source_uri))?;
+    let path = fetched.reference.clone().with_context(|| {
+        format!("{}: no reference.json (models trained before feature set v2 have none)", fetched.source_uri)
+    })?;
     let reference = Reference::load(&path)?;
     let features = config.features.clone();
     let inputs = args.input.clone();

@@ -221,8 +221,10 @@ async fn registry(
     let client = MlflowClient::new(tracking_uri).map_err(&err)?;
     let version = client.resolve_version(name, reference).await.map_err(&err)?;
     let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
-    let files =
-        client.download_model_files(name, &version, dir.path(), &[ONNX_FILE, BASELINE_FILE, REFERENCE_FILE]).await.map_err(&err)?;
+    let files = client
+        .download_model_files(name, &version, dir.path(), &[ONNX_FILE, BASELINE_FILE, REFERENCE_FILE])
+        .await
+        .map_err(&err)?;
     let pick = |wanted: &str| files.iter().find(|p| p.file_name().is_some_and(|n| n == wanted)).cloned();
     let (onnx, baseline, reference) = (pick(ONNX_FILE), pick(BASELINE_FILE), pick(REFERENCE_FILE));
     if onnx.is_none() && baseline.is_none() {

@@ -424,14 +424,19 @@ mod tests {
         let text = crate::telemetry::server::render(&registry);
         let labelled: f64 = text
             .lines()
-            .find_map(|l| l.strip_prefix("volatility_online_labelled_total{product_id=\"BTC-USD\",variant=\"baseline\"} "))
+            .find_map(|l| {
+                l.strip_prefix("volatility_online_labelled_total{product_id=\"BTC-USD\",variant=\"baseline\"} ")
+            })
             .unwrap_or_else(|| panic!("no labelled count:\n{text}"))
             .parse()
             .unwrap();
         // All but the last minute and the first 100 outcomes (no reference yet) are judged.
         assert!(labelled > predicted as f64 * 0.8 && labelled < predicted as f64, "{labelled} of {predicted}");
         for gauge in ["volatility_online_alert_recall", "volatility_online_brier", "volatility_online_positive_rate"] {
-            let line = text.lines().find(|l| l.starts_with(&format!("{gauge}{{product_id=\"BTC-USD\""))).unwrap_or_else(|| panic!("{gauge}"));
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{gauge}{{product_id=\"BTC-USD\"")))
+                .unwrap_or_else(|| panic!("{gauge}"));
             let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
             assert!((0.0..=1.0).contains(&value), "{line}");
         }

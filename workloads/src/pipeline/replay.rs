@@ -17,8 +17,8 @@ use super::publish::publish_ticks;
 use crate::config::Config;
 use crate::domain::Tick;
 use crate::sources::recording::{self, RecordingReader, RecordingStats};
-use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics};
 use crate::telemetry::server::Health;
+use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics};
 use crate::transport::memory::{self, LinkSender};
 
 /// What to replay and how fast.

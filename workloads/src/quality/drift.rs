@@ -139,7 +139,8 @@ mod tests {
 
     #[test]
     fn the_window_slides() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/spikewatch-gbdt/reference.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/spikewatch-gbdt/reference.json");
         let reference = Reference::load(&path).unwrap();
         let mut monitor = DriftMonitor::new(&reference, 10);
         let medians = crate::api::rows::from_array(reference.medians());

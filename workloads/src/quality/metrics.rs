@@ -29,21 +29,36 @@ impl QualityMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<QualityMetrics> {
         let per = |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["product_id", "variant"]);
         let metrics = QualityMetrics {
-            precision: per("volatility_online_alert_precision", "Share of alerts whose coming minute was in the product's recent top decile of volatility (last hour)")?,
+            precision: per(
+                "volatility_online_alert_precision",
+                "Share of alerts whose coming minute was in the product's recent top decile of volatility (last hour)",
+            )?,
             recall: per("volatility_online_alert_recall", "Share of top-decile minutes that were alerted (last hour)")?,
-            brier: per("volatility_online_brier", "Brier score of the probabilities against the realized outcomes (last hour)")?,
-            positive_rate: per("volatility_online_positive_rate", "Share of labelled predictions whose outcome was positive (last hour)")?,
+            brier: per(
+                "volatility_online_brier",
+                "Brier score of the probabilities against the realized outcomes (last hour)",
+            )?,
+            positive_rate: per(
+                "volatility_online_positive_rate",
+                "Share of labelled predictions whose outcome was positive (last hour)",
+            )?,
             alert_rate: per("volatility_online_alert_rate", "Share of labelled predictions that alerted (last hour)")?,
             labelled: IntCounterVec::new(
                 Opts::new("volatility_online_labelled_total", "Predictions whose 60 s outcome is known and judged"),
                 &["product_id", "variant"],
             )?,
             psi: GaugeVec::new(
-                Opts::new("volatility_feature_psi", "Population stability index of a feature against the training rows (last rows scored)"),
+                Opts::new(
+                    "volatility_feature_psi",
+                    "Population stability index of a feature against the training rows (last rows scored)",
+                ),
                 &["feature"],
             )?,
             psi_limit: GaugeVec::new(
-                Opts::new("volatility_feature_psi_limit", "Largest PSI of one training day against all the training rows (the drift the model was trained across)"),
+                Opts::new(
+                    "volatility_feature_psi_limit",
+                    "Largest PSI of one training day against all the training rows (the drift the model was trained across)",
+                ),
                 &["feature"],
             )?,
         };

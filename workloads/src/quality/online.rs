@@ -239,7 +239,14 @@ impl Product {
         let positive = self.positive(realized);
         self.reference.push_back((p.time, realized));
         self.stale += 1;
-        let outcome = Outcome { time: p.time, variant: p.variant, probability: p.probability, alert: p.alert, realized, positive };
+        let outcome = Outcome {
+            time: p.time,
+            variant: p.variant,
+            probability: p.probability,
+            alert: p.alert,
+            realized,
+            positive,
+        };
         if let Some(positive) = positive {
             self.quality.entry(p.variant).or_default().add(&outcome, positive, 1);
             self.outcomes.push_back((outcome, positive));
@@ -385,7 +392,10 @@ mod tests {
         let count = |alert: bool, positive: bool| {
             recent.iter().filter(|o| o.alert == alert && o.positive == Some(positive)).count() as u64
         };
-        assert_eq!((q.true_positives, q.false_positives, q.false_negatives), (count(true, true), count(true, false), count(false, true)));
+        assert_eq!(
+            (q.true_positives, q.false_positives, q.false_negatives),
+            (count(true, true), count(true, false), count(false, true))
+        );
         assert!((q.brier().unwrap() - 0.25).abs() < 1e-9, "p = 0.5 scores 0.25 whatever the outcome");
     }
 }

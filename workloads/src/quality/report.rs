@@ -192,7 +192,8 @@ mod tests {
     use crate::model::Reference;
 
     fn reference() -> Reference {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/spikewatch-gbdt/reference.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/spikewatch-gbdt/reference.json");
         Reference::load(&path).unwrap()
     }
 
@@ -226,6 +227,10 @@ mod tests {
         let html = report.html();
         assert_eq!(html.matches("<svg").count(), FEATURE_NAMES.len());
         assert!(!html.contains("NaN") && !html.contains("inf"), "every number is finite");
-        assert!(!html.contains("http://") || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(), "no external resource");
+        assert!(
+            !html.contains("http://")
+                || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+            "no external resource"
+        );
     }
 }

@@ -58,8 +58,7 @@ async fn download(url: &Url, dest: &Path) -> anyhow::Result<()> {
     if response.content_length().is_some_and(|n| n > MAX_RECORDING_BYTES) {
         anyhow::bail!("GET {url}: the recording is larger than {MAX_RECORDING_BYTES} bytes");
     }
-    let mut file =
-        tokio::fs::File::create(dest).await.with_context(|| format!("cannot create {}", dest.display()))?;
+    let mut file = tokio::fs::File::create(dest).await.with_context(|| format!("cannot create {}", dest.display()))?;
     let mut written: u64 = 0;
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {

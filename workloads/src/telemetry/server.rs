@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::api::admin::{ModelStatus, VariantRequest};
-use crate::api::{AdminAuth, ApiError};
 use crate::api::extract::parse;
+use crate::api::{AdminAuth, ApiError};
 use crate::domain::ModelVariant;
 use crate::model::ModelHandle;
 
@@ -154,9 +154,13 @@ mod tests {
 
     /// A predictor's endpoint with both variants loaded (`ml` answers, version "ml-1").
     fn predictor(admin: bool) -> (Router, ModelHandle) {
-        let handle =
-            ModelHandle::from_models(ModelConfig::default(), Some(model("ml-1")), Some(model("base-1")), ModelVariant::Ml)
-                .unwrap();
+        let handle = ModelHandle::from_models(
+            ModelConfig::default(),
+            Some(model("ml-1")),
+            Some(model("base-1")),
+            ModelVariant::Ml,
+        )
+        .unwrap();
         let admin = admin.then(|| ModelAdmin { auth: AdminAuth::token("t0ken"), model: handle.clone() });
         (router_with_admin(Registry::new(), Health::default(), admin), handle)
     }
@@ -187,7 +191,10 @@ mod tests {
         assert_eq!(ok.status(), StatusCode::OK);
         let body = axum::body::to_bytes(ok.into_body(), 1 << 16).await.unwrap();
         let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!((status["model_variant"].as_str(), status["model_version"].as_str()), (Some("baseline"), Some("base-1")));
+        assert_eq!(
+            (status["model_variant"].as_str(), status["model_version"].as_str()),
+            (Some("baseline"), Some("base-1"))
+        );
         assert_eq!(handle.variant(), ModelVariant::Baseline);
     }
 

@@ -38,13 +38,7 @@ struct Step {
 use CheckResult::{Failed as F, Inconclusive as I, Passed as P};
 
 fn step(t: i64, check: Option<CheckResult>) -> Step {
-    Step {
-        t,
-        check,
-        annotation: None,
-        source: "models/a",
-        variant: ModelVariant::Ml,
-    }
+    Step { t, check, annotation: None, source: "models/a", variant: ModelVariant::Ml }
 }
 
 /// Short names for the expected decisions.
@@ -174,11 +168,7 @@ fn scenarios() {
         (
             "a new model source ends the rollback",
             p.clone(),
-            vec![
-                step(0, Some(F)),
-                step(15, Some(F)),
-                Step { source: "models/b", ..step(20, None) },
-            ],
+            vec![step(0, Some(F)), step(15, Some(F)), Step { source: "models/b", ..step(20, None) }],
             vec![D::Hold, ROLLBACK, D::Recover(RecoveryReason::NewModelSource)],
         ),
         (
@@ -203,14 +193,7 @@ fn scenarios() {
                 Step { annotation: Some("1"), ..step(80, Some(P)) },
                 Step { annotation: Some("1"), ..step(95, Some(F)) },
             ],
-            vec![
-                D::Hold,
-                ROLLBACK,
-                D::Recover(RecoveryReason::RetryRequested),
-                D::Hold,
-                D::Passed,
-                D::Hold,
-            ],
+            vec![D::Hold, ROLLBACK, D::Recover(RecoveryReason::RetryRequested), D::Hold, D::Passed, D::Hold],
         ),
         (
             "automatic recovery after the cool-down",
@@ -274,12 +257,8 @@ fn disabling_releases_a_rolled_back_model() {
     let (_, status) = run(&p, &[step(0, Some(F)), step(15, Some(F))]);
     assert_eq!(status.state, RollbackState::RolledBack);
     let off = RollbackPolicy { enabled: false, ..p };
-    let input = RollbackInput {
-        spec_variant: ModelVariant::Ml,
-        model_source: "models/a",
-        retry_annotation: None,
-        check: None,
-    };
+    let input =
+        RollbackInput { spec_variant: ModelVariant::Ml, model_source: "models/a", retry_annotation: None, check: None };
     let (next, decision) = rollback_decision(&off, &status, &input, at(20));
     assert_eq!(kind(&decision), D::Released("RollbackDisabled"));
     assert_eq!(next, RollbackStatus::default());
@@ -332,10 +311,7 @@ fn the_rendered_variant_follows_the_decision_not_the_spec_alone() {
     let mut vp = crate::fixtures::pipeline();
     assert_eq!(effective_variant(&vp), ModelVariant::Ml);
     vp.status = Some(crate::crd::VolatilityPipelineStatus {
-        rollback: Some(RollbackStatus {
-            state: RollbackState::RolledBack,
-            ..RollbackStatus::default()
-        }),
+        rollback: Some(RollbackStatus { state: RollbackState::RolledBack, ..RollbackStatus::default() }),
         ..Default::default()
     });
     assert_eq!(effective_variant(&vp), ModelVariant::Baseline);
