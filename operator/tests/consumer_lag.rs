@@ -75,7 +75,7 @@ async fn publish_features(broker: &Broker, n: usize) {
             event_time,
             receive_time: event_time,
             feature_set: FEATURE_SET_VERSION.into(),
-            features: rows[i % rows.len()].clone(),
+            features: rows[i % rows.len()],
         };
         publisher.publish(&product, &vector).await.unwrap();
     }

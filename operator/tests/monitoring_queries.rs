@@ -36,7 +36,10 @@ const PATIENCE: Duration = Duration::from_secs(240);
 /// series of its measured quantity), and whether it fires then: none of the SLO alerts does.
 /// Whether the model's alerts beat chance on the replayed recording is the model's quality, not
 /// the pipeline's health (`None`): that alert must only measure, and may be pending.
-const HEALTHY: &[(&str, &str, fn(f64) -> bool, Option<bool>)] = &[
+/// (alert, what it measures, healthy value, fires on a healthy pipeline).
+type Expectation = (&'static str, &'static str, fn(f64) -> bool, Option<bool>);
+
+const HEALTHY: &[Expectation] = &[
     ("SpikewatchApiLatencyHigh", "a p95 latency", |v| v.is_finite() && v >= 0.0, Some(false)),
     ("SpikewatchApiErrorRateHigh", "an error ratio of 0", |v| v == 0.0, Some(false)),
     ("SpikewatchConsumerLagHigh", "a lag under 30 s for each consumer", |v| v.is_finite() && v < 30.0, Some(false)),

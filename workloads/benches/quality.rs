@@ -26,7 +26,7 @@ fn prediction(v: &FeatureVector, i: usize) -> Prediction {
         product_id: v.product_id.clone(),
         event_time: v.event_time,
         probability: (i % 100) as f64 / 100.0,
-        prediction: u8::from(i % 10 == 0),
+        prediction: u8::from(i.is_multiple_of(10)),
         threshold: 0.5,
         model_name: "bench".into(),
         model_version: "1".into(),

@@ -12,6 +12,7 @@ use crate::domain::{Feed, ModelVariant};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     pub feed: FeedConfig,
     pub kafka: KafkaConfig,
@@ -137,19 +138,6 @@ pub struct ApiConfig {
 pub struct MetricsConfig {
     /// Address of the `/metrics` (and `/health`) endpoint of `ingest`, `featurize` and `predict`.
     pub bind: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            feed: FeedConfig::default(),
-            kafka: KafkaConfig::default(),
-            features: FeaturesConfig::default(),
-            model: ModelConfig::default(),
-            api: ApiConfig::default(),
-            metrics: MetricsConfig::default(),
-        }
-    }
 }
 
 impl Default for FeedConfig {

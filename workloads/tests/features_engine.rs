@@ -377,7 +377,8 @@ fn ticks_later_than_the_tolerance_are_dropped_and_counted() {
 fn invalid_ticks_are_rejected_without_touching_state() {
     let mut engine = FeatureEngine::new(&config());
     engine.update(&tick(0.0, 100.0, 1)).unwrap();
-    let cases: [(&str, fn(&mut Tick)); 7] = [
+    type Corruption = (&'static str, fn(&mut Tick));
+    let cases: [Corruption; 7] = [
         ("nan price", |t| t.price = f64::NAN),
         ("zero price", |t| t.price = 0.0),
         ("negative bid", |t| t.best_bid = -1.0),

@@ -28,8 +28,7 @@ fn require_ort() {
 }
 
 fn test_config(broker: &common::Broker) -> Config {
-    let mut config = Config::default();
-    config.kafka = broker.kafka_config();
+    let mut config = Config { kafka: broker.kafka_config(), ..Config::default() };
     config.metrics.bind = "127.0.0.1:0".into();
     config.model.source = artifact_dir().display().to_string();
     config.model.variant = ModelVariant::Ml;

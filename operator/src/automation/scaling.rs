@@ -130,7 +130,7 @@ pub fn scaling_decision(
     let lower = policy.min_replicas.min(upper);
     let raw = raw_target(lag.total, policy.lag_per_replica);
     let target = i32::try_from(raw.clamp(i64::from(lower), i64::from(upper))).unwrap_or(upper);
-    let limit = (raw > i64::from(upper)).then(|| {
+    let limit = (raw > i64::from(upper)).then_some({
         if lag.partitions < policy.max_replicas {
             ScalingReason::LimitedByPartitions
         } else {

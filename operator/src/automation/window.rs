@@ -131,7 +131,8 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     let mut sorted = buckets.to_vec();
     sorted.sort_by(|x, y| x.0.total_cmp(&y.0));
     let count = total(&sorted);
-    if !(count > 0.0) || !(0.0..=1.0).contains(&q) {
+    // `count` may be NaN (a malformed scrape): only a positive count has quantiles.
+    if count.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !(0.0..=1.0).contains(&q) {
         return None;
     }
     let rank = q * count;
@@ -220,10 +221,8 @@ mod tests {
     #[test]
     fn bucket_increases_are_summed_per_bound() {
         let inf = f64::INFINITY;
-        let mut a0 = Counters::default();
-        a0.latency_buckets = vec![(0.1, 10.0), (1.0, 10.0), (inf, 10.0)];
-        let mut a1 = Counters::default();
-        a1.latency_buckets = vec![(0.1, 10.0), (1.0, 30.0), (inf, 30.0)];
+        let a0 = Counters { latency_buckets: vec![(0.1, 10.0), (1.0, 10.0), (inf, 10.0)], ..Counters::default() };
+        let a1 = Counters { latency_buckets: vec![(0.1, 10.0), (1.0, 30.0), (inf, 30.0)], ..Counters::default() };
         let samples = [
             Sample { pod: "a".into(), time: at(0), counters: a0 },
             Sample { pod: "a".into(), time: at(15), counters: a1 },

@@ -217,11 +217,11 @@ async fn plan_rollback(
 
     // The active model as the API reports it; until it does, the variant rendered.
     let mut active = status.active_model.clone();
-    if reading_model && let Ok(pods) = &api_pods {
-        if let Some(served) = model_switch::served_model(&ctx.http, pods).await {
-            active =
-                Some(ActiveModel { variant: served.variant, version: served.version, observed_time: Some(Time(now)) });
-        }
+    if reading_model
+        && let Ok(pods) = &api_pods
+        && let Some(served) = model_switch::served_model(&ctx.http, pods).await
+    {
+        active = Some(ActiveModel { variant: served.variant, version: served.version, observed_time: Some(Time(now)) });
     }
     plan.status.active_model =
         Some(active.unwrap_or(ActiveModel { variant: effective, version: None, observed_time: None }));

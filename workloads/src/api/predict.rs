@@ -27,7 +27,7 @@ const INLINE_ROWS: usize = 64;
 #[allow(dead_code)] // documents the body; the handler parses it row by row for precise errors
 #[serde(untagged)]
 pub enum PredictRequest {
-    Single(FeatureRow),
+    Single(Box<FeatureRow>),
     Batch(BatchRequest),
 }
 
