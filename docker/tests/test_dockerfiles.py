@@ -95,7 +95,7 @@ def test_base_images_are_pinned_to_exact_versions(image):
         base = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), base)
         if ":" not in base and "@" not in base:
             continue  # an earlier stage of this file
-        name, _, tag = base.partition(":")
+        _name, _, tag = base.partition(":")
         assert "@sha256:" in base or re.search(r"\d+\.\d+", tag), f"{base} is not pinned to a version"
         assert "latest" not in tag, base
 
@@ -152,7 +152,9 @@ def test_the_workload_image_ships_onnx_runtime_and_the_default_model_where_it_re
     # The default model source is relative (models/artifacts/spikewatch-gbdt): it must resolve
     # from the working directory, since no MODEL_SOURCE points elsewhere.
     [workdir] = [rest for keyword, rest in final if keyword == "WORKDIR"]
-    default_source = re.search(r'"(models/artifacts/[^"]+)"', (REPO_ROOT / "workloads" / "src" / "config.rs").read_text())
+    default_source = re.search(
+        r'"(models/artifacts/[^"]+)"', (REPO_ROOT / "workloads" / "src" / "config.rs").read_text()
+    )
     assert default_source, "the default model source is no longer a models/artifacts path"
     assert any(c == f"models/artifacts {workdir}/models/artifacts" for c in copies), copies
 
