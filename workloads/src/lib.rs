@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod features;
+pub mod fuzzing;
 pub mod live;
 pub mod model;
 pub mod pipeline;
