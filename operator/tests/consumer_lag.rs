@@ -28,8 +28,8 @@ use spikewatch_operator::discovery::Capabilities;
 use spikewatch_operator::fixtures::{ApiServer, FakeBroker, path, pipeline_from};
 use spikewatch_operator::observe::{ConsumerLag, KafkaConsumerLag};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicSpec};
+use spikewatch_test_broker::Broker;
 
-use common::broker::Broker;
 use common::processes::{Process, repo_root, spikewatch};
 
 const GROUP: &str = "spikewatch.testns.test.predictor";

@@ -25,8 +25,8 @@ use spikewatch_operator::desired::{
 };
 use spikewatch_operator::fixtures::{NAMESPACE, pipeline_from};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicSpec};
+use spikewatch_test_broker::Broker;
 
-use common::broker::Broker;
 use common::processes::{Process, Prometheus, free_port, repo_root, spikewatch, wait_for};
 
 /// Bound on anything that should happen within a minute; reached only when something is broken.

@@ -1,15 +1,12 @@
 //! Topic management against a real Kafka-protocol broker (tansu): create with partitions,
 //! grow partitions, idempotent re-apply, delete.
 
-mod common;
-
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicChange, TopicError, TopicSpec};
-
-use common::broker::Broker;
+use spikewatch_test_broker::Broker;
 
 fn spec(name: &str, partitions: i32) -> TopicSpec {
     TopicSpec { name: name.into(), partitions, replication_factor: 1, retention_ms: None }

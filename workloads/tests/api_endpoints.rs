@@ -4,6 +4,7 @@ mod api_support;
 
 use api_support::*;
 use axum::http::{StatusCode, header};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use spikewatch::api::{self, AdminAuth, Limits};
 use spikewatch::domain::{FEATURE_NAMES, Features, ModelVariant};
@@ -322,6 +323,41 @@ async fn inference_failure_is_a_counted_500_with_a_json_body() {
     let text = metrics_text(&app).await;
     let inference = [("endpoint", "/predict"), ("error_type", "inference")];
     assert_eq!(sample(&text, "volatility_api_errors_total", &inference), Some(1.0));
+}
+
+/// A request whose body never finishes: `head` is sent, then nothing (the connection stays open).
+fn stalled_upload(content_length: usize, head: &'static str) -> axum::http::Request<axum::body::Body> {
+    let chunks =
+        futures::stream::iter([Ok::<_, std::io::Error>(head.as_bytes().to_vec())]).chain(futures::stream::pending());
+    axum::http::Request::post("/predict")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, content_length)
+        .body(axum::body::Body::from_stream(chunks))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stalled_upload_times_out_with_408_as_the_clients_fault() {
+    let limits = Limits { request_timeout: std::time::Duration::from_millis(50), ..Limits::default() };
+    let app = api::router(state_with(ModelVariant::Ml, limits).await);
+    let reply = call(&app, stalled_upload(500, r#"{"price": 9"#)).await;
+    assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT, "{}", reply.text);
+    assert_eq!(reply.error_field(), Some("body"));
+    assert!(reply.body["error"]["reason"].as_str().unwrap().contains("50 ms"), "{}", reply.text);
+    let text = metrics_text(&app).await;
+    let timeout = [("endpoint", "/predict"), ("error_type", "body_timeout")];
+    assert_eq!(sample(&text, "volatility_api_errors_total", &timeout), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_before_it_is_read() {
+    // A stalled body and a deadline far away: only a refusal on the header answers at once.
+    let limits =
+        Limits { max_body_bytes: 4096, request_timeout: std::time::Duration::from_secs(600), ..Limits::default() };
+    let app = api::router(state_with(ModelVariant::Ml, limits).await);
+    let reply = call(&app, stalled_upload(4097, "{")).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text);
+    assert_eq!(reply.error_field(), Some("body"));
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ struct Doubled {
 #[tokio::test(flavor = "multi_thread")]
 async fn ensure_topics_creates_missing_topics_with_configured_partitions_and_is_idempotent() {
     let broker = common::Broker::start();
-    let mut kafka = broker.kafka_config();
+    let mut kafka = common::kafka_config(&broker);
     kafka.partitions = 4;
 
     let first = ensure_topics(&kafka, &["ticks.raw", "ticks.features"]).await.expect("CreateTopics");
@@ -47,7 +47,7 @@ async fn ensure_topics_creates_missing_topics_with_configured_partitions_and_is_
 #[tokio::test(flavor = "multi_thread")]
 async fn json_records_round_trip_through_a_group_consumer_in_key_order() {
     let broker = common::Broker::start();
-    let kafka = broker.kafka_config();
+    let kafka = common::kafka_config(&broker);
     ensure_topics(&kafka, &["numbers"]).await.unwrap();
 
     let mut publisher = JsonPublisher::new(create_producer(&kafka).unwrap(), "numbers");
@@ -165,7 +165,7 @@ async fn run_doubling_stage(
 async fn stage_loop_publishes_outputs_commits_inputs_and_skips_poison_records() {
     let broker = common::Broker::start();
     let bootstrap = broker.bootstrap_servers();
-    let kafka = broker.kafka_config();
+    let kafka = common::kafka_config(&broker);
     ensure_topics(&kafka, &["in", "out"]).await.unwrap();
     publish_numbers(&kafka, 0..40).await;
     // A record that is not a `Number`: counted and skipped, never retried forever.
@@ -200,7 +200,7 @@ async fn stage_loop_publishes_outputs_commits_inputs_and_skips_poison_records() 
 async fn a_restarted_stage_resumes_after_the_committed_offsets() {
     let broker = common::Broker::start();
     let bootstrap = broker.bootstrap_servers();
-    let kafka = broker.kafka_config();
+    let kafka = common::kafka_config(&broker);
     ensure_topics(&kafka, &["in", "out"]).await.unwrap();
 
     publish_numbers(&kafka, 0..30).await;
@@ -221,7 +221,7 @@ async fn a_restarted_stage_resumes_after_the_committed_offsets() {
 async fn stages_joining_and_leaving_a_group_lose_no_record() {
     let broker = common::Broker::start();
     let bootstrap = broker.bootstrap_servers();
-    let kafka = broker.kafka_config();
+    let kafka = common::kafka_config(&broker);
     ensure_topics(&kafka, &["in", "out"]).await.unwrap();
 
     publish_numbers(&kafka, 0..60).await;
@@ -251,7 +251,7 @@ async fn stages_joining_and_leaving_a_group_lose_no_record() {
 async fn a_failing_stage_function_stops_the_stage_without_committing_its_batch() {
     let broker = common::Broker::start();
     let bootstrap = broker.bootstrap_servers();
-    let kafka = broker.kafka_config();
+    let kafka = common::kafka_config(&broker);
     ensure_topics(&kafka, &["in", "out"]).await.unwrap();
     publish_numbers(&kafka, 0..10).await;
 

@@ -25,7 +25,7 @@ fn offline_rows(inputs: &[PathBuf], config: &Config) -> Vec<TrainingRow> {
 }
 
 fn test_config(broker: &common::Broker) -> Config {
-    let mut config = Config { kafka: broker.kafka_config(), ..Config::default() };
+    let mut config = Config { kafka: common::kafka_config(broker), ..Config::default() };
     config.metrics.bind = "127.0.0.1:0".into();
     config
 }

@@ -28,7 +28,7 @@ fn require_ort() {
 }
 
 fn test_config(broker: &common::Broker) -> Config {
-    let mut config = Config { kafka: broker.kafka_config(), ..Config::default() };
+    let mut config = Config { kafka: common::kafka_config(broker), ..Config::default() };
     config.metrics.bind = "127.0.0.1:0".into();
     config.model.source = artifact_dir().display().to_string();
     config.model.variant = ModelVariant::Ml;

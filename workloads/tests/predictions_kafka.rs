@@ -40,7 +40,7 @@ fn prediction(product: &str, model_version: &str) -> Prediction {
 }
 
 fn serve_config(broker: &common::Broker) -> Config {
-    let mut config = Config { kafka: broker.kafka_config(), ..Config::default() };
+    let mut config = Config { kafka: common::kafka_config(broker), ..Config::default() };
     config.api.bind = "127.0.0.1:0".into();
     config.api.predictions_from_kafka = true;
     config.model.source = common::artifact::artifact_dir().display().to_string();

@@ -1,5 +1,4 @@
 //! Helpers shared by the operator crate's integration tests.
 #![allow(dead_code)]
 
-pub mod broker;
 pub mod processes;

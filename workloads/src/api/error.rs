@@ -90,6 +90,10 @@ pub enum ApiError {
     Timeout {
         after_ms: u64,
     },
+    /// The client had not sent its whole body within `api.request_timeout_ms`.
+    BodyTimeout {
+        after_ms: u64,
+    },
     /// Live predictions were asked for, but nothing feeds them to this server.
     PredictionsUnavailable {
         reason: String,
@@ -106,6 +110,7 @@ impl ApiError {
             }
             TooManyRows { .. } | BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             NotFound { .. } => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -136,6 +141,7 @@ impl ApiError {
             Inference { .. } => "inference",
             ModelUpdate { .. } => "model_update",
             Timeout { .. } => "timeout",
+            BodyTimeout { .. } => "body_timeout",
             PredictionsUnavailable { .. } => "predictions_unavailable",
         }
     }
@@ -151,7 +157,7 @@ impl ApiError {
             | OutOfRange { field, .. }
             | Invalid { field, .. }
             | TooManyRows { field, .. } => Some(Cow::Borrowed(field)),
-            MalformedJson { .. } | BodyTooLarge { .. } => Some(Cow::Borrowed("body")),
+            MalformedJson { .. } | BodyTooLarge { .. } | BodyTimeout { .. } => Some(Cow::Borrowed("body")),
             UnsupportedMediaType { .. } => Some(Cow::Borrowed("content-type")),
             NotFound { field, .. } => Some(Cow::Borrowed(field)),
             Unauthorized { .. } | Forbidden { .. } => Some(Cow::Borrowed("authorization")),
@@ -184,6 +190,7 @@ impl ApiError {
             Inference { reason } => format!("inference failed: {reason}"),
             ModelUpdate { reason } => reason.clone(),
             Timeout { after_ms } => format!("request not answered within {after_ms} ms"),
+            BodyTimeout { after_ms } => format!("request body not received within {after_ms} ms"),
             PredictionsUnavailable { reason } => reason.clone(),
         }
     }
@@ -282,6 +289,7 @@ mod tests {
             ApiError::TooManyRows { field: "rows".into(), rows: 2, max: 1 },
             ApiError::BodyTooLarge { max: 1 },
             ApiError::UnsupportedMediaType { got: None },
+            ApiError::BodyTimeout { after_ms: 1 },
             ApiError::Unauthorized { reason: "x" },
             ApiError::Forbidden { reason: "x" },
         ];
@@ -290,6 +298,7 @@ mod tests {
             assert!(err.field().is_some(), "{err:?} names no field");
         }
         assert!(ApiError::Inference { reason: "x".into() }.status().is_server_error());
+        assert!(ApiError::Timeout { after_ms: 1 }.status().is_server_error());
     }
 
     #[test]

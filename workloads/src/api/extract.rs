@@ -19,10 +19,16 @@ where
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let form = check_content_type(req.headers().get(header::CONTENT_TYPE))?;
+        // A body announced larger than the limit is refused before any of it is read.
+        let max = state.limits().max_body_bytes;
+        let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > max as u64) {
+            return Err(ApiError::BodyTooLarge { max });
+        }
         // `Bytes` honours `DefaultBodyLimit` and fails with 413 past it.
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::BodyTooLarge { max: state.limits().max_body_bytes }
+                ApiError::BodyTooLarge { max }
             } else {
                 ApiError::MalformedJson { reason: rejection.body_text() }
             }

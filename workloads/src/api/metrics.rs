@@ -197,7 +197,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         let kind = match response.extensions().get::<ErrorKind>() {
             Some(ErrorKind(kind)) => *kind,
             None => {
-                // Only the timeout layer answers without going through `ApiError`.
+                // Every route and layer of this API answers through `ApiError`; this covers any
+                // other error response (e.g. from a layer added later).
                 let err = if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
                     ApiError::Timeout { after_ms: state.limits().request_timeout.as_millis() as u64 }
                 } else {

@@ -9,13 +9,12 @@ use std::future::Future;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_scalar::{Scalar, Servable};
 
 pub mod admin;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -63,8 +62,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        // A server that cannot answer in time is unavailable, not a client mistake: 503.
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
+        // `api.request_timeout_ms`: 503 when the server could not answer in time, 408 when the
+        // client had not even sent its body by then.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline::deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }

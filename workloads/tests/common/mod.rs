@@ -1,7 +1,8 @@
 //! Shared harness for the integration tests: `mod common;` at the top of a test file.
 //!
-//! - [`broker`]: a real tansu broker on a free port (`Broker::start()`), killed on drop.
-//! - [`topics`]: reading topics back (no consumer group), committed offsets.
+//! - [`Broker`], [`topics`]: the workspace's tansu harness (`spikewatch-test-broker`): a real
+//!   broker on a free port (`Broker::start()`), killed on drop; reading topics back (no consumer
+//!   group), committed offsets. [`kafka_config`] is the `kafka` config section for a broker.
 //! - [`process`]: running the `spikewatch` binary with a config file.
 //! - [`sse`]: reading Server-Sent Events (`/predictions/stream`).
 //! - [`market`]: predictions of a reproducible market and their online quality.
@@ -10,14 +11,25 @@
 #![allow(dead_code)]
 
 pub mod artifact;
-pub mod broker;
 pub mod market;
 pub mod process;
 pub mod sse;
-pub mod topics;
 
 #[allow(unused_imports)]
-pub use broker::Broker;
+pub use spikewatch_test_broker::{Broker, topics};
+
+/// The `kafka` config section for `broker`, with test-friendly consumer timeouts (tansu hands
+/// out the first records ≈3 s after a group join).
+pub fn kafka_config(broker: &Broker) -> spikewatch::config::KafkaConfig {
+    let mut kafka = spikewatch::config::KafkaConfig {
+        bootstrap_servers: broker.bootstrap_servers(),
+        partitions: 3,
+        ..Default::default()
+    };
+    kafka.properties.insert("session.timeout.ms".into(), "6000".into());
+    kafka.properties.insert("heartbeat.interval.ms".into(), "500".into());
+    kafka
+}
 
 /// A file of the shared recordings in `data/coinbase/`.
 pub fn recording(name: &str) -> std::path::PathBuf {

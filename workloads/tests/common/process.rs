@@ -85,6 +85,22 @@ impl Spawned {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP: the process is frozen (its sockets stay open) until [`Spawned::resume`].
+    pub fn pause(&mut self) {
+        self.send("-STOP");
+    }
+
+    /// SIGCONT after [`Spawned::pause`].
+    pub fn resume(&mut self) {
+        self.send("-CONT");
+    }
+
+    fn send(&mut self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([signal, pid.as_str()]).status().expect("cannot run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// SIGTERM (a Kubernetes pod stop) and wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         self.signal("-TERM")
@@ -96,9 +112,7 @@ impl Spawned {
     }
 
     fn signal(&mut self, signal: &str) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args([signal, pid.as_str()]).status().expect("cannot run kill");
-        assert!(status.success(), "kill {signal} failed");
+        self.send(signal);
         self.child.wait().expect("wait failed")
     }
 

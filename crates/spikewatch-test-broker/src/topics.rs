@@ -61,6 +61,17 @@ pub fn read_until<T: DeserializeOwned>(
     read(bootstrap, topic, &mut done, true)
 }
 
+/// [`read_until`] that gives up after `patience` instead of panicking: `Err` with everything
+/// read so far, so the caller can say what is missing.
+pub fn try_read_until<T: DeserializeOwned>(
+    bootstrap: &str,
+    topic: &str,
+    patience: Duration,
+    mut done: impl FnMut(&[Record<T>]) -> bool,
+) -> Result<Vec<Record<T>>, Vec<Record<T>>> {
+    read_within(bootstrap, topic, &mut done, true, patience)
+}
+
 /// The first `count` records of `topic` (or a few more), returned as soon as they arrived, without
 /// waiting for the topic to go idle: for a producer that never stops.
 pub fn read_first<T: DeserializeOwned>(bootstrap: &str, topic: &str, count: usize) -> Vec<Record<T>> {
@@ -79,8 +90,20 @@ fn read<T: DeserializeOwned>(
     done: &mut dyn FnMut(&[Record<T>]) -> bool,
     drain: bool,
 ) -> Vec<Record<T>> {
+    read_within(bootstrap, topic, done, drain, PATIENCE).unwrap_or_else(|records| {
+        panic!("read {} records from {topic}; the expected ones never arrived", records.len())
+    })
+}
+
+fn read_within<T: DeserializeOwned>(
+    bootstrap: &str,
+    topic: &str,
+    done: &mut dyn FnMut(&[Record<T>]) -> bool,
+    drain: bool,
+    patience: Duration,
+) -> Result<Vec<Record<T>>, Vec<Record<T>>> {
     let consumer = plain_consumer(bootstrap, "spikewatch-test-reader");
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + patience;
     // The stage under test may not have created the topic yet.
     let mut ids = partitions(bootstrap, topic);
     while ids.is_empty() {
@@ -103,11 +126,10 @@ fn read<T: DeserializeOwned>(
         if satisfied_at.is_some() && (!drain || last_record.elapsed() >= DRAIN_IDLE) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "read {} records from {topic}; the expected ones never arrived",
-            records.len()
-        );
+        if Instant::now() >= deadline {
+            records.sort_by_key(|r| (r.partition, r.offset));
+            return Err(records);
+        }
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
         let message = message.expect("consumer error while reading back");
         last_record = Instant::now();
@@ -122,7 +144,7 @@ fn read<T: DeserializeOwned>(
         });
     }
     records.sort_by_key(|r| (r.partition, r.offset));
-    records
+    Ok(records)
 }
 
 /// Reads `topic` until it yielded at least `count` records (see [`read_until`]).
