@@ -7,7 +7,7 @@ mod pipelines;
 mod validate;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use spikewatch::config::Config;
+use spikewatch_types::config::Config;
 use spikewatch_operator::crd::{VolatilityPipeline, Workload};
 use spikewatch_operator::desired::*;
 

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spikewatch::config::Config;
+use spikewatch_types::config::Config;
 use spikewatch_operator::crd::{VolatilityPipeline, Workload};
 use spikewatch_operator::desired::{
     dashboard_json, desired_config, prometheus_rule_file, prometheus_rule_groups, workload_name,
