@@ -55,5 +55,5 @@ class Har:
     def coefficients(self) -> dict:
         return {
             "intercept": float(self.model.intercept_[0]),
-            **{f"log_{n}": float(c) for n, c in zip(HAR_FEATURES, self.model.coef_[0])},
+            **{f"log_{n}": float(c) for n, c in zip(HAR_FEATURES, self.model.coef_[0], strict=True)},
         }

@@ -43,11 +43,15 @@ FEATURE_NAMES = [
     "time_of_day_cos",
 ]
 FEATURE_SET = "v2"
-TABLE_COLUMNS = (
-    ["product_id", "event_time", "segment"]
-    + FEATURE_NAMES
-    + ["future_volatility_60s", "future_window_complete", "future_tick_count"]
-)
+TABLE_COLUMNS = [
+    "product_id",
+    "event_time",
+    "segment",
+    *FEATURE_NAMES,
+    "future_volatility_60s",
+    "future_window_complete",
+    "future_tick_count",
+]
 HORIZON_S = 60.0
 NS = 1_000_000_000
 # A silence longer than this between two rows of a product starts a new recording day.
@@ -112,7 +116,7 @@ def assign_days(rows: pd.DataFrame, gap_s: float = DAY_GAP_S) -> pd.Series:
     starts = t[new_day]
     names = [
         f"{p} {pd.Timestamp(s, unit='ns', tz='UTC').strftime('%Y-%m-%d %H:%M')}"
-        for p, s in zip(product[new_day], starts)
+        for p, s in zip(product[new_day], starts, strict=True)
     ]
     return pd.Series(np.array(names, dtype=object)[day_index], index=rows.index, name="day")
 
@@ -148,7 +152,9 @@ def check_embargo(train_rows: pd.DataFrame, test_rows: pd.DataFrame, embargo_s: 
         test_t = test["event_time"].to_numpy(dtype=np.int64)
         pos = np.searchsorted(train_t, test_t)
         before = np.where(pos > 0, test_t - train_t[np.clip(pos - 1, 0, None)], np.iinfo(np.int64).max)
-        after = np.where(pos < len(train_t), train_t[np.clip(pos, None, len(train_t) - 1)] - test_t, np.iinfo(np.int64).max)
+        after = np.where(
+            pos < len(train_t), train_t[np.clip(pos, None, len(train_t) - 1)] - test_t, np.iinfo(np.int64).max
+        )
         smallest = min(smallest, float(min(before.min(), after.min())) / NS)
     if smallest < embargo_s:
         raise AssertionError(f"a training row is {smallest:.3f} s from a test row: less than the {embargo_s} s embargo")

@@ -15,7 +15,7 @@ def _round(x: float) -> float:
 
 def evaluate(y: np.ndarray, score: np.ndarray, threshold: float, probability: bool) -> dict:
     """PR-AUC, ROC-AUC, Brier, precision/recall at `threshold`, positive rates."""
-    n = int(len(y))
+    n = len(y)
     out: dict = {"rows": n, "positives": int(y.sum()), "positive_rate": _round(y.mean()) if n else None}
     single = len(np.unique(y)) < 2
     why_single = f"only one class in this split ({'all positive' if n and y.all() else 'no positives'})"

@@ -25,7 +25,7 @@ def to_onnx(booster_model, metadata: dict[str, str]) -> onnx.ModelProto:
     set_metadata(model, {"feature_names": json.dumps(FEATURE_NAMES), **metadata})
     dynamic_batch(model)
     # The converter collects opsets in a set: sort them so that the file is byte-reproducible.
-    opsets = sorted(((o.domain, o.version) for o in model.opset_import))
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
     del model.opset_import[:]
     for domain, version in opsets:
         model.opset_import.add(domain=domain, version=version)

@@ -9,9 +9,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import precision_recall_curve
 
 plt.rcParams["svg.hashsalt"] = "spikewatch"
 plt.rcParams["svg.fonttype"] = "none"
@@ -28,7 +28,7 @@ def pr_curves(days: list[str], y: dict, scores: dict, path: Path) -> None:
     cols = 3
     rows = (len(days) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
-    for ax, day in zip(axes.flat, days):
+    for ax, day in zip(axes.flat, days, strict=False):
         for name, color in COLORS.items():
             if name not in scores[day]:
                 continue

@@ -55,7 +55,9 @@ def register(artifact_dir: Path, tracking_uri: str, name: str, alias: str) -> st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.register", description=__doc__)
-    ap.add_argument("--artifact-dir", type=Path, default=Path(__file__).resolve().parent / "artifacts" / "spikewatch-gbdt")
+    ap.add_argument(
+        "--artifact-dir", type=Path, default=Path(__file__).resolve().parent / "artifacts" / "spikewatch-gbdt"
+    )
     ap.add_argument("--tracking-uri", required=True)
     ap.add_argument("--name", default="spikewatch-gbdt")
     ap.add_argument("--alias", default="champion")

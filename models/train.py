@@ -120,8 +120,8 @@ def leave_one_day_out(rows: pd.DataFrame, days: pd.Series, y_rank: np.ndarray, m
         oof["persistence"][test] = baselines.persistence(test_rows)
         others_tau = dataset.spike_threshold(train_rows, TAU_PERCENTILE)
         folds[day] = {
-            "train_rows": int(len(train_rows)),
-            "test_rows": int(len(test_rows)),
+            "train_rows": len(train_rows),
+            "test_rows": len(test_rows),
             "nearest_training_row_seconds": None if not np.isfinite(gap) else round(gap, 1),
             "tau_of_other_days": others_tau,
             "absolute_label_positive_rate": round(float(dataset.absolute_label(test_rows, others_tau).mean()), 6),
@@ -157,7 +157,10 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
     oof, folds = leave_one_day_out(rows, days, y_rank, mode)
 
     # The label the model is judged on is the ranking label, whatever it was trained on.
-    thresholds = {name: choose(oof[key]) for name, key in (("gbdt", "gbdt"), ("har", "har"), ("persistence", "persistence"), ("zscore_k", "zscore_z"))}
+    thresholds = {
+        name: choose(oof[key])
+        for name, key in (("gbdt", "gbdt"), ("har", "har"), ("persistence", "persistence"), ("zscore_k", "zscore_z"))
+    }
     k = thresholds["zscore_k"]["value"]
     scored = {
         "gbdt": (oof["gbdt"], thresholds["gbdt"]["value"], True),
@@ -243,7 +246,7 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
                 "probability": float(p),
                 "baseline_probability": float(zp),
             }
-            for r, p, zp in zip(fx.itertuples(index=False), fx_p, fx_zp)
+            for r, p, zp in zip(fx.itertuples(index=False), fx_p, fx_zp, strict=True)
         ],
     }
     write_json(out_dir / "fixtures.json", fixtures)
@@ -255,16 +258,20 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path] | None = None,
         "feature_importance": "feature_importance.svg",
     }
     plots.pr_curves(day_names, y_by_day, scores_by_day, out_dir / figures["pr_curves"])
-    plots.pr_auc_by_day(day_names, {d: {n: per_day[d][n]["pr_auc"] for n in scored} for d in day_names}, out_dir / figures["pr_auc_by_day"])
+    plots.pr_auc_by_day(
+        day_names,
+        {d: {n: per_day[d][n]["pr_auc"] for n in scored} for d in day_names},
+        out_dir / figures["pr_auc_by_day"],
+    )
     plots.calibration(y_rank, oof["gbdt"], out_dir / figures["calibration"])
     gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
     plots.feature_importance(FEATURE_NAMES, gain, out_dir / figures["feature_importance"])
 
     data = {
         "recordings": [{"file": p.name, "sha256": _sha256(p)} for p in (recordings or [])],
-        "table_rows": int(len(df)),
+        "table_rows": len(df),
         "table_sha256": digest,
-        "labelled_rows": int(len(rows)),
+        "labelled_rows": len(rows),
         "days": {
             day: {
                 "from": iso(int(rows.loc[(days == day).to_numpy(), "event_time"].min())),
@@ -339,7 +346,7 @@ def reference(rows: pd.DataFrame, version: str, days: pd.Series) -> dict:
                 for day in sorted(days.unique())
             ]
             features[name]["psi_limit"] = round(max(per_day), 6)
-    return {"model_version": version, "rows": int(len(rows)), "features": features}
+    return {"model_version": version, "rows": len(rows), "features": features}
 
 
 def write_json(path: Path, value) -> None:
@@ -355,12 +362,28 @@ def spikewatch_command(arg: str | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recordings", nargs="+", type=Path, default=DEFAULT_RECORDINGS, help="recordings (default: data/coinbase/ticks/*.csv.gz)")
+    ap = argparse.ArgumentParser(
+        prog="python -m models.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--recordings",
+        nargs="+",
+        type=Path,
+        default=DEFAULT_RECORDINGS,
+        help="recordings (default: data/coinbase/ticks/*.csv.gz)",
+    )
     ap.add_argument("--table", type=Path, help="use this feature table instead of running `spikewatch features`")
-    ap.add_argument("--spikewatch", help="command that runs the spikewatch binary (default: $SPIKEWATCH_BIN, else cargo run --release)")
+    ap.add_argument(
+        "--spikewatch",
+        help="command that runs the spikewatch binary (default: $SPIKEWATCH_BIN, else cargo run --release)",
+    )
     ap.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
-    ap.add_argument("--label", choices=("ranking", "absolute"), default="ranking", help="what the served alert means (default: ranking)")
+    ap.add_argument(
+        "--label",
+        choices=("ranking", "absolute"),
+        default="ranking",
+        help="what the served alert means (default: ranking)",
+    )
     ap.add_argument("--register", action="store_true", help="log the model to MLflow and register it")
     ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     ap.add_argument("--alias", default="champion")
@@ -369,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         table = args.table
         if table is None:
-            table = dataset.build_table(args.recordings, Path(tmp) / "features.parquet", spikewatch_command(args.spikewatch))
+            table = dataset.build_table(
+                args.recordings, Path(tmp) / "features.parquet", spikewatch_command(args.spikewatch)
+            )
         df = dataset.load_table(table)
         result = train(df, args.output_dir, args.recordings if args.table is None else [], args.label)
     s = result["metrics"]["summary"]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +58,9 @@ def test_actionlint_passes():
 def test_actionlint_reports_a_broken_workflow(tmp_path):
     """Guards the test above against a linter that accepts everything."""
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
+    )
     result = lint(broken)
     assert result.returncode != 0
     assert "matrix" in result.stdout, result.stdout

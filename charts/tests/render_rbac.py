@@ -22,7 +22,9 @@ CHART_DIR = Path(__file__).resolve().parents[1] / "spikewatch-operator"
 def main() -> int:
     values = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     with helm_python.Chart.load(CHART_DIR) as chart:
-        manifests = chart.render(values=values, name="spikewatch-operator", namespace="spikewatch-system", is_install=True)
+        manifests = chart.render(
+            values=values, name="spikewatch-operator", namespace="spikewatch-system", is_install=True
+        )
     roles = []
     for path, text in sorted(manifests.items()):
         if path.endswith("NOTES.txt"):

@@ -442,7 +442,11 @@ def test_watch_namespaces_grants_a_role_in_each_and_nothing_cluster_wide(chart):
         [role] = [o for o in objects if o["kind"] == "Role" and o["metadata"]["namespace"] == namespace]
         assert rules_by_resource(role) == cluster_rules, "the same permissions, in that namespace only"
         [binding] = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == namespace]
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": role["metadata"]["name"],
+        }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service_account, "namespace": NAMESPACE}]
     env = {e["name"]: e.get("value") for e in pod_spec(objects)["containers"][0]["env"]}
     assert env["WATCH_NAMESPACES"] == "markets,markets-staging"
@@ -516,7 +520,10 @@ BAD_VALUES = {
     "malformed quantity": ({"resources": {"limits": {"memory": "lots"}}}, "memory"),
     "unknown resource": ({"resources": {"limits": {"gpu": 1}}}, "gpu"),
     "pdb that blocks drains": ({"podDisruptionBudget": {"enabled": True, "maxUnavailable": 0}}, "maxUnavailable"),
-    "peer with an unknown selector": ({"networkPolicy": {"metricsFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}}, "ipBlock"),
+    "peer with an unknown selector": (
+        {"networkPolicy": {"metricsFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}},
+        "ipBlock",
+    ),
     "pod label overriding a selector label": ({"podLabels": {"app.kubernetes.io/name": "x"}}, "podLabels"),
     "invalid secret name": ({"rbac": {"kafkaSecretNames": ["Kafka_Creds"]}}, "kafkaSecretNames"),
     "invalid namespace name": ({"watchNamespaces": ["Markets"]}, "watchNamespaces"),
@@ -591,7 +598,9 @@ def test_readme_documents_every_value_and_the_install_command(chart):
     documented = {p for p in leaf_paths(chart.values) if not p.startswith("networkPolicy.metricsFrom.")}
     missing = [p for p in sorted(documented) if f"`{p}`" not in readme]
     assert missing == [], f"README.md values table lacks {missing}"
-    assert "helm install spikewatch-operator charts/spikewatch-operator -n spikewatch-system --create-namespace" in readme
+    assert (
+        "helm install spikewatch-operator charts/spikewatch-operator -n spikewatch-system --create-namespace" in readme
+    )
     for variant in VARIANT_FILES:
         assert variant.name in readme, f"README.md does not mention ci/{variant.name}"
 

@@ -30,7 +30,11 @@ DASHBOARD_PROVIDERS = DOCKER / "grafana" / "provisioning" / "dashboards" / "spik
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "spikewatch.json"
 # The operator's dashboard ConfigMap for examples/pipeline.yaml, as its golden-file test pins it.
 OPERATOR_DASHBOARD_SNAPSHOT = (
-    REPO_ROOT / "operator" / "tests" / "snapshots" / "desired_snapshots__external-kafka__configmap__btc-eth-dashboard.snap"
+    REPO_ROOT
+    / "operator"
+    / "tests"
+    / "snapshots"
+    / "desired_snapshots__external-kafka__configmap__btc-eth-dashboard.snap"
 )
 WORKLOADS = ["ingest", "replay", "featurize", "predict", "serve"]
 # A full version tag (`v3.5.0`, `4.1.0`) or a digest; never `latest`, never a bare major.
@@ -118,7 +122,7 @@ def test_state_lives_in_named_volumes_and_bind_mounts_exist(compose):
     used = set()
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
-            source, target = volume.split(":")[:2]
+            source, _target = volume.split(":")[:2]
             if source.startswith("./"):
                 assert (DOCKER / source).exists(), f"{name}: {source} does not exist"
                 assert volume.endswith(":ro"), f"{name}: configuration is mounted read-only"

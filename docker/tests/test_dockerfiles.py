@@ -97,7 +97,7 @@ def test_base_images_are_pinned_to_exact_versions(image):
         base = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), base)
         if ":" not in base and "@" not in base:
             continue  # an earlier stage of this file
-        name, _, tag = base.partition(":")
+        _name, _, tag = base.partition(":")
         assert "@sha256:" in base or re.search(r"\d+\.\d+", tag), f"{base} is not pinned to a version"
         assert "latest" not in tag, base
 

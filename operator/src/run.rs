@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// from `workloadImage.tag`). Unset: such pipelines are reported as stalled.
     #[arg(long, env = "WORKLOAD_IMAGE_TAG", value_parser = parse_image_tag)]
     pub workload_image_tag: Option<String>,
+    /// Log format: `text` or `json` (one object per line). Default: text on a terminal, JSON
+    /// otherwise.
+    #[arg(long, env = "LOG_FORMAT", value_enum, ignore_case = true)]
+    pub log_format: Option<telemetry::LogFormat>,
 }
 
 /// A namespace name (RFC 1123 label), or empty (a trailing comma).
@@ -103,7 +107,7 @@ pub async fn connect() -> Result<Client, String> {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
-    telemetry::init();
+    telemetry::init(args.log_format);
     let client = connect().await?;
 
     let registry = prometheus::Registry::new();

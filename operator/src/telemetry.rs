@@ -1,14 +1,43 @@
-//! Structured logs: human-readable by default, one JSON object per line with `LOG_FORMAT=json`.
-//! Reconcile spans carry the object's namespace and name, so every line of a reconcile has them.
+//! Structured logs. `--log-format` (`LOG_FORMAT`) picks `text` or `json`; unset, logs are text on
+//! a terminal and one JSON object per line otherwise (the operator's pod). Colour codes only go
+//! to a terminal. Reconcile spans carry the object's namespace and name, so every line of a
+//! reconcile has them.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The format in effect: the one asked for, else text on a terminal and JSON elsewhere.
+pub fn resolve(asked: Option<LogFormat>, terminal: bool) -> LogFormat {
+    asked.unwrap_or(if terminal { LogFormat::Text } else { LogFormat::Json })
+}
+
 /// Installs the global subscriber. `RUST_LOG` filters (default `info`).
-pub fn init() {
+pub fn init(asked: Option<LogFormat>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let terminal = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal);
     // try_init: a second call (tests) keeps the first subscriber instead of panicking.
-    let _ =
-        if json { builder.json().with_current_span(true).with_span_list(false).try_init() } else { builder.try_init() };
+    let _ = match resolve(asked, terminal) {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_off_a_terminal_unless_asked_otherwise() {
+        assert_eq!(resolve(None, true), LogFormat::Text);
+        assert_eq!(resolve(None, false), LogFormat::Json);
+        assert_eq!(resolve(Some(LogFormat::Text), false), LogFormat::Text);
+    }
 }

@@ -1,6 +1,7 @@
 //! What judging costs the predictor per prediction: the online evaluation (each point and
 //! prediction of a product's stream, outcomes once their minute has passed) and the drift
-//! monitor (22 bin lookups, a sliding window of 20,000 rows), over a real recording's vectors.
+//! monitor (22 bin lookups, a sliding window of 20,000 rows), over a real recording's vectors;
+//! and what publishing costs the live feed of the API, which judges each prediction too.
 //!
 //! `cargo bench -p spikewatch --bench quality`
 
@@ -10,6 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spikewatch::config::FeaturesConfig;
 use spikewatch::domain::{FeatureVector, ModelVariant, Prediction};
 use spikewatch::features::FeatureEngine;
+use spikewatch::live::{FeedMetrics, PredictionFeed};
 use spikewatch::model::Reference;
 use spikewatch::quality::{DriftMonitor, OnlineEvaluator};
 use spikewatch::sources::recording;
@@ -32,7 +34,7 @@ fn prediction(v: &FeatureVector, i: usize) -> Prediction {
         model_version: "1".into(),
         model_variant: ModelVariant::Ml,
         processing_latency_seconds: 0.0,
-        midprice: None,
+        midprice: Some(v.features.midprice),
     }
 }
 
@@ -55,6 +57,17 @@ fn bench(c: &mut Criterion) {
                 evaluator.observe_prediction(p);
             }
             judged
+        })
+    });
+    // Publishing into a fresh feed: remembering the latest, the broadcast to no subscriber, and
+    // judging (the feed's own evaluator).
+    group.bench_function("feed_publish", |b| {
+        b.iter(|| {
+            let feed = PredictionFeed::new(1024, FeedMetrics::register(&prometheus::Registry::new()).unwrap());
+            for p in &predictions {
+                feed.publish(p.clone());
+            }
+            feed.latest().len()
         })
     });
     group.bench_function("drift_window_20000", |b| {

@@ -1,8 +1,10 @@
-//! The live page in a real browser: `spikewatch run --serve --speed 2` on the bundled recording, headless
-//! Chromium driven over WebDriver (chromedriver, Debian packages `chromium` and
+//! The live page in a real browser: `spikewatch run --serve --speed 8` on the bundled recording,
+//! headless Chromium driven over WebDriver (chromedriver, Debian packages `chromium` and
 //! `chromium-driver`, installed by `scripts/setup`). The page must chart the streamed
-//! predictions, draw alert markers, show the model, log no console error; its screenshot is
-//! saved under the target directory (`docs/live-page.png` is one).
+//! predictions, draw alert markers, show the model, say that judging has not started, then show
+//! the online quality of the replay's predictions (those of an `OnlineEvaluator` fed the
+//! recording directly), and log no console error; its screenshot is saved under the target
+//! directory (`docs/live-page.png` is one).
 
 mod common;
 
@@ -14,16 +16,19 @@ use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 use spikewatch::config::{Config, ModelConfig};
-use spikewatch::domain::{Features, ModelVariant};
-use spikewatch::features::offline::build_rows;
+use spikewatch::domain::{Features, ModelVariant, PREDICTION_SCHEMA, Prediction};
+use spikewatch::features::offline::{TrainingRow, build_rows};
 use spikewatch::model::ModelHandle;
+use spikewatch::quality::{OnlineEvaluator, Quality};
 use spikewatch::sources::recording;
 
 /// Upper bound on every wait; reached only when something is broken.
 const PATIENCE: Duration = Duration::from_secs(180);
-/// The replay pace: the recording lasts about three minutes at this speed, so a browser that
-/// starts slowly on a busy machine still connects before the busy stretches of the recording.
-const SPEED: &str = "2";
+/// The replay pace: the recording's seven minutes of ticks take 52 s at this speed, plus 5 s for
+/// each of its three holes, so the test sees the replay through in about a minute. Its last and
+/// busiest stretch (four minutes of ticks) starts about 35 s in and its first predictions are
+/// judged some 10 s later: a browser that starts slowly on a busy machine still connects first.
+const SPEED: &str = "8";
 /// Points the chart must hold (with an alert among them) before the checks and the screenshot:
 /// more than the recording's first stretch before its first hole, so the picture shows a busy
 /// market.
@@ -43,7 +48,7 @@ fn chromium_args(profile: &Path) -> Vec<String> {
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1280,720",
+        "--window-size=1280,800",
     ]
     .map(String::from)
     .to_vec();
@@ -140,11 +145,9 @@ async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
         .unwrap_or_else(|e| panic!("cannot start a Chromium session: {e}\nchromedriver log:\n{}", driver.log()))
 }
 
-/// A threshold at which 2 % of the bundled recording's predictions are alerts: the 98th
-/// percentile of the committed model's probabilities on it, computed with the same feature
-/// engine and model the binary runs. So the stream surely carries alerts, and the chart (and
-/// the screenshot) look like a real run rather than one where everything alerts.
-async fn threshold_with_alerts() -> f64 {
+/// The bundled recording as the pipeline scores it: its feature rows, from the same feature
+/// engine the binary runs, and the committed model's probability for each.
+async fn scored_recording() -> (Vec<TrainingRow>, Vec<f64>) {
     let rows = build_rows(recording::embedded().filter_map(Result::ok), &Config::default().features);
     let features: Vec<Features> = rows.iter().map(|row| row.features).collect();
     let config = ModelConfig {
@@ -153,10 +156,45 @@ async fn threshold_with_alerts() -> f64 {
         ..ModelConfig::default()
     };
     let model = ModelHandle::load(&config).await.expect("the committed model loads").current();
-    let mut probabilities = model.predict_proba(&features).expect("the model scores the recording");
+    let probabilities = model.predict_proba(&features).expect("the model scores the recording");
     assert!(probabilities.len() > 1000, "the bundled recording yields {} rows", probabilities.len());
-    probabilities.sort_by(f64::total_cmp);
-    probabilities[probabilities.len() * 98 / 100]
+    (rows, probabilities)
+}
+
+/// A threshold at which 2 % of the bundled recording's predictions are alerts: the 98th
+/// percentile of the committed model's probabilities on it. So the stream surely carries
+/// alerts, and the chart (and the screenshot) look like a real run rather than one where
+/// everything alerts.
+fn threshold_with_alerts(probabilities: &[f64]) -> f64 {
+    let mut sorted = probabilities.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() * 98 / 100]
+}
+
+/// The online quality of the replay's predictions at `threshold`, from an evaluator fed the
+/// recording directly: each row's point, then its prediction.
+fn judged_directly(rows: &[TrainingRow], probabilities: &[f64], threshold: f64) -> Quality {
+    let mut evaluator = OnlineEvaluator::default();
+    for (row, &probability) in rows.iter().zip(probabilities) {
+        let prediction = Prediction {
+            schema: PREDICTION_SCHEMA,
+            product_id: row.product_id.clone(),
+            event_time: row.event_time,
+            probability,
+            prediction: u8::from(probability >= threshold),
+            threshold,
+            model_name: String::new(),
+            model_version: String::new(),
+            model_variant: ModelVariant::Ml,
+            processing_latency_seconds: 0.0,
+            midprice: Some(row.features.midprice),
+        };
+        evaluator.observe_point(&row.product_id, row.event_time.timestamp_nanos_opt().unwrap(), row.features.midprice);
+        evaluator.observe_prediction(&prediction);
+    }
+    let quality = evaluator.quality();
+    assert_eq!(quality.len(), 1, "one product, one variant: {quality:?}");
+    quality[0].2
 }
 
 /// One product card as drawn now, read in one script (so consistent): points and alerts in the
@@ -186,10 +224,35 @@ async fn card(client: &Client, product: &str) -> Option<Card> {
 
 async fn text(client: &Client, selector: &str) -> String {
     let value = client
-        .execute("return document.querySelector(arguments[0]).textContent;", vec![json!(selector)])
+        .execute("return document.querySelector(arguments[0])?.textContent ?? '';", vec![json!(selector)])
         .await
         .expect("script runs");
     value.as_str().unwrap_or_default().to_string()
+}
+
+/// The online quality line of BTC-USD's card, as `name → value` ("precision" → 0.31, "judged"
+/// → 1234); empty while the page shows none.
+async fn quality_shown(client: &Client) -> Vec<(String, f64)> {
+    let line = text(client, ".product[data-product='BTC-USD'] .quality-line[data-variant='ml']").await;
+    let line = line.trim_end_matches(" in the last hour");
+    line.split(" · ")
+        .filter_map(|part| {
+            let (name, value) = part.rsplit_once(' ')?;
+            Some((name.to_string(), value.replace(',', "").parse().ok()?))
+        })
+        .collect()
+}
+
+/// The numbers of `/predictions/quality` the page shows, from the evaluator's.
+fn quality_expected(q: &Quality) -> Vec<(String, f64)> {
+    let defined = |v: Option<f64>| v.unwrap_or_else(|| panic!("undefined on the replay's predictions: {q:?}"));
+    vec![
+        ("precision".into(), defined(q.precision())),
+        ("recall".into(), defined(q.recall())),
+        ("chance".into(), defined(q.positive_rate())),
+        ("Brier".into(), defined(q.brier())),
+        ("judged".into(), q.labelled as f64),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +261,10 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     common::artifact::require_env("ORT_DYLIB_PATH");
     let mut config = Config::default();
     config.model.source = common::artifact::artifact_dir().display().to_string();
-    let threshold = threshold_with_alerts().await;
+    let (rows, probabilities) = scored_recording().await;
+    let threshold = threshold_with_alerts(&probabilities);
+    let judged = judged_directly(&rows, &probabilities, threshold);
+    assert!(judged.labelled > 1000, "the replay's predictions are judged: {judged:?}");
     config.model.threshold = Some(threshold);
     let config_path = common::process::write_config(dir.path(), &config);
     let args = ["--config", config_path.to_str().unwrap(), "run", "--serve", "--bind", "127.0.0.1:0", "--speed", SPEED];
@@ -211,10 +277,16 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     client.goto(&page).await.expect("the page loads");
 
     // More points than the one per product that /predictions/latest seeds: the stream itself
-    // delivered them; and an alert among them, which must be drawn.
+    // delivered them; and an alert among them, which must be drawn. Meanwhile, before any
+    // prediction is a minute old, the card says when judging starts.
     let deadline = Instant::now() + PATIENCE;
+    let mut judging_announced = false;
     let btc = loop {
         let btc = card(&client, "BTC-USD").await;
+        if btc.is_some() && !judging_announced {
+            let quality = text(&client, ".product[data-product='BTC-USD'] .quality").await;
+            judging_announced = quality.contains("judging starts 60 s after the first prediction");
+        }
         if let Some(btc) = btc.as_ref().filter(|c| c.points >= MIN_POINTS && c.alerts >= 1) {
             break btc.clone();
         }
@@ -238,6 +310,48 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     let percent: f64 = rate.trim_end_matches(" %").parse().unwrap_or_else(|_| panic!("alert rate {rate:?}"));
     assert!(percent > 0.0 && percent < 100.0, "alert rate {rate:?}");
     assert!(text(&client, "#status").await.starts_with("live"), "{}", text(&client, "#status").await);
+    assert!(judging_announced, "the card never said when judging starts");
+
+    // Once the replay is over, the server's numbers are the evaluator's on the recording, and
+    // the page shows them (refreshed every 5 s).
+    let deadline = Instant::now() + PATIENCE;
+    while !run.stdout().contains("input finished") {
+        assert!(Instant::now() < deadline, "the replay never finished:\n{}", run.stdout());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let served: Value = reqwest::get(format!("{page}predictions/quality")).await.unwrap().json().await.unwrap();
+    let entry = &served["quality"][0];
+    assert_eq!(
+        (entry["product_id"].as_str(), entry["variant"].as_str(), served["quality"].as_array().map(Vec::len)),
+        (Some("BTC-USD"), Some("ml"), Some(1)),
+        "{served}"
+    );
+    let expected = quality_expected(&judged);
+    for (name, field) in [
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("chance", "positive_rate"),
+        ("Brier", "brier"),
+        ("judged", "judged"),
+    ] {
+        let want = expected.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(entry[field].as_f64(), Some(want), "{field}: served {entry}, evaluator {judged:?}");
+    }
+    let deadline = Instant::now() + PATIENCE;
+    let shown = loop {
+        let shown = quality_shown(&client).await;
+        if shown.iter().any(|(name, value)| name == "judged" && *value == judged.labelled as f64) {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "the page never showed the final quality {expected:?}: {shown:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(shown.len(), expected.len(), "{shown:?}");
+    for ((name, value), (want_name, want)) in shown.iter().zip(&expected) {
+        // Two decimals (three for Brier) on the page.
+        assert_eq!(name, want_name, "{shown:?}");
+        assert!((value - want).abs() <= 0.005, "{name}: shown {value}, expected {want}");
+    }
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-page").join("live-page.png");
     std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();

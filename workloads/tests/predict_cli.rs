@@ -18,8 +18,26 @@ fn missing_onnx_runtime_is_a_clear_startup_error() {
     let (ok, stderr) =
         predict(&[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")], &["--model", artifacts, "--variant", "ml"]);
     assert!(!ok);
-    assert!(stderr.contains("ORT_DYLIB_PATH=/nonexistent/libonnxruntime.so does not exist"), "{stderr}");
+    assert!(stderr.contains("ORT_DYLIB_PATH=/nonexistent/libonnxruntime.so is not a file"), "{stderr}");
     assert!(stderr.contains("source scripts/env"), "{stderr}");
+}
+
+#[test]
+fn onnx_runtime_is_found_only_through_ort_dylib_path() {
+    // A .venv with ONNX Runtime next to the working directory is not looked for: the library
+    // comes from explicit configuration only.
+    let artifacts = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/artifacts/spikewatch-gbdt");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikewatch"));
+    cmd.args(["predict", "--model", artifacts, "--variant", "ml"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("METRICS_PORT", "0")
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("SPIKEWATCH_ROOT");
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("ONNX Runtime not configured: ORT_DYLIB_PATH is unset"), "{stderr}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `spikewatch serve` with `api.predictions_from_kafka`: `/predictions/stream` and
 //! `/predictions/latest` serve the predictions topic of a real broker (tansu), outside any
-//! consumer group; records that are not predictions are counted and skipped.
+//! consumer group; records that are not predictions are counted and skipped;
+//! `/predictions/quality` judges what the topic carries.
 //! Needs `source scripts/env` (tansu, ONNX Runtime for the served model).
 
 mod common;
@@ -15,6 +16,7 @@ use spikewatch::domain::{ModelVariant, PREDICTION_SCHEMA, Prediction};
 use spikewatch::transport::kafka::{JsonPublisher, create_producer, ensure_topics};
 use tokio_util::sync::CancellationToken;
 
+use common::market::{judged_directly, market, served_numbers};
 use common::process::{Spawned, http_get};
 use common::sse::Reader;
 
@@ -171,5 +173,50 @@ async fn a_predictions_topic_created_after_start_is_found_and_read_from_its_begi
     // Published once, before the reader assigned the new partitions: read from their beginning.
     let streamed = next_tagged(&mut stream, "only").await;
     assert_eq!(streamed.product_id, "SOL-USD");
+    assert!(serve.terminate().success(), "{}", serve.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_judges_the_predictions_of_the_topic_as_the_evaluator_does() {
+    common::artifact::require_env("ORT_DYLIB_PATH");
+    let broker = common::Broker::start();
+    let config = serve_config(&broker);
+    ensure_topics(&config.kafka, &[&config.kafka.topics.predictions]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::process::write_config(dir.path(), &config);
+    let mut serve = Spawned::start(dir.path(), "serve", &["--config", path.to_str().unwrap(), "serve"]);
+    let addr = serve.metrics_addr();
+
+    // The reader starts at the end of the topic: once a warm-up prediction has streamed, it
+    // reads everything published after.
+    let response = reqwest::get(format!("http://{addr}/predictions/stream")).await.unwrap();
+    let mut stream = Reader::new(response.bytes_stream());
+    let warm_up = keep_publishing(&config, "warm-up");
+    next_tagged(&mut stream, "warm-up").await;
+    warm_up.cancel();
+
+    // Five minutes of a market, published at once as a predictor catching up would.
+    let predictions = market("SOL-USD", 300, 2, 7);
+    let mut publisher =
+        JsonPublisher::new(create_producer(&config.kafka).unwrap(), config.kafka.topics.predictions.clone());
+    for p in &predictions {
+        publisher.publish(&p.product_id, p).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+
+    let expected = judged_directly(&predictions);
+    assert!(expected[0]["judged"].as_u64().unwrap() > 100, "{expected:?}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = http_get(addr, "/predictions/quality?product_id=SOL-USD");
+        if status == 200 {
+            let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if served_numbers(&reply) == expected {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never judged as the evaluator does ({expected:?}): {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(serve.terminate().success(), "{}", serve.stderr());
 }

@@ -1,5 +1,5 @@
 //! Prediction API (`spikewatch serve`): axum router, handlers, OpenAPI, Open Inference Protocol v2,
-//! live predictions (Server-Sent Events) and the live page.
+//! live predictions (Server-Sent Events), their online quality and the live page.
 //!
 //! [`router`] builds the whole service from one [`AppState`]; every handler is a small function
 //! in the module of its concern, and every failure is an [`ApiError`] (JSON body, counted).
@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod oip;
+pub mod online_quality;
 pub mod openapi;
 pub mod page;
 pub mod predict;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/models/{name}/versions/{version}/infer", post(oip::infer_version))
         .route("/predictions/stream", get(predictions::stream))
         .route("/predictions/latest", get(predictions::latest))
+        .route("/predictions/quality", get(online_quality::quality))
         .route("/", get(page::index))
         .route("/assets/{name}", get(page::asset))
         .route("/openapi.json", get(openapi::document))

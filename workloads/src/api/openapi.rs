@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, error, metrics, oip, predict, predictions, rows, status};
+use super::{admin, error, metrics, oip, online_quality, predict, predictions, rows, status};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,7 @@ use super::{admin, error, metrics, oip, predict, predictions, rows, status};
         oip::infer_version,
         predictions::stream,
         predictions::latest,
+        online_quality::quality,
     ),
     components(schemas(
         rows::FeatureRow,
@@ -40,6 +41,9 @@ use super::{admin, error, metrics, oip, predict, predictions, rows, status};
         error::OipErrorBody,
         crate::domain::Prediction,
         predictions::LatestPredictions,
+        online_quality::OnlineQuality,
+        online_quality::ProductQuality,
+        crate::live::UnjudgedCounts,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -47,7 +51,7 @@ use super::{admin, error, metrics, oip, predict, predictions, rows, status};
         (name = "operations", description = "Health, version, metrics"),
         (name = "admin", description = "Hot reload and variant switch (bearer token)"),
         (name = "open-inference-protocol", description = "Open Inference Protocol v2 REST"),
-        (name = "predictions", description = "Live predictions of the pipeline (Server-Sent Events) and the latest per product"),
+        (name = "predictions", description = "Live predictions of the pipeline (Server-Sent Events), the latest per product and their online quality"),
     )
 )]
 pub struct ApiDoc;

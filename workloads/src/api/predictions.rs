@@ -73,7 +73,7 @@ impl ProductFilter {
 }
 
 /// 503 when nothing feeds live predictions to this server.
-fn require_source(feed: &PredictionFeed) -> Result<(), ApiError> {
+pub(super) fn require_source(feed: &PredictionFeed) -> Result<(), ApiError> {
     match feed.source() {
         Some(_) => Ok(()),
         None => Err(ApiError::PredictionsUnavailable {
@@ -170,7 +170,8 @@ pub async fn latest(
     Ok(Json(LatestPredictions { predictions: predictions.iter().map(|p| (**p).clone()).collect() }))
 }
 
-fn unknown_product(feed: &PredictionFeed, product: &str) -> ApiError {
+/// 404 for a product asked for without a prediction, naming the products that have one.
+pub(super) fn unknown_product(feed: &PredictionFeed, product: &str) -> ApiError {
     let known: Vec<String> = feed.latest().iter().map(|p| p.product_id.clone()).collect();
     let known = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
     ApiError::NotFound {

@@ -23,6 +23,10 @@ pub struct Cli {
     /// YAML config file (docs/configuration.md). Environment variables override it.
     #[arg(long, global = true, env = "CONFIG_PATH")]
     pub config: Option<PathBuf>,
+    /// Log format: `text` or `json` (one object per line). Default: text on a terminal, JSON
+    /// otherwise.
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, ignore_case = true)]
+    pub log_format: Option<crate::telemetry::logging::LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }

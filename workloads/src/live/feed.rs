@@ -5,15 +5,22 @@
 //! pipeline down; every subscriber reads the same ring of `capacity` predictions, and one that
 //! falls further behind loses the oldest and is told how many ([`Delivery::Dropped`]). Memory is
 //! bounded by the ring and by [`MAX_PRODUCTS`], whatever the clients or the input do.
+//!
+//! Every prediction published is also judged ([`FeedJudge`]), so that `/predictions/quality`
+//! has the online quality of what this process serves. The judge sits behind one mutex that
+//! only the publisher and quality readers take, each for O(1) amortized work or a copy of the
+//! numbers: never while waiting on a client.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
+use super::judge::{FeedJudge, JudgedQuality, Unjudged, UnjudgedCounts};
 use crate::domain::Prediction;
+use crate::quality::OnlineConfig;
 
 /// Products whose latest prediction is remembered; predictions of further products are still
 /// streamed, but not remembered (a bound against garbage ids on the input).
@@ -39,6 +46,8 @@ pub struct FeedMetrics {
     pub clients: IntGauge,
     /// `volatility_api_stream_dropped_total`: predictions slow stream clients did not get.
     pub dropped: IntCounter,
+    /// `volatility_api_feed_unjudged_total{reason}`: predictions streamed but not judged.
+    pub unjudged: IntCounterVec,
 }
 
 impl FeedMetrics {
@@ -60,11 +69,22 @@ impl FeedMetrics {
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(clients.clone()))?;
+        let unjudged = IntCounterVec::new(
+            Opts::new(
+                "volatility_api_feed_unjudged_total",
+                "Live predictions not judged for /predictions/quality, by reason",
+            ),
+            &["reason"],
+        )?;
         registry.register(Box::new(dropped.clone()))?;
+        registry.register(Box::new(unjudged.clone()))?;
         for kind in error_type::ALL {
             errors.with_label_values(&[kind]);
         }
-        Ok(FeedMetrics { published, errors, clients, dropped })
+        for reason in Unjudged::ALL {
+            unjudged.with_label_values(&[reason.as_str()]);
+        }
+        Ok(FeedMetrics { published, errors, clients, dropped, unjudged })
     }
 
     pub fn error(&self, kind: &str) -> IntCounter {
@@ -86,6 +106,7 @@ struct Inner {
     /// Cancelled when the server shuts down: every stream ends, so connections can close.
     closing: CancellationToken,
     metrics: FeedMetrics,
+    judge: Mutex<FeedJudge>,
 }
 
 /// What a subscriber gets next.
@@ -111,6 +132,7 @@ impl PredictionFeed {
                 source: OnceLock::new(),
                 closing: CancellationToken::new(),
                 metrics,
+                judge: Mutex::new(FeedJudge::new(OnlineConfig::default())),
             }),
         }
     }
@@ -126,8 +148,8 @@ impl PredictionFeed {
         self.inner.source.get().map(String::as_str)
     }
 
-    /// Remembers `prediction` as its product's latest and hands it to every subscriber. Never
-    /// waits.
+    /// Remembers `prediction` as its product's latest, hands it to every subscriber, then
+    /// judges it. Never waits on a client.
     pub fn publish(&self, prediction: Prediction) {
         let prediction = Arc::new(prediction);
         self.inner.metrics.published.inc();
@@ -138,7 +160,24 @@ impl PredictionFeed {
             }
         }
         // An error only means that nobody is subscribed right now.
-        let _ = self.inner.sender.send(prediction);
+        let _ = self.inner.sender.send(prediction.clone());
+        let verdict = self.judge().observe(&prediction);
+        if let Err(reason) = verdict {
+            self.inner.metrics.unjudged.with_label_values(&[reason.as_str()]).inc();
+        }
+    }
+
+    /// The online quality of the products `wanted` (see [`FeedJudge::quality`]), the counts of
+    /// predictions that could not be judged, and the evaluator's periods. A copy: the judge is
+    /// released before the caller does anything with it.
+    pub fn quality(&self, wanted: impl Fn(&str) -> bool) -> (Vec<JudgedQuality>, UnjudgedCounts, OnlineConfig) {
+        let judge = self.judge();
+        (judge.quality(wanted), judge.unjudged(), *judge.config())
+    }
+
+    fn judge(&self) -> std::sync::MutexGuard<'_, FeedJudge> {
+        // A panic while judging must not take the stream down with it.
+        self.inner.judge.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The latest prediction of every product seen, in product order.

@@ -1,5 +1,5 @@
-//! Live predictions for people watching: the [`PredictionFeed`] that `/predictions/stream` and
-//! `/predictions/latest` read, and where it is filled from.
+//! Live predictions for people watching: the [`PredictionFeed`] that `/predictions/stream`,
+//! `/predictions/latest` and `/predictions/quality` read, and where it is filled from.
 //!
 //! - `spikewatch run --serve`: the predict stage of the in-process pipeline publishes into it
 //!   ([`crate::pipeline::local`]).
@@ -7,9 +7,11 @@
 //!   predictions topic into it.
 
 pub mod feed;
+pub mod judge;
 pub mod kafka;
 
 pub use feed::{Delivery, FeedMetrics, PredictionFeed, Subscription};
+pub use judge::{FeedJudge, JudgedQuality, Unjudged, UnjudgedCounts};
 
 /// Longest product id accepted (Coinbase's are like `BTC-USD`, well under this).
 pub const MAX_PRODUCT_ID_LEN: usize = 64;

@@ -1,7 +1,9 @@
 //! The trained GBDT, exported to ONNX by `models/train.py`, scored with ONNX Runtime (`ort`).
 //!
-//! The ONNX Runtime shared library is loaded at run time (`ort`'s `load-dynamic`): from
-//! `ORT_DYLIB_PATH`, else from the project's `.venv` (created by `scripts/setup`).
+//! The ONNX Runtime shared library is loaded at run time (`ort`'s `load-dynamic`) from the path
+//! in `ORT_DYLIB_PATH`, and from nowhere else: the workload image sets it, and in this
+//! repository `scripts/setup` links the library into `.venv/` where `.cargo/config.toml` and
+//! `scripts/env` point it.
 //!
 //! The model's `metadata_props` carry what the trainer knew: `feature_names` (JSON list, must
 //! equal [`FEATURE_NAMES`] in order; a mismatch is a load error, never silent garbage),
@@ -57,55 +59,21 @@ impl std::fmt::Debug for OnnxModel {
     }
 }
 
-/// Where the ONNX Runtime shared library is: `ORT_DYLIB_PATH`, else the project's `.venv`.
+/// Where the ONNX Runtime shared library is: `ORT_DYLIB_PATH`.
 pub fn find_runtime_library() -> Result<PathBuf, String> {
-    const HINT: &str = "set ORT_DYLIB_PATH to libonnxruntime.so (run `source scripts/env` after `scripts/setup`)";
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("ORT_DYLIB_PATH={} does not exist; {HINT}", path.display()))
-        };
-    }
-    let mut roots: Vec<PathBuf> = Vec::new();
-    if let Some(root) = std::env::var_os("SPIKEWATCH_ROOT") {
-        roots.push(root.into());
-    }
-    if let Ok(cwd) = std::env::current_dir() {
-        roots.extend(cwd.ancestors().map(Path::to_path_buf));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
-    }
-    for root in roots {
-        if let Some(found) = venv_runtime(&root.join(".venv")) {
-            return Ok(found);
+    const HINT: &str = "set ORT_DYLIB_PATH to the path of libonnxruntime.so (in a checkout, \
+                        `scripts/setup` installs it and `source scripts/env` sets the variable)";
+    match std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("ORT_DYLIB_PATH={} is not a file; {HINT}", path.display()))
+            }
         }
+        None => Err(format!("ONNX Runtime not configured: ORT_DYLIB_PATH is unset; {HINT}")),
     }
-    Err(format!(
-        "ONNX Runtime shared library not found: ORT_DYLIB_PATH is unset and no .venv with onnxruntime was found; {HINT}"
-    ))
-}
-
-fn venv_runtime(venv: &Path) -> Option<PathBuf> {
-    let lib = venv.join("lib");
-    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path()).collect();
-    pythons.sort();
-    for python in pythons {
-        let capi = python.join("site-packages/onnxruntime/capi");
-        let Ok(entries) = std::fs::read_dir(&capi) else { continue };
-        let mut libs: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
-            .collect();
-        libs.sort();
-        if let Some(found) = libs.pop() {
-            return Some(found);
-        }
-    }
-    None
 }
 
 /// The process-wide ONNX Runtime environment, created on first use.

@@ -33,7 +33,7 @@ pub mod error_type {
     pub const ALL: [&str; 3] = [INVALID_FEATURES, FEATURE_SET_MISMATCH, INFERENCE];
 }
 
-/// The predictor's metrics, with the names of the original system (DESIGN.md).
+/// The predictor's metrics, with the names of the original system (docs/architecture.md).
 #[derive(Clone)]
 pub struct PredictorMetrics {
     /// `volatility_consumer_messages_processed_total`, `volatility_consumer_predictions_made_total`,

@@ -4,12 +4,14 @@
 //! - [`topics`]: reading topics back (no consumer group), committed offsets.
 //! - [`process`]: running the `spikewatch` binary with a config file.
 //! - [`sse`]: reading Server-Sent Events (`/predictions/stream`).
+//! - [`market`]: predictions of a reproducible market and their online quality.
 //!
 //! Each test binary uses a different subset of these helpers, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod artifact;
 pub mod broker;
+pub mod market;
 pub mod process;
 pub mod sse;
 pub mod topics;

@@ -1,5 +1,6 @@
 // The live page: one card per product with a chart of mid price, spike probability, threshold
-// and alerts, fed by /predictions/stream (Server-Sent Events). No framework, no build step.
+// and alerts, fed by /predictions/stream (Server-Sent Events), and the online quality of the
+// predictions from /predictions/quality. No framework, no build step.
 (() => {
   'use strict';
 
@@ -10,12 +11,18 @@
   const MAX_POINTS = 3000;
   const CHART_HEIGHT = 300;
   const VERSION_REFRESH_MS = 10000;
+  // Predictions are judged a minute after they are made; a few seconds' staleness is invisible.
+  const QUALITY_REFRESH_MS = 5000;
   const COLORS = { midprice: '#2563eb', probability: '#d97706', threshold: '#9ca3af', alert: '#dc2626' };
 
   const productsEl = document.getElementById('products');
   const statusEl = document.getElementById('status');
   const template = document.getElementById('product-template');
   const products = new Map();
+  // The latest /predictions/quality entries by product, for cards drawn after they arrived.
+  let quality = new Map();
+  let qualityDefinition = '';
+  const QUALITY_PENDING = template.content.querySelector('.quality-numbers').textContent;
   let received = 0;
   let dropped = 0;
   let drawScheduled = false;
@@ -122,6 +129,7 @@
       dirty: false,
     };
     products.set(id, entry);
+    showQuality(entry);
     return entry;
   }
 
@@ -189,6 +197,52 @@
     showStreamStatus(statusEl.dataset.state === 'error' ? 'reconnecting' : statusEl.dataset.state);
   }
 
+  const fraction2 = (v) => (v == null ? '–' : v.toFixed(2));
+
+  // One line per model variant judged in the last hour (two after a variant switch).
+  function showQuality(entry) {
+    const el = entry.card.querySelector('.quality-numbers');
+    const judged = quality.get(entry.card.dataset.product) ?? [];
+    el.parentElement.title = qualityDefinition;
+    if (judged.length === 0) {
+      el.textContent = QUALITY_PENDING;
+      return;
+    }
+    const lines = judged.map((q) => {
+      const line = document.createElement('span');
+      line.className = 'quality-line';
+      line.dataset.variant = q.variant;
+      line.dataset.judged = String(q.judged);
+      const variant = judged.length > 1 ? `${q.variant}: ` : '';
+      line.textContent =
+        q.judged === 0
+          ? `${variant}nothing judged in the last hour`
+          : `${variant}precision ${fraction2(q.precision)} · recall ${fraction2(q.recall)} · ` +
+            `chance ${fraction2(q.positive_rate)} · Brier ${q.brier == null ? '–' : q.brier.toFixed(3)} · ` +
+            `judged ${q.judged.toLocaleString('en-US')} in the last hour`;
+      return line;
+    });
+    el.replaceChildren(...lines);
+  }
+
+  async function loadQuality() {
+    try {
+      const response = await fetch('/predictions/quality' + query, { cache: 'no-store' });
+      if (!response.ok) {
+        return; // No source (the status line says why) or a product not seen yet.
+      }
+      const body = await response.json();
+      qualityDefinition = body.definition;
+      quality = new Map();
+      for (const q of body.quality) {
+        quality.set(q.product_id, [...(quality.get(q.product_id) ?? []), q]);
+      }
+      products.forEach(showQuality);
+    } catch (err) {
+      // The stream's own error handling reports an unreachable server.
+    }
+  }
+
   async function explainFailure() {
     // EventSource does not expose the error body; the same check on /predictions/latest does.
     try {
@@ -242,5 +296,9 @@
 
   loadVersion();
   window.setInterval(loadVersion, VERSION_REFRESH_MS);
-  seed().then(connect);
+  seed().then(() => {
+    connect();
+    loadQuality();
+    window.setInterval(loadQuality, QUALITY_REFRESH_MS);
+  });
 })();
