@@ -18,8 +18,6 @@ use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
-use spikewatch_types::config::Config;
-use spikewatch_types::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features};
 use spikewatch::transport::kafka::{JsonPublisher, create_producer};
 use spikewatch_operator::controller::{Context, FINALIZER, reconcile};
 use spikewatch_operator::crd::{ConditionType, ConsumerStatus, find_condition};
@@ -28,6 +26,8 @@ use spikewatch_operator::discovery::Capabilities;
 use spikewatch_operator::fixtures::{ApiServer, FakeBroker, path, pipeline_from};
 use spikewatch_operator::observe::{ConsumerLag, KafkaConsumerLag};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicSpec};
+use spikewatch_types::config::Config;
+use spikewatch_types::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features};
 
 use common::broker::Broker;
 use common::processes::{Process, repo_root, spikewatch};
