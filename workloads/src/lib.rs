@@ -11,6 +11,7 @@
 pub mod api;
 pub mod cli;
 pub mod features;
+pub mod fuzzing;
 pub mod live;
 pub mod model;
 pub mod pipeline;

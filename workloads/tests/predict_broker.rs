@@ -16,7 +16,7 @@ use spikewatch::config::Config;
 use spikewatch::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, ModelVariant, Prediction};
 use spikewatch::model::ModelHandle;
 use spikewatch::pipeline::predict::{PredictorMetrics, run_kafka};
-use spikewatch::transport::kafka::{JsonPublisher, create_producer, ensure_topics};
+use spikewatch::transport::kafka::{JsonPublisher, TransportError, create_producer, ensure_topics};
 use tokio_util::sync::CancellationToken;
 
 type Key = (String, DateTime<Utc>);
@@ -222,6 +222,75 @@ async fn a_killed_predictor_restarted_leaves_no_feature_without_a_prediction() {
         predictions.len(),
         expected.len()
     );
+}
+
+/// Outputs are produced while earlier ones are still unacknowledged (pipelining), and offsets
+/// are committed only for the batches whose outputs were all acknowledged. A predictor whose
+/// outputs cannot be delivered (its output topic does not exist) stops with an error and
+/// leaves the committed offset where the acknowledged prefix ended; a restart then predicts
+/// every input that was not predicted before.
+#[tokio::test(flavor = "multi_thread")]
+async fn undelivered_predictions_do_not_advance_the_committed_offset() {
+    require_ort();
+    let broker = common::Broker::start();
+    let config = test_config(&broker);
+    let kafka = &config.kafka;
+    ensure_topics(kafka, &[&kafka.topics.features, &kafka.topics.predictions]).await.unwrap();
+    let committed = || {
+        let (bootstrap, group, topic) =
+            (kafka.bootstrap_servers.clone(), kafka.predictor_group_id.clone(), kafka.topics.features.clone());
+        tokio::task::spawn_blocking(move || {
+            common::topics::committed_offsets(&bootstrap, &group, &topic).into_iter().map(|(_, o)| o).sum::<i64>()
+        })
+    };
+    let run = |config: Config| async move {
+        let model = ModelHandle::load(&config.model).await.unwrap();
+        let metrics = PredictorMetrics::register(&Registry::new()).unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+            async move { run_kafka(&config, model, metrics, shutdown).await }
+        });
+        (task, metrics, shutdown)
+    };
+
+    // 1. 600 vectors, all predicted and committed.
+    let (first, mut expected) = vectors(600, 0);
+    publish(&config, &first).await;
+    let (task, metrics, shutdown) = run(config.clone()).await;
+    predictions_covering(&config, &expected).await;
+    shutdown.cancel();
+    task.await.unwrap().expect("predictor failed");
+    assert_eq!(metrics.stage.produced.get(), 600);
+    assert_eq!(committed().await.unwrap(), 600, "everything acknowledged is committed at shutdown");
+
+    // 2. 400 more, with a missing output topic: every delivery fails (after 2 s).
+    let (second, expected_second) = vectors(400, 600);
+    expected.extend(expected_second);
+    publish(&config, &second).await;
+    let mut failing = config.clone();
+    failing.kafka.create_topics = false;
+    failing.kafka.topics.predictions = "ticks.predictions.missing".into();
+    failing.kafka.properties.insert("allow.auto.create.topics".into(), "false".into());
+    failing.kafka.properties.insert("message.timeout.ms".into(), "2000".into());
+    let (task, metrics, _shutdown) = run(failing).await;
+    let err = tokio::time::timeout(std::time::Duration::from_secs(120), task)
+        .await
+        .expect("the predictor did not stop on undelivered outputs")
+        .unwrap()
+        .expect_err("undelivered outputs must stop the predictor");
+    assert!(matches!(err, TransportError::Produce { .. }), "{err}");
+    assert!(metrics.stage.consumed.get() > 0, "the predictor consumed the new vectors");
+    assert_eq!(metrics.stage.produced.get(), 0);
+    assert_eq!(committed().await.unwrap(), 600, "no offset past an undelivered output is committed");
+
+    // 3. A restart with the output topic back predicts the 400 as well.
+    let (task, _metrics, shutdown) = run(config.clone()).await;
+    let predictions = predictions_covering(&config, &expected).await;
+    shutdown.cancel();
+    task.await.unwrap().expect("predictor failed");
+    assert_eq!(check(&predictions, &expected), 0, "the failed run published nothing to ticks.predictions");
+    assert_eq!(committed().await.unwrap(), 1_000);
 }
 
 /// Throughput of one predictor through the broker (a measurement, not a test: run it with

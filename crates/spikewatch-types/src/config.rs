@@ -66,7 +66,8 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// Most input records a consuming stage (featurizer) processes per produce/ack/commit cycle.
     pub max_batch: usize,
-    /// Longest a consuming stage waits to fill a batch once its first record arrived.
+    /// Longest a consuming stage waits to fill a batch once its first record arrived; 0 = take
+    /// only the records already fetched.
     pub max_batch_wait_ms: u64,
 }
 
@@ -111,7 +112,7 @@ pub struct ModelConfig {
     pub threshold: Option<f64>,
     /// Largest micro-batch the predictor scores at once.
     pub max_batch: usize,
-    /// Longest the predictor waits to fill a micro-batch.
+    /// Longest the predictor waits to fill a micro-batch; 0 = take only the vectors already fetched.
     pub max_batch_wait_ms: u64,
 }
 
@@ -174,7 +175,7 @@ impl Default for KafkaConfig {
             security: KafkaSecurity::default(),
             properties: BTreeMap::new(),
             max_batch: 500,
-            max_batch_wait_ms: 50,
+            max_batch_wait_ms: 0,
         }
     }
 }
@@ -203,7 +204,7 @@ impl Default for ModelConfig {
             mlflow_tracking_uri: None,
             threshold: None,
             max_batch: 256,
-            max_batch_wait_ms: 5,
+            max_batch_wait_ms: 0,
         }
     }
 }

@@ -10,16 +10,28 @@
 //! predictor's `replicas`): a missing object is created with them (a create, whose managed
 //! fields are recorded under an `Update` operation), and later applies leave them out, so the
 //! apply never owns them and never resets what their real owner set.
+//!
+//! A subset test alone cannot see a field the operator *stops* sending (a new operator version
+//! whose builder drops a label, a limit or an annotation): the old value is still there, so the
+//! observed object still holds everything desired. Every applied object therefore carries
+//! [`APPLIED_HASH_ANNOTATION`], a digest of exactly what was sent; when the builders send
+//! something else, the digest differs, the object is applied, and server-side apply removes the
+//! fields the operator's field manager owned and no longer sends.
 
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "spikewatch-operator";
+
+/// Annotation on every applied child: SHA-256 of the object the operator sent, without this
+/// annotation (create-only fields excluded, so a later apply has the same digest as the create).
+pub const APPLIED_HASH_ANNOTATION: &str = "spikewatch.io/applied-hash";
 
 /// A desired child in untyped form, so one code path applies Deployments, ConfigMaps and
 /// CRD-backed kinds (ServiceMonitor, KafkaTopic) alike.
@@ -73,8 +85,23 @@ impl DesiredChild {
         &self.resource.kind
     }
 
-    /// What later applies send: the object without its create-only fields.
+    /// What later applies send: the object without its create-only fields, annotated with the
+    /// digest of itself.
     pub fn apply_object(&self) -> Value {
+        let mut object = self.sent_without_digest();
+        let digest = applied_hash(&object);
+        annotate(&mut object, digest);
+        object
+    }
+
+    /// What a create sends: the whole object, with the digest later applies carry.
+    fn create_object(&self) -> Value {
+        let mut object = self.object.clone();
+        annotate(&mut object, applied_hash(&self.sent_without_digest()));
+        object
+    }
+
+    fn sent_without_digest(&self) -> Value {
         let mut object = self.object.clone();
         for pointer in &self.create_only {
             remove_pointer(&mut object, pointer);
@@ -116,7 +143,7 @@ pub async fn apply_child(
             return Ok((ApplyOutcome::Unchanged, observed.clone()));
         }
     } else if !child.create_only.is_empty() {
-        let whole: DynamicObject = serde_json::from_value(child.object.clone())
+        let whole: DynamicObject = serde_json::from_value(child.create_object())
             .map_err(|source| Error::Serialization { kind: "desired object", name: child.name.clone(), source })?;
         let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
         match api.create(&params, &whole).await {
@@ -130,6 +157,22 @@ pub async fn apply_child(
     let applied = api.patch(&child.name, &params, &Patch::Apply(&object)).await?;
     let outcome = if observed.is_some() { ApplyOutcome::Updated } else { ApplyOutcome::Created };
     Ok((outcome, applied))
+}
+
+/// SHA-256 (hex) of `object`. `serde_json` maps are ordered by key, so equal objects serialize
+/// to equal bytes.
+pub fn applied_hash(object: &Value) -> String {
+    let bytes = serde_json::to_vec(object).unwrap_or_default();
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn annotate(object: &mut Value, digest: String) {
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let annotations = metadata.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(Default::default());
+    }
+    annotations[APPLIED_HASH_ANNOTATION] = Value::String(digest);
 }
 
 /// Removes the field at a JSON pointer, if present.
@@ -253,8 +296,39 @@ mod tests {
             create_only: vec![],
         }
         .with_create_only(&["/spec/replicas", "/spec/absent"]);
-        assert_eq!(child.apply_object(), json!({"spec": {"template": {}}}));
+        let applied = child.apply_object();
+        assert_eq!(applied["spec"], json!({"template": {}}));
         assert_eq!(child.object["spec"]["replicas"], 3, "kept for the create");
+        assert_eq!(child.create_object()["spec"]["replicas"], 3);
+        assert_eq!(
+            child.create_object()["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
+            applied["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
+            "a create carries the digest of what later applies send"
+        );
+    }
+
+    fn config_map(data: Value) -> DesiredChild {
+        DesiredChild {
+            resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+            name: "c".into(),
+            object: json!({"metadata": {"name": "c", "annotations": {"team": "x"}}, "data": data}),
+            create_only: vec![],
+        }
+    }
+
+    #[test]
+    fn the_digest_changes_when_a_field_is_dropped_or_added_and_only_then() {
+        let digest =
+            |child: &DesiredChild| child.apply_object()["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].clone();
+        let base = config_map(json!({"a": "1", "b": "2"}));
+        assert_eq!(digest(&base), digest(&config_map(json!({"b": "2", "a": "1"}))), "key order does not matter");
+        assert_ne!(digest(&base), digest(&config_map(json!({"a": "1"}))), "a dropped field");
+        assert_ne!(digest(&base), digest(&config_map(json!({"a": "1", "b": "2", "c": "3"}))), "an added field");
+        assert_eq!(base.apply_object()["metadata"]["annotations"]["team"], "x", "other annotations are kept");
+        // The object the digest describes is the one sent, without the digest itself.
+        let mut sent = base.apply_object();
+        sent["metadata"]["annotations"].as_object_mut().unwrap().remove(APPLIED_HASH_ANNOTATION);
+        assert_eq!(digest(&base), json!(applied_hash(&sent)));
     }
 
     #[test]

@@ -47,10 +47,58 @@ fn effective_config(args: &Args, mut features: FeaturesConfig) -> FeaturesConfig
     features
 }
 
+/// Ticks handed from the reading thread to the feature engine at a time.
+const CHUNK_TICKS: usize = 8_192;
+
 fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::Result<()> {
-    let mut ticks = Vec::new();
+    let started = std::time::Instant::now();
+    // Reading and parsing (one thread) overlaps with the feature engine (this thread): the
+    // ticks go over in chunks, in file order, as a single-threaded loop would see them.
+    let (sender, chunks) = std::sync::mpsc::sync_channel::<Vec<Tick>>(16);
+    let (read, table) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_all(inputs, sender));
+        let mut count = 0usize;
+        let table = build_table(chunks.iter().inspect(|chunk| count += chunk.len()).flatten(), config);
+        let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read.map(|()| count), table)
+    });
+    let ticks = read?;
+    let TrainingTable { rows, stats } = table;
+    let built = started.elapsed();
+    table::write(output, &rows).with_context(|| format!("writing {}", output.display()))?;
+    tracing::info!(
+        ticks,
+        read_and_features_seconds = built.as_secs_f64(),
+        write_seconds = (started.elapsed() - built).as_secs_f64(),
+        "table written"
+    );
+    let complete = rows.iter().filter(|r| r.future_window_complete).count();
+    println!("{}", summary(ticks, rows.len(), complete, &stats, output));
+    if stats.out_of_order > 0 {
+        tracing::warn!(
+            dropped = stats.out_of_order,
+            "ticks older than the out-of-order tolerance were dropped: give the inputs in chronological order"
+        );
+    }
+    Ok(())
+}
+
+/// Reads every input in order and sends its ticks in chunks; stops at the first input that
+/// cannot be read (or when the receiver is gone).
+fn read_all(inputs: &[PathBuf], sender: std::sync::mpsc::SyncSender<Vec<Tick>>) -> anyhow::Result<()> {
     for path in inputs {
-        let stats = read_recording(path, &mut ticks)?;
+        let mut chunk = Vec::with_capacity(CHUNK_TICKS);
+        let stats = read_recording_with(path, |tick| {
+            chunk.push(tick);
+            if chunk.len() == CHUNK_TICKS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_TICKS));
+                // A closed channel means the engine side is gone; reading on is pointless but harmless.
+                let _ = sender.send(full);
+            }
+        })?;
+        if !chunk.is_empty() {
+            let _ = sender.send(chunk);
+        }
         tracing::info!(
             path = %path.display(),
             ticks = stats.ticks,
@@ -62,25 +110,21 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::
             tracing::warn!(path = %path.display(), errors = ?stats.errors, "malformed lines skipped");
         }
     }
-    let TrainingTable { rows, stats } = build_table(&ticks, config);
-    table::write(output, &rows).with_context(|| format!("writing {}", output.display()))?;
-    let complete = rows.iter().filter(|r| r.future_window_complete).count();
-    println!("{}", summary(ticks.len(), rows.len(), complete, &stats, output));
-    if stats.out_of_order > 0 {
-        tracing::warn!(
-            dropped = stats.out_of_order,
-            "ticks older than the out-of-order tolerance were dropped: give the inputs in chronological order"
-        );
-    }
     Ok(())
 }
 
 /// Appends the ticks of one recording; malformed lines are counted by the reader and skipped.
 pub(crate) fn read_recording(path: &Path, ticks: &mut Vec<Tick>) -> anyhow::Result<RecordingStats> {
+    read_recording_with(path, |tick| ticks.push(tick))
+}
+
+/// Hands every tick of one recording to `sink`, in file order; malformed lines are counted by
+/// the reader and skipped. Errors when the file cannot be read or holds no tick.
+fn read_recording_with(path: &Path, mut sink: impl FnMut(Tick)) -> anyhow::Result<RecordingStats> {
     let mut reader = recording::open(path).with_context(|| format!("opening {}", path.display()))?;
     for item in &mut reader {
         match item {
-            Ok(tick) => ticks.push(tick),
+            Ok(tick) => sink(tick),
             Err(recording::RecordingError::Io(err)) => {
                 return Err(err).with_context(|| format!("reading {}", path.display()));
             }

@@ -14,6 +14,7 @@
 //! The run ends when the source ends (replay) or on shutdown (SIGINT/SIGTERM), after every link
 //! drained.
 
+use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,6 +104,35 @@ pub async fn run<W: Write + Send + 'static>(
     shutdown: CancellationToken,
     out: W,
 ) -> anyhow::Result<LocalTotals> {
+    let source = options.source.clone();
+    let feed_config = config.feed.clone();
+    run_with_source(config, options, out, move |tick_tx| async move {
+        match source {
+            LocalSource::Replay(replay_options) => replay(&replay_options, tick_tx, shutdown, None).await,
+            LocalSource::Live => {
+                let client = FeedClient::new(ClientConfig::from_feed_config(&feed_config), IngestMetrics::new()?);
+                client.run(tick_tx, shutdown).await.context("live feed failed")?;
+                Ok(ReplayTotals::default())
+            }
+        }
+    })
+    .await
+}
+
+/// [`run`] with the ticks of `source` instead of [`LocalOptions::source`] (which is ignored):
+/// `source` gets the sending end of the tick link and returns when it has sent everything
+/// (dropping the link ends the run). For load generators and tests.
+pub async fn run_with_source<W, S, F>(
+    config: &Config,
+    options: LocalOptions,
+    out: W,
+    source: S,
+) -> anyhow::Result<LocalTotals>
+where
+    W: Write + Send + 'static,
+    S: FnOnce(LinkSender<Tick>) -> F,
+    F: Future<Output = anyhow::Result<ReplayTotals>>,
+{
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
     let (tick_tx, tick_rx) = memory::link::<Tick>(options.link_capacity);
@@ -125,14 +155,7 @@ pub async fn run<W: Write + Send + 'static>(
     let summary = Summary::new(out, counters.clone(), options.summary_interval);
     let sink = tokio::spawn(summary.run(event_rx));
 
-    let source_totals = match options.source {
-        LocalSource::Replay(replay_options) => replay(&replay_options, tick_tx, shutdown, None).await?,
-        LocalSource::Live => {
-            let client = FeedClient::new(ClientConfig::from_feed_config(&config.feed), IngestMetrics::new()?);
-            client.run(tick_tx, shutdown).await.context("live feed failed")?;
-            ReplayTotals::default()
-        }
-    };
+    let source_totals = source(tick_tx).await?;
     features.await.context("feature stage failed")?;
     predict.await.context("predict stage failed")?;
     let mut summary = sink.await.context("summary stage failed")?;

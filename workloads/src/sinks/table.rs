@@ -6,6 +6,7 @@
 //! (int64). In CSV a null is an empty field and floats are written in their shortest
 //! round-trip form.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -102,8 +103,9 @@ fn record_batch(schema: &Arc<Schema>, rows: &[TrainingRow]) -> Result<RecordBatc
         Arc::new(Int64Array::from(times)),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| to_i64(r.segment)))),
     ];
+    let features: Vec<[f64; FEATURE_NAMES.len()]> = rows.iter().map(|r| r.features.to_array()).collect();
     for k in 0..FEATURE_NAMES.len() {
-        columns.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.features.to_array()[k]))));
+        columns.push(Arc::new(Float64Array::from_iter_values(features.iter().map(|f| f[k]))));
     }
     columns.push(Arc::new(rows.iter().map(|r| r.future_volatility_60s).collect::<Float64Array>()));
     columns.push(Arc::new(rows.iter().map(|r| Some(r.future_window_complete)).collect::<BooleanArray>()));
@@ -124,24 +126,41 @@ fn write_parquet(path: &Path, rows: &[TrainingRow]) -> Result<(), TableError> {
     Ok(())
 }
 
+/// Output buffer of the CSV writer.
+const CSV_BUFFER_BYTES: usize = 1 << 20;
+
 fn write_csv(path: &Path, rows: &[TrainingRow]) -> Result<(), TableError> {
     let csv_err = |source| TableError::Csv { path: path.to_path_buf(), source };
-    let file = File::create(path).map_err(|source| TableError::Io { path: path.to_path_buf(), source })?;
-    let mut writer = csv::Writer::from_writer(BufWriter::new(file));
+    let io_err = |source| TableError::Io { path: path.to_path_buf(), source };
+    let file = File::create(path).map_err(io_err)?;
+    let mut writer = csv::WriterBuilder::new()
+        .buffer_capacity(CSV_BUFFER_BYTES)
+        .from_writer(BufWriter::with_capacity(CSV_BUFFER_BYTES, file));
     writer.write_record(column_names()).map_err(csv_err)?;
-    let mut record: Vec<String> = Vec::with_capacity(column_names().len());
+    // Every field is formatted into one reused buffer (`Display`, as `to_string` would, without
+    // allocating a string per field).
+    let mut field = String::with_capacity(32);
+    let mut put = |writer: &mut csv::Writer<_>, value: &dyn std::fmt::Display| {
+        field.clear();
+        write!(field, "{value}").expect("formatting into a String cannot fail");
+        writer.write_field(&field)
+    };
     for row in rows {
-        record.clear();
-        record.push(row.product_id.clone());
-        record.push(event_time_nanos(row)?.to_string());
-        record.push(row.segment.to_string());
-        record.extend(row.features.to_array().iter().map(f64::to_string));
-        record.push(row.future_volatility_60s.map(|v| v.to_string()).unwrap_or_default());
-        record.push(row.future_window_complete.to_string());
-        record.push(row.future_tick_count.to_string());
-        writer.write_record(&record).map_err(csv_err)?;
+        writer.write_field(&row.product_id).map_err(csv_err)?;
+        put(&mut writer, &event_time_nanos(row)?).map_err(csv_err)?;
+        put(&mut writer, &row.segment).map_err(csv_err)?;
+        for value in row.features.to_array() {
+            put(&mut writer, &value).map_err(csv_err)?;
+        }
+        match row.future_volatility_60s {
+            Some(value) => put(&mut writer, &value),
+            None => writer.write_field(""),
+        }
+        .map_err(csv_err)?;
+        put(&mut writer, &row.future_window_complete).map_err(csv_err)?;
+        put(&mut writer, &row.future_tick_count).map_err(csv_err)?;
+        writer.write_record(None::<&[u8]>).map_err(csv_err)?;
     }
-    let mut inner =
-        writer.into_inner().map_err(|e| TableError::Io { path: path.to_path_buf(), source: e.into_error() })?;
-    inner.flush().map_err(|source| TableError::Io { path: path.to_path_buf(), source })
+    let mut inner = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+    inner.flush().map_err(io_err)
 }

@@ -40,10 +40,17 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
 
 /// Group consumer: offsets are stored and committed by the stage loop only after the outputs of
 /// the consumed records were acknowledged (at-least-once), and subscribing never creates a topic.
+///
+/// `fetch.wait.max.ms` is 10 ms instead of librdkafka's 500 ms: a broker that does not answer a
+/// waiting fetch as soon as records arrive (tansu holds it for the whole wait) otherwise adds up
+/// to half a second per hop to the tick → prediction latency (docs/benchmarks.md). On a busy
+/// topic fetches return at once either way; on an idle one this costs ~100 empty fetches a
+/// second per consumer.
 pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     let mut config = client_config(kafka);
     config
         .set("group.id", group_id)
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -51,6 +58,9 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     apply_properties(&mut config, kafka);
     config
 }
+
+/// `fetch.wait.max.ms` of the stage consumers.
+pub const FETCH_WAIT_MAX_MS: &str = "10";
 
 /// Reader outside the stages' consumer groups (partitions assigned by hand): never joins a
 /// group, never commits, never creates a topic. For watching a topic without touching the
@@ -157,6 +167,7 @@ mod tests {
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
+        assert_eq!(config.get("fetch.wait.max.ms"), Some(FETCH_WAIT_MAX_MS));
     }
 
     #[test]
