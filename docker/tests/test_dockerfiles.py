@@ -21,6 +21,8 @@ DOCKERFILES = {
     "operator": REPO_ROOT / "docker" / "Dockerfile.operator",
 }
 RUN_AS = "65532:65532"
+# The workloads' config format (defaults and environment overrides), shared with the operator.
+CONFIG_RS = REPO_ROOT / "crates" / "spikewatch-types" / "src" / "config.rs"
 
 
 def hadolint() -> str:
@@ -129,8 +131,8 @@ def test_oci_labels(image):
 
 
 def operator_rendered_variables() -> set[str]:
-    """Every environment variable the workloads read as an override (workloads/src/config.rs)."""
-    config = (REPO_ROOT / "workloads" / "src" / "config.rs").read_text()
+    """Every environment variable the workloads read as an override (spikewatch-types' config.rs)."""
+    config = CONFIG_RS.read_text()
     names = set(re.findall(r'lookup\("([A-Z_]+)"\)', config))
     assert {"MODEL_SOURCE", "MODEL_VARIANT", "KAFKA_BOOTSTRAP_SERVERS"} <= names, names
     return names | {"CONFIG_PATH"}
@@ -152,9 +154,7 @@ def test_the_workload_image_ships_onnx_runtime_and_the_default_model_where_it_re
     # The default model source is relative (models/artifacts/spikewatch-gbdt): it must resolve
     # from the working directory, since no MODEL_SOURCE points elsewhere.
     [workdir] = [rest for keyword, rest in final if keyword == "WORKDIR"]
-    default_source = re.search(
-        r'"(models/artifacts/[^"]+)"', (REPO_ROOT / "workloads" / "src" / "config.rs").read_text()
-    )
+    default_source = re.search(r'"(models/artifacts/[^"]+)"', CONFIG_RS.read_text())
     assert default_source, "the default model source is no longer a models/artifacts path"
     assert any(c == f"models/artifacts {workdir}/models/artifacts" for c in copies), copies
 
@@ -174,6 +174,7 @@ def test_the_build_context_keeps_what_the_builds_read():
         "Cargo.lock",
         "workloads/src/main.rs",
         "operator/src/main.rs",
+        "crates/spikewatch-types/src/lib.rs",
         "data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson",  # bundled into the binary
         "models/artifacts/spikewatch-gbdt/model.onnx",
     ):

@@ -18,8 +18,6 @@ use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
-use spikewatch::config::Config;
-use spikewatch::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features};
 use spikewatch::transport::kafka::{JsonPublisher, create_producer};
 use spikewatch_operator::controller::{Context, FINALIZER, reconcile};
 use spikewatch_operator::crd::{ConditionType, ConsumerStatus, find_condition};
@@ -29,6 +27,8 @@ use spikewatch_operator::fixtures::{ApiServer, FakeBroker, path, pipeline_from};
 use spikewatch_operator::observe::{ConsumerLag, KafkaConsumerLag};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicSpec};
 use spikewatch_test_broker::Broker;
+use spikewatch_types::config::Config;
+use spikewatch_types::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features};
 
 use common::processes::{Process, repo_root, spikewatch};
 
@@ -61,7 +61,7 @@ const PRODUCTS: [&str; 8] = ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "DOGE-U
 /// way the featurizer does (librdkafka batches them: many records per batch).
 async fn publish_features(broker: &Broker, n: usize) {
     let mut kafka =
-        spikewatch::config::KafkaConfig { bootstrap_servers: broker.bootstrap_servers(), ..Default::default() };
+        spikewatch_types::config::KafkaConfig { bootstrap_servers: broker.bootstrap_servers(), ..Default::default() };
     kafka.topics.features = FEATURES.into();
     let mut publisher = JsonPublisher::new(create_producer(&kafka).unwrap(), FEATURES);
     let rows = feature_rows();

@@ -7,9 +7,9 @@ mod pipelines;
 mod validate;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use spikewatch::config::Config;
 use spikewatch_operator::crd::{VolatilityPipeline, Workload};
 use spikewatch_operator::desired::*;
+use spikewatch_types::config::Config;
 
 fn minimal() -> VolatilityPipeline {
     pipelines::parse(pipelines::MINIMAL)

@@ -18,7 +18,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spikewatch::config::Config;
 use spikewatch_operator::crd::{VolatilityPipeline, Workload};
 use spikewatch_operator::desired::{
     dashboard_json, desired_config, prometheus_rule_file, prometheus_rule_groups, workload_name,
@@ -26,6 +25,7 @@ use spikewatch_operator::desired::{
 use spikewatch_operator::fixtures::{NAMESPACE, pipeline_from};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicSpec};
 use spikewatch_test_broker::Broker;
+use spikewatch_types::config::Config;
 
 use common::processes::{Process, Prometheus, free_port, repo_root, spikewatch, wait_for};
 

@@ -10,8 +10,6 @@
 
 pub mod api;
 pub mod cli;
-pub mod config;
-pub mod domain;
 pub mod features;
 pub mod fuzzing;
 pub mod live;
@@ -22,3 +20,7 @@ pub mod sinks;
 pub mod sources;
 pub mod telemetry;
 pub mod transport;
+
+// The config file format and the topic messages live in `spikewatch-types`, shared with the
+// operator; their paths stay `spikewatch::config` and `spikewatch::domain`.
+pub use spikewatch_types::{config, domain};

@@ -150,7 +150,7 @@ async fn through_the_broker() {
     let rate = env_or("LATENCY_RATE", 1_000);
     let measure = Duration::from_secs(env_or("LATENCY_SECONDS", 20));
     let broker = common::Broker::start();
-    let mut config = Config { kafka: broker.kafka_config(), ..Config::default() };
+    let mut config = Config { kafka: common::kafka_config(&broker), ..Config::default() };
     config.kafka.partitions = 1;
     config.metrics.bind = "127.0.0.1:0".into();
     config.model.source = artifact_dir().display().to_string();

@@ -199,11 +199,11 @@ impl Default for TopicsSpec {
 }
 
 fn default_raw_topic() -> String {
-    spikewatch::config::TopicsConfig::default().raw
+    spikewatch_types::config::TopicsConfig::default().raw
 }
 fn default_features_topic() -> String {
-    spikewatch::config::TopicsConfig::default().features
+    spikewatch_types::config::TopicsConfig::default().features
 }
 fn default_predictions_topic() -> String {
-    spikewatch::config::TopicsConfig::default().predictions
+    spikewatch_types::config::TopicsConfig::default().predictions
 }

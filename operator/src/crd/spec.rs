@@ -105,11 +105,11 @@ pub enum FeedKind {
     Exchange,
 }
 
-impl From<FeedKind> for spikewatch::domain::Feed {
+impl From<FeedKind> for spikewatch_types::domain::Feed {
     fn from(feed: FeedKind) -> Self {
         match feed {
-            FeedKind::AdvancedTrade => spikewatch::domain::Feed::AdvancedTrade,
-            FeedKind::Exchange => spikewatch::domain::Feed::Exchange,
+            FeedKind::AdvancedTrade => spikewatch_types::domain::Feed::AdvancedTrade,
+            FeedKind::Exchange => spikewatch_types::domain::Feed::Exchange,
         }
     }
 }
@@ -201,7 +201,7 @@ impl Default for ModelSpec {
 }
 
 fn default_model_source() -> String {
-    spikewatch::config::ModelConfig::default().source
+    spikewatch_types::config::ModelConfig::default().source
 }
 
 /// Which model answers (`MODEL_VARIANT`).
@@ -215,17 +215,17 @@ pub enum ModelVariant {
     Baseline,
 }
 
-impl From<ModelVariant> for spikewatch::domain::ModelVariant {
+impl From<ModelVariant> for spikewatch_types::domain::ModelVariant {
     fn from(variant: ModelVariant) -> Self {
         match variant {
-            ModelVariant::Ml => spikewatch::domain::ModelVariant::Ml,
-            ModelVariant::Baseline => spikewatch::domain::ModelVariant::Baseline,
+            ModelVariant::Ml => spikewatch_types::domain::ModelVariant::Ml,
+            ModelVariant::Baseline => spikewatch_types::domain::ModelVariant::Baseline,
         }
     }
 }
 
 impl ModelVariant {
     pub fn as_str(self) -> &'static str {
-        spikewatch::domain::ModelVariant::from(self).as_str()
+        spikewatch_types::domain::ModelVariant::from(self).as_str()
     }
 }

@@ -1,4 +1,4 @@
-//! The workloads' config file, in the workloads' own format (`spikewatch::config::Config`).
+//! The workloads' config file, in the workloads' own format (`spikewatch_types::config::Config`).
 //!
 //! Credentials never go into the ConfigMap: the pods read them from the auth Secret through
 //! environment variables, which override the file.
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
-use spikewatch::config::{Config, KafkaSecurity};
+use spikewatch_types::config::{Config, KafkaSecurity};
 
 use super::DesiredError;
 use super::deployment::ADMIN_TOKEN_PATH;

@@ -21,7 +21,7 @@ pub fn repo_root() -> PathBuf {
 
 /// The workspace's `spikewatch` binary, built next to this test (`cargo nextest run
 /// --workspace` builds every binary of the workspace). A binary older than the workloads'
-/// sources is refused rather than tested.
+/// sources (its own crate and the shared `spikewatch-types`) is refused rather than tested.
 pub fn spikewatch_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
@@ -30,8 +30,10 @@ pub fn spikewatch_bin() -> PathBuf {
     let built = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} is missing: {hint}", bin.display()));
-    let newest_source = newest_mtime(&repo_root().join("workloads/src"));
-    assert!(newest_source <= built, "{} is older than workloads/src: {hint}", bin.display());
+    for sources in ["workloads/src", "crates/spikewatch-types/src"] {
+        let newest_source = newest_mtime(&repo_root().join(sources));
+        assert!(newest_source <= built, "{} is older than {sources}: {hint}", bin.display());
+    }
     bin
 }
 

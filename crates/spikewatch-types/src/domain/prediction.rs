@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 pub const PREDICTION_SCHEMA: u32 = 1;
 
 /// Which model answers: the trained GBDT or the z-score fallback (`MODEL_VARIANT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelVariant {
     Ml,
@@ -36,7 +38,8 @@ impl std::str::FromStr for ModelVariant {
 ///
 /// Fields added after schema 1 was published are optional, so that readers and writers of
 /// either age keep understanding each other without a schema bump.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Prediction {
     pub schema: u32,
     pub product_id: String,
