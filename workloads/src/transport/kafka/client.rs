@@ -41,11 +41,7 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
 /// Group consumer: offsets are stored and committed by the stage loop only after the outputs of
 /// the consumed records were acknowledged (at-least-once), and subscribing never creates a topic.
 ///
-/// `fetch.wait.max.ms` is 10 ms instead of librdkafka's 500 ms: a broker that does not answer a
-/// waiting fetch as soon as records arrive (tansu holds it for the whole wait) otherwise adds up
-/// to half a second per hop to the tick → prediction latency (docs/benchmarks.md). On a busy
-/// topic fetches return at once either way; on an idle one this costs ~100 empty fetches a
-/// second per consumer.
+/// `fetch.wait.max.ms` stays at librdkafka's 500 ms, set explicitly (see [`FETCH_WAIT_MAX_MS`]).
 pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     let mut config = client_config(kafka);
     config
@@ -59,8 +55,13 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     config
 }
 
-/// `fetch.wait.max.ms` of the stage consumers.
-pub const FETCH_WAIT_MAX_MS: &str = "10";
+/// `fetch.wait.max.ms` of the stage consumers: librdkafka's default. A broker that holds an
+/// empty fetch for the whole wait instead of answering when records arrive (tansu does) adds up
+/// to this much to each hop of the tick → prediction latency, and 10 ms cut that latency five
+/// times over in a benchmark (docs/benchmarks.md); but with tansu on S3 storage, consumers with a
+/// 10 ms wait never received a record (and 2 ms stalled them on memory storage). So the short wait is an opt-in for brokers that
+/// handle it (`kafka.properties: {fetch.wait.max.ms: "10"}`), not the default.
+pub const FETCH_WAIT_MAX_MS: &str = "500";
 
 /// Reader outside the stages' consumer groups (partitions assigned by hand): never joins a
 /// group, never commits, never creates a topic. For watching a topic without touching the
