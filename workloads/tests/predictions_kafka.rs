@@ -47,6 +47,15 @@ fn serve_config(broker: &common::Broker) -> Config {
     config
 }
 
+/// `spikewatch serve` with `config`, written to a temporary directory that lives as long as the
+/// returned guard.
+fn spawn_serve(config: &Config) -> (tempfile::TempDir, Spawned) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::process::write_config(dir.path(), config);
+    let serve = Spawned::start(dir.path(), "serve", &["--config", path.to_str().unwrap(), "serve"]);
+    (dir, serve)
+}
+
 /// Publishes predictions of both products tagged `tag`, one pair every 200 ms, until cancelled:
 /// the reader starts at the end of the topic, so the test cannot know which record is its first.
 fn keep_publishing(config: &Config, tag: &'static str) -> CancellationToken {
@@ -106,9 +115,7 @@ async fn serve_streams_the_predictions_topic_and_skips_what_is_not_a_prediction(
     let broker = common::Broker::start();
     let config = serve_config(&broker);
     ensure_topics(&config.kafka, &[&config.kafka.topics.predictions]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = common::process::write_config(dir.path(), &config);
-    let mut serve = Spawned::start(dir.path(), "serve", &["--config", path.to_str().unwrap(), "serve"]);
+    let (_dir, mut serve) = spawn_serve(&config);
     let addr = serve.metrics_addr();
 
     let response = reqwest::get(format!("http://{addr}/predictions/stream?product_id=BTC-USD")).await.unwrap();
@@ -149,9 +156,7 @@ async fn a_predictions_topic_created_after_start_is_found_and_read_from_its_begi
     common::artifact::require_env("ORT_DYLIB_PATH");
     let broker = common::Broker::start();
     let config = serve_config(&broker);
-    let dir = tempfile::tempdir().unwrap();
-    let path = common::process::write_config(dir.path(), &config);
-    let mut serve = Spawned::start(dir.path(), "serve", &["--config", path.to_str().unwrap(), "serve"]);
+    let (_dir, mut serve) = spawn_serve(&config);
     let addr = serve.metrics_addr();
     let topic = config.kafka.topics.predictions.clone();
 
@@ -182,9 +187,7 @@ async fn serve_judges_the_predictions_of_the_topic_as_the_evaluator_does() {
     let broker = common::Broker::start();
     let config = serve_config(&broker);
     ensure_topics(&config.kafka, &[&config.kafka.topics.predictions]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = common::process::write_config(dir.path(), &config);
-    let mut serve = Spawned::start(dir.path(), "serve", &["--config", path.to_str().unwrap(), "serve"]);
+    let (_dir, mut serve) = spawn_serve(&config);
     let addr = serve.metrics_addr();
 
     // The reader starts at the end of the topic: once a warm-up prediction has streamed, it
