@@ -147,6 +147,29 @@ async fn wait_for_outputs(bootstrap: &str, range: std::ops::Range<u64>) -> Vec<c
     .unwrap()
 }
 
+/// Waits until consumer group `group` has `members` members and no rebalance in progress.
+///
+/// tansu 0.6 mishandles a member that leaves while a join is pending: the departed member stays
+/// the group's leader and the remaining member never gets an assignment (Kafka elects a new
+/// leader). A test that stops a member right after another joined must let the rebalance settle
+/// first, or it measures that broker bug instead of the stage.
+async fn wait_for_stable_group(bootstrap: &str, group: &str, members: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (bootstrap, name) = (bootstrap.to_string(), group.to_string());
+        let (state, current) =
+            tokio::task::spawn_blocking(move || common::topics::group_members(&bootstrap, &name)).await.unwrap();
+        if state == "Stable" && current.len() == members {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group {group} not stable with {members} members: {state} {current:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs the doubling stage until the output topic holds `expect_outputs` records, then stops it.
 async fn run_doubling_stage(
     kafka: &spikewatch::config::KafkaConfig,
@@ -232,6 +255,7 @@ async fn stages_joining_and_leaving_a_group_lose_no_record() {
     let second = spawn_doubling_stage(&kafka, stage_metrics(&Registry::new()));
     publish_numbers(&kafka, 60..120).await;
     wait_for_outputs(&bootstrap, 0..120).await;
+    wait_for_stable_group(&bootstrap, "doubler", 2).await;
 
     // The first member leaves cleanly: the second takes over its partitions.
     let first_totals = stop_stage(first).await;

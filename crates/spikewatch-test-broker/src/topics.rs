@@ -176,3 +176,13 @@ pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<(i32,
         .filter_map(|e| if let Offset::Offset(o) = e.offset() { Some((e.partition(), o)) } else { None })
         .collect()
 }
+
+/// The state of consumer group `group` (`Stable`, `PreparingRebalance`, ...) and its members'
+/// ids, from DescribeGroups; an empty state when the broker does not know the group.
+pub fn group_members(bootstrap: &str, group: &str) -> (String, Vec<String>) {
+    let consumer = plain_consumer(bootstrap, &format!("{group}-observer"));
+    let groups = consumer.fetch_group_list(Some(group), TIMEOUT).expect("DescribeGroups failed");
+    let Some(found) = groups.groups().first() else { return (String::new(), Vec::new()) };
+    let members = found.members().iter().map(|m| m.id().to_string()).collect();
+    (found.state().to_string(), members)
+}

@@ -28,4 +28,4 @@ pub use consumer::{StageConsumer, StageContext, create_group_consumer};
 pub use error::{ErrorKind, TransportError};
 pub use metrics::{StageMetricNames, StageMetrics};
 pub use publisher::{JsonPublisher, PublishTotals, create_producer};
-pub use stage::{BatchPolicy, Inbound, Outbound, Stage, StageSpec, StageTotals};
+pub use stage::{BatchPolicy, COMMIT_INTERVAL, Inbound, Outbound, Stage, StageSpec, StageTotals};

@@ -1,5 +1,10 @@
 //! Idempotent producer and a JSON publisher that tracks broker acknowledgements.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prometheus::IntCounter;
@@ -30,10 +35,19 @@ pub struct PublishTotals {
 ///
 /// `publish` only waits when `max_in_flight` records are unacknowledged or librdkafka's local
 /// queue is full, so a fast producer is paced by the broker instead of growing memory.
+///
+/// Records can also be tracked in groups (one group per consumed input batch): the records
+/// published since the previous [`JsonPublisher::end_group`] form the group it closes, and
+/// [`JsonPublisher::take_acknowledged_groups`] reports the groups whose records, and those of
+/// every earlier group, were all acknowledged. The stage loop commits an input batch's offsets
+/// only then, while later batches are already being produced.
 pub struct JsonPublisher {
     producer: FutureProducer,
     topic: std::sync::Arc<str>,
-    in_flight: FuturesUnordered<DeliveryFuture>,
+    in_flight: FuturesUnordered<Tagged>,
+    /// Groups not yet reported by `take_acknowledged_groups`, oldest first; ids are consecutive.
+    groups: VecDeque<Group>,
+    next_group: u64,
     max_in_flight: usize,
     totals: PublishTotals,
     /// Failures not yet reported by `flush`, with the first error's text.
@@ -50,6 +64,8 @@ impl JsonPublisher {
             producer,
             topic: std::sync::Arc::from(topic.into()),
             in_flight: FuturesUnordered::new(),
+            groups: VecDeque::new(),
+            next_group: 0,
             max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
             totals: PublishTotals::default(),
             unreported_failures: 0,
@@ -94,7 +110,10 @@ impl JsonPublisher {
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    self.in_flight.push(delivery);
+                    let group = self.open_group();
+                    group.pending += 1;
+                    let group = group.id;
+                    self.in_flight.push(Tagged { group, delivery });
                     self.totals.enqueued += 1;
                     break;
                 }
@@ -125,24 +144,78 @@ impl JsonPublisher {
     /// failed since the previous flush (the caller must then not commit what produced them).
     pub async fn flush(&mut self) -> Result<PublishTotals, TransportError> {
         while self.settle_one().await {}
-        if self.unreported_failures > 0 {
-            let failed = std::mem::take(&mut self.unreported_failures);
-            let first_error = self.first_error.take().unwrap_or_default();
-            return Err(TransportError::Produce { topic: self.topic.to_string(), failed, first_error });
+        match self.take_failure() {
+            Some(err) => Err(err),
+            None => Ok(self.totals),
         }
-        Ok(self.totals)
     }
 
-    /// Awaits one outstanding delivery; false when none was outstanding.
-    async fn settle_one(&mut self) -> bool {
-        let Some(outcome) = self.in_flight.next().await else {
+    /// Records waiting for their delivery report.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The group records are currently published into (a new one after `end_group`).
+    fn open_group(&mut self) -> &mut Group {
+        if self.groups.back().is_none_or(|g| g.closed) {
+            self.groups.push_back(Group { id: self.next_group, pending: 0, failed: 0, closed: false });
+            self.next_group += 1;
+        }
+        self.groups.back_mut().expect("just ensured")
+    }
+
+    /// Closes the group of the records published since the previous call (possibly none) and
+    /// returns its id. Ids count up from 0.
+    pub fn end_group(&mut self) -> u64 {
+        let group = self.open_group();
+        group.closed = true;
+        group.id
+    }
+
+    /// Pops the closed groups at the front whose records were all acknowledged and returns the
+    /// id of the last one (`None` when the oldest group is still waiting or failed). A group
+    /// after a group with a failure is never reported: its records may have been acknowledged,
+    /// but the inputs of the failed group must be processed again first.
+    pub fn take_acknowledged_groups(&mut self) -> Option<u64> {
+        let mut last = None;
+        while let Some(front) = self.groups.front()
+            && front.closed
+            && front.pending == 0
+            && front.failed == 0
+        {
+            last = Some(front.id);
+            self.groups.pop_front();
+        }
+        last
+    }
+
+    /// The failures not yet reported, as the error `flush` would return (and forgets them).
+    pub fn take_failure(&mut self) -> Option<TransportError> {
+        if self.unreported_failures == 0 {
+            return None;
+        }
+        let failed = std::mem::take(&mut self.unreported_failures);
+        let first_error = self.first_error.take().unwrap_or_default();
+        Some(TransportError::Produce { topic: self.topic.to_string(), failed, first_error })
+    }
+
+    /// Awaits one outstanding delivery report; false when none was outstanding. Cancel-safe:
+    /// a report is taken only when the future completes.
+    pub async fn settle_one(&mut self) -> bool {
+        let Some((group, outcome)) = self.in_flight.next().await else {
             return false;
         };
+        let front = self.groups.front().map_or(0, |g| g.id);
+        let group = group.checked_sub(front).and_then(|i| self.groups.get_mut(i as usize));
         let error = match outcome {
             Ok(Ok(_delivery)) => None,
             Ok(Err((err, _message))) => Some(err.to_string()),
             Err(_canceled) => Some("the producer was dropped before the delivery report".to_string()),
         };
+        if let Some(group) = group {
+            group.pending -= 1;
+            group.failed += u64::from(error.is_some());
+        }
         match error {
             None => {
                 self.totals.acknowledged += 1;
@@ -167,5 +240,30 @@ impl JsonPublisher {
         // `Producer::flush` blocks; the deliveries above are already settled, so it returns fast.
         let _ = tokio::task::spawn_blocking(move || producer.flush(std::time::Duration::from_secs(10))).await;
         Ok(totals)
+    }
+}
+
+/// Records of one group: published, not yet reported, failed.
+#[derive(Debug)]
+struct Group {
+    id: u64,
+    pending: usize,
+    failed: u64,
+    /// No more records join it.
+    closed: bool,
+}
+
+/// A delivery report future with the id of its record's group.
+struct Tagged {
+    group: u64,
+    delivery: DeliveryFuture,
+}
+
+impl Future for Tagged {
+    type Output = (u64, <DeliveryFuture as Future>::Output);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let group = self.group;
+        Pin::new(&mut self.delivery).poll(cx).map(|outcome| (group, outcome))
     }
 }

@@ -1,17 +1,25 @@
 //! The at-least-once stage loop shared by every consuming workload (featurizer, predictor).
 //!
 //! One cycle:
-//! 1. poll a batch from the input topic: wait for the first record (or shutdown), then take
-//!    more until [`BatchPolicy::max_records`] or [`BatchPolicy::max_wait`];
+//! 1. poll a batch from the input topic: wait for the first record (or shutdown), then take the
+//!    records already fetched, up to [`BatchPolicy::max_records`] (and, only with a non-zero
+//!    [`BatchPolicy::max_wait`], wait that long for more);
 //! 2. deserialize each value as JSON into `I` (failures are counted as `deserialize`, logged and
 //!    skipped: a poison record must not stall the partition);
 //! 3. call the user function with the batch; it returns the output records `(key, O)`;
-//! 4. produce every output as JSON and wait until the broker acknowledged all of them;
-//! 5. store and commit the offsets of the consumed records.
+//! 4. enqueue every output with the producer, and go on with the next batch without waiting for
+//!    the broker's acknowledgements (pipelining: batch N+1 is consumed, processed and produced
+//!    while the acks of batch N are in flight);
+//! 5. as acknowledgements arrive, store the offsets of the oldest batches whose outputs were
+//!    all acknowledged (and those of every earlier batch); stored offsets are committed
+//!    asynchronously every [`COMMIT_INTERVAL`], and synchronously at shutdown.
 //!
-//! A crash anywhere before 5 means the batch is consumed again by the next owner of the
-//! partitions: outputs may be duplicated, never lost. Per-partition order is preserved because
-//! the producer is idempotent and batches are processed one after the other.
+//! An output the broker did not acknowledge stops the stage with an error: its batch's offsets
+//! and those of every later batch are never stored, so the committed offset never passes an
+//! input whose output was lost, and the next owner of the partition consumes it again. A crash
+//! anywhere means the batches after the last commit are consumed again: outputs may be
+//! duplicated, never lost. Per-partition order is preserved because the producer is idempotent
+//! (ordered retries) and batches are enqueued in consumption order.
 //!
 //! ```no_run
 //! # async fn example(config: spikewatch::config::Config) -> anyhow::Result<()> {
@@ -52,10 +60,11 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -116,7 +125,7 @@ pub struct Outbound<O> {
 /// What a stage did until it stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageTotals {
-    /// Completed produce → ack → commit cycles.
+    /// Batches whose outputs were all acknowledged and whose offsets were stored.
     pub batches: u64,
     /// Input records received (including those that failed to deserialize).
     pub consumed: u64,
@@ -139,6 +148,51 @@ pub struct Stage {
 /// Offsets consumed in a batch: `(topic, partition)` → highest offset.
 type ConsumedOffsets = BTreeMap<(String, i32), i64>;
 
+/// How often stored offsets are committed while batches keep completing. Between commits, a
+/// crash costs at most this much reprocessing (duplicates, never losses).
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A processed batch whose outputs are enqueued: its publisher group, what it consumed, and
+/// when its inputs arrived.
+struct PendingBatch {
+    group: u64,
+    offsets: ConsumedOffsets,
+    received: Vec<Instant>,
+}
+
+/// When stored offsets were last committed, and whether newer ones are stored.
+struct CommitClock {
+    last: tokio::time::Instant,
+    dirty: bool,
+}
+
+impl CommitClock {
+    fn new() -> CommitClock {
+        CommitClock { last: tokio::time::Instant::now(), dirty: false }
+    }
+
+    fn is_due(&self) -> bool {
+        self.last.elapsed() >= COMMIT_INTERVAL
+    }
+
+    fn due(&self) -> tokio::time::Sleep {
+        tokio::time::sleep_until(self.last + COMMIT_INTERVAL)
+    }
+
+    fn committed(&mut self) {
+        self.last = tokio::time::Instant::now();
+        self.dirty = false;
+    }
+}
+
+/// How many records a produce error stands for.
+fn produce_failures(err: &TransportError) -> u64 {
+    match err {
+        TransportError::Produce { failed, .. } => *failed,
+        _ => 0,
+    }
+}
+
 impl Stage {
     /// Creates the producer and the consumer (subscribed to `spec.input_topic` in
     /// `spec.group_id`). Topics are not created here: call `ensure_topics` first.
@@ -155,14 +209,14 @@ impl Stage {
         &self.consumer
     }
 
-    /// Runs cycles until `shutdown` completes, then finishes the current batch, flushes the
-    /// producer and commits synchronously.
+    /// Runs cycles until `shutdown` completes, then flushes the producer, stores the offsets of
+    /// every acknowledged batch and commits synchronously.
     ///
     /// `process` maps one batch of inputs to its outputs; it may return fewer or more records
     /// than it received (an input rejected by the domain logic simply has no output; count it
-    /// in the function). Returns an error, without committing the failed batch, when the
-    /// broker did not acknowledge an output: the process should exit and be restarted, which
-    /// resumes from the last committed offsets.
+    /// in the function). Returns an error, without committing the batch whose output failed or
+    /// any later one, when the broker did not acknowledge an output: the process should exit
+    /// and be restarted, which resumes from the last committed offsets.
     pub async fn run<I, O, F, S>(self, shutdown: S, mut process: F) -> Result<StageTotals, TransportError>
     where
         I: DeserializeOwned,
@@ -186,12 +240,24 @@ impl Stage {
         S: Future<Output = ()>,
     {
         let mut totals = StageTotals::default();
+        let mut pending = VecDeque::<PendingBatch>::new();
+        let mut commit = CommitClock::new();
         tokio::pin!(shutdown);
         tracing::info!(stage = %self.name, output = %self.publisher.topic(), "stage started");
         loop {
+            // Wait for the next input; meanwhile, settle delivery reports (a batch whose outputs
+            // are all acknowledged gets its offsets stored) and commit stored offsets when due.
             let first = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                _ = self.publisher.settle_one(), if self.publisher.in_flight() > 0 => {
+                    self.settle_ready(&mut pending, &mut totals, &mut commit)?;
+                    continue;
+                }
+                () = commit.due(), if commit.dirty => {
+                    self.commit_stored(&mut commit);
+                    continue;
+                }
                 first = self.consumer.recv() => first,
             };
             let first = match first {
@@ -212,36 +278,117 @@ impl Stage {
                 Ok(outputs) => outputs,
                 Err(err) => {
                     tracing::error!(stage = %self.name, %err, "stage function failed; stopping without committing the batch");
+                    self.commit_acknowledged(&mut pending, &mut totals, &mut commit);
+                    self.commit_sync();
                     return Err(TransportError::Process(err.to_string()));
                 }
             };
-            self.publish_all(&outputs).await?;
-            totals.produced = self.publisher.totals().acknowledged;
-            let acked = Instant::now();
-            for received in received {
-                self.metrics.processing_seconds.observe(acked.duration_since(received).as_secs_f64());
+            // Enqueue the outputs; their acknowledgements are awaited while the next batches
+            // are consumed and processed (pipelining), not here.
+            if let Err(err) = self.publish_all(&outputs).await {
+                self.commit_acknowledged(&mut pending, &mut totals, &mut commit);
+                self.commit_sync();
+                return Err(err);
             }
-            self.commit(&offsets);
-            totals.batches += 1;
+            let group = self.publisher.end_group();
+            pending.push_back(PendingBatch { group, offsets, received });
+            self.settle_ready(&mut pending, &mut totals, &mut commit)?;
         }
         tracing::info!(stage = %self.name, ?totals, "stopping: flushing the producer and committing offsets");
-        self.publisher.close().await?;
-        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync)
-            && !is_nothing_to_commit(&err)
-        {
-            self.metrics.error(ErrorKind::Commit).inc();
-            tracing::warn!(stage = %self.name, %err, "final commit failed");
+        let flushed = self.publisher.flush().await;
+        // Store what was acknowledged even when a later output failed: those inputs are done.
+        self.commit_acknowledged(&mut pending, &mut totals, &mut commit);
+        totals.produced = self.publisher.totals().acknowledged;
+        self.commit_sync();
+        if let Err(err) = flushed {
+            self.metrics.error(ErrorKind::Produce).inc_by(produce_failures(&err));
+            return Err(err);
         }
+        self.publisher.close().await?;
         Ok(totals)
     }
 
-    /// Takes further records until the batch is full or `max_wait` has passed since its start.
+    /// Takes the delivery reports that are already in without waiting, stores the offsets of
+    /// the batches now fully acknowledged and commits when due. Errors (after committing what was
+    /// acknowledged before) when an output was not acknowledged.
+    fn settle_ready(
+        &mut self,
+        pending: &mut VecDeque<PendingBatch>,
+        totals: &mut StageTotals,
+        commit: &mut CommitClock,
+    ) -> Result<(), TransportError> {
+        while let Some(true) = self.publisher.settle_one().now_or_never() {}
+        self.commit_acknowledged(pending, totals, commit);
+        if let Some(err) = self.publisher.take_failure() {
+            self.metrics.error(ErrorKind::Produce).inc_by(produce_failures(&err));
+            tracing::error!(stage = %self.name, %err, "output not acknowledged; stopping without committing its batch");
+            self.commit_sync();
+            return Err(err);
+        }
+        if commit.dirty && commit.is_due() {
+            self.commit_stored(commit);
+        }
+        Ok(())
+    }
+
+    /// Stores the offsets of the leading batches whose outputs (and those of every earlier
+    /// batch) were all acknowledged, and observes their processing latency.
+    fn commit_acknowledged(
+        &mut self,
+        pending: &mut VecDeque<PendingBatch>,
+        totals: &mut StageTotals,
+        commit: &mut CommitClock,
+    ) {
+        totals.produced = self.publisher.totals().acknowledged;
+        let Some(through) = self.publisher.take_acknowledged_groups() else { return };
+        let acked = Instant::now();
+        let mut offsets = ConsumedOffsets::new();
+        while let Some(batch) = pending.front()
+            && batch.group <= through
+        {
+            let batch = pending.pop_front().expect("front exists");
+            for received in batch.received {
+                self.metrics.processing_seconds.observe(acked.duration_since(received).as_secs_f64());
+            }
+            for (partition, offset) in batch.offsets {
+                let slot = offsets.entry(partition).or_insert(offset);
+                *slot = (*slot).max(offset);
+            }
+            totals.batches += 1;
+        }
+        if !offsets.is_empty() && self.store(&offsets) {
+            commit.dirty = true;
+        }
+    }
+
+    /// Takes the records already fetched, up to a full batch, without waiting; then, only with a
+    /// non-zero `max_wait`, waits for more until the batch is full or `max_wait` has passed since
+    /// its start.
     async fn fill_batch<I: DeserializeOwned>(
         &self,
         inputs: &mut Vec<Inbound<I>>,
         offsets: &mut ConsumedOffsets,
         totals: &mut StageTotals,
     ) {
+        // A poll can come back empty after serving an internal event although records follow:
+        // try a couple of times before deciding nothing is ready.
+        let mut empty_polls = 0;
+        while inputs.len() < self.batch.max_records && empty_polls < 2 {
+            match self.consumer.recv().now_or_never() {
+                None => empty_polls += 1,
+                Some(Ok(message)) => {
+                    empty_polls = 0;
+                    self.accept(&message, inputs, offsets, totals);
+                }
+                Some(Err(err)) => {
+                    self.consume_failed(&err).await;
+                    return;
+                }
+            }
+        }
+        if self.batch.max_wait.is_zero() {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + self.batch.max_wait;
         while inputs.len() < self.batch.max_records {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
@@ -295,29 +442,21 @@ impl Stage {
         }
     }
 
+    /// Enqueues every output (waiting only when too many are unacknowledged).
     async fn publish_all<O: Serialize>(&mut self, outputs: &[Outbound<O>]) -> Result<(), TransportError> {
-        let produce_errors = self.metrics.error(ErrorKind::Produce);
         for output in outputs {
             if let Err(err) = self.publisher.publish(&output.key, &output.value).await {
-                produce_errors.inc();
+                self.metrics.error(ErrorKind::Produce).inc();
                 return Err(err);
             }
         }
-        match self.publisher.flush().await {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                if let TransportError::Produce { failed, .. } = &err {
-                    produce_errors.inc_by(*failed);
-                }
-                Err(err)
-            }
-        }
+        Ok(())
     }
 
-    /// Stores the next offset of every consumed partition and commits asynchronously (failures
-    /// arrive in the context's commit callback). A failure here only means the batch may be
-    /// consumed again, which at-least-once allows.
-    fn commit(&self, offsets: &ConsumedOffsets) {
+    /// Stores the next offset of every partition in `offsets` (committed later, by
+    /// [`Stage::commit_stored`]). False when storing failed: typically the partition was revoked
+    /// while the batch was in flight, and the new owner consumes it again (at least once).
+    fn store(&self, offsets: &ConsumedOffsets) -> bool {
         let mut list = TopicPartitionList::with_capacity(offsets.len());
         for ((topic, partition), offset) in offsets {
             if let Err(err) = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1)) {
@@ -325,16 +464,32 @@ impl Stage {
             }
         }
         if let Err(err) = self.consumer.store_offsets(&list) {
-            // Typically: the partition was revoked while the batch was in flight.
             self.metrics.error(ErrorKind::Commit).inc();
             tracing::warn!(stage = %self.name, %err, "cannot store consumed offsets");
-            return;
+            return false;
         }
+        true
+    }
+
+    /// Commits the stored offsets asynchronously (failures arrive in the context's commit
+    /// callback). A failure only means some batches may be consumed again.
+    fn commit_stored(&self, commit: &mut CommitClock) {
+        commit.committed();
         if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Async)
             && !is_nothing_to_commit(&err)
         {
             self.metrics.error(ErrorKind::Commit).inc();
             tracing::warn!(stage = %self.name, %err, "cannot commit consumed offsets");
+        }
+    }
+
+    /// Commits the stored offsets and waits for the broker's answer (at shutdown or failure).
+    fn commit_sync(&self) {
+        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync)
+            && !is_nothing_to_commit(&err)
+        {
+            self.metrics.error(ErrorKind::Commit).inc();
+            tracing::warn!(stage = %self.name, %err, "final commit failed");
         }
     }
 
