@@ -453,15 +453,31 @@ impl Stage {
         Ok(())
     }
 
-    /// Stores the next offset of every partition in `offsets` (committed later, by
-    /// [`Stage::commit_stored`]). False when storing failed: typically the partition was revoked
-    /// while the batch was in flight, and the new owner consumes it again (at least once).
+    /// Stores the next offset of every partition in `offsets` that this member still owns
+    /// (committed later, by [`Stage::commit_stored`]); false when nothing was stored. A partition
+    /// revoked while its batch was in flight is skipped, not an error: its new owner consumes
+    /// the batch again from the last commit (at least once).
     fn store(&self, offsets: &ConsumedOffsets) -> bool {
+        let assignment = self.consumer.assignment().ok();
         let mut list = TopicPartitionList::with_capacity(offsets.len());
         for ((topic, partition), offset) in offsets {
+            if let Some(assigned) = &assignment
+                && assigned.find_partition(topic, *partition).is_none()
+            {
+                tracing::info!(
+                    stage = %self.name,
+                    topic,
+                    partition,
+                    "partition revoked while its batch was in flight; its new owner consumes the batch again"
+                );
+                continue;
+            }
             if let Err(err) = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1)) {
                 tracing::warn!(stage = %self.name, %err, "cannot build the offset list");
             }
+        }
+        if list.count() == 0 {
+            return false;
         }
         if let Err(err) = self.consumer.store_offsets(&list) {
             self.metrics.error(ErrorKind::Commit).inc();
