@@ -76,6 +76,30 @@ async fn json_records_round_trip_through_a_group_consumer_in_key_order() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_acknowledged_count_advances_while_publishing_not_only_at_flush() {
+    let broker = common::Broker::start();
+    let kafka = common::kafka_config(&broker);
+    ensure_topics(&kafka, &["numbers"]).await.unwrap();
+    let counter = prometheus::IntCounter::new("acknowledged", "acknowledged records").unwrap();
+    let mut publisher =
+        JsonPublisher::new(create_producer(&kafka).unwrap(), "numbers").with_acknowledged_counter(counter.clone());
+
+    // A steady trickle far below the in-flight limit: nothing forces a wait for reports, yet the
+    // count must follow the broker's acknowledgements (the replay's progress metric reads it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut n = 0u64;
+    while publisher.totals().acknowledged == 0 {
+        assert!(std::time::Instant::now() < deadline, "no acknowledgement counted after {n} records");
+        publisher.publish("BTC-USD", &Number { product_id: "BTC-USD".into(), n }).await.unwrap();
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counter.get(), publisher.totals().acknowledged);
+    let totals = publisher.close().await.unwrap();
+    assert_eq!((totals.enqueued, totals.acknowledged, totals.failed), (n, n, 0));
+}
+
 fn stage_metrics(registry: &Registry) -> StageMetrics {
     StageMetrics::register(
         registry,

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use prometheus::IntCounter;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -134,6 +134,9 @@ impl JsonPublisher {
                 }
             }
         }
+        // Take the delivery reports already in (without waiting), so the acknowledged counter
+        // and totals stay current while a long run of records is published.
+        while let Some(true) = self.settle_one().now_or_never() {}
         while self.in_flight.len() >= self.max_in_flight {
             self.settle_one().await;
         }
