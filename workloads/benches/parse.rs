@@ -7,8 +7,10 @@ use std::hint::black_box;
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spikewatch::domain::Feed;
+use spikewatch::sources::coinbase::FrameParser;
 use spikewatch::sources::coinbase::{Frame, parse_frame};
 use spikewatch::sources::recording::{self, EMBEDDED_EXCHANGE_RECORDING};
+use spikewatch::sources::recording_blocks::{BlockOptions, read_blocks};
 
 /// The raw frames as the Exchange feed sends them (the recording wraps each in a JSON string).
 fn exchange_frames() -> Vec<String> {
@@ -41,6 +43,19 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("exchange_recording/recording_reader", |b| {
         b.iter(|| recording::embedded().filter(Result::is_ok).count())
+    });
+    // The same through the block-parallel reader `spikewatch features` uses (64 KiB blocks: the
+    // recording is 3.1 MB), one worker per core.
+    group.bench_function("exchange_recording/recording_blocks", |b| {
+        let options = BlockOptions { block_bytes: 64 * 1024, ..BlockOptions::default() };
+        b.iter(|| {
+            let mut ticks = 0usize;
+            read_blocks(EMBEDDED_EXCHANGE_RECORDING, FrameParser::default(), options, |block| {
+                ticks += block.ticks.len()
+            })
+            .expect("in-memory input");
+            ticks
+        })
     });
     group.finish();
 }

@@ -9,7 +9,9 @@ use crate::domain::Tick;
 use crate::features::offline::{TrainingTable, build_table};
 use crate::features::{EngineStats, check_config};
 use crate::sinks::table::{self, TableFormat};
+use crate::sources::coinbase::FrameParser;
 use crate::sources::recording::{self, RecordingStats};
+use crate::sources::recording_blocks::{self, BlockOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,13 +49,11 @@ fn effective_config(args: &Args, mut features: FeaturesConfig) -> FeaturesConfig
     features
 }
 
-/// Ticks handed from the reading thread to the feature engine at a time.
-const CHUNK_TICKS: usize = 8_192;
-
 fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    // Reading and parsing (one thread) overlaps with the feature engine (this thread): the
-    // ticks go over in chunks, in file order, as a single-threaded loop would see them.
+    // Reading and parsing (block-parallel, on other threads) overlaps with the feature engine
+    // (this thread): the ticks go over in chunks, in file order, as a single-threaded loop
+    // would see them.
     let (sender, chunks) = std::sync::mpsc::sync_channel::<Vec<Tick>>(16);
     let (read, table) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || read_all(inputs, sender));
@@ -83,22 +83,14 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::
     Ok(())
 }
 
-/// Reads every input in order and sends its ticks in chunks; stops at the first input that
-/// cannot be read (or when the receiver is gone).
+/// Reads every input in order and sends its ticks in chunks (a block's worth); stops at the
+/// first input that cannot be read (or when the receiver is gone).
 fn read_all(inputs: &[PathBuf], sender: std::sync::mpsc::SyncSender<Vec<Tick>>) -> anyhow::Result<()> {
     for path in inputs {
-        let mut chunk = Vec::with_capacity(CHUNK_TICKS);
-        let stats = read_recording_with(path, |tick| {
-            chunk.push(tick);
-            if chunk.len() == CHUNK_TICKS {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_TICKS));
-                // A closed channel means the engine side is gone; reading on is pointless but harmless.
-                let _ = sender.send(full);
-            }
+        let stats = read_recording_with(path, |ticks| {
+            // A closed channel means the engine side is gone; reading on is pointless but harmless.
+            let _ = sender.send(ticks);
         })?;
-        if !chunk.is_empty() {
-            let _ = sender.send(chunk);
-        }
         tracing::info!(
             path = %path.display(),
             ticks = stats.ticks,
@@ -115,23 +107,23 @@ fn read_all(inputs: &[PathBuf], sender: std::sync::mpsc::SyncSender<Vec<Tick>>) 
 
 /// Appends the ticks of one recording; malformed lines are counted by the reader and skipped.
 pub(crate) fn read_recording(path: &Path, ticks: &mut Vec<Tick>) -> anyhow::Result<RecordingStats> {
-    read_recording_with(path, |tick| ticks.push(tick))
+    read_recording_with(path, |chunk| ticks.extend(chunk))
 }
 
-/// Hands every tick of one recording to `sink`, in file order; malformed lines are counted by
-/// the reader and skipped. Errors when the file cannot be read or holds no tick.
-fn read_recording_with(path: &Path, mut sink: impl FnMut(Tick)) -> anyhow::Result<RecordingStats> {
-    let mut reader = recording::open(path).with_context(|| format!("opening {}", path.display()))?;
-    for item in &mut reader {
-        match item {
-            Ok(tick) => sink(tick),
-            Err(recording::RecordingError::Io(err)) => {
-                return Err(err).with_context(|| format!("reading {}", path.display()));
-            }
-            Err(err) => tracing::debug!(path = %path.display(), "{err}"),
+/// Hands the ticks of one recording to `sink` in chunks, in file order (parsed block-parallel);
+/// malformed lines are counted by the reader and skipped. Errors when the file cannot be read
+/// or holds no tick.
+fn read_recording_with(path: &Path, mut sink: impl FnMut(Vec<Tick>)) -> anyhow::Result<RecordingStats> {
+    let input = recording::open_input(path).with_context(|| format!("opening {}", path.display()))?;
+    let stats = recording_blocks::read_blocks(input, FrameParser::default(), BlockOptions::default(), |block| {
+        for err in &block.errors {
+            tracing::debug!(path = %path.display(), "{err}");
         }
-    }
-    let stats = reader.stats().clone();
+        if !block.ticks.is_empty() {
+            sink(block.ticks);
+        }
+    })
+    .with_context(|| format!("reading {}", path.display()))?;
     if stats.ticks == 0 {
         anyhow::bail!(
             "{}: no tick in {} lines ({} malformed): {}",

@@ -6,6 +6,7 @@ pub mod coinbase;
 pub mod download;
 pub mod metrics;
 pub mod recording;
+pub mod recording_blocks;
 pub mod sequence;
 pub mod tick_csv;
 pub mod websocket;

@@ -56,6 +56,15 @@ impl RecordingError {
             RecordingError::Io(_) => "io",
         }
     }
+
+    /// The same error `lines` lines further down (a block's line numbers → the file's).
+    pub(crate) fn lines_down(self, lines: u64) -> Self {
+        match self {
+            RecordingError::Frame { line, source } => RecordingError::Frame { line: line + lines, source },
+            RecordingError::UnknownLayout { line } => RecordingError::UnknownLayout { line: line + lines },
+            io @ RecordingError::Io(_) => io,
+        }
+    }
 }
 
 /// What a reader has seen so far.
@@ -77,20 +86,99 @@ impl RecordingStats {
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    /// Adds the counts of a later part of the same input.
+    pub fn add(&mut self, other: &RecordingStats) {
+        self.lines += other.lines;
+        self.ticks += other.ticks;
+        for (kind, n) in &other.skipped {
+            *self.skipped.entry(kind).or_default() += n;
+        }
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+    }
 }
 
 /// Iterator over the ticks of a recording. Yields `Err` for each malformed line and continues;
 /// only a read error ends it early.
 pub struct RecordingReader<R> {
     reader: R,
-    parser: FrameParser,
+    decoder: LineDecoder,
     buf: Vec<u8>,
     pending: VecDeque<Tick>,
     line: u64,
     stats: RecordingStats,
     done: bool,
+}
+
+/// Turns lines into frames, one at a time, in file order: the only state carried from line to
+/// line is the flat tick CSV header in force (a header switches the rows after it to CSV).
+pub(crate) struct LineDecoder {
+    parser: FrameParser,
     /// Set by a flat tick CSV header: the lines after it are rows.
     csv: Option<tick_csv::Header>,
+    /// Whether this decoder has met a header itself (rather than starting with one).
+    own_header: bool,
+    /// Whether a line was read as a CSV row or as malformed JSON before this decoder met a
+    /// header: its meaning depended on the header the decoder started with.
+    used_start_header: bool,
+}
+
+impl LineDecoder {
+    /// A decoder for lines that follow `csv` (the header in force, if any).
+    pub(crate) fn new(parser: FrameParser, csv: Option<tick_csv::Header>) -> Self {
+        LineDecoder { parser, csv, own_header: false, used_start_header: false }
+    }
+
+    /// The last header among the lines decoded so far, if there was one.
+    pub(crate) fn header_met(&self) -> Option<&tick_csv::Header> {
+        self.csv.as_ref().filter(|_| self.own_header)
+    }
+
+    /// Whether a line's meaning depended on the header given to [`LineDecoder::new`].
+    pub(crate) fn used_start_header(&self) -> bool {
+        self.used_start_header
+    }
+
+    /// Decodes line number `line` (as read, line end included) and counts it in `stats`;
+    /// `None` for a blank line or a CSV header.
+    pub(crate) fn decode(
+        &mut self,
+        line_bytes: &[u8],
+        line: u64,
+        stats: &mut RecordingStats,
+    ) -> Option<Result<Frame, RecordingError>> {
+        let bytes = line_bytes.trim_ascii();
+        if bytes.is_empty() {
+            return None;
+        }
+        stats.lines += 1;
+        // A JSON object is a frame line; otherwise a CSV header switches to rows, and without
+        // one the line is reported as the malformed JSON it most likely is.
+        let decoded = if bytes.first() == Some(&b'{') {
+            decode_line(&self.parser, bytes, line)
+        } else if let Some(header) = tick_csv::Header::parse(bytes) {
+            self.csv = Some(header);
+            self.own_header = true;
+            return None;
+        } else {
+            self.used_start_header |= !self.own_header;
+            match &self.csv {
+                Some(header) => header
+                    .tick(bytes)
+                    .map(|tick| Frame::Tickers(vec![tick]))
+                    .map_err(|source| RecordingError::Frame { line, source }),
+                None => decode_line(&self.parser, bytes, line),
+            }
+        };
+        match &decoded {
+            Ok(Frame::Tickers(ticks)) => stats.ticks += ticks.len() as u64,
+            Ok(other) => *stats.skipped.entry(skipped_label(other)).or_default() += 1,
+            Err(err) => *stats.errors.entry(err.kind()).or_default() += 1,
+        }
+        Some(decoded)
+    }
 }
 
 /// Every key of the three layouts; which ones are present tells the layout.
@@ -108,6 +196,23 @@ struct Line<'a> {
     frame: Option<Cow<'a, str>>,
 }
 
+/// [`Line`] with `raw` read as a string: the Exchange wrapper layout.
+#[derive(Deserialize)]
+struct ExchangeLine<'a> {
+    ts: Option<f64>,
+    #[serde(borrow)]
+    raw: Option<Cow<'a, str>>,
+    // The other keys are read as in `Line`, so that a line reads as both or neither.
+    #[serde(borrow, rename = "timestamp")]
+    _timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "received_at")]
+    _received_at: Option<Cow<'a, str>>,
+    #[serde(rename = "feed")]
+    _feed: Option<Feed>,
+    #[serde(borrow)]
+    frame: Option<Cow<'a, str>>,
+}
+
 impl<R: BufRead> RecordingReader<R> {
     pub fn new(reader: R) -> Self {
         Self::with_parser(reader, FrameParser::default())
@@ -116,13 +221,12 @@ impl<R: BufRead> RecordingReader<R> {
     pub fn with_parser(reader: R, parser: FrameParser) -> Self {
         RecordingReader {
             reader,
-            parser,
+            decoder: LineDecoder::new(parser, None),
             buf: Vec::with_capacity(1024),
             pending: VecDeque::new(),
             line: 0,
             stats: RecordingStats::default(),
             done: false,
-            csv: None,
         }
     }
 
@@ -144,41 +248,15 @@ impl<R: BufRead> RecordingReader<R> {
                 }
             }
             self.line += 1;
-            let bytes = self.buf.trim_ascii();
-            if bytes.is_empty() {
-                continue;
-            }
-            self.stats.lines += 1;
-            let line = self.line;
-            // A JSON object is a frame line; otherwise a CSV header switches to rows, and without
-            // one the line is reported as the malformed JSON it most likely is.
-            let decoded = if bytes.first() == Some(&b'{') {
-                decode_line(&self.parser, bytes, line)
-            } else if let Some(header) = tick_csv::Header::parse(bytes) {
-                self.csv = Some(header);
-                continue;
-            } else {
-                match &self.csv {
-                    Some(header) => header
-                        .tick(bytes)
-                        .map(|tick| Frame::Tickers(vec![tick]))
-                        .map_err(|source| RecordingError::Frame { line, source }),
-                    None => decode_line(&self.parser, bytes, line),
-                }
-            };
-            match decoded {
-                Ok(Frame::Tickers(ticks)) => {
-                    self.stats.ticks += ticks.len() as u64;
+            match self.decoder.decode(&self.buf, self.line, &mut self.stats) {
+                Some(Ok(Frame::Tickers(ticks))) => {
                     self.pending.extend(ticks);
                     if !self.pending.is_empty() {
                         return Some(Ok(()));
                     }
                 }
-                Ok(other) => *self.stats.skipped.entry(skipped_label(&other)).or_default() += 1,
-                Err(err) => {
-                    *self.stats.errors.entry(err.kind()).or_default() += 1;
-                    return Some(Err(err));
-                }
+                None | Some(Ok(_)) => {}
+                Some(Err(err)) => return Some(Err(err)),
             }
         }
     }
@@ -228,6 +306,24 @@ fn decode_line(parser: &FrameParser, bytes: &[u8], line: u64) -> Result<Frame, R
         return Err(err(FrameError::Oversized { len: bytes.len(), limit: line_limit }));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| err(FrameError::InvalidJson(format!("not UTF-8: {e}"))))?;
+    // Exchange wrapper lines (all lines of most recordings) are read in one pass, their frame
+    // unescaped on the way. A line that does not read so (another layout, a malformed line) is
+    // read again below, the general way, which reports exactly what it always did: whatever
+    // reads as an `ExchangeLine` reads as a `Line` too, with the same frame.
+    if raw_is_a_string(text)
+        && let Ok(rec) = serde_json::from_str::<ExchangeLine<'_>>(text)
+        && rec.frame.is_none()
+        && let Some(frame) = rec.raw
+    {
+        let received_at = epoch_seconds(rec.ts).map_err(err)?;
+        return parser.parse(Feed::Exchange, &frame, received_at).map_err(err);
+    }
+    decode_any_layout(parser, text, line)
+}
+
+/// A line of any layout (through [`Line`]).
+fn decode_any_layout(parser: &FrameParser, text: &str, line: u64) -> Result<Frame, RecordingError> {
+    let err = |source: FrameError| RecordingError::Frame { line, source };
     let rec: Line<'_> = serde_json::from_str(text).map_err(|e| err(FrameError::from_json(e)))?;
 
     if let Some(frame) = rec.frame.as_deref() {
@@ -247,6 +343,16 @@ fn decode_line(parser: &FrameParser, bytes: &[u8], line: u64) -> Result<Frame, R
         return Ok(Frame::Tickers(vec![tick]));
     }
     Err(RecordingError::UnknownLayout { line })
+}
+
+/// Whether the line's `"raw"` key is followed by a string, as in the Exchange wrapper layout
+/// (a guess to pick the faster reading: `"raw"` could be a value elsewhere, which only costs a
+/// second reading).
+fn raw_is_a_string(text: &str) -> bool {
+    memchr::memmem::find(text.as_bytes(), b"\"raw\"").is_some_and(|at| {
+        let after = text[at + 5..].trim_ascii_start();
+        after.strip_prefix(':').is_some_and(|value| value.trim_ascii_start().starts_with('"'))
+    })
 }
 
 fn time_field(field: &'static str, value: Option<&str>) -> Result<DateTime<Utc>, FrameError> {
@@ -274,6 +380,12 @@ pub type RecordingInput = Box<dyn BufRead + Send>;
 /// Opens a recording file, plain or gzip-compressed (recognized by its magic bytes, whatever
 /// the file name).
 pub fn open(path: impl AsRef<Path>) -> std::io::Result<RecordingReader<RecordingInput>> {
+    open_input(path).map(RecordingReader::new)
+}
+
+/// The bytes of a recording file, decompressed when they are gzip (recognized by their magic
+/// bytes, whatever the file name).
+pub fn open_input(path: impl AsRef<Path>) -> std::io::Result<RecordingInput> {
     let mut file = BufReader::with_capacity(256 * 1024, File::open(path.as_ref())?);
     let gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let input: RecordingInput = if gzip {
@@ -281,10 +393,52 @@ pub fn open(path: impl AsRef<Path>) -> std::io::Result<RecordingReader<Recording
     } else {
         Box::new(file)
     };
-    Ok(RecordingReader::new(input))
+    Ok(input)
 }
 
 /// Reader over the bundled Exchange recording (5,996 BTC-USD tickers, 2025-11-12 → 14).
 pub fn embedded() -> RecordingReader<&'static [u8]> {
     RecordingReader::new(EMBEDDED_EXCHANGE_RECORDING)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass reading of Exchange wrapper lines gives what the general reading gives.
+    #[test]
+    fn exchange_lines_read_as_in_the_general_layout() {
+        let ticker = r#"{\"type\":\"ticker\",\"sequence\":1,\"product_id\":\"BTC-USD\",\"price\":\"5\",\"best_bid\":\"4.5\",\"best_ask\":\"5.5\",\"time\":\"2025-11-12T07:20:11.615272Z\"}"#;
+        let mut lines: Vec<String> =
+            std::str::from_utf8(EMBEDDED_EXCHANGE_RECORDING).unwrap().lines().take(50).map(str::to_owned).collect();
+        lines.extend(
+            [
+                format!(r#"{{"ts": 1762932011.5, "pair": "BTC-USD", "raw" : "{ticker}"}}"#),
+                format!(r#"{{"raw":"{ticker}"}}"#),
+                format!(r#"{{"ts":"soon","raw":"{ticker}"}}"#),
+                format!(r#"{{"ts":1,"raw":"{ticker}","raw":"{ticker}"}}"#),
+                format!(r#"{{"ts":1,"raw":"{ticker}"}} trailing"#),
+                format!(r#"{{"ts":1,"raw":"{ticker}","feed":"exchange","frame":"{ticker}","received_at":"2025-11-12T07:20:11Z"}}"#),
+                format!(r#"{{"ts":1,"raw":"{ticker}","timestamp":"2025-11-12T07:20:11Z"}}"#),
+                format!(r#"{{"ts":1,"raw":"{ticker}","feed":"neither"}}"#),
+                r#"{"ts":1,"raw":"{\"type\":\"ticker\",\"product_id\":\"\ud800\"}"}"#.to_owned(),
+                r#"{"ts":1,"raw":"{\"type\":\"heartbeat\",\"note\":\"\u00e9\t\/\"}"}"#.to_owned(),
+                r#"{"ts":1,"raw":"{\"type\":\"heartbeat\"}","pair":"raw"}"#.to_owned(),
+                r#"{"ts":1,"raw":"not a frame"}"#.to_owned(),
+                r#"{"ts":1,"raw":""}"#.to_owned(),
+                r#"{"ts":1,"raw":null}"#.to_owned(),
+                r#"{"ts":1,"raw":12}"#.to_owned(),
+                r#"{"ts":1,"raw":"unterminated}"#.to_owned(),
+                r#"{"timestamp":"2025-11-12T07:20:11Z","raw":{"product_id":"BTC-USD","price":"5","best_bid":"4.5","best_ask":"5.5"}}"#.to_owned(),
+                r#"{"pair":"\"raw\": \"x\"","raw":{"price":"5"}}"#.to_owned(),
+            ],
+        );
+        let parser = FrameParser::default();
+        for (i, line) in lines.iter().enumerate() {
+            let number = i as u64 + 1;
+            let general = decode_any_layout(&parser, line, number);
+            let decoded = decode_line(&parser, line.as_bytes(), number);
+            assert_eq!(format!("{decoded:?}"), format!("{general:?}"), "{line}");
+        }
+    }
 }
