@@ -13,6 +13,7 @@ use crate::api::rows::{Fill, RANGES, check};
 use crate::domain::{FEATURE_NAMES, Feed, Tick};
 use crate::sources::coinbase::{Frame, FrameParser};
 use crate::sources::recording::RecordingReader;
+use crate::sources::recording_blocks::{BlockOptions, read_blocks};
 use crate::sources::tick_csv::Header;
 
 /// What every accepted tick keeps: positive finite prices, a book that is not crossed,
@@ -51,18 +52,36 @@ pub fn parse_frame(data: &[u8]) {
     }
 }
 
-/// A recording is read to its end; each item is a tick or a malformed line, counted once.
+/// A recording is read to its end; each item is a tick or a malformed line, counted once. The
+/// block-parallel reader (small blocks, so lines and headers fall on block edges) yields the same
+/// ticks in the same order, the same errors at the same line numbers and the same counts.
 pub fn recording_reader(data: &[u8]) {
     let mut reader = RecordingReader::new(data);
     let mut items = 0u64;
+    let (mut ticks, mut errors) = (Vec::new(), Vec::new());
     for item in reader.by_ref() {
-        if let Ok(tick) = item {
-            assert_tick(&tick);
+        match item {
+            Ok(tick) => {
+                assert_tick(&tick);
+                ticks.push(tick);
+            }
+            Err(err) => errors.push(err.to_string()),
         }
         items += 1;
     }
     let stats = reader.stats();
     assert_eq!(items, stats.ticks + stats.errors_total());
+
+    let options = BlockOptions { block_bytes: 64, workers: 2 };
+    let (mut block_ticks, mut block_errors) = (Vec::new(), Vec::new());
+    let block_stats = read_blocks(data, FrameParser::default(), options, |block| {
+        block_ticks.extend(block.ticks);
+        block_errors.extend(block.errors.iter().map(ToString::to_string));
+    })
+    .expect("reading from memory cannot fail");
+    assert_eq!(&block_stats, stats, "block-parallel stats");
+    assert_eq!(block_errors, errors, "block-parallel errors");
+    assert!(block_ticks == ticks, "block-parallel ticks differ");
 }
 
 /// Tick CSV (a header naming the columns, then one tick per row): every accepted row keeps the
