@@ -12,7 +12,7 @@ use crate::api::predict::parse_rows;
 use crate::api::rows::{Fill, RANGES, check};
 use crate::domain::{FEATURE_NAMES, Feed, Tick};
 use crate::sources::coinbase::{Frame, FrameParser};
-use crate::sources::recording::RecordingReader;
+use crate::sources::recording::{RecordingReader, decode_exchange_line_both_ways};
 use crate::sources::recording_blocks::{BlockOptions, read_blocks};
 use crate::sources::tick_csv::Header;
 
@@ -82,6 +82,14 @@ pub fn recording_reader(data: &[u8]) {
     assert_eq!(&block_stats, stats, "block-parallel stats");
     assert_eq!(block_errors, errors, "block-parallel errors");
     assert!(block_ticks == ticks, "block-parallel ticks differ");
+
+    // Every line the Exchange wrapper fast path (simd-json) reads, the general path (serde_json)
+    // reads the same way: the same ticks, or the same error.
+    for line in data.split(|&b| b == b'\n') {
+        if let Some((fast, general)) = decode_exchange_line_both_ways(line.trim_ascii()) {
+            assert_eq!(fast, general, "fast and general paths differ on {:?}", String::from_utf8_lossy(line));
+        }
+    }
 }
 
 /// Tick CSV (a header naming the columns, then one tick per row): every accepted row keeps the

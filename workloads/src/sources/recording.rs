@@ -14,6 +14,7 @@
 //! goes on.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -307,18 +308,46 @@ fn decode_line(parser: &FrameParser, bytes: &[u8], line: u64) -> Result<Frame, R
     }
     let text = std::str::from_utf8(bytes).map_err(|e| err(FrameError::InvalidJson(format!("not UTF-8: {e}"))))?;
     // Exchange wrapper lines (all lines of most recordings) are read in one pass, their frame
-    // unescaped on the way. A line that does not read so (another layout, a malformed line) is
-    // read again below, the general way, which reports exactly what it always did: whatever
-    // reads as an `ExchangeLine` reads as a `Line` too, with the same frame.
+    // unescaped in place (simd-json). A line that does not read so (another layout, a malformed
+    // line) is read again below, the general way (serde_json), which reports exactly what it
+    // always did. The fuzz property `recording_reader` checks that both ways agree.
     if raw_is_a_string(text)
-        && let Ok(rec) = serde_json::from_str::<ExchangeLine<'_>>(text)
-        && rec.frame.is_none()
-        && let Some(frame) = rec.raw
+        && let Some(decoded) = decode_exchange_line(parser, bytes)
     {
-        let received_at = epoch_seconds(rec.ts).map_err(err)?;
-        return parser.parse(Feed::Exchange, &frame, received_at).map_err(err);
+        return decoded.map_err(err);
     }
     decode_any_layout(parser, text, line)
+}
+
+thread_local! {
+    /// A copy of the line for simd-json to parse in place, and its reusable buffers.
+    static EXCHANGE_SCRATCH: RefCell<(Vec<u8>, simd_json::Buffers)> =
+        RefCell::new((Vec::with_capacity(1024), simd_json::Buffers::default()));
+}
+
+/// An Exchange wrapper line, read by simd-json: the frame string is unescaped in place, without
+/// a copy. `None` when the line does not read as one (then the general path reads it).
+fn decode_exchange_line(parser: &FrameParser, bytes: &[u8]) -> Option<Result<Frame, FrameError>> {
+    EXCHANGE_SCRATCH.with_borrow_mut(|(scratch, buffers)| {
+        scratch.clear();
+        scratch.extend_from_slice(bytes);
+        let rec = simd_json::serde::from_slice_with_buffers::<ExchangeLine<'_>>(scratch, buffers).ok()?;
+        if rec.frame.is_some() {
+            return None;
+        }
+        let frame = rec.raw?;
+        Some(epoch_seconds(rec.ts).and_then(|received_at| parser.parse(Feed::Exchange, &frame, received_at)))
+    })
+}
+
+/// The general path's reading of a line that [`decode_exchange_line`] reads too; for the fuzz
+/// property that checks both agree.
+pub(crate) fn decode_exchange_line_both_ways(bytes: &[u8]) -> Option<(String, String)> {
+    let parser = FrameParser::default();
+    let text = std::str::from_utf8(bytes).ok()?;
+    let fast = decode_exchange_line(&parser, bytes)?;
+    let general = decode_any_layout(&parser, text, 1);
+    Some((format!("{:?}", fast.map_err(|source| RecordingError::Frame { line: 1, source })), format!("{general:?}")))
 }
 
 /// A line of any layout (through [`Line`]).
