@@ -4,7 +4,7 @@
 mod api_support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use api_support::*;
@@ -27,21 +27,8 @@ impl Drop for Server {
 }
 
 fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spikewatch"));
-    command
-        .arg("serve")
-        .args(args)
-        .current_dir(root())
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        // The test decides everything; nothing leaks in from the caller's environment.
-        .env_remove("PORT")
-        .env_remove("MODEL_SOURCE")
-        .env_remove("MODEL_VARIANT")
-        .env_remove("CONFIG_PATH")
-        .env_remove("ADMIN_TOKEN_FILE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut command = serve_command();
+    command.args(args);
     command
 }
 

@@ -107,6 +107,11 @@ pub const NEWER_FIELDS: [&str; 11] = [
     "time_of_day_cos",
 ];
 
+/// The original API's eleven field names, in model order.
+pub fn original_fields() -> Vec<&'static str> {
+    spikewatch::domain::FEATURE_NAMES.into_iter().filter(|name| !NEWER_FIELDS.contains(name)).collect()
+}
+
 /// The original API's eleven fields only.
 pub fn original_row() -> Value {
     let mut row = row();
@@ -115,6 +120,26 @@ pub fn original_row() -> Value {
         object.remove(newer);
     }
     row
+}
+
+/// The `spikewatch serve` command, run from the repository root with JSON logs (`info`) on a
+/// piped stderr; the caller adds the arguments (`--config` is global, so it may follow `serve`).
+pub fn serve_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_spikewatch"));
+    command
+        .arg("serve")
+        .current_dir(root())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        // The test decides everything; nothing leaks in from the caller's environment.
+        .env_remove("PORT")
+        .env_remove("MODEL_SOURCE")
+        .env_remove("MODEL_VARIANT")
+        .env_remove("CONFIG_PATH")
+        .env_remove("ADMIN_TOKEN_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command
 }
 
 /// `fixtures.json`: rows of the test split with the trainer's probabilities for both variants.
