@@ -9,8 +9,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::api::predict::parse_rows;
-use crate::api::rows::{Fill, RANGES, check};
-use crate::domain::{FEATURE_NAMES, Feed, Tick};
+use crate::api::rows::{Fill, check};
+use crate::domain::{FEATURE_NAMES, FEATURES, Feed, Tick};
 use crate::sources::coinbase::{Frame, FrameParser};
 use crate::sources::recording::{RecordingReader, decode_exchange_line_both_ways};
 use crate::sources::recording_blocks::{BlockOptions, read_blocks};
@@ -115,10 +115,12 @@ pub fn predict_body(data: &[u8]) {
     // The API parses the body as JSON before it looks at rows.
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(rest) else { return };
     // Training medians inside every range, as a model artifact carries them.
-    let medians: [f64; FEATURE_NAMES.len()] = RANGES.map(|r| if r.min_inclusive { r.min } else { r.max / 2.0 });
-    let fill = match selector % 3 {
+    let medians: [f64; FEATURE_NAMES.len()] =
+        FEATURES.map(|f| if f.range.min_inclusive { f.range.min } else { f.range.max / 2.0 });
+    let fill = match selector % 4 {
         0 => Fill::Medians(&medians),
-        1 => Fill::Strict,
+        1 => Fill::Strict(None),
+        2 => Fill::Strict(Some(&medians)),
         _ => Fill::NoReference,
     };
     let max_rows = 1 + usize::from(selector >> 4);
@@ -128,7 +130,7 @@ pub fn predict_body(data: &[u8]) {
             assert!(batch || rows.len() == 1);
             for row in rows {
                 assert!(check(&row.features, "").is_ok(), "accepted a row outside the ranges: {row:?}");
-                assert!(matches!(fill, Fill::Medians(_)) || row.imputed.is_empty());
+                assert!(matches!(fill, Fill::Medians(_) | Fill::Strict(Some(_))) || row.imputed.is_empty());
             }
         }
         Err(err) => assert!(err.status().is_client_error(), "{err} answered {}", err.status()),

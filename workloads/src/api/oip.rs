@@ -24,7 +24,7 @@ use super::error::{ApiError, OipError, OipErrorBody};
 use super::extract::JsonBody;
 use super::metrics::Scored;
 use super::predict::score;
-use super::rows::{check_feature, from_array};
+use super::rows::check_feature;
 use super::state::AppState;
 
 /// The model name that always addresses whatever model answers now.
@@ -382,13 +382,13 @@ fn rows_from_matrix(input: &RequestInput, max_rows: usize) -> Result<Vec<Feature
                 })?;
                 row[c] = value;
             }
-            Ok(from_array(row))
+            Ok(Features(row))
         })
         .collect()
 }
 
 fn rows_from_columns(inputs: &[RequestInput], max_rows: usize) -> Result<Vec<Features>, ApiError> {
-    let mut columns: [Option<Vec<f64>>; N_FEATURES] = Default::default();
+    let mut columns: [Option<Vec<f64>>; N_FEATURES] = std::array::from_fn(|_| None);
     let mut n_rows = None;
     for (i, input) in inputs.iter().enumerate() {
         let at = format!("inputs[{i}]");
@@ -435,7 +435,7 @@ fn rows_from_columns(inputs: &[RequestInput], max_rows: usize) -> Result<Vec<Fea
     }
     let n = n_rows.unwrap_or(0);
     Ok((0..n)
-        .map(|r| from_array(std::array::from_fn(|c| columns[c].as_ref().map_or(0.0, |column| column[r]))))
+        .map(|r| Features(std::array::from_fn(|c| columns[c].as_ref().map_or(0.0, |column| column[r]))))
         .collect())
 }
 

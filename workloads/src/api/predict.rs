@@ -91,7 +91,7 @@ pub async fn predict(
     let reference = state.reference();
     let medians = reference.as_ref().map(|r| r.medians());
     let fill = match (params.strict || state.limits().strict_rows, &medians) {
-        (true, _) => Fill::Strict,
+        (true, medians) => Fill::Strict(medians.as_ref()),
         (false, Some(medians)) => Fill::Medians(medians),
         (false, None) => Fill::NoReference,
     };

@@ -1,356 +1,208 @@
 //! One feature row as clients send it, and the plausibility check every row passes before scoring.
+//!
+//! The fields, their ranges and how an absent one is filled in all come from the feature table
+//! (`spikewatch_types::domain::FEATURES`); nothing here lists features by hand.
 
-use serde::Deserialize;
-use utoipa::ToSchema;
+use std::borrow::Cow;
+use std::fmt;
 
-use crate::domain::{FEATURE_NAMES, Features};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::{FEATURE_NAMES, FEATURES, Feature, Features, Impute, N_FEATURES};
 
 use super::error::ApiError;
 
-/// One row of features: the flat body of the original `/predict` API.
+/// One row of features: the flat body of the original `/predict` API, with any of the newer
+/// features by name.
 ///
-/// Every field is optional. The original API's eleven fields, when absent, are filled with the
-/// training median stored with the model (and listed in the answer's `imputed`; strict mode
-/// refuses them instead); the newer ones are derived from the others or take their neutral
-/// value (see each field). Unknown fields are ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, ToSchema)]
-#[schema(example = json!({
-    "price": 91234.5, "midprice": 91234.25, "return_1s": 0.00001, "return_5s": -0.00002,
-    "return_30s": 0.0001, "return_60s": 0.0003, "volatility": 0.00004, "volatility_10s": 0.00003,
-    "trade_intensity": 4.2, "spread_abs": 0.01, "spread_rel": 0.0000001, "order_book_imbalance": 0.12,
-    "tick_count": 252.0, "time_since_prev_tick": 0.2
-}))]
-pub struct FeatureRow {
-    /// Last trade price (> 0).
-    #[serde(default, deserialize_with = "number")]
-    pub price: Option<f64>,
-    /// (best bid + best ask) / 2 (> 0).
-    #[serde(default, deserialize_with = "number")]
-    pub midprice: Option<f64>,
-    /// Log mid-price return over the last 1 s, in [-1, 1].
-    #[serde(default, deserialize_with = "number")]
-    pub return_1s: Option<f64>,
-    /// Log mid-price return over the last 5 s, in [-1, 1].
-    #[serde(default, deserialize_with = "number")]
-    pub return_5s: Option<f64>,
-    /// Log mid-price return over the last 30 s, in [-1, 1].
-    #[serde(default, deserialize_with = "number")]
-    pub return_30s: Option<f64>,
-    /// Log mid-price return over the last 60 s, in [-1, 1].
-    #[serde(default, deserialize_with = "number")]
-    pub return_60s: Option<f64>,
-    /// Realized volatility of log mid-price returns over the last 60 s, in [0, 1].
-    #[serde(default, deserialize_with = "number")]
-    pub volatility: Option<f64>,
-    /// Realized volatility over the last 10 s, in [0, 1]. Default: `volatility`.
-    #[serde(default, deserialize_with = "number")]
-    pub volatility_10s: Option<f64>,
-    /// Ticks per second over the last 60 s, in [0, 1e6].
-    #[serde(default, deserialize_with = "number")]
-    pub trade_intensity: Option<f64>,
-    /// best ask − best bid, in [0, 1e9].
-    #[serde(default, deserialize_with = "number")]
-    pub spread_abs: Option<f64>,
-    /// spread_abs / midprice, in [0, 1].
-    #[serde(default, deserialize_with = "number")]
-    pub spread_rel: Option<f64>,
-    /// (bid size − ask size) / (bid size + ask size), in [-1, 1].
-    #[serde(default, deserialize_with = "number")]
-    pub order_book_imbalance: Option<f64>,
-    /// Ticks in the last 60 s (the current one included), in [0, 1e9].
-    /// Default: `max(1, 60 × trade_intensity)` (trades are a lower bound of ticks).
-    #[serde(default, deserialize_with = "number")]
-    pub tick_count: Option<f64>,
-    /// Seconds since the product's previous tick, in [0, 1e9]. Default: `1 / trade_intensity`
-    /// (60 when `trade_intensity` is 0).
-    #[serde(default, deserialize_with = "number")]
-    pub time_since_prev_tick: Option<f64>,
-    /// Realized volatility over the last 5 minutes, in [0, 1]. Default: `volatility`.
-    #[serde(default, deserialize_with = "number")]
-    pub volatility_300s: Option<f64>,
-    /// Realized volatility over the last 30 minutes, in [0, 1]. Default: `volatility_300s`.
-    #[serde(default, deserialize_with = "number")]
-    pub volatility_1800s: Option<f64>,
-    /// `volatility / volatility_300s`, in [0, 1e9]. Default: derived from the two, else 1.
-    #[serde(default, deserialize_with = "number")]
-    pub volatility_ratio_60s_300s: Option<f64>,
-    /// `volatility_300s / volatility_1800s`, in [0, 1e9]. Default: derived, else 1.
-    #[serde(default, deserialize_with = "number")]
-    pub volatility_ratio_300s_1800s: Option<f64>,
-    /// Tick rate over 10 s against 5 minutes, in [0, 1e9]. Default: 1 (no change).
-    #[serde(default, deserialize_with = "number")]
-    pub tick_rate_ratio_10s_300s: Option<f64>,
-    /// `spread_rel` against its 5-minute mean, in [0, 1e9]. Default: 1 (no change).
-    #[serde(default, deserialize_with = "number")]
-    pub spread_rel_ratio_300s: Option<f64>,
-    /// Sine of the UTC time of day, in [-1, 1]. Default: the time the request is scored.
-    #[serde(default, deserialize_with = "number")]
-    pub time_of_day_sin: Option<f64>,
-    /// Cosine of the UTC time of day, in [-1, 1]. Default: the time the request is scored.
-    #[serde(default, deserialize_with = "number")]
-    pub time_of_day_cos: Option<f64>,
-}
-
-/// A field that, when present, must be a number: `null` is refused like any wrong type (a
-/// serializer writes NaN as `null`: it must not read as "absent").
-fn number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
-    f64::deserialize(deserializer).map(Some)
-}
-
-/// Accepted range of one feature: `min < x` (or `min <= x` when `min_inclusive`) and `x <= max`.
+/// Every field is optional. An absent field with a training median (the original API's eleven,
+/// and the newer ones that every source has) is filled with the median stored with the model
+/// and listed in the answer's `imputed`; strict mode refuses absent original fields instead.
+/// An absent (or `null`) trade or book-size feature is missing, as it is for a source that does
+/// not report trades, and the model handles it as such. Unknown fields are ignored; a field given
+/// twice is an error.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Range {
-    pub min: f64,
-    pub min_inclusive: bool,
-    pub max: f64,
+pub struct FeatureRow {
+    /// As sent: `None` when absent; NaN for an explicit `null` of a feature that may be missing.
+    values: [Option<f64>; N_FEATURES],
 }
 
-const fn closed(min: f64, max: f64) -> Range {
-    Range { min, min_inclusive: true, max }
-}
-
-const fn positive(max: f64) -> Range {
-    Range { min: 0.0, min_inclusive: false, max }
-}
-
-/// Plausible range of each feature, in [`FEATURE_NAMES`] order (docs/api.md lists them).
-/// Wide enough for any real market, narrow enough to catch unit mix-ups and garbage.
-pub const RANGES: [Range; FEATURE_NAMES.len()] = [
-    positive(1e9),     // price
-    positive(1e9),     // midprice
-    closed(-1.0, 1.0), // return_1s
-    closed(-1.0, 1.0), // return_5s
-    closed(-1.0, 1.0), // return_30s
-    closed(-1.0, 1.0), // return_60s
-    closed(0.0, 1.0),  // volatility
-    closed(0.0, 1.0),  // volatility_10s
-    closed(0.0, 1e6),  // trade_intensity
-    closed(0.0, 1e9),  // spread_abs
-    closed(0.0, 1.0),  // spread_rel
-    closed(-1.0, 1.0), // order_book_imbalance
-    closed(0.0, 1e9),  // tick_count
-    closed(0.0, 1e9),  // time_since_prev_tick
-    closed(0.0, 1.0),  // volatility_300s
-    closed(0.0, 1.0),  // volatility_1800s
-    closed(0.0, 1e9),  // volatility_ratio_60s_300s
-    closed(0.0, 1e9),  // volatility_ratio_300s_1800s
-    closed(0.0, 1e9),  // tick_rate_ratio_10s_300s
-    closed(0.0, 1e9),  // spread_rel_ratio_300s
-    closed(-1.0, 1.0), // time_of_day_sin
-    closed(-1.0, 1.0), // time_of_day_cos
-];
-
-impl Range {
-    pub fn contains(&self, x: f64) -> bool {
-        let above_min = if self.min_inclusive { x >= self.min } else { x > self.min };
-        above_min && x <= self.max
+impl FeatureRow {
+    /// A row with the given values and nothing else.
+    pub fn from_values(values: impl IntoIterator<Item = (Feature, f64)>) -> FeatureRow {
+        let mut row = FeatureRow { values: [None; N_FEATURES] };
+        for (feature, value) in values {
+            row.values[feature.index()] = Some(value);
+        }
+        row
     }
 
-    pub fn describe(&self) -> String {
-        let open = if self.min_inclusive { '[' } else { '(' };
-        format!("must be in {open}{}, {}]", self.min, self.max)
+    /// A row with every feature of `features`.
+    pub fn full(features: &Features) -> FeatureRow {
+        FeatureRow { values: features.0.map(Some) }
+    }
+
+    pub fn get(&self, feature: Feature) -> Option<f64> {
+        self.values[feature.index()]
     }
 }
 
-/// `a / b`, or 1 (no change) when `b` is not positive: the engine's convention.
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { a / b } else { 1.0 }
+impl<'de> Deserialize<'de> for FeatureRow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RowVisitor;
+        impl<'de> Visitor<'de> for RowVisitor {
+            type Value = FeatureRow;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object of features by name")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FeatureRow, A::Error> {
+                let mut values = [None; N_FEATURES];
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let Some(feature) = Feature::from_name(&key) else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    if values[feature.index()].is_some() {
+                        return Err(de::Error::duplicate_field(feature.name()));
+                    }
+                    let value = match feature.spec().impute {
+                        // `null` is how a serializer writes NaN: for a feature that may be
+                        // missing that is what it means; for the others it is refused like any
+                        // wrong type, never read as "absent".
+                        Impute::Missing => map.next_value::<Option<f64>>()?.unwrap_or(f64::NAN),
+                        Impute::Median => map.next_value::<f64>()?,
+                    };
+                    values[feature.index()] = Some(value);
+                }
+                Ok(FeatureRow { values })
+            }
+        }
+        deserializer.deserialize_map(RowVisitor)
+    }
 }
 
-/// Sine and cosine of the current UTC time of day (the engine's `time_of_day_*`).
-fn time_of_day_now() -> (f64, f64) {
-    let now = chrono::Utc::now();
-    let seconds = f64::from(chrono::Timelike::num_seconds_from_midnight(&now));
-    (seconds / 86_400.0 * std::f64::consts::TAU).sin_cos()
+impl utoipa::PartialSchema for FeatureRow {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut object = ObjectBuilder::new().description(Some(
+            "One row of features by name (docs/features.md). Every field is optional: an absent field \
+             takes the training median (original fields: refused in strict mode); an absent or null \
+             trade or book-size feature is missing. Unknown fields are ignored.",
+        ));
+        for spec in FEATURES {
+            let mut property = ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .description(Some(format!("{} ({}), in {}. {}", spec.doc, spec.unit, spec.range.interval(), match spec.impute {
+                    Impute::Median => "Absent: the training median.",
+                    Impute::Missing => "Absent or null: missing.",
+                })))
+                .maximum(Some(spec.range.max));
+            property = if spec.range.min_inclusive {
+                property.minimum(Some(spec.range.min))
+            } else {
+                property.exclusive_minimum(Some(spec.range.min))
+            };
+            if spec.impute == Impute::Missing {
+                property = property.schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Number, Type::Null]));
+            }
+            object = object.property(spec.name, property);
+        }
+        object.examples([serde_json::json!({
+            "price": 91234.5, "midprice": 91234.25, "return_1s": 0.00001, "return_5s": -0.00002,
+            "return_30s": 0.0001, "return_60s": 0.0003, "volatility": 0.00004, "trade_intensity": 4.2,
+            "spread_abs": 0.01, "spread_rel": 0.0000001, "order_book_imbalance": 0.12,
+            "rv_60s": 2.5e-9, "rv_300s": 1.9e-9, "rv_900s": 2.2e-9
+        })])
+        .into()
+    }
 }
 
-/// How a row's absent original fields are filled.
+impl utoipa::ToSchema for FeatureRow {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("FeatureRow")
+    }
+}
+
+/// How a row's absent fields are filled.
 #[derive(Debug, Clone, Copy)]
 pub enum Fill<'a> {
     /// With the training medians (in [`FEATURE_NAMES`] order).
-    Medians(&'a [f64; FEATURE_NAMES.len()]),
-    /// Not at all: an absent field is an error (strict mode).
-    Strict,
-    /// Not at all: the model has no training medians.
+    Medians(&'a [f64; N_FEATURES]),
+    /// Absent original fields are an error (strict mode); the newer ones take the training
+    /// medians when the model has them.
+    Strict(Option<&'a [f64; N_FEATURES]>),
+    /// Not at all: the model has no training medians, so an absent field that needs one is an
+    /// error.
     NoReference,
 }
 
-/// A row's features and the original fields that were filled with training medians.
+impl<'a> Fill<'a> {
+    fn medians(&self) -> Option<&'a [f64; N_FEATURES]> {
+        match *self {
+            Fill::Medians(m) | Fill::Strict(Some(m)) => Some(m),
+            Fill::Strict(None) | Fill::NoReference => None,
+        }
+    }
+}
+
+/// A row's features and the fields that were filled with training medians.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completed {
     pub features: Features,
     pub imputed: Vec<&'static str>,
 }
 
-/// The original API's fields, with their index in [`FEATURE_NAMES`].
-const ORIGINAL: [(&str, usize); 11] = [
-    ("price", 0),
-    ("midprice", 1),
-    ("return_1s", 2),
-    ("return_5s", 3),
-    ("return_30s", 4),
-    ("return_60s", 5),
-    ("volatility", 6),
-    ("trade_intensity", 8),
-    ("spread_abs", 9),
-    ("spread_rel", 10),
-    ("order_book_imbalance", 11),
-];
-
 impl FeatureRow {
-    fn original(&self) -> [Option<f64>; 11] {
-        [
-            self.price,
-            self.midprice,
-            self.return_1s,
-            self.return_5s,
-            self.return_30s,
-            self.return_60s,
-            self.volatility,
-            self.trade_intensity,
-            self.spread_abs,
-            self.spread_rel,
-            self.order_book_imbalance,
-        ]
-    }
-
-    /// The model's input: absent original fields filled per `fill`, the newer ones derived;
-    /// every value then checked against its range. `prefix` locates the row (`rows[3]`).
+    /// The model's input: absent fields filled per `fill`, every value then checked against its
+    /// range. `prefix` locates the row (`rows[3]`).
     pub fn complete(&self, prefix: &str, fill: Fill<'_>) -> Result<Completed, ApiError> {
-        let sent = self.original();
-        let missing: Vec<&'static str> =
-            ORIGINAL.iter().zip(sent).filter(|(_, v)| v.is_none()).map(|((name, _), _)| *name).collect();
-        let medians = match (fill, missing.is_empty()) {
-            (_, true) => None,
-            (Fill::Medians(medians), false) => Some(medians),
-            (Fill::Strict | Fill::NoReference, false) => {
-                let field = if prefix.is_empty() { missing[0].to_string() } else { format!("{prefix}.{}", missing[0]) };
-                let why = match fill {
-                    Fill::Strict => "strict mode fills in nothing",
-                    _ => "the model has no training medians to fill them in with",
-                };
-                return Err(ApiError::Incomplete { field, missing, why });
+        let field = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+        // Check what the client sent before anything is filled in: the error then names the
+        // field the client got wrong.
+        for (i, value) in self.values.iter().enumerate() {
+            if let Some(value) = value {
+                check_feature(i, *value).map_err(|violation| violation.into_error(field(FEATURE_NAMES[i])))?;
             }
-        };
-        let value = |k: usize| -> f64 {
-            let (_, index) = ORIGINAL[k];
-            sent[k].or_else(|| medians.map(|m| m[index])).unwrap_or(0.0)
-        };
-        let features = self.derive([
-            value(0),
-            value(1),
-            value(2),
-            value(3),
-            value(4),
-            value(5),
-            value(6),
-            value(7),
-            value(8),
-            value(9),
-            value(10),
-        ]);
-        // Check what the client sent before anything derived from it: the error then names
-        // the field the client got wrong, not one computed from it.
-        let as_sent = Features {
-            volatility_10s: self.volatility_10s.unwrap_or(0.0),
-            tick_count: self.tick_count.unwrap_or(0.0),
-            time_since_prev_tick: self.time_since_prev_tick.unwrap_or(0.0),
-            volatility_300s: self.volatility_300s.unwrap_or(0.0),
-            volatility_1800s: self.volatility_1800s.unwrap_or(0.0),
-            volatility_ratio_60s_300s: self.volatility_ratio_60s_300s.unwrap_or(1.0),
-            volatility_ratio_300s_1800s: self.volatility_ratio_300s_1800s.unwrap_or(1.0),
-            tick_rate_ratio_10s_300s: self.tick_rate_ratio_10s_300s.unwrap_or(1.0),
-            spread_rel_ratio_300s: self.spread_rel_ratio_300s.unwrap_or(1.0),
-            time_of_day_sin: self.time_of_day_sin.unwrap_or(0.0),
-            time_of_day_cos: self.time_of_day_cos.unwrap_or(0.0),
-            ..features
-        };
-        check(&as_sent, prefix)?;
-        check(&features, prefix)?;
-        Ok(Completed { features, imputed: missing })
-    }
-
-    /// The features from the eleven original values (in [`ORIGINAL`] order), the newer fields
-    /// as sent or derived.
-    fn derive(&self, o: [f64; 11]) -> Features {
-        let [
-            price,
-            midprice,
-            return_1s,
-            return_5s,
-            return_30s,
-            return_60s,
-            volatility,
-            trade_intensity,
-            spread_abs,
-            spread_rel,
-            order_book_imbalance,
-        ] = o;
-        let time_since_prev_tick =
-            self.time_since_prev_tick.unwrap_or(if trade_intensity > 0.0 { 1.0 / trade_intensity } else { 60.0 });
-        let volatility_300s = self.volatility_300s.unwrap_or(volatility);
-        let volatility_1800s = self.volatility_1800s.unwrap_or(volatility_300s);
-        let (now_sin, now_cos) = time_of_day_now();
-        Features {
-            price,
-            midprice,
-            return_1s,
-            return_5s,
-            return_30s,
-            return_60s,
-            volatility,
-            volatility_10s: self.volatility_10s.unwrap_or(volatility),
-            trade_intensity,
-            spread_abs,
-            spread_rel,
-            order_book_imbalance,
-            tick_count: self.tick_count.unwrap_or((trade_intensity * 60.0).max(1.0)),
-            time_since_prev_tick,
-            volatility_300s,
-            volatility_1800s,
-            volatility_ratio_60s_300s: self
-                .volatility_ratio_60s_300s
-                .unwrap_or_else(|| ratio(volatility, volatility_300s)),
-            volatility_ratio_300s_1800s: self
-                .volatility_ratio_300s_1800s
-                .unwrap_or_else(|| ratio(volatility_300s, volatility_1800s)),
-            tick_rate_ratio_10s_300s: self.tick_rate_ratio_10s_300s.unwrap_or(1.0),
-            spread_rel_ratio_300s: self.spread_rel_ratio_300s.unwrap_or(1.0),
-            time_of_day_sin: self.time_of_day_sin.unwrap_or(now_sin),
-            time_of_day_cos: self.time_of_day_cos.unwrap_or(now_cos),
         }
+        let absent_seed: Vec<&'static str> =
+            FEATURES.iter().zip(&self.values).filter(|(s, v)| s.seed && v.is_none()).map(|(s, _)| s.name).collect();
+        if let (Some(first), Fill::Strict(_) | Fill::NoReference) = (absent_seed.first(), fill) {
+            let why = match fill {
+                Fill::Strict(_) => "strict mode fills in nothing",
+                _ => "the model has no training medians to fill them in with",
+            };
+            return Err(ApiError::Incomplete { field: field(first), missing: absent_seed, why });
+        }
+        let mut values = [0.0; N_FEATURES];
+        let mut imputed = Vec::new();
+        for (i, spec) in FEATURES.iter().enumerate() {
+            values[i] = match (self.values[i], spec.impute, fill.medians()) {
+                (Some(v), _, _) => v,
+                (None, Impute::Missing, _) => f64::NAN,
+                (None, Impute::Median, Some(medians)) => {
+                    imputed.push(spec.name);
+                    medians[i]
+                }
+                (None, Impute::Median, None) => {
+                    return Err(ApiError::Incomplete {
+                        field: field(spec.name),
+                        missing: vec![spec.name],
+                        why: "the model has no training medians to fill them in with",
+                    });
+                }
+            };
+        }
+        let features = Features(values);
+        check(&features, prefix)?;
+        Ok(Completed { features, imputed })
     }
 }
 
-/// Features from values in [`FEATURE_NAMES`] order (the inverse of [`Features::to_array`]).
-pub fn from_array(v: [f64; FEATURE_NAMES.len()]) -> Features {
-    Features {
-        price: v[0],
-        midprice: v[1],
-        return_1s: v[2],
-        return_5s: v[3],
-        return_30s: v[4],
-        return_60s: v[5],
-        volatility: v[6],
-        volatility_10s: v[7],
-        trade_intensity: v[8],
-        spread_abs: v[9],
-        spread_rel: v[10],
-        order_book_imbalance: v[11],
-        tick_count: v[12],
-        time_since_prev_tick: v[13],
-        volatility_300s: v[14],
-        volatility_1800s: v[15],
-        volatility_ratio_60s_300s: v[16],
-        volatility_ratio_300s_1800s: v[17],
-        tick_rate_ratio_10s_300s: v[18],
-        spread_rel_ratio_300s: v[19],
-        time_of_day_sin: v[20],
-        time_of_day_cos: v[21],
-    }
-}
-
-/// First value of `features` that is non-finite or outside its [`RANGES`] entry.
+/// First value of `features` that is out of its range, non-finite, or missing where the feature
+/// cannot be.
 pub fn check(features: &Features, prefix: &str) -> Result<(), ApiError> {
     for (i, value) in features.to_array().into_iter().enumerate() {
         check_feature(i, value).map_err(|violation| {
@@ -378,108 +230,82 @@ impl Violation {
     }
 }
 
-/// Checks the value of feature number `index` (in [`FEATURE_NAMES`] order).
+/// Checks the value of feature number `index` (in [`FEATURE_NAMES`] order): in range, or NaN
+/// (missing) for a feature that may be missing.
 pub fn check_feature(index: usize, value: f64) -> Result<(), Violation> {
+    let spec = &FEATURES[index];
+    if value.is_nan() && spec.impute == Impute::Missing {
+        return Ok(());
+    }
     if !value.is_finite() {
         return Err(Violation::NonFinite);
     }
-    let range = RANGES[index];
-    if range.contains(value) {
+    if spec.range.contains(value) {
         Ok(())
     } else {
-        Err(Violation::OutOfRange(format!("{} (got {value})", range.describe())))
+        Err(Violation::OutOfRange(format!("must be in {} (got {value})", spec.range.interval())))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Feature::*;
 
+    /// The original API's eleven fields.
     pub(crate) fn row() -> FeatureRow {
-        FeatureRow {
-            price: Some(100.0),
-            midprice: Some(100.0),
-            return_1s: Some(0.0),
-            return_5s: Some(0.0),
-            return_30s: Some(0.0),
-            return_60s: Some(0.0),
-            volatility: Some(0.001),
-            volatility_10s: None,
-            trade_intensity: Some(2.0),
-            spread_abs: Some(0.01),
-            spread_rel: Some(0.0001),
-            order_book_imbalance: Some(0.0),
-            tick_count: None,
-            time_since_prev_tick: None,
-            volatility_300s: None,
-            volatility_1800s: None,
-            volatility_ratio_60s_300s: None,
-            volatility_ratio_300s_1800s: None,
-            tick_rate_ratio_10s_300s: None,
-            spread_rel_ratio_300s: None,
-            time_of_day_sin: None,
-            time_of_day_cos: None,
-        }
+        FeatureRow::from_values([
+            (Price, 100.0),
+            (Midprice, 100.0),
+            (Return1s, 0.0),
+            (Return5s, 0.0),
+            (Return30s, 0.0),
+            (Return60s, 0.0),
+            (Volatility, 0.001),
+            (TradeIntensity, 2.0),
+            (SpreadAbs, 0.01),
+            (SpreadRel, 0.0001),
+            (OrderBookImbalance, 0.0),
+        ])
     }
 
-    fn complete(row: FeatureRow) -> Result<Features, ApiError> {
-        row.complete("", Fill::Strict).map(|c| c.features)
+    fn with(row: FeatureRow, feature: Feature, value: Option<f64>) -> FeatureRow {
+        let mut row = row;
+        row.values[feature.index()] = value;
+        row
     }
 
-    /// Medians 1, 2, 3, ... by feature number (in range for every feature but the returns).
-    fn medians() -> [f64; FEATURE_NAMES.len()] {
-        let mut m: [f64; FEATURE_NAMES.len()] = std::array::from_fn(|i| (i + 1) as f64 * 1e-3);
-        m[0] = 50_000.0;
-        m[1] = 50_000.5;
+    /// Medians 0.001, 0.002, ... by feature number (in range for every feature), prices 50,000.
+    fn medians() -> [f64; N_FEATURES] {
+        let mut m: [f64; N_FEATURES] = std::array::from_fn(|i| (i + 1) as f64 * 1e-3);
+        m[Price.index()] = 50_000.0;
+        m[Midprice.index()] = 50_000.5;
         m
     }
 
     #[test]
-    fn from_array_inverts_to_array() {
-        let values: [f64; FEATURE_NAMES.len()] = std::array::from_fn(|i| i as f64 + 1.0);
-        assert_eq!(from_array(values).to_array(), values);
-    }
-
-    #[test]
-    fn defaults_derive_from_the_original_fields() {
-        let f = complete(row()).unwrap();
-        assert_eq!(f.volatility_10s, 0.001);
-        assert_eq!(f.tick_count, 120.0);
-        assert_eq!(f.time_since_prev_tick, 0.5);
-        let idle = complete(FeatureRow { trade_intensity: Some(0.0), ..row() }).unwrap();
-        assert_eq!((idle.tick_count, idle.time_since_prev_tick), (1.0, 60.0));
-        // The longer horizons default to the current volatility: ratios read "no change".
-        assert_eq!((f.volatility_300s, f.volatility_1800s), (0.001, 0.001));
-        assert_eq!((f.volatility_ratio_60s_300s, f.volatility_ratio_300s_1800s), (1.0, 1.0));
-        assert_eq!((f.tick_rate_ratio_10s_300s, f.spread_rel_ratio_300s), (1.0, 1.0));
-        let unit = f.time_of_day_sin.powi(2) + f.time_of_day_cos.powi(2);
-        assert!((unit - 1.0).abs() < 1e-12, "a point of the unit circle: {unit}");
-        let calm = complete(FeatureRow { volatility_300s: Some(0.004), ..row() }).unwrap();
-        assert_eq!(calm.volatility_ratio_60s_300s, 0.25, "derived from what was sent");
-    }
-
-    #[test]
-    fn absent_original_fields_take_the_training_medians_and_are_listed() {
+    fn absent_fields_take_the_training_medians_or_are_missing() {
         let medians = medians();
-        let partial = FeatureRow { return_1s: None, spread_abs: None, ..row() };
-        let done = partial.complete("", Fill::Medians(&medians)).unwrap();
-        assert_eq!(done.imputed, ["return_1s", "spread_abs"]);
-        assert_eq!(done.features.return_1s, medians[2]);
-        assert_eq!(done.features.spread_abs, medians[9]);
-        assert_eq!(done.features.price, 100.0, "what was sent stays");
+        let done = row().complete("", Fill::Medians(&medians)).unwrap();
+        assert_eq!(done.features[Price], 100.0, "what was sent stays");
+        assert_eq!(done.features[Rv60s], medians[Rv60s.index()]);
+        assert!(done.imputed.contains(&"rv_60s") && !done.imputed.contains(&"price"));
+        assert!(done.features[TradeRate10s].is_nan(), "a trade feature is missing, not imputed");
+        assert!(!done.imputed.contains(&"trade_rate_10s"));
         // The runbook's smoke test: a price alone.
-        let only_price = FeatureRow { price: Some(50_000.0), ..serde_json::from_str::<FeatureRow>("{}").unwrap() };
+        let only_price = FeatureRow::from_values([(Price, 50_000.0)]);
         let done = only_price.complete("", Fill::Medians(&medians)).unwrap();
-        assert_eq!(done.imputed.len(), 10);
-        assert_eq!(done.features.volatility_10s, medians[6], "derived from the imputed volatility");
+        assert_eq!(done.imputed.len(), FEATURES.iter().filter(|f| f.impute == Impute::Median).count() - 1);
+        assert_eq!(done.features[Volatility], medians[Volatility.index()]);
         // A full row imputes nothing.
-        assert!(row().complete("", Fill::Medians(&medians)).unwrap().imputed.is_empty());
+        let full = FeatureRow::full(&Features(medians));
+        assert!(full.complete("", Fill::Medians(&medians)).unwrap().imputed.is_empty());
     }
 
     #[test]
     fn strict_mode_and_a_model_without_medians_refuse_partial_rows() {
-        let partial = FeatureRow { price: None, volatility: None, ..row() };
-        for (fill, why) in [(Fill::Strict, "strict"), (Fill::NoReference, "no training medians")] {
+        let partial = with(with(row(), Price, None), Volatility, None);
+        for (fill, why) in [(Fill::Strict(None), "strict"), (Fill::NoReference, "no training medians")] {
             match partial.complete("rows[1]", fill) {
                 Err(e @ ApiError::Incomplete { .. }) => {
                     assert_eq!(e.field().as_deref(), Some("rows[1].price"));
@@ -489,23 +315,28 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+        // Strict mode with medians still fills the newer fields.
+        let medians = medians();
+        let done = row().complete("", Fill::Strict(Some(&medians))).unwrap();
+        assert_eq!(done.features[Rv300s], medians[Rv300s.index()]);
     }
 
     #[test]
     fn each_range_violation_names_its_field() {
+        let medians = medians();
         let cases: [(FeatureRow, &str); 9] = [
-            (FeatureRow { price: Some(-1.0), ..row() }, "price"),
-            (FeatureRow { price: Some(0.0), ..row() }, "price"),
-            (FeatureRow { midprice: Some(2e9), ..row() }, "midprice"),
-            (FeatureRow { return_60s: Some(1.5), ..row() }, "return_60s"),
-            (FeatureRow { volatility: Some(-0.1), ..row() }, "volatility"),
-            (FeatureRow { spread_rel: Some(1.5), ..row() }, "spread_rel"),
-            (FeatureRow { order_book_imbalance: Some(-1.01), ..row() }, "order_book_imbalance"),
-            (FeatureRow { tick_count: Some(-3.0), ..row() }, "tick_count"),
-            (FeatureRow { time_since_prev_tick: Some(-0.1), ..row() }, "time_since_prev_tick"),
+            (with(row(), Price, Some(-1.0)), "price"),
+            (with(row(), Price, Some(0.0)), "price"),
+            (with(row(), Midprice, Some(2e9)), "midprice"),
+            (with(row(), Return60s, Some(1.5)), "return_60s"),
+            (with(row(), Volatility, Some(-0.1)), "volatility"),
+            (with(row(), SpreadRel, Some(1.5)), "spread_rel"),
+            (with(row(), OrderBookImbalance, Some(-1.01)), "order_book_imbalance"),
+            (with(row(), TickCount, Some(-3.0)), "tick_count"),
+            (with(row(), TradeImbalance60s, Some(1.01)), "trade_imbalance_60s"),
         ];
         for (bad, name) in cases {
-            match bad.complete("rows[2]", Fill::Strict) {
+            match bad.complete("rows[2]", Fill::Medians(&medians)) {
                 Err(ApiError::OutOfRange { field, .. }) => assert_eq!(field, format!("rows[2].{name}")),
                 other => panic!("{name}: {other:?}"),
             }
@@ -513,20 +344,38 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_is_its_own_error() {
-        let err = complete(FeatureRow { volatility_10s: Some(f64::INFINITY), ..row() }).unwrap_err();
-        assert_eq!(err, ApiError::NonFinite { field: "volatility_10s".into() });
+    fn non_finite_is_its_own_error_and_only_some_features_may_be_missing() {
+        let medians = medians();
+        let err = with(row(), Rv10s, Some(f64::INFINITY)).complete("", Fill::Medians(&medians)).unwrap_err();
+        assert_eq!(err, ApiError::NonFinite { field: "rv_10s".into() });
+        let err = with(row(), Rv10s, Some(f64::NAN)).complete("", Fill::Medians(&medians)).unwrap_err();
+        assert_eq!(err, ApiError::NonFinite { field: "rv_10s".into() });
+        let missing = with(row(), TradeRate2s, Some(f64::NAN)).complete("", Fill::Medians(&medians)).unwrap();
+        assert!(missing.features[TradeRate2s].is_nan());
+    }
+
+    #[test]
+    fn json_nulls_unknown_fields_and_duplicates() {
+        let row: FeatureRow = serde_json::from_str(r#"{"price": 5, "trade_rate_2s": null, "colour": "red"}"#).unwrap();
+        assert_eq!(row.get(Price), Some(5.0));
+        assert!(row.get(TradeRate2s).unwrap().is_nan());
+        assert_eq!(row.get(Volatility), None);
+        let err = serde_json::from_str::<FeatureRow>(r#"{"price": null}"#).unwrap_err().to_string();
+        assert!(err.contains("invalid type: null"), "{err}");
+        let err = serde_json::from_str::<FeatureRow>(r#"{"price": 1, "price": 2}"#).unwrap_err().to_string();
+        assert!(err.contains("duplicate field `price`"), "{err}");
     }
 
     #[test]
     fn bounds_are_inclusive_where_documented() {
+        let medians = medians();
         for ok in [
-            FeatureRow { spread_rel: Some(1.0), ..row() },
-            FeatureRow { spread_rel: Some(0.0), ..row() },
-            FeatureRow { order_book_imbalance: Some(-1.0), ..row() },
-            FeatureRow { return_1s: Some(1.0), ..row() },
+            with(row(), SpreadRel, Some(1.0)),
+            with(row(), SpreadRel, Some(0.0)),
+            with(row(), OrderBookImbalance, Some(-1.0)),
+            with(row(), Return1s, Some(1.0)),
         ] {
-            complete(ok).unwrap();
+            ok.complete("", Fill::Medians(&medians)).unwrap();
         }
     }
 }

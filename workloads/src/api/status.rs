@@ -69,7 +69,7 @@ pub struct VersionResponse {
     /// Version of the feature definitions the model expects.
     pub feature_set: &'static str,
     /// Order of the features in the Open Inference Protocol input tensor.
-    pub feature_names: [&'static str; FEATURE_NAMES.len()],
+    pub feature_names: &'static [&'static str],
 }
 
 /// Versions of the API and of the model answering now.
@@ -84,6 +84,6 @@ pub async fn version(State(state): State<AppState>) -> Json<VersionResponse> {
         model_variant: info.map(|i| i.variant.as_str()),
         threshold: info.map(|i| i.threshold),
         feature_set: FEATURE_SET_VERSION,
-        feature_names: FEATURE_NAMES,
+        feature_names: &FEATURE_NAMES,
     })
 }

@@ -1,4 +1,6 @@
-//! `spikewatch features`: recordings → the offline training table (Parquet or CSV).
+//! `spikewatch features`: recordings → the offline training table (Parquet or CSV): one labelled
+//! row per evaluated second, or (`--every-tick`) every tick's feature vector. `--describe` prints
+//! the feature set itself (the training pipeline and docs/features.md are checked against it).
 
 use std::path::{Path, PathBuf};
 
@@ -6,7 +8,7 @@ use anyhow::Context;
 
 use crate::config::{Config, FeaturesConfig};
 use crate::domain::Tick;
-use crate::features::offline::{TrainingTable, build_table};
+use crate::features::offline::{Rows, TrainingTable, build_table};
 use crate::features::{EngineStats, check_config};
 use crate::sinks::table::{self, TableFormat};
 use crate::sources::coinbase::FrameParser;
@@ -18,11 +20,18 @@ pub struct Args {
     /// Recordings (NDJSON in the Exchange, Advanced Trade or mirror layout, or flat tick CSV;
     /// plain or gzip), processed in the order given, each in file order, exactly as a replay
     /// would publish them.
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "describe", num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// The table to write: `.parquet` or `.csv`.
+    #[arg(long, required_unless_present = "describe")]
+    pub output: Option<PathBuf>,
+    /// Every accepted tick's feature vector, unlabelled (what `featurize` publishes), instead of
+    /// one labelled row per evaluated second.
     #[arg(long)]
-    pub output: PathBuf,
+    pub every_tick: bool,
+    /// Print the feature set (name, unit, range, imputation, formula) and exit.
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with_all = ["input", "output"])]
+    pub describe: Option<crate::features::describe::Format>,
     /// Overrides `features.max_gap_secs`: a silence longer than this resets a product's windows.
     #[arg(long)]
     pub max_gap_secs: Option<f64>,
@@ -32,11 +41,17 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    if let Some(format) = args.describe {
+        print!("{}", crate::features::describe::render(format));
+        return Ok(());
+    }
     let features = effective_config(&args, config.features);
     check_config(&features).map_err(anyhow::Error::msg)?;
+    let output = args.output.clone().ok_or_else(|| anyhow::anyhow!("--output is required"))?;
     // Fail before the work when the output name is wrong.
-    TableFormat::from_path(&args.output)?;
-    tokio::task::spawn_blocking(move || build(&args.input, &args.output, &features)).await?
+    TableFormat::from_path(&output)?;
+    let rows = if args.every_tick { Rows::EveryTick } else { Rows::PerSecond };
+    tokio::task::spawn_blocking(move || build(&args.input, &output, &features, rows)).await?
 }
 
 fn effective_config(args: &Args, mut features: FeaturesConfig) -> FeaturesConfig {
@@ -49,7 +64,7 @@ fn effective_config(args: &Args, mut features: FeaturesConfig) -> FeaturesConfig
     features
 }
 
-fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::Result<()> {
+fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig, kind: Rows) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Reading and parsing (block-parallel, on other threads) overlaps with the feature engine
     // (this thread): the ticks go over in chunks, in file order, as a single-threaded loop
@@ -58,22 +73,21 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::
     let (read, table) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || read_all(inputs, sender));
         let mut count = 0usize;
-        let table = build_table(chunks.iter().inspect(|chunk| count += chunk.len()).flatten(), config);
+        let table = build_table(chunks.iter().inspect(|chunk| count += chunk.len()).flatten(), config, kind);
         let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (read.map(|()| count), table)
     });
     let ticks = read?;
     let TrainingTable { rows, stats } = table;
     let built = started.elapsed();
-    table::write(output, &rows).with_context(|| format!("writing {}", output.display()))?;
+    table::write(output, &rows, kind).with_context(|| format!("writing {}", output.display()))?;
     tracing::info!(
         ticks,
         read_and_features_seconds = built.as_secs_f64(),
         write_seconds = (started.elapsed() - built).as_secs_f64(),
         "table written"
     );
-    let complete = rows.iter().filter(|r| r.future_window_complete).count();
-    println!("{}", summary(ticks, rows.len(), complete, &stats, output));
+    println!("{}", summary(ticks, rows.len(), kind, &stats, output));
     if stats.out_of_order > 0 {
         tracing::warn!(
             dropped = stats.out_of_order,
@@ -136,9 +150,13 @@ fn read_recording_with(path: &Path, mut sink: impl FnMut(Vec<Tick>)) -> anyhow::
     Ok(stats)
 }
 
-fn summary(ticks: usize, rows: usize, complete: usize, stats: &EngineStats, output: &Path) -> String {
+fn summary(ticks: usize, rows: usize, kind: Rows, stats: &EngineStats, output: &Path) -> String {
+    let what = match kind {
+        Rows::PerSecond => "labelled rows (one per evaluated second)",
+        Rows::EveryTick => "rows (one per accepted tick)",
+    };
     format!(
-        "{rows} rows ({complete} with a complete future window) from {ticks} ticks → {}\n\
+        "{rows} {what} from {ticks} ticks → {}\n\
          rejected: {} duplicate, {} out of order, {} invalid; {} late ticks applied at the latest time; \
          {} window resets after gaps",
         output.display(),

@@ -5,10 +5,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::TickRejected;
+use super::book::PriceIncrement;
 use super::dedup::SeenTicks;
-use super::window::{FIVE_MINUTES_SECS, LONG_WINDOW_SECS, NANOS_PER_SEC, SHORT_WINDOW_SECS, TickWindow};
+use super::grid::{GridValues, SecondGrid};
+use super::trades::{Trade, TradeValues, TradeWindows};
+use super::window::{LONG_WINDOW_SECS, NANOS_PER_SEC, TickWindow, WindowValues};
 use crate::config::FeaturesConfig;
-use crate::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features, Tick};
+use crate::domain::{
+    FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FEATURES, Feature, FeatureVector, Features, Side, Tick,
+};
 
 /// Counters of what the engine did with the ticks it was given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +49,9 @@ struct ProductState {
     /// Latest event time of the product (kept across resets, for the out-of-order check).
     latest: Option<i64>,
     window: TickWindow,
+    grid: SecondGrid,
+    trades: TradeWindows,
+    increment: PriceIncrement,
     seen: SeenTicks,
 }
 
@@ -52,6 +60,8 @@ impl ProductState {
         self.segment += 1;
         self.previous = None;
         self.window.reset();
+        self.grid.end_segment();
+        self.trades.reset();
         // `seen` is kept: identities leave it by time, and a re-sent tick from before the gap
         // must still be recognised if the tolerance reaches back that far.
     }
@@ -159,6 +169,21 @@ impl FeatureEngine {
         let spread_abs = tick.best_ask - tick.best_bid;
         let spread_rel = spread_abs / midprice;
         let w = state.window.push(event_time, midprice, trade, spread_rel);
+        let g = state.grid.push(event_time, midprice);
+        if trade && tick.trade_id.is_some() {
+            state.trades.push(Trade {
+                time: event_time,
+                price: tick.price,
+                notional: tick.last_size.map_or(0.0, |size| size * tick.price),
+                sign: match tick.side {
+                    Some(Side::Buy) => 1.0,
+                    Some(Side::Sell) => -1.0,
+                    None => 0.0,
+                },
+            });
+        }
+        let t = state.trades.values(event_time);
+        let increment = state.increment.push(event_time, spread_abs);
 
         state.seen.insert(time, tick.sequence, tick.trade_id);
         state.seen.evict_older_than(event_time.saturating_sub(self.tolerance_nanos));
@@ -166,32 +191,8 @@ impl FeatureEngine {
         state.previous =
             Some(Previous { time: event_time, price: tick.price, last_size: tick.last_size, trade_id: tick.trade_id });
 
-        let (time_of_day_sin, time_of_day_cos) = time_of_day(event_time);
-        let features = Features {
-            price: tick.price,
-            midprice,
-            return_1s: w.return_1s,
-            return_5s: w.return_5s,
-            return_30s: w.return_30s,
-            return_60s: w.return_60s,
-            volatility: w.volatility_60s,
-            volatility_10s: w.volatility_10s,
-            trade_intensity: w.trades_60s as f64 / LONG_WINDOW_SECS,
-            spread_abs,
-            spread_rel,
-            order_book_imbalance: order_book_imbalance(tick.best_bid_size, tick.best_ask_size),
-            tick_count: w.ticks_60s as f64,
-            time_since_prev_tick,
-            volatility_300s: w.volatility_300s,
-            volatility_1800s: w.volatility_1800s,
-            volatility_ratio_60s_300s: ratio(w.volatility_60s, w.volatility_300s),
-            volatility_ratio_300s_1800s: ratio(w.volatility_300s, w.volatility_1800s),
-            tick_rate_ratio_10s_300s: (w.ticks_10s as f64 / SHORT_WINDOW_SECS)
-                / (w.ticks_300s as f64 / FIVE_MINUTES_SECS),
-            spread_rel_ratio_300s: ratio(spread_rel, w.spread_rel_mean_300s),
-            time_of_day_sin,
-            time_of_day_cos,
-        };
+        let book = Book { tick, midprice, spread_abs, spread_rel, increment };
+        let features = assemble(&book, &w, &g, &t, time_since_prev_tick);
         Ok(FeatureVector {
             schema: FEATURE_VECTOR_SCHEMA,
             product_id: tick.product_id.clone(),
@@ -201,6 +202,111 @@ impl FeatureEngine {
             features,
         })
     }
+}
+
+/// The current tick's book, as the formulas use it.
+struct Book<'a> {
+    tick: &'a Tick,
+    midprice: f64,
+    spread_abs: f64,
+    spread_rel: f64,
+    /// Smallest positive spread of the last hour.
+    increment: Option<f64>,
+}
+
+/// Every feature from the windows' values (formulas: docs/features.md).
+fn assemble(book: &Book<'_>, w: &WindowValues, g: &GridValues, t: &TradeValues, time_since_prev_tick: f64) -> Features {
+    use Feature::*;
+    let tick = book.tick;
+    let mut f = Features::default();
+    f[Price] = tick.price;
+    f[Midprice] = book.midprice;
+    f[Return1s] = w.return_1s;
+    f[Return5s] = w.return_5s;
+    f[Return30s] = w.return_30s;
+    f[Return60s] = w.return_60s;
+    f[Volatility] = w.volatility_60s;
+    f[TradeIntensity] = w.trades_60s as f64 / LONG_WINDOW_SECS;
+    f[SpreadAbs] = book.spread_abs;
+    f[SpreadRel] = book.spread_rel;
+    f[OrderBookImbalance] = order_book_imbalance(tick.best_bid_size, tick.best_ask_size);
+    f[TickCount] = w.ticks_60s as f64;
+    f[TimeSincePrevTick] = time_since_prev_tick;
+    let [rv10, rv30, rv60, rv300, rv900] = g.rv;
+    f[Rv10s] = rv10;
+    f[Rv30s] = rv30;
+    f[Rv60s] = rv60;
+    f[Rv300s] = rv300;
+    f[Rv900s] = rv900;
+    f[Bv60s] = g.bv_60s;
+    f[JumpShare60s] = g.jump_share_60s;
+    f[RvLevel] = g.level;
+    f[Rv60sToLevel] = ratio(rv60, g.level);
+    f[SegmentAge] = g.age as f64;
+    f[SpreadTicks] = book.increment.map_or(1.0, |inc| book.spread_abs / inc);
+    f[SpreadRelRatio300s] = ratio(book.spread_rel, w.spread_rel_mean_300s);
+    if t.level_count == 0 {
+        // No trade in the last hour: the source does not report trades (or the product is not
+        // trading); every trade feature is missing rather than zero.
+        for feature in TRADE_FEATURES {
+            f[feature] = f64::NAN;
+        }
+    } else {
+        // Seconds each window covers: the segment may be younger than the window.
+        let covered = |secs: i64| g.age.clamp(1, secs) as f64;
+        let [n2, n10, n60] = t.counts;
+        let rate_10s = n10 as f64 / covered(10);
+        let rate_60s = n60 as f64 / covered(60);
+        let level_rate = t.level_notional / g.level_seconds.max(1) as f64;
+        let mean_trade = t.level_notional / t.level_count as f64;
+        f[TradeRate2s] = n2 as f64 / covered(2);
+        f[TradeRate10s] = rate_10s;
+        f[TradeRate60s] = rate_60s;
+        f[TradeAcceleration] = ratio(rate_10s, rate_60s);
+        f[NotionalRateToLevel] = ratio(t.notional_60s / covered(60), level_rate);
+        f[TradeImbalance10s] = t.imbalance_10s;
+        f[TradeImbalance60s] = t.imbalance_60s;
+        f[SignedNotionalToLevel] = if level_rate > 0.0 { t.signed_60s / covered(60) / level_rate } else { 0.0 };
+        f[LargeTradeRatio60s] = if mean_trade > 0.0 { t.max_notional_60s / mean_trade } else { 0.0 };
+        f[SweepShare60s] = if n60 > 0 { t.sweeps_60s as f64 / n60 as f64 } else { 0.0 };
+        f[SweepLevels60s] = f64::from(t.max_levels_60s);
+        f[DepthToTradeSize] = match (tick.best_bid_size, tick.best_ask_size) {
+            (Some(bid), Some(ask)) if mean_trade > 0.0 => (bid + ask) * book.midprice / mean_trade,
+            _ => f64::NAN,
+        };
+    }
+    clamp_to_ranges(f)
+}
+
+/// The features that need trades, missing when the source reports none.
+const TRADE_FEATURES: [Feature; 12] = [
+    Feature::TradeRate2s,
+    Feature::TradeRate10s,
+    Feature::TradeRate60s,
+    Feature::TradeAcceleration,
+    Feature::NotionalRateToLevel,
+    Feature::TradeImbalance10s,
+    Feature::TradeImbalance60s,
+    Feature::SignedNotionalToLevel,
+    Feature::LargeTradeRatio60s,
+    Feature::SweepShare60s,
+    Feature::SweepLevels60s,
+    Feature::DepthToTradeSize,
+];
+
+/// Keeps every value inside its declared range (ratios of extreme inputs could leave it), so
+/// that whatever the engine emits, the API and the model accept. Missing stays missing.
+fn clamp_to_ranges(mut f: Features) -> Features {
+    for (value, spec) in f.0.iter_mut().zip(FEATURES.iter()) {
+        if value.is_nan() {
+            continue;
+        }
+        *value = value.min(spec.range.max);
+        if spec.range.min_inclusive {
+            *value = value.max(spec.range.min);
+        }
+    }
+    f
 }
 
 /// A trade is a tick with a new `trade_id` (Exchange feed). Without trade ids (Advanced Trade),
@@ -219,14 +325,6 @@ fn is_trade(tick: &Tick, previous: Option<&Previous>) -> bool {
 /// (a sub-window's value, or a spread in a window of zero spreads) is 0 too.
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 1.0 }
-}
-
-/// Sine and cosine of the UTC time of day of `time` (ns since the epoch): 00:00 is (0, 1),
-/// 06:00 is (1, 0); continuous across midnight.
-fn time_of_day(time: i64) -> (f64, f64) {
-    const DAY: i64 = 86_400 * NANOS_PER_SEC;
-    let angle = time.rem_euclid(DAY) as f64 / DAY as f64 * std::f64::consts::TAU;
-    angle.sin_cos()
 }
 
 /// `(bid_size − ask_size) / (bid_size + ask_size)`, 0 when a size is missing or both are 0.

@@ -2,17 +2,32 @@
 //!
 //! [`FeatureEngine::update`] turns each [`Tick`](crate::domain::Tick) into a
 //! [`FeatureVector`](crate::domain::FeatureVector) in event time, per product, with amortized O(1)
-//! work and memory bounded by the ticks of the last 30 minutes. [`offline::build_rows`] runs the same
-//! engine over recordings and adds the label's forward quantities ([`label`]).
+//! work and memory bounded by the ticks of the last hour. [`offline::build_rows`] runs the same
+//! engine over recordings and adds the label ([`label`]).
+//!
+//! Every feature is a function of the product's ticks of the last [`WARMUP_SECS`] of event time
+//! (windows hold exact sums, `exact`): an engine fed only that much history before a tick
+//! computes the same vector for it as one that saw everything (what a restarted featurizer
+//! relies on).
 
+mod book;
+pub mod describe;
 mod dedup;
 mod engine;
+mod exact;
+pub(crate) mod grid;
 pub mod label;
 pub mod offline;
 mod rejected;
+mod trades;
 pub(crate) mod window;
 
 pub use engine::{EngineStats, FeatureEngine};
+
+/// How much event time before a tick determines its features: the longest window (the trailing
+/// hour of the level, the trade scale and the price increment) plus a minute of margin for the
+/// return base, ties and tolerated late ticks.
+pub const WARMUP_SECS: i64 = 3660;
 pub use rejected::TickRejected;
 
 use crate::config::FeaturesConfig;

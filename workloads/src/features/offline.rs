@@ -1,17 +1,28 @@
-//! The offline training table: the online engine run over recorded ticks, plus the forward
-//! quantities of the label (`label.rs`), which only exist offline.
+//! The offline tables: the online engine run over recorded ticks. Every tick's vector
+//! ([`build_table`] with [`Rows::EveryTick`]), or the training table: one row per evaluated
+//! second (the last vector at or before it) with the label of that second ([`label`]), which
+//! only exists offline.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::label::{self, LabelPoint};
+use super::label::{self, LabelPoint, SecondLabel};
 use super::{EngineStats, FeatureEngine};
 use crate::config::FeaturesConfig;
-use crate::domain::{Features, Tick};
+use crate::domain::{Feature, Features, Tick};
 
-/// One row of the training table (columns: docs/features.md, in `sinks::table` order).
+/// Which rows a table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// One per evaluated second, labelled: the training table.
+    PerSecond,
+    /// One per accepted tick, unlabelled: what the online featurizer publishes.
+    EveryTick,
+}
+
+/// One row of a table (columns: docs/features.md, in `sinks::table` order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingRow {
     pub product_id: String,
@@ -20,12 +31,8 @@ pub struct TrainingRow {
     /// Per product, increments each time the windows reset after a gap.
     pub segment: u64,
     pub features: Features,
-    /// Realized volatility over `(t, t + 60 s]`; `None` when that window is incomplete.
-    pub future_volatility_60s: Option<f64>,
-    /// The product's segment continues past `t + 60 s`.
-    pub future_window_complete: bool,
-    /// Ticks in `(t, t + 60 s]`.
-    pub future_tick_count: u64,
+    /// The evaluated second this row stands for and its label ([`Rows::PerSecond`] only).
+    pub label: Option<SecondLabel>,
 }
 
 /// Rows and what the engine rejected on the way.
@@ -35,56 +42,61 @@ pub struct TrainingTable {
     pub stats: EngineStats,
 }
 
-/// Runs [`FeatureEngine::update`] over `ticks` in the given order (one row per accepted tick, in
-/// that order) and attaches the forward quantities.
+/// Runs [`FeatureEngine::update`] over `ticks` in the given order and keeps every vector.
 pub fn build_rows<T: Borrow<Tick>>(ticks: impl IntoIterator<Item = T>, config: &FeaturesConfig) -> Vec<TrainingRow> {
-    build_table(ticks, config).rows
+    build_table(ticks, config, Rows::EveryTick).rows
 }
 
-/// [`build_rows`] with the engine's counters.
-pub fn build_table<T: Borrow<Tick>>(ticks: impl IntoIterator<Item = T>, config: &FeaturesConfig) -> TrainingTable {
+/// Runs [`FeatureEngine::update`] over `ticks` in the given order: every accepted tick's row in
+/// that order, or the evaluated seconds by product and time.
+pub fn build_table<T: Borrow<Tick>>(
+    ticks: impl IntoIterator<Item = T>,
+    config: &FeaturesConfig,
+    rows: Rows,
+) -> TrainingTable {
     let mut engine = FeatureEngine::new(config);
-    let mut rows = Vec::new();
+    let mut out = Vec::new();
     for tick in ticks {
         let tick = tick.borrow();
         let Ok(vector) = engine.update(tick) else { continue };
         let segment = engine.segment(&tick.product_id).unwrap_or_default();
-        rows.push(TrainingRow {
+        out.push(TrainingRow {
             product_id: vector.product_id,
             event_time: vector.event_time,
             segment,
             features: vector.features,
-            future_volatility_60s: None,
-            future_window_complete: false,
-            future_tick_count: 0,
+            label: None,
         });
     }
-    attach_forward(&mut rows);
-    TrainingTable { rows, stats: engine.stats() }
+    let out = match rows {
+        Rows::EveryTick => out,
+        Rows::PerSecond => per_second(out),
+    };
+    TrainingTable { rows: out, stats: engine.stats() }
 }
 
-fn attach_forward(rows: &mut [TrainingRow]) {
+/// The evaluated seconds of every product (products in name order, seconds in time order), each
+/// with the last row at or before it.
+fn per_second(rows: Vec<TrainingRow>) -> Vec<TrainingRow> {
     let mut by_product: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
         by_product.entry(row.product_id.as_str()).or_default().push(i);
     }
-    let mut updates = Vec::with_capacity(rows.len());
-    for indices in by_product.values() {
+    let mut products: Vec<_> = by_product.into_iter().collect();
+    products.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    for (_, indices) in products {
         let points: Vec<LabelPoint> = indices
             .iter()
             .map(|&i| LabelPoint {
                 // Engine output times always fit: they came from `timestamp_nanos_opt`.
                 time_nanos: rows[i].event_time.timestamp_nanos_opt().unwrap_or_default(),
-                segment: rows[i].segment,
-                midprice: rows[i].features.midprice,
+                midprice: rows[i].features[Feature::Midprice],
             })
             .collect();
-        updates.extend(indices.iter().copied().zip(label::forward_windows(&points)));
+        for second in label::evaluated_seconds(&points) {
+            out.push(TrainingRow { label: Some(second), ..rows[indices[second.point]].clone() });
+        }
     }
-    for (i, forward) in updates {
-        let row = &mut rows[i];
-        row.future_volatility_60s = forward.volatility_60s;
-        row.future_window_complete = forward.window_complete;
-        row.future_tick_count = forward.tick_count;
-    }
+    out
 }

@@ -1,37 +1,29 @@
-//! The ring buffer behind every time window of one product: recent ticks, a cursor per horizon
-//! and running sums, so that each tick costs amortized O(1) work (docs/features.md).
+//! The ring buffer behind the per-tick windows of one product: recent ticks, a cursor per
+//! horizon and running sums, so that each tick costs amortized O(1) work (docs/features.md).
 //!
 //! Entries are kept in event-time order. For each horizon `h` a cursor counts the entries whose
 //! time is `<= t - h`: the entry just before the cursor is the return base of that horizon, the
 //! entries from the cursor on lie inside `(t - h, t]`. Cursors only move forward, so every entry
-//! crosses each cursor once; entries older than the base of the longest horizon (30 min) are
-//! dropped from the front.
+//! crosses each cursor once; entries older than the base of the longest horizon (5 min) are
+//! dropped from the front. Sums are exact ([`super::exact`]): a window's values depend only on
+//! the ticks inside it.
 
 use std::collections::VecDeque;
+
+use super::exact::SmallSum;
 
 pub(crate) const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// Horizons with a cursor, in seconds, shortest first.
-const HORIZONS_SECS: [i64; 7] = [1, 5, 10, 30, 60, 300, 1800];
+const HORIZONS_SECS: [i64; 5] = [1, 5, 30, 60, 300];
 const H1: usize = 0;
 const H5: usize = 1;
-const H10: usize = 2;
-const H30: usize = 3;
-const H60: usize = 4;
-const H300: usize = 5;
-const H1800: usize = 6;
+const H30: usize = 2;
+const H60: usize = 3;
+const H300: usize = 4;
 
 /// Length of the long window (volatility, trade intensity, tick count).
 pub(crate) const LONG_WINDOW_SECS: f64 = 60.0;
-/// Length of the 5-minute window (volatility, tick rate, mean spread).
-pub(crate) const FIVE_MINUTES_SECS: f64 = 300.0;
-/// Length of the short window of the tick rate.
-pub(crate) const SHORT_WINDOW_SECS: f64 = 10.0;
-
-/// Recompute a window's sums from its entries once this many returns (at least) have left it
-/// since the last recomputation; together with the window's own length this bounds drift while
-/// keeping the cost amortized O(1).
-const MIN_REMOVALS_BEFORE_RECOMPUTE: u64 = 64;
 
 /// `ln(a / b)` for positive finite prices. The ratio form is the more precise one (equal mids give
 /// exactly 0); the difference of logarithms is the fallback when the ratio over- or underflows.
@@ -69,9 +61,8 @@ struct Entry {
 struct Moments {
     n: u64,
     nonzero: u64,
-    sum: f64,
-    sum_sq: f64,
-    removed_since_recompute: u64,
+    sum: SmallSum,
+    sum_sq: SmallSum,
 }
 
 impl Moments {
@@ -82,8 +73,8 @@ impl Moments {
         self.n += 1;
         if e.ret != 0.0 {
             self.nonzero += 1;
-            self.sum += e.ret;
-            self.sum_sq += e.ret * e.ret;
+            self.sum.add(e.ret);
+            self.sum_sq.add(e.ret * e.ret);
         }
     }
 
@@ -92,33 +83,15 @@ impl Moments {
             return;
         }
         self.n -= 1;
-        self.removed_since_recompute += 1;
         if e.ret != 0.0 {
             self.nonzero -= 1;
-            if self.nonzero == 0 {
-                // Only zero returns remain: the exact sums are 0, drop any rounding residue.
-                self.sum = 0.0;
-                self.sum_sq = 0.0;
-            } else {
-                self.sum -= e.ret;
-                self.sum_sq -= e.ret * e.ret;
-            }
-        }
-    }
-
-    fn due_for_recompute(&self) -> bool {
-        self.removed_since_recompute >= self.n.max(MIN_REMOVALS_BEFORE_RECOMPUTE)
-    }
-
-    fn recompute<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>) {
-        *self = Moments::default();
-        for e in entries {
-            self.add(e);
+            self.sum.sub(e.ret);
+            self.sum_sq.sub(e.ret * e.ret);
         }
     }
 
     fn std(&self) -> f64 {
-        sample_std(self.n, self.nonzero, self.sum, self.sum_sq)
+        sample_std(self.n, self.nonzero, self.sum.value(), self.sum_sq.value())
     }
 }
 
@@ -126,36 +99,23 @@ impl Moments {
 #[derive(Debug, Clone, Default)]
 struct SpreadSum {
     n: u64,
-    sum: f64,
-    removed_since_recompute: u64,
+    sum: SmallSum,
 }
 
 impl SpreadSum {
     fn add(&mut self, e: &Entry) {
         self.n += 1;
-        self.sum += e.spread_rel;
+        self.sum.add(e.spread_rel);
     }
 
     fn remove(&mut self, e: &Entry) {
         self.n -= 1;
-        self.removed_since_recompute += 1;
-        self.sum = if self.n == 0 { 0.0 } else { self.sum - e.spread_rel };
-    }
-
-    fn due_for_recompute(&self) -> bool {
-        self.removed_since_recompute >= self.n.max(MIN_REMOVALS_BEFORE_RECOMPUTE)
-    }
-
-    fn recompute<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>) {
-        *self = SpreadSum::default();
-        for e in entries {
-            self.add(e);
-        }
+        self.sum.sub(e.spread_rel);
     }
 
     /// Mean relative spread; 0 for an empty window.
     fn mean(&self) -> f64 {
-        if self.n == 0 { 0.0 } else { (self.sum / self.n as f64).max(0.0) }
+        if self.n == 0 { 0.0 } else { (self.sum.value() / self.n as f64).max(0.0) }
     }
 }
 
@@ -167,13 +127,8 @@ pub(crate) struct WindowValues {
     pub return_30s: f64,
     pub return_60s: f64,
     pub volatility_60s: f64,
-    pub volatility_10s: f64,
-    pub volatility_300s: f64,
-    pub volatility_1800s: f64,
     pub trades_60s: u64,
     pub ticks_60s: u64,
-    pub ticks_10s: u64,
-    pub ticks_300s: u64,
     /// Mean `spread / mid` of the ticks in `(t − 300 s, t]`.
     pub spread_rel_mean_300s: f64,
 }
@@ -185,9 +140,6 @@ pub(crate) struct TickWindow {
     /// `cursors[k]` = number of entries with `time <= t - HORIZONS_SECS[k]`.
     cursors: [usize; HORIZONS_SECS.len()],
     long: Moments,
-    short: Moments,
-    five_minutes: Moments,
-    half_hour: Moments,
     spread_five_minutes: SpreadSum,
     trades_long: u64,
 }
@@ -198,14 +150,11 @@ impl TickWindow {
         self.entries.clear();
         self.cursors = [0; HORIZONS_SECS.len()];
         self.long = Moments::default();
-        self.short = Moments::default();
-        self.five_minutes = Moments::default();
-        self.half_hour = Moments::default();
         self.spread_five_minutes = SpreadSum::default();
         self.trades_long = 0;
     }
 
-    /// Number of entries held (the 30 min window plus its base): the memory bound.
+    /// Number of entries held (the 5 min window plus its base): the memory bound.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -224,27 +173,11 @@ impl TickWindow {
         };
         self.entries.push_back(entry);
         self.long.add(&entry);
-        self.short.add(&entry);
-        self.five_minutes.add(&entry);
-        self.half_hour.add(&entry);
         self.spread_five_minutes.add(&entry);
         self.trades_long += u64::from(trade);
 
         self.advance_cursors(time);
         self.drop_before_longest_base();
-        for (moments, horizon) in [
-            (&mut self.long, H60),
-            (&mut self.short, H10),
-            (&mut self.five_minutes, H300),
-            (&mut self.half_hour, H1800),
-        ] {
-            if moments.due_for_recompute() {
-                moments.recompute(self.entries.range(self.cursors[horizon]..));
-            }
-        }
-        if self.spread_five_minutes.due_for_recompute() {
-            self.spread_five_minutes.recompute(self.entries.range(self.cursors[H300]..));
-        }
 
         WindowValues {
             return_1s: log_return(mid, self.base_mid(H1)),
@@ -252,13 +185,8 @@ impl TickWindow {
             return_30s: log_return(mid, self.base_mid(H30)),
             return_60s: log_return(mid, self.base_mid(H60)),
             volatility_60s: self.long.std(),
-            volatility_10s: self.short.std(),
-            volatility_300s: self.five_minutes.std(),
-            volatility_1800s: self.half_hour.std(),
             trades_60s: self.trades_long,
             ticks_60s: (self.entries.len() - self.cursors[H60]) as u64,
-            ticks_10s: (self.entries.len() - self.cursors[H10]) as u64,
-            ticks_300s: (self.entries.len() - self.cursors[H300]) as u64,
             spread_rel_mean_300s: self.spread_five_minutes.mean(),
         }
     }
@@ -276,21 +204,16 @@ impl TickWindow {
                         self.long.remove(&e);
                         self.trades_long -= u64::from(e.trade);
                     }
-                    H10 => self.short.remove(&e),
-                    H300 => {
-                        self.five_minutes.remove(&e);
-                        self.spread_five_minutes.remove(&e);
-                    }
-                    H1800 => self.half_hour.remove(&e),
+                    H300 => self.spread_five_minutes.remove(&e),
                     _ => {}
                 }
             }
         }
     }
 
-    /// Keeps only the 30 min base (the last entry at or before t − 30 min) and what follows it.
+    /// Keeps only the 5 min base (the last entry at or before t − 5 min) and what follows it.
     fn drop_before_longest_base(&mut self) {
-        let excess = self.cursors[H1800].saturating_sub(1);
+        let excess = self.cursors[H300].saturating_sub(1);
         if excess > 0 {
             self.entries.drain(..excess);
             for c in &mut self.cursors {
@@ -320,12 +243,12 @@ mod tests {
             // 10 ticks per second
             w.push(i * S / 10, 100.0 + (i % 7) as f64, i % 2 == 0, 1e-4);
         }
-        // 18,000 ticks in (t − 1800 s, t] plus the base
-        assert_eq!(w.len(), 18_001);
+        // 3,000 ticks in (t − 300 s, t] plus the base
+        assert_eq!(w.len(), 3_001);
     }
 
     #[test]
-    fn recomputation_matches_running_sums() {
+    fn running_sums_match_a_naive_recomputation() {
         let mut w = TickWindow::default();
         let mut last = None;
         for i in 0..5_000i64 {

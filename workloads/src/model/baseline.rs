@@ -1,69 +1,133 @@
-//! The z-score rule, the safe fallback model (`MODEL_VARIANT=baseline`): no ONNX Runtime involved.
+//! The baseline forecaster, the safe fallback model (`MODEL_VARIANT=baseline`): a few lines of
+//! arithmetic on the features, no ONNX Runtime involved.
 //!
-//! `z = (volatility − μ) / σ`, with μ and σ the mean and standard deviation of the 60 s
-//! `volatility` feature over the training rows. The rule raises an alert when `z ≥ k`.
-//! To report a probability-like score on the same scale as the GBDT, z is mapped through the
-//! logistic function centred on k: `p = 1 / (1 + exp(−(z − k)))`. The map is monotone, so
-//! ranking metrics (PR-AUC, ROC-AUC) are those of z itself, and `p ≥ 0.5 ⇔ z ≥ k`; the
-//! decision threshold is therefore 0.5. It is a score, not a calibrated probability.
+//! HAR-RV (Corsi 2009) on the one-second grid: the coming minute's log realized variance as a
+//! linear function of the logs of the past minute's, five minutes' and fifteen minutes'
+//! (`rv_60s`, `rv_300s`, `rv_900s`), fitted on the training days; or persistence (the past
+//! minute alone), whichever ranked the development days better. The forecast is turned into a
+//! probability of a spike by an isotonic map fitted on out-of-fold forecasts of the training
+//! days, and the alert fires at or above `threshold`. The parameters come from `baseline.json`,
+//! written by the trainer.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Model, ModelError, ModelInfo, check_finite};
-use crate::domain::{Features, ModelVariant};
+use crate::domain::{Feature, Features, ModelVariant};
 
-/// The parameters in `baseline.json`, written by the trainer from the training rows.
+/// A piecewise-linear, non-decreasing map from a score to a probability: `x` increasing, `y` in
+/// [0, 1] and non-decreasing; constant beyond the ends (scikit-learn's isotonic regression with
+/// `out_of_bounds="clip"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+}
+
+impl Calibration {
+    fn check(&self) -> Result<(), String> {
+        if self.x.is_empty() || self.x.len() != self.y.len() {
+            return Err(format!("calibration needs as many x as y, at least one ({} and {})", self.x.len(), self.y.len()));
+        }
+        if self.x.iter().chain(&self.y).any(|v| !v.is_finite()) {
+            return Err("calibration values must be finite".into());
+        }
+        if self.x.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("calibration x must be strictly increasing".into());
+        }
+        if self.y.windows(2).any(|w| w[0] > w[1]) || self.y.iter().any(|p| !(0.0..=1.0).contains(p)) {
+            return Err("calibration y must be non-decreasing probabilities".into());
+        }
+        Ok(())
+    }
+
+    pub fn probability(&self, score: f64) -> f64 {
+        let (x, y) = (&self.x, &self.y);
+        let above = x.partition_point(|&k| k <= score);
+        if above == 0 {
+            return y[0];
+        }
+        if above == x.len() {
+            return y[x.len() - 1];
+        }
+        let (x0, x1, y0, y1) = (x[above - 1], x[above], y[above - 1], y[above]);
+        y0 + (score - x0) / (x1 - x0) * (y1 - y0)
+    }
+}
+
+/// The parameters in `baseline.json`, written by the trainer from the training days.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineParams {
     pub name: String,
     pub version: String,
-    /// Always `volatility`: the rule looks at this one feature.
-    pub feature: String,
-    /// Mean of `volatility` over the training rows.
-    pub mean: f64,
-    /// Standard deviation (population) of `volatility` over the training rows.
-    pub std: f64,
-    /// Alert when `z ≥ k`.
-    pub k: f64,
-    /// Human-readable description of the score map, for the model card and `/version`.
+    /// `har_rv` or `persistence`: which forecaster these coefficients make (for people; the
+    /// arithmetic is the same).
+    pub kind: String,
+    /// The features whose logarithms are combined (`rv_60s`, `rv_300s`, `rv_900s`).
+    pub features: Vec<String>,
+    pub intercept: f64,
+    pub coefficients: Vec<f64>,
+    /// Each feature is floored here before its logarithm (a flat window has variance 0).
+    pub floor: f64,
+    /// The forecast (log variance per second) → P(spike).
+    pub calibration: Calibration,
+    /// Alert when the probability is at or above this.
+    pub threshold: f64,
+    /// Human-readable description of the score, for the model card and `/version`.
     #[serde(default)]
     pub score: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ZScoreBaseline {
+pub struct HarBaseline {
     params: BaselineParams,
+    features: Vec<Feature>,
     info: ModelInfo,
 }
 
-impl ZScoreBaseline {
+impl HarBaseline {
     pub fn new(params: BaselineParams) -> Result<Self, ModelError> {
         let uri = format!("baseline {}", params.name);
-        if params.feature != "volatility" {
+        let features = params
+            .features
+            .iter()
+            .map(|name| Feature::from_name(name).ok_or_else(|| format!("unknown feature {name:?}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ModelError::load(&uri, e))?;
+        if let Some(f) = features.iter().find(|f| f.spec().impute != crate::domain::Impute::Median) {
+            return Err(ModelError::load(&uri, format!("feature {} may be missing: the baseline needs it", f.name())));
+        }
+        if features.is_empty() || features.len() != params.coefficients.len() {
             return Err(ModelError::load(
-                uri,
-                format!("unsupported feature {:?} (expected \"volatility\")", params.feature),
+                &uri,
+                format!("{} features and {} coefficients", features.len(), params.coefficients.len()),
             ));
         }
-        if !(params.mean.is_finite() && params.std.is_finite() && params.std > 0.0 && params.k.is_finite()) {
+        let numbers_ok = params.intercept.is_finite()
+            && params.coefficients.iter().all(|c| c.is_finite())
+            && params.floor.is_finite()
+            && params.floor > 0.0
+            && (0.0..=1.0).contains(&params.threshold);
+        if !numbers_ok {
             return Err(ModelError::load(
-                uri,
+                &uri,
                 format!(
-                    "invalid parameters mean={} std={} k={} (std must be > 0, all finite)",
-                    params.mean, params.std, params.k
+                    "invalid parameters intercept={} coefficients={:?} floor={} threshold={} (finite, floor > 0, threshold in [0, 1])",
+                    params.intercept, params.coefficients, params.floor, params.threshold
                 ),
             ));
         }
+        params.calibration.check().map_err(|e| ModelError::load(&uri, e))?;
         let info = ModelInfo {
             name: params.name.clone(),
             version: params.version.clone(),
             variant: ModelVariant::Baseline,
-            threshold: 0.5,
+            threshold: params.threshold,
         };
-        Ok(ZScoreBaseline { params, info })
+        Ok(HarBaseline { params, features, info })
     }
 
     /// Reads `baseline.json`.
@@ -77,26 +141,51 @@ impl ZScoreBaseline {
         &self.params
     }
 
-    pub fn z_score(&self, volatility: f64) -> f64 {
-        (volatility - self.params.mean) / self.params.std
+    /// The forecast: `intercept + Σ coefficient × ln(max(feature, floor))`.
+    pub fn score(&self, row: &Features) -> f64 {
+        let floor = self.params.floor;
+        self.features
+            .iter()
+            .zip(&self.params.coefficients)
+            .fold(self.params.intercept, |acc, (f, c)| acc + c * row[*f].max(floor).ln())
     }
 
-    /// The logistic map of z centred on k (see the module documentation).
-    pub fn probability(&self, volatility: f64) -> f64 {
-        let x = self.z_score(volatility) - self.params.k;
-        // Both branches are the logistic function; each avoids overflow of exp for its sign.
-        if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) }
+    pub fn probability(&self, row: &Features) -> f64 {
+        self.params.calibration.probability(self.score(row))
     }
 }
 
-impl Model for ZScoreBaseline {
+impl Model for HarBaseline {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
 
     fn predict_proba(&self, rows: &[Features]) -> Result<Vec<f64>, ModelError> {
         check_finite(rows)?;
-        Ok(rows.iter().map(|row| self.probability(row.volatility)).collect())
+        Ok(rows.iter().map(|row| self.probability(row)).collect())
+    }
+}
+
+/// Persistence on `rv_60s` whose probability is 0.5 at `rv_60s = 1` and reaches 0 at `e^-20`:
+/// `p = 0.5 + ln(rv_60s) / 40`, alerting at 0.5. For tests of what serves a model.
+#[cfg(test)]
+pub(crate) fn persistence_for_tests(version: &str) -> HarBaseline {
+    HarBaseline::new(persistence_params_for_tests(version)).expect("valid parameters")
+}
+
+#[cfg(test)]
+pub(crate) fn persistence_params_for_tests(version: &str) -> BaselineParams {
+    BaselineParams {
+        name: "persistence".into(),
+        version: version.into(),
+        kind: "persistence".into(),
+        features: vec!["rv_60s".into()],
+        intercept: 0.0,
+        coefficients: vec![1.0],
+        floor: 1e-30,
+        calibration: Calibration { x: vec![-20.0, 0.0], y: vec![0.0, 0.5] },
+        threshold: 0.5,
+        score: None,
     }
 }
 
@@ -104,64 +193,63 @@ impl Model for ZScoreBaseline {
 mod tests {
     use super::*;
 
-    fn baseline(mean: f64, std: f64, k: f64) -> ZScoreBaseline {
-        ZScoreBaseline::new(BaselineParams {
-            name: "zscore".into(),
+    fn params() -> BaselineParams {
+        BaselineParams {
+            name: "har".into(),
             version: "t".into(),
-            feature: "volatility".into(),
-            mean,
-            std,
-            k,
+            kind: "har_rv".into(),
+            features: vec!["rv_60s".into(), "rv_300s".into()],
+            intercept: -1.0,
+            coefficients: vec![0.5, 0.25],
+            floor: 1e-12,
+            calibration: Calibration { x: vec![-20.0, -10.0], y: vec![0.0, 0.5] },
+            threshold: 0.3,
             score: None,
-        })
-        .unwrap()
+        }
     }
 
-    fn row(volatility: f64) -> Features {
-        Features { volatility, ..Features::default() }
+    fn row(rv60: f64, rv300: f64) -> Features {
+        Features::default().with(Feature::Rv60s, rv60).with(Feature::Rv300s, rv300)
     }
 
     #[test]
     fn hand_computed_rows() {
-        // μ = 0.001, σ = 0.0005, k = 2: volatility 0.002 → z = 2 → p = 0.5 → alert.
-        let b = baseline(0.001, 0.0005, 2.0);
-        let p = b.predict_proba(&[row(0.002), row(0.001), row(0.0025), row(0.0)]).unwrap();
-        assert!((p[0] - 0.5).abs() < 1e-12);
-        // z = 0 → logistic(−2) = 1 / (1 + e²)
-        assert!((p[1] - 1.0 / (1.0 + 2f64.exp())).abs() < 1e-12);
-        // z = 3 → logistic(1)
-        assert!((p[2] - 1.0 / (1.0 + (-1f64).exp())).abs() < 1e-12);
-        // z = −2 → logistic(−4)
-        assert!((p[3] - 1.0 / (1.0 + 4f64.exp())).abs() < 1e-12);
-        let decisions: Vec<u8> = p.iter().map(|&p| b.decide(p)).collect();
-        assert_eq!(decisions, [1, 0, 1, 0]);
+        let b = HarBaseline::new(params()).unwrap();
+        let s = b.score(&row(1e-8, 1e-6));
+        assert!((s - (-1.0 + 0.5 * 1e-8f64.ln() + 0.25 * 1e-6f64.ln())).abs() < 1e-12);
+        // s ≈ −13.66: between the calibration's knots.
+        let p = b.probability(&row(1e-8, 1e-6));
+        assert!((p - (s + 20.0) / 10.0 * 0.5).abs() < 1e-12);
+        // A flat market is floored, not −∞.
+        assert!(b.score(&row(0.0, 0.0)).is_finite());
+        assert_eq!(b.probability(&row(0.0, 0.0)), 0.0, "below the first knot");
+        assert_eq!(b.probability(&row(1.0, 1.0)), 0.5, "beyond the last knot");
+        let p = b.predict_proba(&[row(1e-8, 1e-6), row(1e-4, 1e-4)]).unwrap();
+        assert_eq!(p.iter().map(|&p| b.decide(p)).collect::<Vec<_>>(), [0, 1]);
     }
 
     #[test]
-    fn extreme_z_does_not_overflow() {
-        let b = baseline(0.0, 1e-12, 0.0);
-        let p = b.predict_proba(&[row(1.0), row(-1.0)]).unwrap();
-        assert_eq!(p, [1.0, 0.0]);
+    fn missing_inputs_of_other_features_do_not_matter_but_non_finite_ones_do() {
+        let b = HarBaseline::new(params()).unwrap();
+        let with_missing_trades = row(1e-8, 1e-6).with(Feature::TradeRate10s, f64::NAN);
+        assert!(b.predict_proba(&[with_missing_trades]).is_ok());
+        let err = b.predict_proba(&[row(f64::NAN, 1e-6)]).unwrap_err();
+        assert!(err.to_string().contains("rv_60s"), "{err}");
     }
 
     #[test]
-    fn non_finite_input_is_an_error() {
-        let b = baseline(0.001, 0.0005, 2.0);
-        let err = b.predict_proba(&[row(f64::NAN)]).unwrap_err();
-        assert!(err.to_string().contains("volatility"), "{err}");
-    }
-
-    #[test]
-    fn degenerate_parameters_are_rejected() {
-        let params = BaselineParams {
-            name: "zscore".into(),
-            version: "t".into(),
-            feature: "volatility".into(),
-            mean: 0.0,
-            std: 0.0,
-            k: 2.0,
-            score: None,
-        };
-        assert!(ZScoreBaseline::new(params).is_err());
+    fn bad_parameters_are_rejected() {
+        let bad = [
+            BaselineParams { features: vec!["rv_60s".into()], ..params() },
+            BaselineParams { features: vec!["rv_60s".into(), "time_of_day_sin".into()], ..params() },
+            BaselineParams { features: vec!["rv_60s".into(), "trade_rate_10s".into()], ..params() },
+            BaselineParams { floor: 0.0, ..params() },
+            BaselineParams { threshold: 1.5, ..params() },
+            BaselineParams { calibration: Calibration { x: vec![1.0, 1.0], y: vec![0.0, 0.1] }, ..params() },
+            BaselineParams { calibration: Calibration { x: vec![1.0, 2.0], y: vec![0.2, 0.1] }, ..params() },
+        ];
+        for p in bad {
+            assert!(HarBaseline::new(p.clone()).is_err(), "{p:?}");
+        }
     }
 }

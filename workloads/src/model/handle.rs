@@ -193,21 +193,10 @@ impl ModelHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::baseline::{BaselineParams, ZScoreBaseline};
+    use crate::model::baseline::{persistence_for_tests, persistence_params_for_tests};
 
     fn baseline(version: &str) -> Arc<dyn Model> {
-        Arc::new(
-            ZScoreBaseline::new(BaselineParams {
-                name: "zscore".into(),
-                version: version.into(),
-                feature: "volatility".into(),
-                mean: 0.0,
-                std: 1.0,
-                k: 2.0,
-                score: None,
-            })
-            .unwrap(),
-        )
+        Arc::new(persistence_for_tests(version))
     }
 
     #[test]
@@ -226,9 +215,8 @@ mod tests {
     async fn reload_swaps_in_the_new_artifacts() {
         let dir = tempfile::tempdir().unwrap();
         let write = |version: &str| {
-            let params = serde_json::json!({"name": "zscore", "version": version, "feature": "volatility",
-                "mean": 0.0, "std": 1.0, "k": 2.0});
-            std::fs::write(dir.path().join("baseline.json"), params.to_string()).unwrap();
+            let params = serde_json::to_string(&persistence_params_for_tests(version)).unwrap();
+            std::fs::write(dir.path().join("baseline.json"), params).unwrap();
         };
         write("1");
         let config = ModelConfig {

@@ -1,4 +1,4 @@
-//! Models: the trained GBDT (ONNX Runtime) and the z-score baseline, behind one trait.
+//! Models: the trained model (ONNX Runtime) and the HAR-RV baseline, behind one trait.
 //!
 //! A model *source* (`model.source` in the config) is a local artifact directory or file, an
 //! `https://` URL, or an MLflow registry URI (`models:/<name>/<version>`, `models:/<name>@<alias>`).
@@ -27,7 +27,7 @@ pub use reference::Reference;
 
 /// File name of the ONNX model inside an artifact directory.
 pub const ONNX_FILE: &str = "model.onnx";
-/// File name of the z-score baseline's parameters inside an artifact directory.
+/// File name of the baseline's parameters inside an artifact directory.
 pub const BASELINE_FILE: &str = "baseline.json";
 /// File name of the training rows' feature reference (medians, quantile bins); optional.
 pub const REFERENCE_FILE: &str = "reference.json";
@@ -68,13 +68,15 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// Rejects rows the models cannot score meaningfully (NaN, ±∞), naming the row and feature.
+/// Rejects rows the models cannot score meaningfully (±∞, or NaN in a feature that cannot be
+/// missing), naming the row and feature. A missing trade or book-size feature (NaN) is fine.
 pub fn check_finite(rows: &[Features]) -> Result<(), ModelError> {
     for (i, row) in rows.iter().enumerate() {
-        if let Some((name, value)) =
-            crate::domain::FEATURE_NAMES.iter().zip(row.to_array()).find(|(_, value)| !value.is_finite())
-        {
-            return Err(ModelError::Inference(format!("row {i}: feature {name} is not finite ({value})")));
+        let bad = crate::domain::FEATURES.iter().zip(row.to_array()).find(|(spec, value)| {
+            !value.is_finite() && !(value.is_nan() && spec.impute == crate::domain::Impute::Missing)
+        });
+        if let Some((spec, value)) = bad {
+            return Err(ModelError::Inference(format!("row {i}: feature {} is not finite ({value})", spec.name)));
         }
     }
     Ok(())
@@ -106,7 +108,7 @@ pub(crate) fn load_variant(
             let path = fetched.baseline.as_ref().ok_or_else(|| {
                 ModelError::load(&fetched.source_uri, format!("no {BASELINE_FILE} in the model artifacts"))
             })?;
-            Ok(Arc::new(baseline::ZScoreBaseline::load(path)?))
+            Ok(Arc::new(baseline::HarBaseline::load(path)?))
         }
     }
 }

@@ -230,11 +230,11 @@ mod tests {
 
     #[test]
     fn feature_names_must_match_in_order() {
-        let ok = serde_json::to_string(&FEATURE_NAMES).unwrap();
+        let ok = serde_json::to_string(&FEATURE_NAMES[..]).unwrap();
         assert!(check_feature_names(Some(&ok)).is_ok());
         let mut swapped = FEATURE_NAMES;
         swapped.swap(0, 1);
-        let err = check_feature_names(Some(&serde_json::to_string(&swapped).unwrap())).unwrap_err();
+        let err = check_feature_names(Some(&serde_json::to_string(&swapped[..]).unwrap())).unwrap_err();
         assert!(err.contains("feature mismatch"), "{err}");
         assert!(check_feature_names(None).unwrap_err().contains("feature_names"));
         assert!(check_feature_names(Some("price,midprice")).is_err());

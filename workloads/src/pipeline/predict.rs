@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::LocalPredictor;
 use crate::config::Config;
-use crate::domain::{FEATURE_SET_VERSION, FeatureVector, Features, PREDICTION_SCHEMA, Prediction};
+use crate::domain::{FEATURE_SET_VERSION, Feature, FeatureVector, Features, PREDICTION_SCHEMA, Prediction};
 use crate::model::{ModelHandle, check_finite};
 use crate::quality::{DriftMonitor, OnlineConfig, OnlineEvaluator, QualityMetrics};
 use crate::transport::kafka::{
@@ -139,7 +139,7 @@ impl Predictor {
         let mut touched: Vec<&str> = Vec::new();
         for (features, prediction) in rows.iter().zip(predictions) {
             let Some(time) = prediction.event_time.timestamp_nanos_opt() else { continue };
-            let outcomes = judge.online.observe_point(&prediction.product_id, time, features.midprice);
+            let outcomes = judge.online.observe_point(&prediction.product_id, time, features[Feature::Midprice]);
             if !outcomes.is_empty() {
                 judge.metrics.labelled(&prediction.product_id, &outcomes);
                 if !touched.contains(&prediction.product_id.as_str()) {
@@ -227,7 +227,7 @@ impl Predictor {
                     model_version: info.version.clone(),
                     model_variant: info.variant,
                     processing_latency_seconds: now.duration_since(since).as_secs_f64(),
-                    midprice: Some(vector.features.midprice),
+                    midprice: Some(vector.features[Feature::Midprice]),
                 }
             })
             .collect();
@@ -347,20 +347,11 @@ mod tests {
     use super::*;
     use crate::config::ModelConfig;
     use crate::domain::{FEATURE_VECTOR_SCHEMA, ModelVariant};
-    use crate::model::baseline::{BaselineParams, ZScoreBaseline};
+    use crate::model::baseline::persistence_for_tests;
     use std::sync::Arc;
 
     fn predictor() -> (Predictor, Registry) {
-        let baseline = ZScoreBaseline::new(BaselineParams {
-            name: "zscore".into(),
-            version: "7".into(),
-            feature: "volatility".into(),
-            mean: 1.0,
-            std: 1.0,
-            k: 2.0,
-            score: None,
-        })
-        .unwrap();
+        let baseline = persistence_for_tests("7");
         let handle =
             ModelHandle::from_models(ModelConfig::default(), None, Some(Arc::new(baseline)), ModelVariant::Baseline)
                 .unwrap();
@@ -368,14 +359,15 @@ mod tests {
         (Predictor::new(handle, PredictorMetrics::register(&registry).unwrap()), registry)
     }
 
-    fn vector(product: &str, volatility: f64) -> FeatureVector {
+    /// A vector whose past minute had realized variance `rv_60s` per second.
+    fn vector(product: &str, rv_60s: f64) -> FeatureVector {
         FeatureVector {
             schema: FEATURE_VECTOR_SCHEMA,
             product_id: product.into(),
             event_time: Utc::now(),
             receive_time: Utc::now(),
             feature_set: FEATURE_SET_VERSION.into(),
-            features: Features { volatility, ..Features::default() },
+            features: Features::default().with(Feature::Rv60s, rv_60s),
         }
     }
 
@@ -384,11 +376,11 @@ mod tests {
         let (mut predictor, registry) = predictor();
         let mut stale = vector("ETH-USD", 1.0);
         stale.feature_set = "v0".into();
-        let batch = [vector("BTC-USD", 3.0), vector("BTC-USD", f64::NAN), stale, vector("ETH-USD", 0.0)];
+        let batch = [vector("BTC-USD", 1.0), vector("BTC-USD", f64::NAN), stale, vector("ETH-USD", 1e-12)];
         let predictions = predictor.predict(&batch);
         assert_eq!(predictions.len(), 2);
         assert_eq!(predictions[0].product_id, "BTC-USD");
-        assert_eq!(predictions[0].probability, 0.5, "z = 2 = k");
+        assert_eq!(predictions[0].probability, 0.5, "ln 1 = 0: the last knot");
         assert_eq!(predictions[0].prediction, 1);
         assert_eq!(predictions[1].prediction, 0);
         assert_eq!(predictions[1].model_variant, ModelVariant::Baseline);
@@ -430,8 +422,9 @@ mod tests {
             .unwrap_or_else(|| panic!("no labelled count:\n{text}"))
             .parse()
             .unwrap();
-        // All but the last minute and the first 100 outcomes (no reference yet) are judged.
-        assert!(labelled > predicted as f64 * 0.8 && labelled < predicted as f64, "{labelled} of {predicted}");
+        // One outcome per second of the 27-minute recording, from its second minute to its
+        // second-to-last, the first five minutes of them without a reference yet.
+        assert!((1_200.0..1_500.0).contains(&labelled), "{labelled} seconds judged");
         for gauge in ["volatility_online_alert_recall", "volatility_online_brier", "volatility_online_positive_rate"] {
             let line = text
                 .lines()

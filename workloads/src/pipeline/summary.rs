@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::local::{Counters, LocalTotals};
-use crate::domain::{FeatureVector, Prediction};
+use crate::domain::{Feature, FeatureVector, Prediction};
 use crate::transport::memory::LinkReceiver;
 
 /// What reaches the end of the local topology.
@@ -85,10 +85,10 @@ impl<W: Write + Send + 'static> Summary<W> {
         match event {
             LocalEvent::Features(vector) => {
                 let last = self.products.entry(vector.product_id).or_default();
-                last.price = vector.features.price;
-                last.return_60s = vector.features.return_60s;
-                last.volatility = vector.features.volatility;
-                last.spread_rel = vector.features.spread_rel;
+                last.price = vector.features[Feature::Price];
+                last.return_60s = vector.features[Feature::Return60s];
+                last.volatility = vector.features[Feature::Volatility];
+                last.spread_rel = vector.features[Feature::SpreadRel];
             }
             LocalEvent::Prediction(prediction) => {
                 let last = self.products.entry(prediction.product_id).or_default();

@@ -143,7 +143,7 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/spikewatch-gbdt/reference.json");
         let reference = Reference::load(&path).unwrap();
         let mut monitor = DriftMonitor::new(&reference, 10);
-        let medians = crate::api::rows::from_array(reference.medians());
+        let medians = crate::domain::Features(reference.medians());
         for _ in 0..25 {
             monitor.observe(&medians);
         }

@@ -1,29 +1,30 @@
-//! Online evaluation: the truth of a prediction is known 60 s later, from the same feature
-//! stream. Each prediction waits until its product's stream has passed `t + 60 s`; its realized
-//! volatility over `(t, t + 60 s]` is then computed exactly as the training label's
-//! (`features::label`: sample std of the log mid returns whose later tick lies in the window),
-//! and compared with the product's recent history: the prediction's outcome is positive when
-//! the realized volatility is at or above the 90th percentile of the product's realized values
-//! over the last `reference` period — the online form of the model's label, "among the day's
-//! most volatile 10 % of minutes".
+//! Online evaluation with the training label (version 2, docs/features.md "Label"): every
+//! second `s` of a product's stream is judged, with the last prediction at or before it (as the
+//! offline evaluation scores one row per second), once the stream has passed `s + 60 s`. Its
+//! truth is the realized variance of one-second mid returns over `(s, s + 60]` on the same grid
+//! as the label; the outcome is positive when that is at or above the 90th percentile of the
+//! product's values over the trailing `reference` period (24 h): "among the most volatile 10 %
+//! of minutes", online.
 //!
-//! Per product and model variant, the outcomes of the last `window` give the alerts' precision
-//! and recall, the Brier score of the probabilities, the rates of positives and alerts, and how
-//! many were labelled. A silence longer than `max_gap` ends the product's segment, as it resets
-//! the feature engine: predictions whose window it cuts are never labelled.
+//! As offline, a second is judged only when it lies at least 60 s after the start of its
+//! segment and its window is complete: a silence longer than `max_gap` ends the segment and
+//! drops the seconds it cuts. Per product and model variant, the outcomes of the last `window`
+//! give the alerts' precision and recall, the Brier score of the probabilities, the rates of
+//! positives and alerts, and how many seconds were judged.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::domain::{ModelVariant, Prediction};
-use crate::features::label::PrefixMoments;
+use crate::features::grid::grid_second;
+use crate::features::window::log_return;
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 /// The label horizon.
 pub const HORIZON_SECS: i64 = 60;
 /// The share of a product's recent realized values below the positive cut.
 const POSITIVE_QUANTILE: f64 = 0.9;
-/// Realized values needed before outcomes are labelled at all.
-const MIN_REFERENCE_VALUES: usize = 100;
+/// Judged seconds needed before outcomes are labelled at all (five minutes of history).
+const MIN_REFERENCE_VALUES: usize = 300;
 
 /// The evaluator's periods.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,23 +41,23 @@ impl Default for OnlineConfig {
     fn default() -> Self {
         OnlineConfig {
             max_gap_nanos: 30 * NANOS_PER_SEC,
-            reference_nanos: 3600 * NANOS_PER_SEC,
+            reference_nanos: 24 * 3600 * NANOS_PER_SEC,
             window_nanos: 3600 * NANOS_PER_SEC,
         }
     }
 }
 
-/// A prediction whose truth is now known.
+/// A judged second.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Outcome {
-    /// Event time of the features the prediction was made on.
+    /// The second `s` (ns since the epoch).
     pub time: i64,
     pub variant: ModelVariant,
     pub probability: f64,
     pub alert: bool,
-    /// Realized volatility over `(t, t + 60 s]`.
+    /// Realized variance of one-second returns over `(s, s + 60]`.
     pub realized: f64,
-    /// `realized` at or above the product's recent 90th percentile; `None` until the product
+    /// `realized` at or above the product's trailing 90th percentile; `None` until the product
     /// has enough history to say.
     pub positive: Option<bool>,
 }
@@ -113,28 +114,37 @@ impl Quality {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Point {
-    time: i64,
-    /// Moments of the segment's returns up to and including this point.
-    prefix: PrefixMoments,
-    mid: f64,
-}
-
+/// The prediction a second is judged with.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    time: i64,
     variant: ModelVariant,
     probability: f64,
     alert: bool,
 }
 
+/// One product's grid, as far as the judging needs it.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    /// First grid second of the segment.
+    start: i64,
+    /// The open second (the latest point's) and its mid so far.
+    second: i64,
+    mid: f64,
+    /// `mid(second − 1)`, once that second belongs to the segment.
+    base: Option<f64>,
+    /// Time of the latest point.
+    time: i64,
+}
+
 #[derive(Debug, Default)]
 struct Product {
-    /// The segment's points from the oldest pending prediction's base on.
-    points: VecDeque<Point>,
-    /// Waiting for their horizon, in time order.
-    pending: VecDeque<Pending>,
+    open: Option<Open>,
+    /// The latest prediction (it judges every second from its own on, until the next).
+    latest: Option<Pending>,
+    /// Closed seconds' squared returns `(u, r(u)²)`, from the oldest waiting second on.
+    returns: VecDeque<(i64, f64)>,
+    /// Seconds waiting for their window to close, in order.
+    waiting: VecDeque<(i64, Pending)>,
     /// Recent realized values (time, value), for the positive cut.
     reference: VecDeque<(i64, f64)>,
     cut: Option<f64>,
@@ -158,47 +168,36 @@ impl OnlineEvaluator {
     }
 
     /// Records a point of `product`'s stream (every scored feature vector's event time and mid,
-    /// in order) and returns the predictions it resolved.
+    /// in order) and returns the seconds it resolved.
     pub fn observe_point(&mut self, product: &str, time: i64, mid: f64) -> Vec<Outcome> {
         let config = self.config;
         let state = self.products.entry(product.to_string()).or_default();
-        let mut resolved = Vec::new();
-        let last = state.points.back().copied();
-        if let Some(last) = last
-            && time - last.time > config.max_gap_nanos
-        {
-            // A new segment: windows the silence cuts are never complete.
-            state.pending.clear();
-            state.points.clear();
-        }
-        let last = state.points.back().copied();
-        let mut prefix = last.map_or(PrefixMoments::default(), |p| p.prefix);
-        if let Some(last) = last {
-            prefix.add(crate::features::window::log_return(mid, last.mid));
-        }
-        state.points.push_back(Point { time, prefix, mid });
-
-        // A prediction at t is complete once a point lies beyond t + 60 s.
-        while let Some(p) = state.pending.front().copied() {
-            if time <= p.time + HORIZON_SECS * NANOS_PER_SEC {
-                break;
+        let second = grid_second(time);
+        match state.open {
+            Some(open) if time - open.time > config.max_gap_nanos => {
+                // A new segment: seconds whose window the silence cuts are never judged.
+                state.waiting.clear();
+                state.returns.clear();
+                state.latest = None;
+                state.open = Some(Open { start: second, second, mid, base: None, time });
             }
-            state.pending.pop_front();
-            let realized = realized(&state.points, p.time);
-            let outcome = state.label(p, realized);
-            resolved.push(outcome);
+            None => state.open = Some(Open { start: second, second, mid, base: None, time }),
+            Some(open) if second == open.second => state.open = Some(Open { mid, time: time.max(open.time), ..open }),
+            Some(open) => {
+                state.close_seconds(open, second);
+                state.open = Some(Open { second, mid, base: Some(open.mid), time: time.max(open.time), ..open });
+            }
         }
-        state.trim_points();
+        let resolved = state.resolve();
         state.expire(time, &config);
         resolved
     }
 
-    /// Records a prediction made on `product`'s features at its event time.
+    /// Records a prediction made on `product`'s features at its event time: it judges the
+    /// seconds from its own on, until the next prediction.
     pub fn observe_prediction(&mut self, prediction: &Prediction) {
-        let Some(time) = prediction.event_time.timestamp_nanos_opt() else { return };
         let state = self.products.entry(prediction.product_id.clone()).or_default();
-        state.pending.push_back(Pending {
-            time,
+        state.latest = Some(Pending {
             variant: prediction.model_variant,
             probability: prediction.probability,
             alert: prediction.prediction == 1,
@@ -216,37 +215,61 @@ impl OnlineEvaluator {
         out
     }
 
-    /// Predictions still waiting for their horizon (all products).
+    /// Seconds still waiting for their horizon (all products).
     pub fn pending(&self) -> usize {
-        self.products.values().map(|p| p.pending.len()).sum()
+        self.products.values().map(|p| p.waiting.len()).sum()
     }
 }
 
-/// Realized volatility of the returns whose later point lies in `(t, t + 60 s]`: the first
-/// return starts from the last point at or before `t`.
-fn realized(points: &VecDeque<Point>, t: i64) -> f64 {
-    let end = t + HORIZON_SECS * NANOS_PER_SEC;
-    let base = points.partition_point(|p| p.time <= t);
-    let past = points.partition_point(|p| p.time <= end);
-    // `base` ≥ 1: the prediction's own point (at t) is kept until it resolves.
-    let before = if base > 0 { points[base - 1].prefix } else { PrefixMoments::default() };
-    let until = if past > 0 { points[past - 1].prefix } else { before };
-    until.minus(&before).std()
-}
-
 impl Product {
-    fn label(&mut self, p: Pending, realized: f64) -> Outcome {
+    /// The seconds from the open one to `next − 1` are final: store their returns, and queue
+    /// each one that is judged (a minute into the segment, with a prediction at or before it).
+    fn close_seconds(&mut self, open: Open, next: i64) {
+        for u in open.second..next {
+            let r = match (u == open.second, open.base) {
+                (true, Some(base)) => log_return(open.mid, base),
+                // Later seconds repeat the open second's mid; the segment's first has no return.
+                _ => 0.0,
+            };
+            if u > open.start {
+                self.returns.push_back((u, r * r));
+            }
+            if u >= open.start + HORIZON_SECS
+                && let Some(latest) = self.latest
+            {
+                self.waiting.push_back((u, latest));
+            }
+        }
+    }
+
+    /// Judges every waiting second whose window `(s, s + 60]` has closed.
+    fn resolve(&mut self) -> Vec<Outcome> {
+        let Some(last_closed) = self.returns.back().map(|&(u, _)| u) else { return Vec::new() };
+        let mut resolved = Vec::new();
+        while let Some(&(s, p)) = self.waiting.front() {
+            if s + HORIZON_SECS > last_closed {
+                break;
+            }
+            self.waiting.pop_front();
+            while self.returns.front().is_some_and(|&(u, _)| u <= s) {
+                self.returns.pop_front();
+            }
+            let realized = self.returns.iter().take_while(|&&(u, _)| u <= s + HORIZON_SECS).map(|&(_, sq)| sq).sum();
+            resolved.push(self.label(s * NANOS_PER_SEC, p, realized));
+        }
+        let keep_from = self.waiting.front().map_or(last_closed, |&(s, _)| s);
+        while self.returns.front().is_some_and(|&(u, _)| u <= keep_from.min(last_closed - HORIZON_SECS)) {
+            self.returns.pop_front();
+        }
+        resolved
+    }
+
+    fn label(&mut self, time: i64, p: Pending, realized: f64) -> Outcome {
         let positive = self.positive(realized);
-        self.reference.push_back((p.time, realized));
+        self.reference.push_back((time, realized));
         self.stale += 1;
-        let outcome = Outcome {
-            time: p.time,
-            variant: p.variant,
-            probability: p.probability,
-            alert: p.alert,
-            realized,
-            positive,
-        };
+        let outcome =
+            Outcome { time, variant: p.variant, probability: p.probability, alert: p.alert, realized, positive };
         if let Some(positive) = positive {
             self.quality.entry(p.variant).or_default().add(&outcome, positive, 1);
             self.outcomes.push_back((outcome, positive));
@@ -254,7 +277,7 @@ impl Product {
         outcome
     }
 
-    /// Whether `realized` is at or above the recent 90th percentile (recomputed after every
+    /// Whether `realized` is at or above the trailing 90th percentile (recomputed after every
     /// 1 % of the reference's size, so the cost stays O(1) amortized per outcome).
     fn positive(&mut self, realized: f64) -> Option<bool> {
         if self.reference.len() < MIN_REFERENCE_VALUES {
@@ -268,17 +291,6 @@ impl Product {
             self.stale = 0;
         }
         self.cut.map(|cut| realized >= cut)
-    }
-
-    /// Points before the base of the oldest pending prediction are no longer needed.
-    fn trim_points(&mut self) {
-        let keep_from = match self.pending.front() {
-            // The base of a window at t is the last point at or before t.
-            Some(p) => self.points.partition_point(|q| q.time <= p.time).saturating_sub(1),
-            // Nothing pending: only the newest point (the next return's base).
-            None => self.points.len().saturating_sub(1),
-        };
-        self.points.drain(..keep_from);
     }
 
     fn expire(&mut self, now: i64, config: &OnlineConfig) {
@@ -321,49 +333,60 @@ mod tests {
     }
 
     #[test]
-    fn a_prediction_resolves_once_its_product_passes_the_horizon() {
+    fn a_second_is_judged_once_its_minute_has_passed() {
         let mut e = OnlineEvaluator::default();
-        let mids = [100.0, 101.0, 100.0, 102.0, 101.0];
-        e.observe_point("BTC-USD", 0, mids[0]);
-        e.observe_prediction(&prediction("BTC-USD", 0, 0.9, true));
+        // One point per second from 0 to 200 s; the mid moves at 100.5 s and 130.2 s.
+        let mid_at = |t: f64| if t < 100.5 { 100.0 } else if t < 130.2 { 101.0 } else { 100.0 };
+        let mut times: Vec<f64> = (0..=200).map(f64::from).collect();
+        times.extend([100.5, 130.2]);
+        times.sort_by(f64::total_cmp);
         let mut resolved = vec![];
-        for (i, mid) in mids.iter().enumerate().skip(1) {
-            resolved.extend(e.observe_point("BTC-USD", i as i64 * 20 * S, *mid));
+        for t in times {
+            let ns = (t * S as f64) as i64;
+            resolved.extend(e.observe_point("BTC-USD", ns, mid_at(t)));
+            e.observe_prediction(&prediction("BTC-USD", ns, 0.9, true));
         }
-        // Points at 20, 40, 60 s are in (0, 60]; the point at 80 s completes the window.
-        assert_eq!(resolved.len(), 1);
-        let r: Vec<f64> = mids[..4].windows(2).map(|w| (w[1] / w[0]).ln()).collect();
-        let mean = r.iter().sum::<f64>() / 3.0;
-        let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
-        assert!((resolved[0].realized - std).abs() < 1e-15, "{} vs {std}", resolved[0].realized);
-        assert_eq!(resolved[0].positive, None, "not enough history to call it");
-        assert_eq!(e.pending(), 0);
+        // Seconds 60.. are judged (a minute into the segment), each once its window closed.
+        let seconds: Vec<i64> = resolved.iter().map(|o| o.time / S).collect();
+        assert_eq!(seconds.first(), Some(&60));
+        assert_eq!(seconds, (60..=139).collect::<Vec<_>>());
+        let r1 = (101.0f64 / 100.0).ln();
+        let r2 = (100.0f64 / 101.0).ln();
+        let at = |s: i64| resolved.iter().find(|o| o.time == s * S).unwrap().realized;
+        assert!((at(70) - r1 * r1).abs() < 1e-15, "(70, 130] holds second 101");
+        assert!((at(71) - (r1 * r1 + r2 * r2)).abs() < 1e-15, "(71, 131] holds 101 and 131");
+        assert_eq!(at(131), 0.0);
+        assert!(resolved.iter().all(|o| o.positive.is_none()), "not enough history to call it");
     }
 
     #[test]
-    fn a_silence_drops_the_windows_it_cuts() {
+    fn a_silence_drops_the_seconds_it_cuts() {
         let mut e = OnlineEvaluator::default();
-        e.observe_point("ETH-USD", 0, 10.0);
-        e.observe_prediction(&prediction("ETH-USD", 0, 0.1, false));
-        assert!(e.observe_point("ETH-USD", 45 * S, 10.0).is_empty(), "a 45 s silence: a new segment");
+        for i in 0..100 {
+            e.observe_point("ETH-USD", i * S, 10.0);
+            e.observe_prediction(&prediction("ETH-USD", i * S, 0.1, false));
+        }
+        assert!(e.pending() > 0);
+        assert!(e.observe_point("ETH-USD", 145 * S, 10.0).is_empty(), "a 46 s silence: a new segment");
         assert_eq!(e.pending(), 0);
     }
 
     #[test]
     fn outcomes_are_judged_against_the_products_recent_top_decile() {
         let mut e = OnlineEvaluator::default();
-        // A steady market: alternating mids, one prediction per second, alert on every tenth.
+        // Alternating mids with bursts; one prediction per second, alert on every tenth.
         let mut outcomes = vec![];
-        for i in 0..600i64 {
-            let mid = if i % 2 == 0 { 100.0 } else { 100.0 + 0.01 * (1 + (i / 7) % 5) as f64 };
+        for i in 0..2000i64 {
+            let step = if (i / 40) % 7 == 0 { 0.05 } else { 0.01 * (1 + (i / 7) % 5) as f64 };
+            let mid = if i % 2 == 0 { 100.0 } else { 100.0 + step };
             outcomes.extend(e.observe_point("BTC-USD", i * S, mid));
             e.observe_prediction(&prediction("BTC-USD", i * S, if i % 10 == 0 { 0.8 } else { 0.1 }, i % 10 == 0));
         }
         let labelled: Vec<&Outcome> = outcomes.iter().filter(|o| o.positive.is_some()).collect();
-        assert!(labelled.len() > 300, "{}", labelled.len());
+        assert!(labelled.len() > 1000, "{}", labelled.len());
         let positives = labelled.iter().filter(|o| o.positive == Some(true)).count() as f64;
         let share = positives / labelled.len() as f64;
-        assert!((0.05..=0.2).contains(&share), "about a tenth are positive: {share}");
+        assert!((0.05..=0.3).contains(&share), "about a tenth are positive: {share}");
         let quality = e.quality();
         assert_eq!(quality.len(), 1);
         let (product, variant, q) = &quality[0];
@@ -372,6 +395,21 @@ mod tests {
         let alert_rate = q.alert_rate().unwrap();
         assert!((alert_rate - 0.1).abs() < 0.02, "{alert_rate}");
         assert!(q.precision().is_some() && q.recall().is_some() && q.brier().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn quiet_seconds_are_judged_with_the_last_prediction() {
+        let mut e = OnlineEvaluator::default();
+        let mut resolved = vec![];
+        // A point every 10 s: nine seconds out of ten have no point and no prediction of their own.
+        for i in 0..40i64 {
+            resolved.extend(e.observe_point("SOL-USD", i * 10 * S, 100.0 + (i % 2) as f64));
+            e.observe_prediction(&prediction("SOL-USD", i * 10 * S, i as f64 / 100.0, false));
+        }
+        let at = |s: i64| resolved.iter().find(|o| o.time == s * S).unwrap();
+        assert_eq!(at(60).probability, 0.06, "second 60: the prediction made at 60 s");
+        assert_eq!(at(69).probability, 0.06, "second 69: still the one made at 60 s");
+        assert_eq!(at(70).probability, 0.07);
     }
 
     #[test]
@@ -385,7 +423,8 @@ mod tests {
             e.observe_prediction(&prediction("BTC-USD", i * S, 0.5, i % 3 == 0));
         }
         let (_, _, q) = e.quality()[0];
-        // At 999 s, the window holds the outcomes of 879..=938 s: later ones await their horizon.
+        // At 999 s the last closed second is 998: judged seconds reach 938; the window keeps
+        // those within 120 s of 999 s: 879..=938.
         assert_eq!(q.labelled, 60);
         let recent: Vec<&Outcome> = outcomes.iter().filter(|o| o.time >= 879 * S).collect();
         assert_eq!(recent.len(), 60);

@@ -212,7 +212,7 @@ mod tests {
     fn rows_piled_into_one_bin_are_the_most_shifted() {
         let reference = reference();
         let mut monitor = DriftMonitor::new(&reference, 0);
-        let medians = crate::api::rows::from_array(reference.medians());
+        let medians = crate::domain::Features(reference.medians());
         for _ in 0..50 {
             monitor.observe(&medians);
         }

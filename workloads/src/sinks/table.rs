@@ -1,9 +1,11 @@
 //! The offline training table as a file: Parquet or CSV, chosen by the file extension.
 //!
-//! Columns, in order: `product_id` (string), `event_time` (int64, ns since the Unix epoch, UTC),
-//! `segment` (int64), the 14 `FEATURE_NAMES` (float64), `future_volatility_60s` (float64, null
-//! when the future window is incomplete), `future_window_complete` (bool), `future_tick_count`
-//! (int64). In CSV a null is an empty field and floats are written in their shortest
+//! Columns, in order: `product_id` (string); for the training table (one row per evaluated
+//! second) `second` (int64, seconds since the Unix epoch); `event_time` (int64, ns since the Unix
+//! epoch, UTC, of the feature vector); `segment` (int64); every feature of `FEATURE_NAMES`
+//! (float64, null when missing); for the training table the label's `rv_future_60s` and the
+//! baselines' `rv_past_60s`, `rv_past_300s`, `rv_past_900s` (float64; docs/features.md,
+//! "Label"). In CSV a null is an empty field and floats are written in their shortest
 //! round-trip form.
 
 use std::fmt::Write as _;
@@ -12,7 +14,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
@@ -20,7 +22,8 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::domain::FEATURE_NAMES;
-use crate::features::offline::TrainingRow;
+use crate::features::label::SecondLabel;
+use crate::features::offline::{Rows, TrainingRow};
 
 /// Rows per Parquet record batch (bounds the memory of the Arrow copy).
 const BATCH_ROWS: usize = 65_536;
@@ -59,34 +62,55 @@ impl TableFormat {
     }
 }
 
+/// The label columns of the training table, after the features.
+pub const LABEL_COLUMNS: [&str; 4] = ["rv_future_60s", "rv_past_60s", "rv_past_300s", "rv_past_900s"];
+
 /// Column names, in file order.
-pub fn column_names() -> Vec<&'static str> {
-    let mut names = vec!["product_id", "event_time", "segment"];
+pub fn column_names(kind: Rows) -> Vec<&'static str> {
+    let mut names = vec!["product_id"];
+    if kind == Rows::PerSecond {
+        names.push("second");
+    }
+    names.extend(["event_time", "segment"]);
     names.extend(FEATURE_NAMES);
-    names.extend(["future_volatility_60s", "future_window_complete", "future_tick_count"]);
+    if kind == Rows::PerSecond {
+        names.extend(LABEL_COLUMNS);
+    }
     names
 }
 
 /// The Arrow schema of the table.
-pub fn schema() -> Schema {
-    let mut fields = vec![
-        Field::new("product_id", DataType::Utf8, false),
-        Field::new("event_time", DataType::Int64, false),
-        Field::new("segment", DataType::Int64, false),
-    ];
-    fields.extend(FEATURE_NAMES.iter().map(|name| Field::new(*name, DataType::Float64, false)));
-    fields.push(Field::new("future_volatility_60s", DataType::Float64, true));
-    fields.push(Field::new("future_window_complete", DataType::Boolean, false));
-    fields.push(Field::new("future_tick_count", DataType::Int64, false));
+pub fn schema(kind: Rows) -> Schema {
+    let mut fields = vec![Field::new("product_id", DataType::Utf8, false)];
+    if kind == Rows::PerSecond {
+        fields.push(Field::new("second", DataType::Int64, false));
+    }
+    fields.push(Field::new("event_time", DataType::Int64, false));
+    fields.push(Field::new("segment", DataType::Int64, false));
+    fields.extend(FEATURE_NAMES.iter().map(|name| Field::new(*name, DataType::Float64, true)));
+    if kind == Rows::PerSecond {
+        fields.extend(LABEL_COLUMNS.iter().map(|name| Field::new(*name, DataType::Float64, false)));
+    }
     Schema::new(fields)
 }
 
 /// Writes `rows` to `path` in the format its extension names (the file is replaced).
-pub fn write(path: &Path, rows: &[TrainingRow]) -> Result<(), TableError> {
+pub fn write(path: &Path, rows: &[TrainingRow], kind: Rows) -> Result<(), TableError> {
     match TableFormat::from_path(path)? {
-        TableFormat::Parquet => write_parquet(path, rows),
-        TableFormat::Csv => write_csv(path, rows),
+        TableFormat::Parquet => write_parquet(path, rows, kind),
+        TableFormat::Csv => write_csv(path, rows, kind),
     }
+}
+
+/// The label values of a training-table row, in [`LABEL_COLUMNS`] order.
+fn label_values(label: &SecondLabel) -> [f64; LABEL_COLUMNS.len()] {
+    let [p60, p300, p900] = label.rv_past;
+    [label.rv_future_60s, p60, p300, p900]
+}
+
+/// A row of the training table without its label: the rows came from the wrong builder.
+fn unlabelled() -> TableError {
+    TableError::Arrow(arrow_schema::ArrowError::SchemaError("a row of the training table has no label".into()))
 }
 
 fn event_time_nanos(row: &TrainingRow) -> Result<i64, TableError> {
@@ -97,29 +121,39 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn record_batch(schema: &Arc<Schema>, rows: &[TrainingRow]) -> Result<RecordBatch, TableError> {
+fn record_batch(schema: &Arc<Schema>, rows: &[TrainingRow], kind: Rows) -> Result<RecordBatch, TableError> {
     let times = rows.iter().map(event_time_nanos).collect::<Result<Vec<_>, _>>()?;
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.product_id.as_str()))),
-        Arc::new(Int64Array::from(times)),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| to_i64(r.segment)))),
-    ];
-    let features: Vec<[f64; FEATURE_NAMES.len()]> = rows.iter().map(|r| r.features.to_array()).collect();
-    for k in 0..FEATURE_NAMES.len() {
-        columns.push(Arc::new(Float64Array::from_iter_values(features.iter().map(|f| f[k]))));
+    let labels: Vec<&SecondLabel> = match kind {
+        Rows::PerSecond => rows.iter().map(|r| r.label.as_ref().ok_or_else(unlabelled)).collect::<Result<_, _>>()?,
+        Rows::EveryTick => Vec::new(),
+    };
+    let mut columns: Vec<ArrayRef> =
+        vec![Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.product_id.as_str())))];
+    if kind == Rows::PerSecond {
+        columns.push(Arc::new(Int64Array::from_iter_values(labels.iter().map(|l| l.second))));
     }
-    columns.push(Arc::new(rows.iter().map(|r| r.future_volatility_60s).collect::<Float64Array>()));
-    columns.push(Arc::new(rows.iter().map(|r| Some(r.future_window_complete)).collect::<BooleanArray>()));
-    columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| to_i64(r.future_tick_count)))));
+    columns.push(Arc::new(Int64Array::from(times)));
+    columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| to_i64(r.segment)))));
+    for k in 0..FEATURE_NAMES.len() {
+        // A missing feature (NaN) is a null.
+        columns.push(Arc::new(
+            rows.iter().map(|r| Some(r.features.0[k]).filter(|v| !v.is_nan())).collect::<Float64Array>(),
+        ));
+    }
+    if kind == Rows::PerSecond {
+        for k in 0..LABEL_COLUMNS.len() {
+            columns.push(Arc::new(Float64Array::from_iter_values(labels.iter().map(|l| label_values(l)[k]))));
+        }
+    }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// Writes the row groups ArrowWriter would write, with their columns encoded on one thread per
 /// available core (a column chunk's bytes depend on that column's values only).
-fn write_parquet(path: &Path, rows: &[TrainingRow]) -> Result<(), TableError> {
+fn write_parquet(path: &Path, rows: &[TrainingRow], kind: Rows) -> Result<(), TableError> {
     let parquet_err = |source| TableError::Parquet { path: path.to_path_buf(), source };
     let file = File::create(path).map_err(|source| TableError::Io { path: path.to_path_buf(), source })?;
-    let schema = Arc::new(schema());
+    let schema = Arc::new(schema(kind));
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     let group_rows = props.max_row_group_size().max(1);
     let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(parquet_err)?;
@@ -128,7 +162,7 @@ fn write_parquet(path: &Path, rows: &[TrainingRow]) -> Result<(), TableError> {
     // row group size (1,048,576 rows by default), so no batch straddles two groups.
     for (index, group) in rows.chunks(group_rows).enumerate() {
         let columns = row_groups.create_column_writers(index).map_err(parquet_err)?;
-        let chunks = encode_columns(path, &schema, columns, group)?;
+        let chunks = encode_columns(path, &schema, columns, group, kind)?;
         let mut row_group = file_writer.next_row_group().map_err(parquet_err)?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group).map_err(parquet_err)?;
@@ -146,6 +180,7 @@ fn encode_columns(
     schema: &Arc<Schema>,
     columns: Vec<ArrowColumnWriter>,
     rows: &[TrainingRow],
+    kind: Rows,
 ) -> Result<Vec<ArrowColumnChunk>, TableError> {
     let parquet_err = |source| TableError::Parquet { path: path.to_path_buf(), source };
     let count = columns.len();
@@ -171,7 +206,7 @@ fn encode_columns(
             encoders.push(scope.spawn(move || encode_share(share, received)));
         }
         let built = rows.chunks(BATCH_ROWS).try_for_each(|chunk| {
-            let batch = Arc::new(record_batch(schema, chunk)?);
+            let batch = Arc::new(record_batch(schema, chunk, kind)?);
             // An encoder that stopped has failed: its error is reported below.
             for sender in &batches {
                 let _ = sender.send(Arc::clone(&batch));
@@ -220,17 +255,17 @@ const CSV_BUFFER_BYTES: usize = 1 << 20;
 
 /// Writes the header, then the rows: chunks of them are formatted on one thread per available
 /// core, and written in order (a row's text does not depend on the rows around it).
-fn write_csv(path: &Path, rows: &[TrainingRow]) -> Result<(), TableError> {
+fn write_csv(path: &Path, rows: &[TrainingRow], kind: Rows) -> Result<(), TableError> {
     let io_err = |source| TableError::Io { path: path.to_path_buf(), source };
     let mut file = BufWriter::with_capacity(CSV_BUFFER_BYTES, File::create(path).map_err(io_err)?);
     let mut header = csv_writer(Vec::new());
-    header.write_record(column_names()).map_err(|source| TableError::Csv { path: path.to_path_buf(), source })?;
+    header.write_record(column_names(kind)).map_err(|source| TableError::Csv { path: path.to_path_buf(), source })?;
     file.write_all(&csv_text(path, header)?).map_err(io_err)?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     for batch in rows.chunks(CSV_CHUNK_ROWS * threads) {
         let texts: Vec<Result<Vec<u8>, TableError>> = std::thread::scope(|scope| {
             let formatting: Vec<_> =
-                batch.chunks(CSV_CHUNK_ROWS).map(|chunk| scope.spawn(move || csv_rows(path, chunk))).collect();
+                batch.chunks(CSV_CHUNK_ROWS).map(|chunk| scope.spawn(move || csv_rows(path, chunk, kind))).collect();
             formatting
                 .into_iter()
                 .map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -253,7 +288,7 @@ fn csv_text(path: &Path, writer: csv::Writer<Vec<u8>>) -> Result<Vec<u8>, TableE
 }
 
 /// `rows` as CSV records.
-fn csv_rows(path: &Path, rows: &[TrainingRow]) -> Result<Vec<u8>, TableError> {
+fn csv_rows(path: &Path, rows: &[TrainingRow], kind: Rows) -> Result<Vec<u8>, TableError> {
     let csv_err = |source| TableError::Csv { path: path.to_path_buf(), source };
     // About 430 bytes per row on the BTC-USD recording.
     let mut writer = csv_writer(Vec::with_capacity(rows.len() * 448));
@@ -266,19 +301,25 @@ fn csv_rows(path: &Path, rows: &[TrainingRow]) -> Result<Vec<u8>, TableError> {
         writer.write_field(&field)
     };
     for row in rows {
+        let label = match kind {
+            Rows::PerSecond => Some(row.label.as_ref().ok_or_else(unlabelled)?),
+            Rows::EveryTick => None,
+        };
         writer.write_field(&row.product_id).map_err(csv_err)?;
+        if let Some(label) = label {
+            put(&mut writer, &label.second).map_err(csv_err)?;
+        }
         put(&mut writer, &event_time_nanos(row)?).map_err(csv_err)?;
         put(&mut writer, &row.segment).map_err(csv_err)?;
         for value in row.features.to_array() {
-            put(&mut writer, &value).map_err(csv_err)?;
+            // A missing feature (NaN) is an empty field.
+            if value.is_nan() { writer.write_field("") } else { put(&mut writer, &value) }.map_err(csv_err)?;
         }
-        match row.future_volatility_60s {
-            Some(value) => put(&mut writer, &value),
-            None => writer.write_field(""),
+        if let Some(label) = label {
+            for value in label_values(label) {
+                put(&mut writer, &value).map_err(csv_err)?;
+            }
         }
-        .map_err(csv_err)?;
-        put(&mut writer, &row.future_window_complete).map_err(csv_err)?;
-        put(&mut writer, &row.future_tick_count).map_err(csv_err)?;
         writer.write_record(None::<&[u8]>).map_err(csv_err)?;
     }
     csv_text(path, writer)

@@ -1,13 +1,19 @@
 //! The flat tick CSV layout of the training recordings (`data/coinbase/ticks/`): a header
-//! `ts,product_id,price,best_bid,best_ask,bid_qty,ask_qty,volume_24h`, then one row per ticker
-//! update. `ts` is the event time (RFC 3339; without an offset it is read as UTC); the sizes may
-//! be empty (the source did not keep them). Columns are found by name, so their order may vary
-//! and extra columns are ignored.
+//! `ts,product_id,price,best_bid,best_ask,bid_qty,ask_qty,volume_24h`, optionally followed by the
+//! trade columns `last_size,side,trade_id,sequence`, then one row per ticker update. `ts` is the
+//! event time (RFC 3339; without an offset it is read as UTC); the sizes may be empty (the source
+//! did not keep them). `side` is the taker's side (`buy` | `sell`), as on the Exchange feed's
+//! ticker. Columns are found by name, so their order may vary and extra columns are ignored.
+//!
+//! A file with a `trade_id` column was recorded from the Exchange ticker channel, where every
+//! message is caused by a trade: its ticks carry the trade and are marked [`Feed::Exchange`], so
+//! trade detection, duplicate and gap counting work on it as on live frames. Without trade
+//! columns the ticks carry no trade ([`Feed::AdvancedTrade`], what those recorders subscribed to).
 
 use std::borrow::Cow;
 
 use super::coinbase::FrameError;
-use super::coinbase::fields::{Decimal, check_book, price, size, timestamp};
+use super::coinbase::fields::{Decimal, check_book, price, side, size, timestamp};
 use crate::domain::{Feed, TICK_SCHEMA, Tick};
 
 /// Columns a flat tick CSV must have.
@@ -23,6 +29,10 @@ pub struct Header {
     best_ask: usize,
     bid_qty: Option<usize>,
     ask_qty: Option<usize>,
+    last_size: Option<usize>,
+    side: Option<usize>,
+    trade_id: Option<usize>,
+    sequence: Option<usize>,
 }
 
 /// One CSV line into its fields. Rows of numbers and ids have no quotes and are split
@@ -55,6 +65,10 @@ impl Header {
             best_ask: at("best_ask")?,
             bid_qty: at("bid_qty"),
             ask_qty: at("ask_qty"),
+            last_size: at("last_size"),
+            side: at("side"),
+            trade_id: at("trade_id"),
+            sequence: at("sequence"),
         })
     }
 
@@ -75,16 +89,23 @@ impl Header {
             best_ask: price("best_ask", decimal(self.best_ask).as_ref())?,
             best_bid_size: self.bid_qty.map_or(Ok(None), |i| size("bid_qty", decimal(i).as_ref()))?,
             best_ask_size: self.ask_qty.map_or(Ok(None), |i| size("ask_qty", decimal(i).as_ref()))?,
-            last_size: None,
-            side: None,
-            trade_id: None,
-            sequence: None,
-            // The recorders of these files subscribed to the Advanced Trade ticker channel.
-            source: Feed::AdvancedTrade,
+            last_size: self.last_size.map_or(Ok(None), |i| size("last_size", decimal(i).as_ref()))?,
+            side: side(self.side.and_then(cell))?,
+            trade_id: self.trade_id.map_or(Ok(None), |i| counter("trade_id", cell(i)))?,
+            sequence: self.sequence.map_or(Ok(None), |i| counter("sequence", cell(i)))?,
+            source: if self.trade_id.is_some() { Feed::Exchange } else { Feed::AdvancedTrade },
         };
         check_book(&tick)?;
         Ok(tick)
     }
+}
+
+/// An optional non-negative integer column (`trade_id`, `sequence`); empty is absent.
+fn counter(field: &'static str, cell: Option<&str>) -> Result<Option<u64>, FrameError> {
+    cell.map(|text| {
+        text.parse::<u64>().map_err(|_| FrameError::InvalidNumber { field, value: text.chars().take(64).collect() })
+    })
+    .transpose()
 }
 
 #[cfg(test)]
@@ -105,6 +126,37 @@ mod tests {
         assert_eq!(tick.best_bid_size, Some(3.711e-05));
         let no_sizes = header.tick(b"2026-04-06T15:02:34.590029Z,BTC-USD,69705.9,69705.9,69705.91,,,7640.3").unwrap();
         assert_eq!((no_sizes.best_bid_size, no_sizes.best_ask_size), (None, None));
+    }
+
+    #[test]
+    fn trade_columns_become_the_ticks_trade() {
+        let header = Header::parse(
+            b"ts,product_id,price,best_bid,best_ask,bid_qty,ask_qty,volume_24h,last_size,side,trade_id,sequence",
+        )
+        .unwrap();
+        let tick = header
+            .tick(b"2025-11-25T00:00:04.172063Z,BTC-USD,88241.78,88241.77,88241.78,0.14347223,0.08737142,14865.26,0.00017939,buy,910837755,116714327775")
+            .unwrap();
+        assert_eq!(tick.last_size, Some(0.00017939));
+        assert_eq!(tick.side, Some(crate::domain::Side::Buy));
+        assert_eq!((tick.trade_id, tick.sequence), (Some(910837755), Some(116714327775)));
+        assert_eq!(tick.source, Feed::Exchange);
+        let sell = header.tick(b"2025-11-25T00:00:05Z,BTC-USD,5,4,6,1,1,1,0.5,sell,7,8").unwrap();
+        assert_eq!(sell.side, Some(crate::domain::Side::Sell));
+        let untraded = header.tick(b"2025-11-25T00:00:05Z,BTC-USD,5,4,6,1,1,1,,,,").unwrap();
+        assert_eq!((untraded.last_size, untraded.side, untraded.trade_id, untraded.sequence), (None, None, None, None));
+        let cases: [(&[u8], &str); 4] = [
+            (b"2025-11-25T00:00:05Z,BTC-USD,5,4,6,1,1,1,-0.5,buy,7,8", "negative_size"),
+            (b"2025-11-25T00:00:05Z,BTC-USD,5,4,6,1,1,1,0.5,hold,7,8", "invalid_field"),
+            (b"2025-11-25T00:00:05Z,BTC-USD,5,4,6,1,1,1,0.5,buy,-7,8", "invalid_number"),
+            (b"2025-11-25T00:00:05Z,BTC-USD,5,4,6,1,1,1,0.5,buy,7,x", "invalid_number"),
+        ];
+        for (row, kind) in cases {
+            let err = header.tick(row).unwrap_err();
+            assert_eq!(err.kind(), kind, "{}: {err}", String::from_utf8_lossy(row));
+        }
+        let old = Header::parse(HEADER).unwrap().tick(b"2025-11-30T23:56:11Z,BTC-USD,5,4,6,1,1,1").unwrap();
+        assert_eq!((old.trade_id, old.source), (None, Feed::AdvancedTrade));
     }
 
     #[test]

@@ -135,21 +135,10 @@ mod tests {
     use super::*;
     use crate::config::ModelConfig;
     use crate::model::Model;
-    use crate::model::baseline::{BaselineParams, ZScoreBaseline};
+    use crate::model::baseline::persistence_for_tests;
 
     fn model(version: &str) -> Arc<dyn Model> {
-        Arc::new(
-            ZScoreBaseline::new(BaselineParams {
-                name: "zscore".into(),
-                version: version.into(),
-                feature: "volatility".into(),
-                mean: 0.0,
-                std: 1.0,
-                k: 2.0,
-                score: None,
-            })
-            .unwrap(),
-        )
+        Arc::new(persistence_for_tests(version))
     }
 
     /// A predictor's endpoint with both variants loaded (`ml` answers, version "ml-1").
