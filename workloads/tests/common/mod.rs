@@ -6,12 +6,14 @@
 //! - [`process`]: running the `spikewatch` binary with a config file.
 //! - [`sse`]: reading Server-Sent Events (`/predictions/stream`).
 //! - [`market`]: predictions of a reproducible market and their online quality.
+//! - [`naive`]: every feature recomputed from its definition, for the engine's tests.
 //!
 //! Each test binary uses a different subset of these helpers, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod artifact;
 pub mod market;
+pub mod naive;
 pub mod process;
 pub mod sse;
 
