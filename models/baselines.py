@@ -1,59 +1,66 @@
-"""The baselines every model is reported next to, on the same rows:
+"""The baselines every model is reported next to, on the same seconds (docs/features.md, "Label"):
 
-- **persistence**: the current 60 s volatility as the score (the next minute is like the last);
-- **z-score**: the seed's rule, `z = (volatility − μ) / σ` with μ, σ of the training rows,
-  `p = logistic(z − k)`; within a day it ranks exactly like persistence;
-- **HAR**: a logistic regression on the logarithms of the realized volatility at 10 s, 1 min,
-  5 min and 30 min (the heterogeneous autoregressive model of realized volatility, Corsi 2009,
-  as a classifier).
+- **persistence**: the past minute's realized variance, `RV(s − 60, s]` (the next minute is like
+  the last);
+- **HAR-RV** (Corsi 2009): a linear regression of the coming minute's log realized variance on
+  the logs of the past 60, 300 and 900 s mean squared one-second returns, fitted on the training
+  days.
+
+Both are log-linear forecasts of one form, `intercept + Σ coefficient × ln(max(x, FLOOR))`, which
+is also the form of the served `baseline` variant (`baseline.json`, computed in Rust from the
+features `rv_60s`, `rv_300s`, `rv_900s`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
-from .evaluate import logistic
-
-HAR_FEATURES = ["volatility_10s", "volatility", "volatility_300s", "volatility_1800s"]
-
-
-def persistence(rows: pd.DataFrame) -> np.ndarray:
-    return rows["volatility"].to_numpy(dtype=np.float64)
-
-
-class ZScore:
-    def __init__(self, train_rows: pd.DataFrame):
-        vol = persistence(train_rows)
-        self.mean, self.std = float(vol.mean()), float(vol.std())
-        if not self.std > 0:
-            raise ValueError("volatility is constant over the training rows: the z-score rule is undefined")
-
-    def z(self, rows: pd.DataFrame) -> np.ndarray:
-        return (persistence(rows) - self.mean) / self.std
-
-    def probability(self, rows: pd.DataFrame, k: float) -> np.ndarray:
-        return logistic(self.z(rows) - k)
+# Variance per second below which a window counts as flat (one tick of BTC-USD moves the mid by
+# ~5e-8, i.e. 3e-15 squared: quieter than any minute of the recordings but a dead one).
+FLOOR = 1e-12
+HORIZON_S = 60
+# The baselines as the evaluation computes them: on the grid at the second itself.
+PAST_COLUMNS = ["rv_past_60s", "rv_past_300s", "rv_past_900s"]
+# The same windows as features (what the served baseline sees: the last vector at or before).
+FEATURE_COLUMNS = ["rv_60s", "rv_300s", "rv_900s"]
 
 
-class Har:
-    def __init__(self, train_rows: pd.DataFrame, y: np.ndarray):
-        # Volatility is exactly 0 in a flat window. Its logarithm is floored at each feature's
-        # smallest positive training value: far below, a handful of flat windows would pull the
-        # whole regression.
-        x = train_rows[HAR_FEATURES].to_numpy(dtype=np.float64)
-        self.floor = np.array([x[:, j][x[:, j] > 0].min() if (x[:, j] > 0).any() else 1e-12 for j in range(x.shape[1])])
-        self.model = LogisticRegression(max_iter=1000).fit(self.matrix(train_rows), y)
+def log_floor(x) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(x, dtype=np.float64), FLOOR))
 
-    def matrix(self, rows: pd.DataFrame) -> np.ndarray:
-        return np.log(np.maximum(rows[HAR_FEATURES].to_numpy(dtype=np.float64), self.floor))
 
-    def probability(self, rows: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(self.matrix(rows))[:, 1]
+def target(rows: pd.DataFrame) -> np.ndarray:
+    """The coming minute's log realized variance per second."""
+    return log_floor(rows["rv_future_60s"].to_numpy(dtype=np.float64) / HORIZON_S)
 
-    def coefficients(self) -> dict:
-        return {
-            "intercept": float(self.model.intercept_[0]),
-            **{f"log_{n}": float(c) for n, c in zip(HAR_FEATURES, self.model.coef_[0], strict=True)},
-        }
+
+@dataclass
+class LogLinear:
+    """`intercept + Σ coefficient × ln(max(column, FLOOR))`."""
+
+    kind: str
+    columns: list[str]
+    intercept: float
+    coefficients: list[float]
+
+    def score(self, rows: pd.DataFrame) -> np.ndarray:
+        x = np.column_stack([log_floor(rows[c]) for c in self.columns])
+        return self.intercept + x @ np.asarray(self.coefficients)
+
+    def on(self, columns: list[str]) -> LogLinear:
+        """The same coefficients on other columns (the grid's past windows ↔ the features)."""
+        return LogLinear(self.kind, list(columns), self.intercept, list(self.coefficients))
+
+
+def persistence(columns: list[str] = PAST_COLUMNS) -> LogLinear:
+    return LogLinear("persistence", [columns[0]], 0.0, [1.0])
+
+
+def fit_har(rows: pd.DataFrame, columns: list[str] = PAST_COLUMNS) -> LogLinear:
+    """Ordinary least squares of the log target on the log windows."""
+    x = np.column_stack([np.ones(len(rows))] + [log_floor(rows[c]) for c in columns])
+    beta, *_ = np.linalg.lstsq(x, target(rows), rcond=None)
+    return LogLinear("har_rv", list(columns), float(beta[0]), [float(b) for b in beta[1:]])

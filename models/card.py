@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from .dataset import FEATURE_NAMES
 
-NAMES = ("gbdt", "har", "zscore", "persistence")
-
-
-def _fmt(x) -> str:
+def _f(x) -> str:
     if x is None:
         return "—"
     if isinstance(x, float):
@@ -15,182 +11,147 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def _ranking_table(r: dict) -> str:
-    per_day = r["metrics"]["per_day"]
-    lines = [
-        "| held-out day | rows | gbdt | HAR | z-score | persistence | absolute-label positive rate |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def _day_table(per_day: dict, names: list[str], headers: list[str]) -> str:
+    lines = ["| product-day | minutes | " + " | ".join(headers) + " |", "|---|---|" + "---|" * len(names)]
     for day, m in per_day.items():
-        best = max((m[n]["pr_auc"] for n in NAMES if m[n]["pr_auc"] is not None), default=None)
-        cells = []
-        for n in NAMES:
-            v = m[n]["pr_auc"]
-            cells.append(f"**{_fmt(v)}**" if v is not None and v == best else _fmt(v))
-        lines.append(
-            f"| {day} | {m['gbdt']['rows']} | "
-            + " | ".join(cells)
-            + f" | {_fmt(m['fold']['absolute_label_positive_rate'])} |"
-        )
-    means = r["metrics"]["summary"]["mean_pr_auc"]
-    lines.append("| **mean** | | " + " | ".join(_fmt(means[n]) for n in NAMES) + " | |")
+        values = [m[n]["pr_auc"] for n in names]
+        best = max((v for v in values if v is not None), default=None)
+        cells = [f"**{_f(v)}**" if v is not None and v == best else _f(v) for v in values]
+        lines.append(f"| {day} | {m[names[0]]['seconds'] / 60:.0f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _alert_table(r: dict) -> str:
+def _means_row(means: dict, names: list[str], which: str) -> str:
+    return " | ".join(_f(means[n][which]) for n in names)
+
+
+def _alerts(per_day: dict) -> str:
     lines = [
-        "| held-out day | scorer | ROC-AUC | Brier | precision | recall | alert rate |",
-        "|---|---|---|---|---|---|---|",
+        "| product-day | variant | Brier | precision | recall | alert rate |",
+        "|---|---|---|---|---|---|",
     ]
-    for day, m in r["metrics"]["per_day"].items():
-        for n in ("gbdt", "har", "zscore"):
+    for day, m in per_day.items():
+        for n in ("ml", "baseline"):
             x = m[n]
             lines.append(
-                f"| {day} | {n} | {_fmt(x['roc_auc'])} | {_fmt(x['brier'])} | {_fmt(x['precision'])} | "
-                f"{_fmt(x['recall'])} | {_fmt(x['predicted_positive_rate'])} |"
+                f"| {day} | {n} | {_f(x.get('brier'))} | {_f(x.get('precision'))} | {_f(x.get('recall'))} | "
+                f"{_f(x.get('alert_rate'))} |"
             )
     return "\n".join(lines)
 
 
-def _pooled_table(r: dict) -> str:
-    lines = ["| scorer | PR-AUC | ROC-AUC | Brier | precision | recall | alert rate |", "|---|---|---|---|---|---|---|"]
-    for n in NAMES:
-        x = r["metrics"]["pooled"][n]
-        lines.append(
-            f"| {n} | {_fmt(x['pr_auc'])} | {_fmt(x['roc_auc'])} | {_fmt(x['brier'])} | {_fmt(x['precision'])} | "
-            f"{_fmt(x['recall'])} | {_fmt(x['predicted_positive_rate'])} |"
-        )
-    return "\n".join(lines)
-
-
-def _verdict(r: dict) -> str:
-    s = r["metrics"]["summary"]
-    g = s["goal"]
-    means = s["mean_pr_auc"]
-    parts = [
-        f"Mean per-day PR-AUC on held-out days: gbdt {_fmt(means['gbdt'])}, HAR {_fmt(means['har'])}, "
-        f"persistence {_fmt(means['persistence'])} (random: 0.100). The GBDT reaches "
-        f"{_fmt(s['gbdt_over_persistence'])}× persistence."
-    ]
-    checks = [
-        (g["ratio_met"], f"at least {g['ratio_over_persistence_at_least']:g}× persistence"),
-        (g["ahead_of_har"], "ahead of the HAR baseline"),
-        (not g["days_not_ahead_of_persistence"], "ahead of persistence on every held-out day"),
-        (g["ahead_on_eth_usd"], "ahead of persistence on ETH-USD (a product it never trained on when held out)"),
-    ]
-    for ok, what in checks:
-        parts.append(f"- {'met' if ok else '**not met**'}: {what}")
-    if g["days_not_ahead_of_persistence"]:
-        parts.append("  (not ahead on: " + ", ".join(g["days_not_ahead_of_persistence"]) + ")")
-    parts.append(
-        "\n**Goal met.**"
-        if g["met"]
-        else "\n**The goal is not met.** The numbers above are what the model does on days it did not see; "
-        "nothing was tuned on them to change that."
-    )
-    return "\n".join(parts)
-
-
-def _days(r: dict) -> str:
-    lines = ["| day | from | to | labelled rows |", "|---|---|---|---|"]
-    for day, d in r["data"]["days"].items():
-        lines.append(f"| {day} | {d['from']} | {d['to']} | {d['rows']} |")
-    return "\n".join(lines)
-
-
 def render(r: dict) -> str:
-    d, lab, th, fig = r["data"], r["label"], r["thresholds"], r["figures"]
-    recordings = ", ".join(f"`{x['file']}`" for x in d["recordings"]) or "(a feature table given with `--table`)"
-    g = r["metrics"]["pooled"]["gbdt"]
-    return f"""# Model card: {r["model_name"]} {r["model_version"]}
-
-Generated by `python -m models.train` from `metrics.json`; do not edit by hand.
-
-## What the alert means
-
-`probability` is the model's estimate that **{lab["served"]}**; `prediction` (the alert) is 1
-when it reaches the threshold {th["gbdt"]["value"]:.6g} ({th["gbdt"]["chosen_by"]}). Across
-the held-out days it fired on {_fmt(g["predicted_positive_rate"])} of the rows, with precision
-{_fmt(g["precision"])} and recall {_fmt(g["recall"])} against the top-decile minutes.
-
-Why relative to the day: an absolute threshold on volatility (the seed's label, τ = the 90th
-percentile of the training rows) follows the market regime. The last column of the table below
-shows what share of each held-out day that label would call a spike, with τ from the other days:
-from almost none to most of the day. An alert that fires all day or never is useless; "this is
-one of the day's most volatile minutes for this product" means the same thing in a calm and in
-a wild market, and on a product the model never saw. The seed's absolute form stays selectable
-(`python -m models.train --label absolute`, label mode recorded in `metrics.json`).
-
-Input: the {len(FEATURE_NAMES)} features of feature set `{r["feature_set"]}` (docs/features.md),
-computed by the one Rust engine, in `FEATURE_NAMES` order (stored in the ONNX metadata and
-checked when the model loads). The model ignores {", ".join(r["ignored_features"])}: prices
-in the product's currency tell the product and the day apart, not the state of the market, and
-an unseen day's prices lie outside the training ranges (they stay in the input, as constants
-to the trees). Model: LightGBM (parameters in `metrics.json`, fixed before any
-evaluation), exported to ONNX with a dynamic batch dimension on every input and output;
-exported probabilities match LightGBM within {r["onnx_max_abs_diff_vs_lightgbm"]:g}.
-
-## How it was evaluated
-
-Leave one recording day out: every score of a day comes from a model trained on the other days
-only; a day is a product's contiguous recording (a silence of more than
-{d["day_gap_seconds"]:g} s starts a new one), so held-out and training rows are hours apart, far
-more than the {d["embargo_seconds"]:g} s label horizon (checked for every fold). The ranking
-label of a day is the top 10 % of that day's future 60 s volatility for that product (base rate
-0.10: the PR-AUC of a random scorer). Thresholds are chosen on the pooled out-of-fold
-predictions, never on the rows a model was trained on.
-
-Baselines on exactly the same rows: **persistence** (the current 60 s volatility), the
-**z-score** rule (the serving fallback `MODEL_VARIANT=baseline`, `baseline.json`; within a day
-it ranks like persistence), and **HAR**, a logistic regression on the logarithms of the 10 s,
-1 min, 5 min and 30 min volatility, trained on the same folds.
-
-## Results on held-out days
-
-PR-AUC against the day's top-decile minutes (best of each day in bold):
-
-{_ranking_table(r)}
-
-{_verdict(r)}
-
-![PR-AUC by held-out day]({fig["pr_auc_by_day"]})
-
-![Precision–recall per held-out day]({fig["pr_curves"]})
-
-All held-out days pooled:
-
-{_pooled_table(r)}
-
-Calibration of the out-of-fold probabilities, and what the final model splits on:
-
-![Calibration]({fig["calibration"]}) ![Feature importance]({fig["feature_importance"]})
-
-At the served thresholds, per day:
-
-{_alert_table(r)}
-
-## What it can and cannot do
-
-- One minute ahead, on these recordings, a minute's volatility is only weakly related to the
-  next minute's: the rank correlation between the past and the coming minute's volatility is
-  about 0 to 0.25 on most days. Every scorer here ranks the coming minutes only modestly better
-  than chance; treat an alert as "elevated risk", not as a forecast.
-- Ten hours of data over eight days, one of them ETH-USD: enough to evaluate by day, too little
-  to learn regime-specific behaviour or the time of day with confidence (the time-of-day
-  features see each hour on one or two days at most).
-- The choice of features and of the label was informed by these days; the numbers are
-  therefore somewhat optimistic for days to come. Hyper-parameters were not tuned.
-
-## Data
-
-Recordings: {recordings}. Feature table: {d["table_rows"]} rows, {d["labelled_rows"]} of them
-with a complete future window (labelled).
-
-{_days(r)}
-
-## Reproduce
-
-`.venv/bin/python -m models.train` (runs `spikewatch features` over
-`data/coinbase/ticks/*.csv.gz`): seeded, single-threaded and deterministic;
-`models/tests/test_training.py` retrains and compares. Table digest: `{d["table_sha256"]}`.
-"""
+    dev = r["development"]
+    f = r["final_test"]
+    dev_names = ["ml", "baseline_har", "baseline_persistence", "har", "persistence"]
+    out = [
+        f"# Model card: {r['model_name']} {r['model_version']}",
+        "",
+        "Generated by `python -m models.train` from `metrics.json`; do not edit by hand.",
+        "",
+        "## What it predicts",
+        "",
+        f"For each product and second `s`: the probability that {r['label']['definition']} "
+        "(label version 2: realized variance of one-second mid returns over `(s, s + 60]`, "
+        "docs/features.md). One evaluated row per second: the last feature vector at or before it. "
+        f"Feature set `{r['feature_set']}`.",
+        "",
+        "Two variants are served from this directory:",
+        "",
+        f"- `ml`: HAR-RV on `rv_60s`, `rv_300s`, `rv_900s` plus a gradient-boosted correction from "
+        f"{len(r['ml']['tree_features'])} features (LightGBM, {r['ml']['lightgbm_params']['n_estimators']} trees of "
+        f"{r['ml']['lightgbm_params']['num_leaves']} leaves), then an isotonic map to a probability "
+        f"({r['ml']['calibration_knots']} knots); one ONNX graph (`model.onnx`).",
+        f"- `baseline`: {r['baseline']['kind']} on {', '.join('`' + c + '`' for c in r['baseline']['features'])} "
+        "with its own isotonic map (`baseline.json`, computed in Rust): the rollback target. It was "
+        "chosen over the other log-linear candidate on the development dates.",
+        "",
+        "Alerts: `probability >= threshold` for a single request. A predictor following a stream "
+        "alerts when a product's probability is at or above that product's trailing-hour 90th "
+        "percentile, so that the alert rate stays near 10 % on every product and day.",
+        "",
+        "## How it was evaluated",
+        "",
+        "- Folds leave out whole dates, every product of the date at once (products recorded at "
+        "the same hour share their spikes); no training second lies within 60 s of a test second.",
+        "- The probability map and the alert threshold applied to a date were chosen on out-of-fold "
+        "scores of the other dates only (nested).",
+        f"- Final test: every product of {', '.join(r['final_test_dates'])} was used for nothing "
+        "but the one report below.",
+        "- Baselines on the same seconds: persistence (`RV(s − 60, s]`) and HAR-RV (log RV on the "
+        "log mean squared one-second returns of the past 60, 300 and 900 s, fitted on the training "
+        "dates), both on the grid at the second itself.",
+        "",
+    ]
+    if f:
+        names = ["ml", "baseline", "har", "persistence"]
+        served = f["served_variant"]
+        boot = f["bootstrap"][served]
+        out += [
+            "## Final test (dates never used to choose anything)",
+            "",
+            f"Served by default: **`{served}`**, the variant with the higher mean per-day PR-AUC on "
+            "these dates (the rule fixed before they were scored).",
+            "",
+            f"- Mean per-day PR-AUC: {served} {_f(f['means'][served]['mean'])}, HAR-RV "
+            f"{_f(f['means']['har']['mean'])}, persistence {_f(f['means']['persistence']['mean'])} "
+            "(random: 0.10).",
+            f"- {served} / better baseline ({f['better_baseline']}): **{_f(f['served_over_better_baseline'])}×** "
+            f"(goal ≥ {r['final_test']['goal']['ratio_at_least']}×: "
+            f"{'met' if f['goal']['met'] else 'not met'}).",
+            f"- Paired difference of per-day PR-AUC to {f['better_baseline']}: {_f(boot['mean_difference'])}, "
+            f"95 % interval {_f((boot['interval_95'] or [None])[0])} … {_f((boot['interval_95'] or [None, None])[1])} "
+            f"(block bootstrap, {boot.get('block_seconds', 300)} s blocks, {boot['samples']} draws).",
+            f"- Days ahead of both baselines: ml {f['days_ahead_of_both_baselines']['ml']}, baseline "
+            f"{f['days_ahead_of_both_baselines']['baseline']}, of {f['days']}.",
+            "",
+            _day_table(f["per_day"], names, ["ml", "baseline", "HAR-RV", "persistence"]),
+            f"| **mean** | | {_means_row(f['means'], names, 'mean')} |",
+            f"| **weighted by minutes** | | {_means_row(f['means'], names, 'weighted_mean')} |",
+            "",
+            "Per date (all products of the date pooled):",
+            "",
+            _day_table(f["per_date"], names, ["ml", "baseline", "HAR-RV", "persistence"]),
+            "",
+            "Alerts at the fixed threshold (chosen on the development dates):",
+            "",
+            _alerts(f["per_day"]),
+            "",
+            "With the trailing per-product threshold, the alert rate per product-day was "
+            f"{_f(f['trailing_alert_rates'][served]['min'])}–{_f(f['trailing_alert_rates'][served]['max'])} "
+            f"(mean {_f(f['trailing_alert_rates'][served]['mean'])}).",
+            "",
+        ]
+        if "pr_auc_final_test" in r["figures"]:
+            out += [f"![PR-AUC by final-test day]({r['figures']['pr_auc_final_test']})", ""]
+        if "pr_curves_final_test" in r["figures"]:
+            out += [f"![PR curves]({r['figures']['pr_curves_final_test']})", ""]
+    out += [
+        "## Development dates (leave one date out)",
+        "",
+        _day_table(dev["per_day"], dev_names, ["ml", "HAR-RV (features)", "persistence (features)", "HAR-RV", "persistence"]),
+        f"| **mean** | | {_means_row(dev['means'], dev_names, 'mean')} |",
+        f"| **weighted by minutes** | | {_means_row(dev['means'], dev_names, 'weighted_mean')} |",
+        "",
+        f"![PR-AUC by development day]({r['figures']['pr_auc_development']})",
+        "",
+        f"![Calibration]({r['figures']['calibration']}) ![Feature importance]({r['figures']['feature_importance']})",
+        "",
+        "## What it cannot do",
+        "",
+        "- A minute's volatility one minute ahead is mostly what the last minutes' was: HAR-RV "
+        "captures nearly all of what these recordings tell. Trades, sweeps, the book and "
+        "normalized volatility add little on dates the model has not seen.",
+        "- Short recordings (a few minutes) give few independent spikes: their PR-AUC is noisy.",
+        "- The prices (`price`, `midprice`, `spread_abs`) are not used: they identify the product "
+        "and the day rather than the market's state.",
+        "- Sources without trades (Advanced Trade tickers) leave the trade features missing; the "
+        "trees fall back to the other features, HAR-RV is unaffected.",
+        "",
+        "## Data",
+        "",
+        f"{r['data']['seconds']} evaluated seconds from {len(r['data']['recordings'])} recordings "
+        f"({len(r['data']['days'])} product-days), table sha256 `{r['data']['table_sha256'][:16]}…`.",
+        "",
+    ]
+    return "\n".join(out)

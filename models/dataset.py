@@ -1,161 +1,119 @@
-"""The training table, the days, the labels (docs/architecture.md would say "Label").
+"""The training table, the product-days, the label (docs/features.md, "Label").
 
-The table comes from `spikewatch features` (the one feature implementation, in Rust); this
-module never computes a feature. It only groups the labelled rows into recording days and
-derives the labels from `future_volatility_60s`:
+The table comes from `spikewatch features` (the one feature implementation, in Rust): one row per
+evaluated second of each recording, the last feature vector at or before that second, with the
+label's realized variance of the coming minute (`rv_future_60s`) and the baselines' past windows
+(`rv_past_*`) computed on the one-second grid. This module computes no feature and no label
+quantity; it only names the product-days and marks each one's top decile:
 
-- **ranking label** (what is served, and what every model is judged on): y = 1 iff the
-  coming minute's realized volatility is in the top 10 % of that day's, for that product;
-- **absolute label** (the seed's, selectable): y = 1 iff it is at or above τ, a percentile of
-  the training rows' future volatility.
+    y(s) = 1 iff rv_future_60s(s) is in the top 10 % of its product-day's evaluated seconds.
+
+The feature set (names, which may be missing) is read from `models/feature_set.json`, which
+`spikewatch features --describe json` writes and a Rust test checks.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-FEATURE_NAMES = [
-    "price",
-    "midprice",
-    "return_1s",
-    "return_5s",
-    "return_30s",
-    "return_60s",
-    "volatility",
-    "volatility_10s",
-    "trade_intensity",
-    "spread_abs",
-    "spread_rel",
-    "order_book_imbalance",
-    "tick_count",
-    "time_since_prev_tick",
-    "volatility_300s",
-    "volatility_1800s",
-    "volatility_ratio_60s_300s",
-    "volatility_ratio_300s_1800s",
-    "tick_rate_ratio_10s_300s",
-    "spread_rel_ratio_300s",
-    "time_of_day_sin",
-    "time_of_day_cos",
-]
-FEATURE_SET = "v2"
-TABLE_COLUMNS = [
-    "product_id",
-    "event_time",
-    "segment",
-    *FEATURE_NAMES,
-    "future_volatility_60s",
-    "future_window_complete",
-    "future_tick_count",
-]
-HORIZON_S = 60.0
+ROOT = Path(__file__).resolve().parent.parent
+FEATURE_SET_FILE = ROOT / "models" / "feature_set.json"
+_FEATURE_SET = json.loads(FEATURE_SET_FILE.read_text())
+FEATURE_SET: str = _FEATURE_SET["feature_set"]
+FEATURES: list[dict] = _FEATURE_SET["features"]
+FEATURE_NAMES: list[str] = [f["name"] for f in FEATURES]
+# Features a source may not have (trades, book sizes): missing (NaN), never imputed.
+MAY_BE_MISSING: list[str] = [f["name"] for f in FEATURES if f["impute"] == "missing"]
+
+LABEL_COLUMNS = ["rv_future_60s", "rv_past_60s", "rv_past_300s", "rv_past_900s"]
+TABLE_COLUMNS = ["product_id", "second", "event_time", "segment", *FEATURE_NAMES, *LABEL_COLUMNS]
+HORIZON_S = 60
 NS = 1_000_000_000
-# A silence longer than this between two rows of a product starts a new recording day.
-DAY_GAP_S = 3600.0
-# The ranking label: the top (1 - RANK_QUANTILE) of each day's future volatility.
-RANK_QUANTILE = 0.9
+# The label: the top (1 - SPIKE_QUANTILE) of each product-day's coming-minute realized variance.
+SPIKE_QUANTILE = 0.9
+
+# `btc-usd-2025-11-30b.csv.gz` → ("BTC-USD", "2025-11-30", "b")
+_NAME = re.compile(r"^(?P<product>[a-z0-9]+-[a-z0-9]+)-(?P<date>\d{4}-\d{2}-\d{2})(?P<part>[a-z]?)\.")
 
 
-def build_table(recordings: list[Path], output: Path, spikewatch: list[str]) -> Path:
-    """Runs `spikewatch features` over the recordings into `output` (Parquet)."""
-    cmd = [*spikewatch, "features"]
+def recording_day(path: Path) -> tuple[str, str]:
+    """(product-day name, date) of a recording file named `<product>-<yyyy-mm-dd>[x].csv[.gz]`."""
+    m = _NAME.match(path.name)
+    if not m:
+        raise ValueError(f"{path.name}: expected <product>-<yyyy-mm-dd>[letter].csv[.gz]")
+    product = m["product"].upper()
+    return f"{product} {m['date']}{m['part']}", m["date"]
+
+
+def build_tables(recordings: list[Path], out_dir: Path, spikewatch: list[str]) -> list[Path]:
+    """Runs `spikewatch features` over each recording on its own (a product-day's windows start
+    with its recording, as they would for a recording the model has never seen)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = []
     for path in recordings:
-        cmd += ["--input", str(path)]
-    cmd += ["--output", str(output)]
-    subprocess.run(cmd, check=True)
-    return output
+        output = out_dir / (path.name.split(".")[0] + ".parquet")
+        subprocess.run([*spikewatch, "features", "--input", str(path), "--output", str(output)], check=True)
+        tables.append(output)
+    return tables
 
 
-def load_table(path: Path) -> pd.DataFrame:
-    if path.suffix == ".csv":
-        df = pd.read_csv(path)
-    else:
-        df = pd.read_parquet(path)
-    try:
-        return load_table_frame(df)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+def load_tables(tables: list[Path], recordings: list[Path]) -> pd.DataFrame:
+    """The per-recording tables, each tagged with its product-day and date."""
+    frames = []
+    for table, recording in zip(tables, recordings, strict=True):
+        df = load_table_frame(pd.read_parquet(table) if table.suffix == ".parquet" else pd.read_csv(table))
+        day, date = recording_day(recording)
+        frames.append(df.assign(day=day, date=date))
+    return pd.concat(frames, ignore_index=True)
 
 
 def load_table_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The table's columns, typed and sorted by product and time."""
+    """The table's columns, typed; refuses a table of another feature set."""
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"missing columns {missing} (expected {TABLE_COLUMNS})")
+        raise ValueError(f"missing columns {missing}: not a training table of feature set {FEATURE_SET}")
     df = df[TABLE_COLUMNS].copy()
-    df["event_time"] = df["event_time"].astype("int64")
-    df["future_window_complete"] = df["future_window_complete"].astype(bool)
-    return df.sort_values(["product_id", "event_time"], kind="stable").reset_index(drop=True)
+    for column in ("second", "event_time", "segment"):
+        df[column] = df[column].astype("int64")
+    for column in FEATURE_NAMES + LABEL_COLUMNS:
+        df[column] = df[column].astype("float64")
+    unexpected = [c for c in FEATURE_NAMES if c not in MAY_BE_MISSING and df[c].isna().any()]
+    if unexpected:
+        raise ValueError(f"features that cannot be missing are missing: {unexpected}")
+    return df.sort_values(["product_id", "second"], kind="stable").reset_index(drop=True)
 
 
-def labelled_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Only rows whose future window (t, t+60 s] is complete can be labelled."""
-    rows = df[df["future_window_complete"] & df["future_volatility_60s"].notna()]
-    rows = rows[np.isfinite(rows[FEATURE_NAMES]).all(axis=1)]
-    return rows.reset_index(drop=True)
-
-
-def assign_days(rows: pd.DataFrame, gap_s: float = DAY_GAP_S) -> pd.Series:
-    """A day name per row: `<product> <UTC start of the day's recording, minute precision>`.
-
-    A recording day is a product's run of rows without a silence longer than `gap_s`; rows must
-    be sorted by product and time (as `load_table` returns them). Days of one product are hours
-    apart, so no label window (60 s) of one day reaches into another: the embargo between a
-    held-out day and the training days is at least `gap_s`.
-    """
-    t = rows["event_time"].to_numpy(dtype=np.int64)
-    product = rows["product_id"].to_numpy()
-    new_day = np.ones(len(rows), dtype=bool)
-    if len(rows) > 1:
-        new_day[1:] = (product[1:] != product[:-1]) | (np.diff(t) > gap_s * NS)
-    day_index = np.cumsum(new_day) - 1
-    starts = t[new_day]
-    names = [
-        f"{p} {pd.Timestamp(s, unit='ns', tz='UTC').strftime('%Y-%m-%d %H:%M')}"
-        for p, s in zip(product[new_day], starts, strict=True)
-    ]
-    return pd.Series(np.array(names, dtype=object)[day_index], index=rows.index, name="day")
-
-
-def rank_label(rows: pd.DataFrame, days: pd.Series, quantile: float = RANK_QUANTILE) -> np.ndarray:
-    """y = 1 iff the row's future volatility is at or above its day's `quantile`."""
-    future = rows["future_volatility_60s"].astype(np.float64)
-    cut = future.groupby(days).transform(lambda s: s.quantile(quantile))
+def spike_label(rows: pd.DataFrame, quantile: float = SPIKE_QUANTILE) -> np.ndarray:
+    """y = 1 iff the coming minute's realized variance is at or above its product-day's
+    `quantile` (so about a tenth of each product-day's seconds are positive)."""
+    future = rows["rv_future_60s"].astype(np.float64)
+    cut = future.groupby(rows["day"]).transform(lambda s: s.quantile(quantile))
     return (future >= cut).to_numpy().astype(np.int64)
 
 
-def absolute_label(rows: pd.DataFrame, tau: float) -> np.ndarray:
-    """y(t) = 1 iff the realized volatility over (t, t+60 s] is at or above τ."""
-    return (rows["future_volatility_60s"].to_numpy(dtype=np.float64) >= tau).astype(np.int64)
+def nearest_seconds_apart(train: pd.DataFrame, test: pd.DataFrame) -> float:
+    """Smallest distance (s) between a training second and a test second, over every product
+    (products recorded at the same time share their spikes, so the embargo is across products)."""
+    a = np.sort(train["second"].to_numpy(dtype=np.int64))
+    b = test["second"].to_numpy(dtype=np.int64)
+    if len(a) == 0 or len(b) == 0:
+        return float("inf")
+    pos = np.searchsorted(a, b)
+    before = np.where(pos > 0, b - a[np.clip(pos - 1, 0, None)], np.iinfo(np.int64).max)
+    after = np.where(pos < len(a), a[np.clip(pos, None, len(a) - 1)] - b, np.iinfo(np.int64).max)
+    return float(min(before.min(), after.min()))
 
 
-def spike_threshold(train_rows: pd.DataFrame, percentile: float = 90.0) -> float:
-    """τ: a percentile of the future realized volatility over the TRAINING rows only."""
-    return float(np.percentile(train_rows["future_volatility_60s"].to_numpy(dtype=np.float64), percentile))
-
-
-def check_embargo(train_rows: pd.DataFrame, test_rows: pd.DataFrame, embargo_s: float = HORIZON_S) -> float:
-    """Smallest distance (s) between a training row and a test row of the same product.
-
-    Raises when it is below `embargo_s`: a training label window (t, t + 60 s] would then see
-    the test rows' prices.
-    """
-    smallest = np.inf
-    for product, test in test_rows.groupby("product_id"):
-        train_t = np.sort(train_rows.loc[train_rows["product_id"] == product, "event_time"].to_numpy(dtype=np.int64))
-        if len(train_t) == 0:
-            continue
-        test_t = test["event_time"].to_numpy(dtype=np.int64)
-        pos = np.searchsorted(train_t, test_t)
-        before = np.where(pos > 0, test_t - train_t[np.clip(pos - 1, 0, None)], np.iinfo(np.int64).max)
-        after = np.where(
-            pos < len(train_t), train_t[np.clip(pos, None, len(train_t) - 1)] - test_t, np.iinfo(np.int64).max
-        )
-        smallest = min(smallest, float(min(before.min(), after.min())) / NS)
-    if smallest < embargo_s:
-        raise AssertionError(f"a training row is {smallest:.3f} s from a test row: less than the {embargo_s} s embargo")
-    return smallest
+def check_embargo(train: pd.DataFrame, test: pd.DataFrame, embargo_s: int = HORIZON_S) -> float:
+    """Raises when a training second is closer than the label's horizon to a test second: its
+    label window would overlap the test's."""
+    gap = nearest_seconds_apart(train, test)
+    if gap < embargo_s:
+        raise AssertionError(f"a training second is {gap:.0f} s from a test second: within the {embargo_s} s embargo")
+    return gap

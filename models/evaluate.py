@@ -1,88 +1,125 @@
-"""Metrics for one scorer on one split, with honest nulls when a metric is undefined."""
+"""Metrics per product-day and per date, their means, and a block bootstrap of the paired
+difference between two scorers. Nulls, with a reason, where a metric is undefined."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+# Seconds per bootstrap block: neighbouring seconds share most of their label window.
+BLOCK_S = 300
+BOOTSTRAP_SAMPLES = 1000
+SEED = 42
 
-def _round(x: float) -> float:
+
+def _round(x) -> float | None:
     # Metrics are written rounded so that metrics.json is stable across platforms' last bits.
-    return float(round(float(x), 6))
+    return None if x is None else float(round(float(x), 6))
 
 
-def evaluate(y: np.ndarray, score: np.ndarray, threshold: float, probability: bool) -> dict:
-    """PR-AUC, ROC-AUC, Brier, precision/recall at `threshold`, positive rates."""
+def pr_auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    return None if len(np.unique(y)) < 2 else float(average_precision_score(y, score))
+
+
+def metrics(y: np.ndarray, score: np.ndarray, probability: np.ndarray | None, threshold: float | None) -> dict:
+    """PR-AUC, ROC-AUC; for a calibrated scorer also Brier and precision/recall at its threshold."""
     n = len(y)
-    out: dict = {"rows": n, "positives": int(y.sum()), "positive_rate": _round(y.mean()) if n else None}
     single = len(np.unique(y)) < 2
-    why_single = f"only one class in this split ({'all positive' if n and y.all() else 'no positives'})"
-    out["pr_auc"] = None if single else _round(average_precision_score(y, score))
+    out: dict = {"seconds": n, "positives": int(y.sum())}
+    out["pr_auc"] = _round(pr_auc(y, score))
     out["roc_auc"] = None if single else _round(roc_auc_score(y, score))
-    if probability:
-        out["brier"] = _round(brier_score_loss(y, score, pos_label=1)) if n else None
-    else:
-        out["brier"] = None
-    decision = (score >= threshold).astype(np.int64)
-    tp = int(((decision == 1) & (y == 1)).sum())
-    fp = int(((decision == 1) & (y == 0)).sum())
-    fn = int(((decision == 0) & (y == 1)).sum())
-    out["predicted_positive_rate"] = _round(decision.mean()) if n else None
-    out["precision"] = _round(tp / (tp + fp)) if tp + fp else None
-    out["recall"] = _round(tp / (tp + fn)) if tp + fn else None
-    notes = []
+    if probability is not None and threshold is not None:
+        out["brier"] = _round(brier_score_loss(y, probability, pos_label=1)) if n else None
+        alert = probability >= threshold
+        tp, fp = int((alert & (y == 1)).sum()), int((alert & (y == 0)).sum())
+        fn = int((~alert & (y == 1)).sum())
+        out["alert_rate"] = _round(alert.mean()) if n else None
+        out["precision"] = _round(tp / (tp + fp)) if tp + fp else None
+        out["recall"] = _round(tp / (tp + fn)) if tp + fn else None
     if single:
-        notes.append(f"pr_auc/roc_auc null: {why_single}")
-    if not probability:
-        notes.append("brier null: the score is not a probability")
-    if tp + fp == 0:
-        notes.append("precision null: nothing was predicted positive")
-    if tp + fn == 0:
-        notes.append("recall null: no positives in this split")
-    if notes:
-        out["notes"] = notes
+        out["note"] = "pr_auc/roc_auc null: one class only in this split"
     return out
 
 
-def logistic(x: np.ndarray) -> np.ndarray:
-    return np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
+def per_group(
+    rows: pd.DataFrame, y: np.ndarray, scores: dict, by: str = "day", probabilities=None, thresholds=None
+) -> dict:
+    """`{group: {scorer: metrics}}` for each value of `rows[by]`."""
+    probabilities = probabilities or {}
+    thresholds = thresholds or {}
+    out = {}
+    for group, idx in sorted(rows.groupby(by).indices.items()):
+        out[group] = {
+            name: metrics(
+                y[idx],
+                s[idx],
+                probabilities[name][idx] if name in probabilities else None,
+                thresholds.get(name),
+            )
+            for name, s in scores.items()
+        }
+    return out
 
 
-def is_finite_number(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+def means(per_day: dict, names: list[str]) -> dict:
+    """Mean PR-AUC per scorer over the days where it is defined: plain, and weighted by the
+    evaluated minutes of each day."""
+    out = {}
+    for name in names:
+        values = [(m[name]["pr_auc"], m[name]["seconds"]) for m in per_day.values() if m[name]["pr_auc"] is not None]
+        if not values:
+            out[name] = {"mean": None, "weighted_mean": None}
+            continue
+        ap = np.array([v for v, _ in values])
+        w = np.array([s for _, s in values], dtype=np.float64)
+        out[name] = {"mean": _round(ap.mean()), "weighted_mean": _round((ap * w).sum() / w.sum())}
+    return out
 
 
-SCORERS = ("gbdt", "har", "zscore", "persistence")
-# The goal the ranking is held to (mean per-day PR-AUC on held-out days).
-GOAL_RATIO_OVER_PERSISTENCE = 2.5
+def wins(per_day: dict, name: str, others: list[str]) -> int:
+    """Days on which `name` has a higher PR-AUC than every one of `others`."""
+    return sum(
+        1
+        for m in per_day.values()
+        if m[name]["pr_auc"] is not None and all(m[name]["pr_auc"] > (m[o]["pr_auc"] or 0.0) for o in others)
+    )
 
 
-def summarize(per_day: dict, days: list[str]) -> dict:
-    """Mean per-day PR-AUC of each scorer, and the goal: ≥ 2.5× persistence, ahead of HAR, ahead
-    of persistence on every day and on every ETH-USD day."""
+def block_bootstrap(rows: pd.DataFrame, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict:
+    """Mean over days of PR-AUC(a) − PR-AUC(b), and its 95 % interval: each day's 5-minute
+    blocks are drawn with replacement, the same draw for both scorers (paired)."""
+    rng = np.random.default_rng(SEED)
+    days = []
+    for _, idx in sorted(rows.groupby("day").indices.items()):
+        if len(np.unique(y[idx])) < 2:
+            continue
+        blocks = rows["second"].to_numpy()[idx] // BLOCK_S
+        members = [idx[blocks == k] for k in np.unique(blocks)]
+        days.append(members)
+    if not days:
+        return {"mean_difference": None, "interval_95": None, "samples": 0}
 
-    def mean(name: str):
-        values = [per_day[d][name]["pr_auc"] for d in days if per_day[d][name]["pr_auc"] is not None]
-        return _round(float(np.mean(values))) if values else None
+    def difference(day_members) -> float | None:
+        diffs = []
+        for members in day_members:
+            idx = np.concatenate(members)
+            pa, pb = pr_auc(y[idx], a[idx]), pr_auc(y[idx], b[idx])
+            if pa is not None and pb is not None:
+                diffs.append(pa - pb)
+        return float(np.mean(diffs)) if diffs else None
 
-    means = {name: mean(name) for name in SCORERS}
-    ratio = _round(means["gbdt"] / means["persistence"]) if means["gbdt"] and means["persistence"] else None
-    behind = [
-        d
-        for d in days
-        if per_day[d]["gbdt"]["pr_auc"] is not None
-        and per_day[d]["persistence"]["pr_auc"] is not None
-        and per_day[d]["gbdt"]["pr_auc"] <= per_day[d]["persistence"]["pr_auc"]
-    ]
-    eth = [d for d in days if d.startswith("ETH-USD")]
-    goal = {
-        "ratio_over_persistence_at_least": GOAL_RATIO_OVER_PERSISTENCE,
-        "ratio_met": ratio is not None and ratio >= GOAL_RATIO_OVER_PERSISTENCE,
-        "ahead_of_har": bool(means["gbdt"] is not None and means["har"] is not None and means["gbdt"] > means["har"]),
-        "days_not_ahead_of_persistence": behind,
-        "ahead_on_eth_usd": bool(eth) and not any(d in behind for d in eth),
+    observed = difference(days)
+    samples = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        drawn = [[members[k] for k in rng.integers(0, len(members), len(members))] for members in days]
+        d = difference(drawn)
+        if d is not None:
+            samples.append(d)
+    lo, hi = np.quantile(samples, [0.025, 0.975])
+    return {
+        "mean_difference": _round(observed),
+        "interval_95": [_round(lo), _round(hi)],
+        "samples": len(samples),
+        "block_seconds": BLOCK_S,
     }
-    goal["met"] = bool(goal["ratio_met"] and goal["ahead_of_har"] and not behind and goal["ahead_on_eth_usd"])
-    return {"mean_pr_auc": means, "gbdt_over_persistence": ratio, "random_pr_auc": 0.1, "goal": goal}

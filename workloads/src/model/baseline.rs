@@ -16,14 +16,19 @@ use serde::{Deserialize, Serialize};
 use super::{Model, ModelError, ModelInfo, check_finite};
 use crate::domain::{Feature, Features, ModelVariant};
 
-/// A piecewise-linear, non-decreasing map from a score to a probability: `x` increasing, `y` in
-/// [0, 1] and non-decreasing; constant beyond the ends (scikit-learn's isotonic regression with
-/// `out_of_bounds="clip"`).
+/// A strictly increasing map from a score to a probability:
+/// `(1 − w) × isotonic(score) + w × σ(slope × score + intercept)`. The isotonic part is
+/// piecewise linear between the knots (`x` strictly increasing, `y` non-decreasing in [0, 1]) and
+/// constant beyond the ends (scikit-learn's isotonic regression with `out_of_bounds="clip"`); the
+/// small logistic part keeps plateaus from tying scores the forecast tells apart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
     pub x: Vec<f64>,
     pub y: Vec<f64>,
+    pub slope: f64,
+    pub intercept: f64,
+    pub logistic_weight: f64,
 }
 
 impl Calibration {
@@ -40,20 +45,34 @@ impl Calibration {
         if self.y.windows(2).any(|w| w[0] > w[1]) || self.y.iter().any(|p| !(0.0..=1.0).contains(p)) {
             return Err("calibration y must be non-decreasing probabilities".into());
         }
+        let logistic_ok = self.slope.is_finite()
+            && self.slope > 0.0
+            && self.intercept.is_finite()
+            && (0.0..=1.0).contains(&self.logistic_weight);
+        if !logistic_ok {
+            return Err(format!(
+                "calibration needs slope > 0, a finite intercept and a logistic_weight in [0, 1] (got {}, {}, {})",
+                self.slope, self.intercept, self.logistic_weight
+            ));
+        }
         Ok(())
     }
 
     pub fn probability(&self, score: f64) -> f64 {
         let (x, y) = (&self.x, &self.y);
         let above = x.partition_point(|&k| k <= score);
-        if above == 0 {
-            return y[0];
-        }
-        if above == x.len() {
-            return y[x.len() - 1];
-        }
-        let (x0, x1, y0, y1) = (x[above - 1], x[above], y[above - 1], y[above]);
-        y0 + (score - x0) / (x1 - x0) * (y1 - y0)
+        let isotonic = if above == 0 {
+            y[0]
+        } else if above == x.len() {
+            y[x.len() - 1]
+        } else {
+            let (x0, x1, y0, y1) = (x[above - 1], x[above], y[above - 1], y[above]);
+            y0 + (score - x0) / (x1 - x0) * (y1 - y0)
+        };
+        let z = self.slope * score + self.intercept;
+        // Both branches are the logistic function; each avoids overflow of exp for its sign.
+        let logistic = if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) };
+        (1.0 - self.logistic_weight) * isotonic + self.logistic_weight * logistic
     }
 }
 
@@ -183,7 +202,7 @@ pub(crate) fn persistence_params_for_tests(version: &str) -> BaselineParams {
         intercept: 0.0,
         coefficients: vec![1.0],
         floor: 1e-30,
-        calibration: Calibration { x: vec![-20.0, 0.0], y: vec![0.0, 0.5] },
+        calibration: Calibration { x: vec![-20.0, 0.0], y: vec![0.0, 0.5], slope: 1.0, intercept: 0.0, logistic_weight: 0.0 },
         threshold: 0.5,
         score: None,
     }
@@ -202,8 +221,8 @@ mod tests {
             intercept: -1.0,
             coefficients: vec![0.5, 0.25],
             floor: 1e-12,
-            calibration: Calibration { x: vec![-20.0, -10.0], y: vec![0.0, 0.5] },
-            threshold: 0.3,
+            calibration: Calibration { x: vec![-20.0, -10.0], y: vec![0.0, 0.5], slope: 1.0, intercept: 0.0, logistic_weight: 0.0 },
+            threshold: 0.4,
             score: None,
         }
     }
@@ -229,6 +248,19 @@ mod tests {
     }
 
     #[test]
+    fn the_logistic_part_breaks_the_plateaus() {
+        let mut p = params();
+        p.calibration = Calibration { logistic_weight: 0.01, ..p.calibration };
+        let b = HarBaseline::new(p).unwrap();
+        // Both below the first knot: the isotonic part is 0 for both, the blend still ranks them.
+        let (low, lower) = (b.probability(&row(1e-10, 1e-12)), b.probability(&row(1e-11, 1e-12)));
+        assert!(low > lower && lower > 0.0, "{low} {lower}");
+        let s = b.score(&row(1e-8, 1e-6));
+        let logistic = 1.0 / (1.0 + (-s).exp());
+        assert!((b.probability(&row(1e-8, 1e-6)) - (0.99 * (s + 20.0) / 10.0 * 0.5 + 0.01 * logistic)).abs() < 1e-12);
+    }
+
+    #[test]
     fn missing_inputs_of_other_features_do_not_matter_but_non_finite_ones_do() {
         let b = HarBaseline::new(params()).unwrap();
         let with_missing_trades = row(1e-8, 1e-6).with(Feature::TradeRate10s, f64::NAN);
@@ -245,8 +277,10 @@ mod tests {
             BaselineParams { features: vec!["rv_60s".into(), "trade_rate_10s".into()], ..params() },
             BaselineParams { floor: 0.0, ..params() },
             BaselineParams { threshold: 1.5, ..params() },
-            BaselineParams { calibration: Calibration { x: vec![1.0, 1.0], y: vec![0.0, 0.1] }, ..params() },
-            BaselineParams { calibration: Calibration { x: vec![1.0, 2.0], y: vec![0.2, 0.1] }, ..params() },
+            BaselineParams { calibration: Calibration { x: vec![1.0, 1.0], ..params().calibration }, ..params() },
+            BaselineParams { calibration: Calibration { y: vec![0.2, 0.1], ..params().calibration }, ..params() },
+            BaselineParams { calibration: Calibration { slope: 0.0, ..params().calibration }, ..params() },
+            BaselineParams { calibration: Calibration { logistic_weight: 1.5, ..params().calibration }, ..params() },
         ];
         for p in bad {
             assert!(HarBaseline::new(p.clone()).is_err(), "{p:?}");
