@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Feed, ModelVariant};
 
+mod validate;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[derive(Default)]
@@ -238,6 +240,9 @@ pub enum ConfigError {
     Parse { path: String, source: serde_yaml::Error },
     #[error("invalid value {value:?} for environment variable {var}: {reason}")]
     Env { var: &'static str, value: String, reason: String },
+    /// A setting that parses but cannot work (`Config::validate`).
+    #[error("invalid setting {setting}: {reason}")]
+    Invalid { setting: &'static str, reason: String },
 }
 
 impl Config {
