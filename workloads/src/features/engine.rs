@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::TickRejected;
 use super::dedup::SeenTicks;
-use super::window::{FIVE_MINUTES_SECS, LONG_WINDOW_SECS, NANOS_PER_SEC, SHORT_WINDOW_SECS, TickWindow};
+use super::window::{
+    FIVE_MINUTES_SECS, LONG_WINDOW_SECS, NANOS_PER_SEC, SHORT_WINDOW_SECS, TickWindow, WARMUP_HORIZON_SECS,
+};
 use crate::config::FeaturesConfig;
 use crate::domain::{FEATURE_SET_VERSION, FEATURE_VECTOR_SCHEMA, FeatureVector, Features, Tick};
 
@@ -89,6 +91,19 @@ impl FeatureEngine {
 
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+
+    /// How much event time before `t` determines the vectors from `t` on. An engine given a
+    /// product's ticks from the last one at or before `t − warmup_horizon` computes, from `t` on,
+    /// the same vectors bit for bit as one that saw all of the product's history: every window
+    /// (and its running sums, see `window.rs`) plus the out-of-order tolerance, within which the
+    /// first ticks of a fresh engine may be judged differently.
+    ///
+    /// The featurizer rewinds its input by this much after a restart or a rebalance, so any
+    /// change to the windows must keep this true (test `features_warmup`).
+    pub fn warmup_horizon(config: &FeaturesConfig) -> chrono::Duration {
+        let tolerance = i64::try_from(config.out_of_order_tolerance_ms).unwrap_or(i64::MAX / 2);
+        chrono::Duration::seconds(WARMUP_HORIZON_SECS) + chrono::Duration::milliseconds(tolerance.min(i64::MAX / 2))
     }
 
     /// Current segment of `product_id` (0 until its first reset); `None` before its first tick.

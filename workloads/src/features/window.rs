@@ -6,6 +6,12 @@
 //! entries from the cursor on lie inside `(t - h, t]`. Cursors only move forward, so every entry
 //! crosses each cursor once; entries older than the base of the longest horizon (30 min) are
 //! dropped from the front.
+//!
+//! Running sums are recomputed from the window's entries at the first push of every period of
+//! event time as long as the window (`time.div_euclid(h)` changes), as well as after as many
+//! removals as the window holds. That makes a window's state a function of the ticks of the last
+//! two window lengths alone, not of how long the engine has run, which is what lets a restarted
+//! featurizer rebuild bit-identical windows ([`WARMUP_HORIZON_SECS`]).
 
 use std::collections::VecDeque;
 
@@ -20,6 +26,11 @@ const H30: usize = 3;
 const H60: usize = 4;
 const H300: usize = 5;
 const H1800: usize = 6;
+
+/// Event time whose ticks fully determine a window's state: a recomputation happens at the
+/// latest one window length back, from the ticks of one window length before it. (The engine's
+/// warm-up horizon, `FeatureEngine::warmup_horizon`, adds the out-of-order tolerance.)
+pub(crate) const WARMUP_HORIZON_SECS: i64 = 2 * HORIZONS_SECS[HORIZONS_SECS.len() - 1];
 
 /// Length of the long window (volatility, trade intensity, tick count).
 pub(crate) const LONG_WINDOW_SECS: f64 = 60.0;
@@ -38,6 +49,11 @@ const MIN_REMOVALS_BEFORE_RECOMPUTE: u64 = 64;
 pub(crate) fn log_return(a: f64, b: f64) -> f64 {
     let r = (a / b).ln();
     if r.is_finite() { r } else { a.ln() - b.ln() }
+}
+
+/// The period of event time, one window length `HORIZONS_SECS[k]` long, that `time` falls in.
+fn epoch_of(time: i64, k: usize) -> i64 {
+    time.div_euclid(HORIZONS_SECS[k] * NANOS_PER_SEC)
 }
 
 /// Sample standard deviation (n − 1 denominator) from running moments; 0 with fewer than two
@@ -72,6 +88,8 @@ struct Moments {
     sum: f64,
     sum_sq: f64,
     removed_since_recompute: u64,
+    /// Period of event time (`time.div_euclid(window)`) of the last recomputation.
+    epoch: Option<i64>,
 }
 
 impl Moments {
@@ -106,12 +124,12 @@ impl Moments {
         }
     }
 
-    fn due_for_recompute(&self) -> bool {
-        self.removed_since_recompute >= self.n.max(MIN_REMOVALS_BEFORE_RECOMPUTE)
+    fn due_for_recompute(&self, epoch: i64) -> bool {
+        self.epoch != Some(epoch) || self.removed_since_recompute >= self.n.max(MIN_REMOVALS_BEFORE_RECOMPUTE)
     }
 
-    fn recompute<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>) {
-        *self = Moments::default();
+    fn recompute<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>, epoch: i64) {
+        *self = Moments { epoch: Some(epoch), ..Moments::default() };
         for e in entries {
             self.add(e);
         }
@@ -128,6 +146,7 @@ struct SpreadSum {
     n: u64,
     sum: f64,
     removed_since_recompute: u64,
+    epoch: Option<i64>,
 }
 
 impl SpreadSum {
@@ -142,12 +161,12 @@ impl SpreadSum {
         self.sum = if self.n == 0 { 0.0 } else { self.sum - e.spread_rel };
     }
 
-    fn due_for_recompute(&self) -> bool {
-        self.removed_since_recompute >= self.n.max(MIN_REMOVALS_BEFORE_RECOMPUTE)
+    fn due_for_recompute(&self, epoch: i64) -> bool {
+        self.epoch != Some(epoch) || self.removed_since_recompute >= self.n.max(MIN_REMOVALS_BEFORE_RECOMPUTE)
     }
 
-    fn recompute<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>) {
-        *self = SpreadSum::default();
+    fn recompute<'a>(&mut self, entries: impl Iterator<Item = &'a Entry>, epoch: i64) {
+        *self = SpreadSum { epoch: Some(epoch), ..SpreadSum::default() };
         for e in entries {
             self.add(e);
         }
@@ -238,12 +257,14 @@ impl TickWindow {
             (&mut self.five_minutes, H300),
             (&mut self.half_hour, H1800),
         ] {
-            if moments.due_for_recompute() {
-                moments.recompute(self.entries.range(self.cursors[horizon]..));
+            let epoch = epoch_of(time, horizon);
+            if moments.due_for_recompute(epoch) {
+                moments.recompute(self.entries.range(self.cursors[horizon]..), epoch);
             }
         }
-        if self.spread_five_minutes.due_for_recompute() {
-            self.spread_five_minutes.recompute(self.entries.range(self.cursors[H300]..));
+        let epoch = epoch_of(time, H300);
+        if self.spread_five_minutes.due_for_recompute(epoch) {
+            self.spread_five_minutes.recompute(self.entries.range(self.cursors[H300]..), epoch);
         }
 
         WindowValues {
