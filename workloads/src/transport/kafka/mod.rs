@@ -24,7 +24,7 @@ mod stage;
 
 pub use admin::{TopicStatus, ensure_topics};
 pub use client::{client_config, consumer_config, producer_config, reader_config};
-pub use consumer::{StageConsumer, StageContext, create_group_consumer};
+pub use consumer::{Assignments, StageConsumer, StageContext, create_group_consumer};
 pub use error::{ErrorKind, TransportError};
 pub use metrics::{StageMetricNames, StageMetrics};
 pub use publisher::{JsonPublisher, PublishTotals, create_producer};
