@@ -14,8 +14,12 @@ use utoipa::OpenApi;
 use utoipa_scalar::{Scalar, Servable};
 
 pub mod admin;
+pub mod auth_failures;
+pub mod connections;
 pub mod deadline;
+pub mod duplicate_keys;
 pub mod error;
+pub mod excerpt;
 pub mod extract;
 pub mod metrics;
 pub mod oip;
@@ -85,11 +89,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let feed = state.feed().clone();
+    let limits = state.limits().connections;
     let shutdown = async move {
         shutdown.await;
         feed.close();
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    connections::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Reloads the model on every SIGHUP, for as long as the process runs.

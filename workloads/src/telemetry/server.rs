@@ -82,13 +82,15 @@ async fn health_handler(State(state): State<AppState>) -> impl IntoResponse {
 /// Switches the variant the predictor scores with; batches in flight finish on the old one.
 async fn set_variant(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<ModelStatus>, ApiError> {
     let Some(admin) = &state.admin else {
         return Err(ApiError::NotFound { field: "path", reason: "no admin endpoint".into() });
     };
-    admin.auth.check(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
+    let client = crate::api::connections::client_address(&extensions).map(|addr| addr.ip());
+    admin.auth.check(client, headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
     let request: VariantRequest = parse(&body)?;
     let variant: ModelVariant =
         request.variant.parse().map_err(|reason| ApiError::Invalid { field: "variant".into(), reason })?;
@@ -117,7 +119,9 @@ pub async fn spawn_with_admin(
         .map_err(|e| anyhow::anyhow!("cannot bind metrics endpoint {bind}: {e}"))?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, router_with_admin(registry, health, admin)).await {
+        let router = router_with_admin(registry, health, admin);
+        let limits = crate::api::connections::ConnectionLimits::default();
+        if let Err(err) = crate::api::connections::serve(listener, router, limits, std::future::pending()).await {
             tracing::error!(%err, "metrics endpoint stopped");
         }
     });
