@@ -84,7 +84,11 @@ mod tests {
         let short = shorten(&message);
         assert_eq!(short, format!("invalid type: string \"{}… (900000 characters)\", expected f64", "x".repeat(40)));
         let message = format!("unknown variant `{value}`, expected `ml` or `baseline`");
-        assert!(shorten(&message).ends_with("… (900000 characters)`, expected `ml` or `baseline`"), "{}", shorten(&message));
+        assert!(
+            shorten(&message).ends_with("… (900000 characters)`, expected `ml` or `baseline`"),
+            "{}",
+            shorten(&message)
+        );
     }
 
     #[test]
