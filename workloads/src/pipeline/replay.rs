@@ -155,13 +155,7 @@ impl Run<'_> {
                     return Ok(());
                 }
                 if stats.ticks == 0 {
-                    anyhow::bail!(
-                        "{}: no tick in {} lines ({} malformed): {}",
-                        path.display(),
-                        stats.lines,
-                        stats.errors_total(),
-                        recording::LAYOUTS
-                    );
+                    anyhow::bail!("{}", stats.no_tick_message(&path.display().to_string()));
                 }
             }
         }
