@@ -7,7 +7,7 @@ mod pipelines;
 mod validate;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use spikewatch_operator::crd::{VolatilityPipeline, Workload};
+use spikewatch_operator::crd::{VolatilityPipeline, Workload, qualify_bootstrap_servers};
 use spikewatch_operator::desired::*;
 use spikewatch_types::config::Config;
 
@@ -274,23 +274,89 @@ fn the_ingestor_runs_alone_and_is_recreated_not_rolled() {
     );
 }
 
+/// Each workload's pods carry the hash of the config sections that workload reads.
+fn config_hashes(vp: &VolatilityPipeline) -> Vec<String> {
+    Workload::ALL
+        .iter()
+        .map(|w| {
+            let d = desired_deployment(vp, *w, &pipelines::options()).unwrap();
+            d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
+        })
+        .collect()
+}
+
+/// Which workloads (in `Workload::ALL` order: ingestor, featurizer, predictor, api) a change rolls.
+fn rolled(before: &[String], after: &[String]) -> Vec<&'static str> {
+    Workload::ALL
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (b, a))| b != a)
+        .map(|(w, _)| w.component())
+        .collect()
+}
+
 #[test]
-fn a_config_change_changes_the_pod_template_hash_and_nothing_else_does() {
-    let hash = |vp: &VolatilityPipeline| {
-        let d = desired_deployment(vp, Workload::Predictor, &pipelines::options()).unwrap();
-        d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
-    };
+fn a_config_change_rolls_the_workloads_that_read_it_and_nothing_else_rolls_any() {
     let vp = minimal();
-    let before = hash(&vp);
-    assert_eq!(before.len(), 64);
+    let before = config_hashes(&vp);
+    assert!(before.iter().all(|h| h.len() == 64), "{before:?}");
+
     let mut replicas_changed = vp.clone();
     replicas_changed.spec.workloads.featurizer.replicas = 2;
-    assert_eq!(hash(&replicas_changed), before, "replicas are not config");
-    let mut config_changed = vp.clone();
-    config_changed.spec.products.push("ETH-USD".into());
-    assert_ne!(hash(&config_changed), before);
-    let cm = desired_config_map(&config_changed).unwrap();
-    assert_eq!(hash(&config_changed), config_hash(&cm.data.unwrap()["config.yaml"]));
+    assert_eq!(rolled(&before, &config_hashes(&replicas_changed)), Vec::<&str>::new(), "replicas are not config");
+
+    let mut model_changed = vp.clone();
+    model_changed.spec.model.source_uri = "https://models.example.com/spikewatch-gbdt/2/".into();
+    assert_eq!(rolled(&before, &config_hashes(&model_changed)), ["predictor", "api"], "a new model");
+    let mut threshold_changed = vp.clone();
+    threshold_changed.spec.model.threshold = Some(0.4);
+    assert_eq!(rolled(&before, &config_hashes(&threshold_changed)), ["predictor", "api"]);
+
+    let mut products_changed = vp.clone();
+    products_changed.spec.products.push("ETH-USD".into());
+    assert_eq!(rolled(&before, &config_hashes(&products_changed)), ["ingestor"], "what the ingestor subscribes to");
+
+    let mut broker_changed = vp.clone();
+    broker_changed.spec.kafka.bootstrap_servers = "kafka-2.kafka:9092".into();
+    assert_eq!(rolled(&before, &config_hashes(&broker_changed)), ["ingestor", "featurizer", "predictor", "api"]);
+}
+
+#[test]
+fn the_config_map_holds_what_the_spec_sets_and_what_the_operator_must_add_and_no_default() {
+    let text = desired_config_map(&minimal()).unwrap().data.unwrap()["config.yaml"].clone();
+    let file: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(map) => map.iter().for_each(|(k, v)| leaves(&format!("{prefix}{k}."), v, out)),
+            None => out.push(prefix.trim_end_matches('.').to_string()),
+        }
+    }
+    let mut keys = vec![];
+    leaves("", &file, &mut keys);
+    assert_eq!(
+        keys,
+        [
+            "api.admin_token_file",
+            "api.bind",
+            "feed.kind",
+            "feed.products",
+            "kafka.bootstrap_servers",
+            "kafka.create_topics",
+            "kafka.featurizer_group_id",
+            "kafka.predictor_group_id",
+            "kafka.security.protocol",
+            "kafka.topics.features",
+            "kafka.topics.predictions",
+            "kafka.topics.raw",
+            "metrics.bind",
+            "model.source",
+            "model.variant",
+        ],
+        "{text}"
+    );
+    let (config, unknown) = Config::from_yaml_reporting_unknown(&text).unwrap();
+    assert_eq!(unknown, Vec::<String>::new(), "every key is one the workloads know");
+    assert_eq!(config.features, Config::default().features, "the workloads' own defaults apply");
 }
 
 #[test]
@@ -300,9 +366,13 @@ fn the_config_map_is_the_workloads_own_config_format() {
     let config = Config::from_yaml(&cm.data.unwrap()["config.yaml"]).expect("the workloads accept the file");
     assert_eq!(config, desired_config(&vp));
     assert_eq!(config.feed.products, ["BTC-USD", "ETH-USD"]);
-    assert_eq!(config.kafka.bootstrap_servers, vp.spec.kafka.bootstrap_servers);
-    assert_eq!(config.kafka.partitions, 6);
+    assert_eq!(
+        config.kafka.bootstrap_servers,
+        qualify_bootstrap_servers(&vp.spec.kafka.bootstrap_servers, "spikewatch"),
+        "the name the operator connects to"
+    );
     assert!(!config.kafka.create_topics, "the operator owns the topics");
+    assert_eq!(config.kafka.partitions, Config::default().kafka.partitions, "only used to create topics");
     assert_eq!(config.kafka.security.protocol.as_deref(), Some("sasl_ssl"));
     assert_eq!(config.kafka.security.sasl_mechanism.as_deref(), Some("SCRAM-SHA-512"));
     assert_eq!(config.kafka.security.ssl_ca_location.as_deref(), Some(KAFKA_CA_PATH));
@@ -311,6 +381,13 @@ fn the_config_map_is_the_workloads_own_config_format() {
     assert_eq!(config.model.source, "models:/spikewatch-gbdt@champion");
     assert_eq!(config.model.threshold, Some(0.7));
     assert_eq!(config.kafka.predictor_group_id, "spikewatch.spikewatch.btc-eth.predictor");
+}
+
+#[test]
+fn a_short_broker_name_is_qualified_with_the_pipelines_namespace_in_the_config() {
+    let vp = minimal();
+    assert_eq!(vp.spec.kafka.bootstrap_servers, "kafka:9092");
+    assert_eq!(desired_config(&vp).kafka.bootstrap_servers, "kafka.default.svc:9092");
 }
 
 #[test]

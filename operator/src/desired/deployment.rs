@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::config_map::{config_hash, desired_config_yaml};
+use super::config_map::workload_config_hash;
 use super::ingestor_source::{downloads_recording, ingestor_args, recording_volume};
 use super::meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, admin_token_secret_name, child_meta, config_map_name, labels,
@@ -98,7 +98,7 @@ pub fn desired_deployment(
 ) -> Result<Deployment, DesiredError> {
     let component = workload.component();
     let image = workload_image(vp, options)?;
-    let hash = config_hash(&desired_config_yaml(vp)?);
+    let hash = workload_config_hash(vp, workload)?;
     let strategy = match workload {
         // Two ingestors would publish every tick twice: stop the old pod before starting the new one.
         Workload::Ingestor => DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None },

@@ -25,7 +25,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, DynamicObject};
 
 pub use crate::crd::Workload;
-pub use config_map::{KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_yaml};
+pub use config_map::{
+    KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_value, desired_config_yaml,
+    workload_config_hash,
+};
 pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_json, desired_dashboard};
 pub use deployment::{
     ADMIN_TOKEN_DIR, ADMIN_TOKEN_KEY, ADMIN_TOKEN_PATH, CREATE_ONLY_FIELDS, RUN_AS_USER, create_only_fields,
