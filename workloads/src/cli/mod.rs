@@ -58,7 +58,8 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         // Both TLS users (WebSocket feed, model downloads) share the ring provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = Config::load(self.config.as_deref())?;
+        let (config, unknown_keys) = Config::load_reporting_unknown(self.config.as_deref())?;
+        crate::telemetry::config_keys::report(&unknown_keys);
         match self.command {
             Command::Ingest(args) => ingest::run(args, config).await,
             Command::Replay(args) => replay::run(args, config).await,

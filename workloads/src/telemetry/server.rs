@@ -116,6 +116,7 @@ pub async fn spawn_with_admin(
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind metrics endpoint {bind}: {e}"))?;
     let addr = listener.local_addr()?;
+    super::config_keys::register(&registry);
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, router_with_admin(registry, health, admin)).await {
             tracing::error!(%err, "metrics endpoint stopped");
