@@ -475,10 +475,26 @@ fn the_network_policy_admits_only_the_api_and_metrics_ports() {
 }
 
 #[test]
-fn the_api_disruption_budget_never_blocks_a_drain() {
-    let pdb = desired_pod_disruption_budget(&minimal()).unwrap().spec.unwrap();
+fn an_api_of_two_or_more_pods_gets_a_disruption_budget_that_never_blocks_a_drain() {
+    let vp = minimal();
+    assert_eq!(vp.spec.workloads.api.replicas, 2, "the default");
+    let pdb = desired_pod_disruption_budget(&vp).unwrap().expect("two API pods").spec.unwrap();
     assert_eq!(pdb.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
     assert_eq!(pdb.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"], "api");
+    for replicas in [0, 1] {
+        let mut single = minimal();
+        single.spec.workloads.api.replicas = replicas;
+        assert_eq!(desired_pod_disruption_budget(&single).unwrap(), None, "{replicas} API pods");
+    }
+}
+
+#[test]
+fn pods_get_no_service_links() {
+    for workload in Workload::ALL {
+        let deployment = desired_deployment(&minimal(), workload, &pipelines::options()).unwrap();
+        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.enable_service_links, Some(false), "{workload}: a Service named kafka would inject KAFKA_*");
+    }
 }
 
 #[test]

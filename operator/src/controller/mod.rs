@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -240,6 +240,9 @@ async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str
     for child in &desired.core {
         apply_and_announce(vp, ctx, namespace, child).await?;
     }
+    for (resource, name) in &desired.unwanted {
+        remove_unwanted(vp, ctx, namespace, resource, name).await?;
+    }
     if admin_token::ensure(vp, ctx, namespace).await? {
         events::normal(
             &ctx.recorder,
@@ -399,6 +402,33 @@ async fn apply_and_announce(
         }
     }
     Ok(observed)
+}
+
+/// Deletes a child the spec no longer asks for, if it exists and is this pipeline's (owned by
+/// it): a GET only when it is already gone.
+async fn remove_unwanted(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    resource: &ApiResource,
+    name: &str,
+) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, resource);
+    let Some(existing) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let ours = existing.metadata.owner_references.iter().flatten().any(|o| Some(&o.uid) == vp.metadata.uid.as_ref());
+    if !ours {
+        return Ok(());
+    }
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(kind = %resource.kind, child = name, "deleted");
+    events::normal(&ctx.recorder, vp, "Deleted", "Apply", format!("deleted {} {name}", resource.kind)).await;
+    Ok(())
 }
 
 /// Replicas of the pipeline's Deployments as they are, without applying anything; `None`

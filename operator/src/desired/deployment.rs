@@ -182,6 +182,9 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload, image: String) -> PodSp
         service_account_name: Some(service_account_name(vp)),
         // The workloads never talk to the Kubernetes API.
         automount_service_account_token: Some(false),
+        // No `<SERVICE>_HOST`/`_PORT` variables of the namespace's Services: a Service named
+        // `kafka` would inject KAFKA_* variables, the prefix of the workloads' own overrides.
+        enable_service_links: Some(false),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS_USER),

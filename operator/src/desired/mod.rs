@@ -45,7 +45,7 @@ pub use meta::{
     selector_labels, service_account_name, workload_name,
 };
 pub use network_policy::desired_network_policy;
-pub use pod_disruption_budget::desired_pod_disruption_budget;
+pub use pod_disruption_budget::{PDB_MIN_API_REPLICAS, desired_pod_disruption_budget};
 pub use prometheus_rule::{
     CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, api_error_ratio, consumer_lag_by_service,
     desired_prometheus_rule, prometheus_rule_file, prometheus_rule_groups, prometheus_rule_resource, series_selector,
@@ -108,7 +108,8 @@ pub struct DesiredState {
     pub deployments: Vec<Deployment>,
     /// In [`Workload::ALL`] order.
     pub services: Vec<Service>,
-    pub pod_disruption_budget: PodDisruptionBudget,
+    /// Only for an API of [`PDB_MIN_API_REPLICAS`] or more pods.
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
     pub network_policy: NetworkPolicy,
     /// Empty unless `kafka.topicManagement` is `strimzi`.
     pub kafka_topics: Vec<DynamicObject>,
@@ -182,7 +183,9 @@ impl DesiredState {
         for deployment in &self.deployments {
             out.push(erase(deployment, ChildGroup::Core)?);
         }
-        out.push(erase(&self.pod_disruption_budget, ChildGroup::Core)?);
+        if let Some(budget) = &self.pod_disruption_budget {
+            out.push(erase(budget, ChildGroup::Core)?);
+        }
         out.push(erase(&self.network_policy, ChildGroup::Core)?);
         out.extend(
             self.service_monitors.iter().map(|m| dynamic(m, service_monitor_resource(), ChildGroup::Monitoring)),
