@@ -138,7 +138,7 @@ async fn version_reports_api_model_and_variant() {
     let reply = call(&app, get("/version")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let info = state.model().unwrap().info().clone();
-    assert_eq!(reply.body["api_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(reply.body["api_version"], spikewatch::VERSION, "the build's version (the image's)");
     assert_eq!(reply.body["model_version"], info.version.as_str());
     assert_eq!(reply.body["model_name"], info.name.as_str());
     assert_eq!(reply.body["model_variant"], "ml");

@@ -23,7 +23,7 @@ use super::{DesiredError, RenderOptions};
 use crate::automation::effective_variant;
 use crate::crd::{ScalingEngine, VolatilityPipeline, Workload};
 
-/// UID and GID the workloads run as (distroless `nonroot`).
+/// UID and GID the workloads run as (the images' `USER 65532:65532`, by number: no such user exists in them).
 pub const RUN_AS_USER: i64 = 65532;
 
 /// Replicas of a workload's Deployment.

@@ -18,7 +18,7 @@ mod run_serve;
 pub mod serve;
 
 #[derive(Debug, Parser)]
-#[command(name = "spikewatch", version, about = "Real-time volatility spike detection for crypto markets")]
+#[command(name = "spikewatch", version = crate::VERSION, about = "Real-time volatility spike detection for crypto markets")]
 pub struct Cli {
     /// YAML config file (docs/configuration.md). Environment variables override it.
     #[arg(long, global = true, env = "CONFIG_PATH")]
