@@ -229,6 +229,25 @@ async fn variant_switch_is_reported_by_version_metrics_and_predictions() {
     assert_eq!(sample(&text, "volatility_prediction_latency_seconds_count", &scored), Some(1.0));
 }
 
+/// `api.admin_bind`: the admin endpoints answer on their own listener only, so a NetworkPolicy
+/// can admit them from fewer peers than the API.
+#[tokio::test]
+async fn with_an_admin_address_the_admin_endpoints_are_served_there_alone() {
+    let state = state(ModelVariant::Ml).await;
+    let (public, admin) = (api::router_without_admin(state.clone()), api::admin_router(state.clone()));
+    for uri in ["/admin/variant", "/admin/reload"] {
+        let reply = call(&public, admin_post(uri, Some(&json!({"variant": "baseline"})), Some(TOKEN))).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri} is not on the API port");
+    }
+    assert_eq!(call(&public, get("/version")).await.body["model_variant"], "ml", "nothing switched");
+    let reply = call(&admin, admin_post("/admin/variant", Some(&json!({"variant": "baseline"})), Some(TOKEN))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(call(&public, get("/version")).await.body["model_variant"], "baseline", "one model, two listeners");
+    let unauthorized = call(&admin, admin_post("/admin/reload", None, Some("wrong"))).await;
+    assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED, "still behind the token");
+    assert_eq!(call(&admin, get("/predict")).await.status, StatusCode::NOT_FOUND, "nothing else there");
+}
+
 #[tokio::test]
 async fn variant_switch_rejects_unknown_variants() {
     let app = api::router(state(ModelVariant::Ml).await);

@@ -129,6 +129,10 @@ pub struct ApiConfig {
     pub request_timeout_ms: u64,
     /// File holding the bearer token of the admin endpoints; unset = admin endpoints disabled.
     pub admin_token_file: Option<String>,
+    /// Serve the admin endpoints (`serve`'s and `predict`'s) on this address only, not on the
+    /// API or metrics port, so a NetworkPolicy can admit them from fewer peers. Unset: beside
+    /// the others.
+    pub admin_bind: Option<String>,
     /// Refuse `/predict` rows with absent fields (422) instead of filling them with the
     /// training medians (`?strict=true` does it per request).
     pub strict_rows: bool,
@@ -221,6 +225,7 @@ impl Default for ApiConfig {
             max_rows: 1024,
             request_timeout_ms: 2_000,
             admin_token_file: None,
+            admin_bind: None,
             strict_rows: false,
             predictions_from_kafka: false,
             stream_buffer: 1024,
@@ -333,6 +338,9 @@ impl Config {
         }
         if let Some(v) = lookup("ADMIN_TOKEN_FILE") {
             self.api.admin_token_file = Some(v);
+        }
+        if let Some(v) = lookup("ADMIN_BIND") {
+            self.api.admin_bind = Some(v);
         }
         if let Some(v) = lookup("PREDICTIONS_FROM_KAFKA") {
             self.api.predictions_from_kafka = parse("PREDICTIONS_FROM_KAFKA", v)?;
