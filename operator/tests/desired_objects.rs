@@ -464,7 +464,7 @@ fn services_expose_the_api_and_metrics_ports_and_select_one_workload() {
 
 #[test]
 fn the_network_policy_admits_only_the_api_and_metrics_ports() {
-    let policy = desired_network_policy(&minimal()).unwrap().spec.unwrap();
+    let policy = desired_network_policy(&minimal(), &pipelines::options()).unwrap().spec.unwrap();
     assert_eq!(policy.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
     let rules = policy.ingress.unwrap();
     assert_eq!(rules.len(), 1);
@@ -486,6 +486,48 @@ fn an_api_of_two_or_more_pods_gets_a_disruption_budget_that_never_blocks_a_drain
         single.spec.workloads.api.replicas = replicas;
         assert_eq!(desired_pod_disruption_budget(&single).unwrap(), None, "{replicas} API pods");
     }
+}
+
+#[test]
+fn the_admin_endpoints_can_listen_apart_and_be_admitted_from_the_operators_namespace_only() {
+    let mut vp = minimal();
+    vp.spec.network_policy.admin_from_operator_only = true;
+    let options = RenderOptions { operator_namespace: Some("ops".into()), ..pipelines::options() };
+    let policy = desired_network_policy(&vp, &options).unwrap().spec.unwrap();
+    let rules = policy.ingress.unwrap();
+    assert_eq!(rules.len(), 2);
+    assert!(rules[0].from.is_none(), "the API and metrics ports stay open");
+    let peers = rules[1].from.as_ref().unwrap();
+    assert_eq!(peers.len(), 1);
+    let selector = peers[0].namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+    assert_eq!(selector["kubernetes.io/metadata.name"], "ops");
+    assert!(peers[0].pod_selector.is_none(), "every pod of that namespace: the operator's");
+    let ports: Vec<_> = rules[1].ports.as_ref().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int;
+    assert_eq!(ports, [Int(Workload::ADMIN_PORT)]);
+
+    for workload in Workload::ALL {
+        let deployment = desired_deployment(&vp, workload, &options).unwrap();
+        let container = deployment.spec.unwrap().template.spec.unwrap().containers.remove(0);
+        let ports: Vec<_> =
+            container.ports.unwrap().iter().map(|p| (p.name.clone().unwrap(), p.container_port)).collect();
+        let bind = container.env.unwrap_or_default().into_iter().find(|e| e.name == "ADMIN_BIND").and_then(|e| e.value);
+        if has_admin_endpoint(workload) {
+            assert_eq!(ports[1], ("admin".to_string(), 8002), "{workload}");
+            assert_eq!(bind.as_deref(), Some("0.0.0.0:8002"), "{workload}: an environment variable, not a config key");
+        } else {
+            assert_eq!(ports.len(), 1, "{workload}");
+            assert_eq!(bind, None, "{workload}");
+        }
+    }
+    let config = desired_config_map(&vp).unwrap().data.unwrap()["config.yaml"].clone();
+    assert!(!config.contains("admin_bind"), "older images would refuse the key:\n{config}");
+
+    let unknown = RenderOptions { operator_namespace: None, ..pipelines::options() };
+    assert!(matches!(desired_network_policy(&vp, &unknown), Err(DesiredError::InvalidSpec(_))));
+    // Off (the default): one rule, no admin port, no ADMIN_BIND.
+    let policy = desired_network_policy(&minimal(), &unknown).unwrap().spec.unwrap();
+    assert_eq!(policy.ingress.unwrap().len(), 1);
 }
 
 #[test]

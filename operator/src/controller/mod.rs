@@ -83,6 +83,8 @@ pub struct Context {
     pub scaling_memory: ScalingMemory,
     /// Workload image tag of pipelines that leave `spec.image.tag` unset (`--workload-image-tag`).
     pub default_image_tag: Option<String>,
+    /// The namespace the operator runs in (`POD_NAMESPACE`).
+    pub operator_namespace: Option<String>,
     /// Consecutive failures per pipeline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -114,6 +116,7 @@ impl Context {
             http,
             scaling_memory: ScalingMemory::default(),
             default_image_tag: None,
+            operator_namespace: None,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -121,6 +124,12 @@ impl Context {
     /// Sets the workload image tag of pipelines that do not name one.
     pub fn with_default_image_tag(mut self, tag: Option<String>) -> Context {
         self.default_image_tag = tag;
+        self
+    }
+
+    /// Sets the namespace the operator runs in.
+    pub fn with_operator_namespace(mut self, namespace: Option<String>) -> Context {
+        self.operator_namespace = namespace;
         self
     }
 
@@ -204,6 +213,7 @@ async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str
     let options = RenderOptions {
         kafka_topic_version: capabilities.kafka_topic_version,
         default_image_tag: ctx.default_image_tag.clone(),
+        operator_namespace: ctx.operator_namespace.clone(),
     };
     let desired = match children::desired_children(vp, &options) {
         Ok(desired) => desired,

@@ -27,7 +27,8 @@ pub use kafka::{
 pub use policies::{AutoscalingSpec, MonitoringSpec, RecoveryMode, RollbackSpec, ScalingEngine};
 pub use source::{ConfigMapRecording, RecordingSource, ReplaySpec, SourceSpec, SourceType, VolumeRecording};
 pub use spec::{
-    FeedKind, ImagePullPolicy, ImageSpec, ModelSpec, ModelVariant, VolatilityPipeline, VolatilityPipelineSpec,
+    FeedKind, ImagePullPolicy, ImageSpec, ModelSpec, ModelVariant, NetworkPolicySpec, VolatilityPipeline,
+    VolatilityPipelineSpec,
 };
 pub use status::{
     ActiveModel, CheckResult, CheckStatus, ConsumerStatus, Phase, RollbackRecord, RollbackState, RollbackStatus,

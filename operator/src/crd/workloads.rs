@@ -58,6 +58,11 @@ impl Workload {
         }
     }
 
+    /// Port of the admin endpoints when they are served apart (`networkPolicy.adminFromOperatorOnly`).
+    pub const ADMIN_PORT: i32 = 8002;
+    /// Name of that port in the pod.
+    pub const ADMIN_PORT_NAME: &'static str = "admin";
+
     /// Whether the workload consumes a topic in a consumer group (its replicas share partitions).
     pub fn is_consumer(self) -> bool {
         matches!(self, Workload::Featurizer | Workload::Predictor)

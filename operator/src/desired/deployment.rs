@@ -19,6 +19,7 @@ use super::meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, admin_token_secret_name, child_meta, config_map_name, labels,
     selector_labels, service_account_name, workload_name,
 };
+use super::network_policy::admin_port_apart;
 use super::{DesiredError, RenderOptions};
 use crate::automation::effective_variant;
 use crate::crd::{ScalingEngine, VolatilityPipeline, Workload};
@@ -246,12 +247,7 @@ fn container(vp: &VolatilityPipeline, workload: Workload, image: String) -> Cont
             _ => vec![workload.subcommand().into(), "--config".into(), CONFIG_PATH.into()],
         }),
         env: (!env.is_empty()).then_some(env),
-        ports: Some(vec![ContainerPort {
-            name: Some(workload.port_name().into()),
-            container_port: workload.port(),
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(ports(vp, workload)),
         liveness_probe: Some(liveness_probe(workload)),
         readiness_probe: Some(http_probe(workload, "/health", 3)),
         resources: spec.resources.clone(),
@@ -269,6 +265,21 @@ fn container(vp: &VolatilityPipeline, workload: Workload, image: String) -> Cont
     }
 }
 
+/// The workload's port, and the admin port when the admin endpoints listen apart.
+fn ports(vp: &VolatilityPipeline, workload: Workload) -> Vec<ContainerPort> {
+    let port = |name: &str, number: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    };
+    let mut ports = vec![port(workload.port_name(), workload.port())];
+    if has_admin_endpoint(workload) && admin_port_apart(vp) {
+        ports.push(port(Workload::ADMIN_PORT_NAME, Workload::ADMIN_PORT));
+    }
+    ports
+}
+
 /// Environment of a workload: the model variant for the model users (the effective one: a
 /// rolled-back pipeline starts new pods on the baseline), the SASL credentials (from the auth
 /// Secret, never from the ConfigMap) for the Kafka clients.
@@ -278,6 +289,14 @@ fn env(vp: &VolatilityPipeline, workload: Workload) -> Vec<EnvVar> {
         env.push(EnvVar {
             name: "MODEL_VARIANT".into(),
             value: Some(effective_variant(vp).as_str().into()),
+            value_from: None,
+        });
+    }
+    if has_admin_endpoint(workload) && admin_port_apart(vp) {
+        // An environment variable, not a config key: an image that does not know it still starts.
+        env.push(EnvVar {
+            name: "ADMIN_BIND".into(),
+            value: Some(format!("0.0.0.0:{}", Workload::ADMIN_PORT)),
             value_from: None,
         });
     }

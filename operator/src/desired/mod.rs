@@ -44,7 +44,7 @@ pub use meta::{
     admin_token_secret_name, child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels,
     selector_labels, service_account_name, workload_name,
 };
-pub use network_policy::desired_network_policy;
+pub use network_policy::{admin_port_apart, desired_network_policy};
 pub use pod_disruption_budget::{PDB_MIN_API_REPLICAS, desired_pod_disruption_budget};
 pub use prometheus_rule::{
     CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, api_error_ratio, consumer_lag_by_service,
@@ -82,6 +82,9 @@ pub struct RenderOptions {
     /// Workload image tag of pipelines that do not set `spec.image.tag` (the operator's
     /// `--workload-image-tag`). `None`: such a pipeline cannot be rendered.
     pub default_image_tag: Option<String>,
+    /// Namespace the operator runs in: the only peer of the admin port of a pipeline with
+    /// `networkPolicy.adminFromOperatorOnly`. `None`: such a pipeline cannot be rendered.
+    pub operator_namespace: Option<String>,
 }
 
 /// Which prerequisite a child needs in the cluster.
@@ -143,7 +146,7 @@ pub fn desired_state(
         deployments: Workload::ALL.iter().map(|w| desired_deployment(vp, *w, options)).collect::<Result<_, _>>()?,
         services: Workload::ALL.iter().map(|w| desired_service(vp, *w)).collect::<Result<_, _>>()?,
         pod_disruption_budget: desired_pod_disruption_budget(vp)?,
-        network_policy: desired_network_policy(vp)?,
+        network_policy: desired_network_policy(vp, options)?,
         kafka_topics: desired_kafka_topics(vp, options.kafka_topic_version)?,
         service_monitors: desired_service_monitors(vp)?,
         prometheus_rule: desired_prometheus_rule(vp)?,
