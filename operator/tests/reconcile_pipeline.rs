@@ -229,7 +229,7 @@ async fn the_api_disruption_budget_is_removed_when_the_api_drops_below_two_pods(
     assert_eq!(cluster.server.get(&budget), None);
     let deletes: Vec<_> =
         cluster.server.writes().into_iter().filter(|r| r.method == "DELETE").map(|r| r.path).collect();
-    assert_eq!(deletes, [budget.clone()]);
+    assert_eq!(deletes, std::slice::from_ref(&budget));
     assert!(cluster.server.event_reasons().contains(&"Deleted".to_string()));
 
     cluster.server.mark_deployments_ready();

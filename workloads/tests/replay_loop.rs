@@ -178,8 +178,7 @@ async fn a_restarted_looping_replay_continues_after_the_topics_latest_tick_and_f
     let broker = common::Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let input = short_recording(dir.path(), TICKS);
-    let mut config = Config::default();
-    config.kafka = common::kafka_config(&broker);
+    let mut config = Config { kafka: common::kafka_config(&broker), ..Config::default() };
     config.metrics.bind = "127.0.0.1:0".into();
     let config_path = common::process::write_config(dir.path(), &config);
     let (config_arg, input_arg) = (config_path.display().to_string(), input.display().to_string());
