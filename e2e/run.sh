@@ -6,12 +6,14 @@
 #      operator's Helm chart;
 #   2. examples/pipeline.yaml adapted (e2e/adapt_pipeline.py), replaying a recording from a
 #      ConfigMap: waits for Ready (and Reconciling/Stalled False, monitoring applied);
-#   3. predictions flow: the predictors' counter grows;
+#   3. predictions flow: the predictors' counter grows; on the Strimzi leg, the tick → prediction
+#      latency through the real Kafka (p50, p99; the job summary on GitHub Actions);
 #   4. a backlog: the predictor scaled to 0 while the replay runs, then autoscaling turned on:
-#      the operator scales the predictor up on the lag;
+#      the operator scales the predictor up on the lag it recorded in its ScaledUp event;
 #   5. a real fault: model.sourceUri pointed at a model that loads but fails every inference
-#      (served over HTTP from the cluster): the operator rolls back to the baseline
-#      (RolledBack=True, MODEL_VARIANT=baseline) and predictions flow again.
+#      (served over HTTP from the cluster): the operator rolls back to the baseline for that
+#      reason (PredictionErrorsAboveThreshold; RolledBack=True, MODEL_VARIANT=baseline, the API
+#      reports the baseline) and predictions flow again.
 # On failure it prints (and, with E2E_ARTIFACTS, saves) the pipeline's status, events, and the
 # logs of every pod involved.
 #
@@ -27,7 +29,9 @@
 #   E2E_ARTIFACTS         directory for the diagnostics of a failed run
 #   E2E_KEEP=1            leave everything installed afterwards
 #   PROMETHEUS_OPERATOR_VERSION  default v0.86.1; STRIMZI_VERSION default 0.49.0;
-#   KAFKA_IMAGE           default apache/kafka:4.1.0; MODEL_SERVER_IMAGE default busybox:1.37.0
+#   KAFKA_IMAGE           the plain broker and the latency probe, default apache/kafka:4.1.0 (the
+#                         image of examples/gitops/pipelines/kafka.yaml);
+#   MODEL_SERVER_IMAGE    default busybox:1.37.0
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -163,8 +167,11 @@ if [[ "$topics" == strimzi ]]; then
   bootstrap=spikewatch-kafka-bootstrap:9092
 else
   say "starting a single-node Kafka ($kafka_image)"
-  sed "s|KAFKA_IMAGE|$kafka_image|" "$root/e2e/manifests/kafka.yaml" | kubectl -n "$namespace" apply -f -
+  # The broker the GitOps example delivers; it advertises kafka.<namespace>.svc:9092.
+  sed "s|image: apache/kafka:.*|image: $kafka_image|" "$root/examples/gitops/pipelines/kafka.yaml" |
+    kubectl -n "$namespace" apply -f -
   kubectl -n "$namespace" rollout status deployment/kafka --timeout="${timeout}s"
+  # A short name, as a user writes it for the pipeline's namespace: the operator qualifies it.
   bootstrap=kafka:9092
 fi
 
@@ -188,7 +195,8 @@ work=$(mktemp -d)
 kubectl -n "$namespace" create configmap model-files --from-file="model.onnx=$work/model.onnx" \
   --from-file="baseline.json=$root/models/artifacts/spikewatch-gbdt/baseline.json" \
   --dry-run=client -o yaml | kubectl apply --server-side -f -
-sed "s|MODEL_SERVER_IMAGE|$model_server_image|" "$root/e2e/manifests/model-server.yaml" | kubectl -n "$namespace" apply -f -
+sed "s|image: busybox:.*|image: $model_server_image|" "$root/e2e/manifests/model-server.yaml" |
+  kubectl -n "$namespace" apply -f -
 kubectl -n "$namespace" rollout status deployment/model-server --timeout="${timeout}s"
 
 say "applying examples/pipeline.yaml, replaying the recording against the test broker ($topics topics)"
@@ -217,6 +225,36 @@ wait_until "the predictor's first predictions" predictions_above 0
 before=$(predictions)
 wait_until "more predictions than $before" predictions_above "$before"
 echo "predictions made: $(predictions)"
+# The workloads reach the broker at the qualified name the operator renders.
+rendered_bootstrap=$(kubectl -n "$namespace" get configmap "$name-config" -o jsonpath='{.data.config\.yaml}' |
+  awk '$1 == "bootstrap_servers:" { print $2; exit }')
+[[ "$rendered_bootstrap" == *".$namespace.svc:"* ]] || fail "the workloads' bootstrap servers are not qualified: $rendered_bootstrap"
+
+if [[ "$topics" == strimzi ]]; then
+  say "tick → prediction latency through Kafka"
+  # A one-off pod of the Kafka image reads both topics from now on (console consumers in groups of
+  # their own); e2e/latency.py joins each prediction to its tick.
+  probe=latency-probe
+  raw_topic=$(vp '{.spec.kafka.topics.raw}')
+  predictions_topic=$(vp '{.spec.kafka.topics.predictions}')
+  consume() {
+    printf '/opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server %s --topic %s --group %s' \
+      "$rendered_bootstrap" "$1" "e2e-latency-$1-$RANDOM"
+    printf ' --consumer-property auto.offset.reset=latest --max-messages %s --timeout-ms 60000' "$latency_messages"
+    printf ' --property print.timestamp=true 2>/dev/null | sed "s/^/%s /"' "$2"
+  }
+  latency_messages=${E2E_LATENCY_MESSAGES:-2000}
+  kubectl -n "$namespace" delete pod "$probe" --ignore-not-found >/dev/null
+  kubectl -n "$namespace" run "$probe" --image="$kafka_image" --restart=Never --command -- \
+    sh -c "$(consume "$raw_topic" tick) > /tmp/ticks & $(consume "$predictions_topic" prediction) > /tmp/predictions; wait; cat /tmp/ticks /tmp/predictions"
+  kubectl -n "$namespace" wait "pod/$probe" --for=jsonpath='{.status.phase}'=Succeeded --timeout="${timeout}s"
+  latency=$(kubectl -n "$namespace" logs "$probe" | "$python" "$root/e2e/latency.py")
+  kubectl -n "$namespace" delete pod "$probe" --ignore-not-found >/dev/null
+  echo "$latency"
+  if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
+    printf '### Tick → prediction latency (%s topics, kind)\n\n%s\n' "$topics" "$latency" >>"$GITHUB_STEP_SUMMARY"
+  fi
+fi
 
 say "a backlog: the predictor scaled to 0 while the replay runs"
 kubectl -n "$namespace" scale deployment "$name-predictor" --replicas=0
@@ -233,17 +271,32 @@ scaled_up() {
   ((${replicas:-0} >= 2))
 }
 wait_until "the predictor scaled up" scaled_up
-lag=$(vp '{.status.consumer.lag}')
-echo "lag ${lag:-unknown} messages: $(vp '{.status.consumer.desiredReplicas}') predictors"
-greater_than "${lag:-0}" 199 || fail "the scale-up was not driven by a backlog (lag ${lag:-unknown})"
-kubectl -n "$namespace" get events --field-selector reason=ScaledUp -o name | grep -q . || fail "no ScaledUp event"
+# The lag the decision was made on, as the ScaledUp event recorded it ("predictor 0 → 3 replicas:
+# lag N messages on …"): the status holds the latest measurement, after the predictors drained it.
+scaled_up_event() {
+  kubectl -n "$namespace" get events --field-selector "reason=ScaledUp,involvedObject.name=$name" \
+    -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' | head -n 1
+}
+has_scaled_up_event() { [[ -n "$(scaled_up_event)" ]]; }
+wait_until "a ScaledUp event" has_scaled_up_event
+event=$(scaled_up_event)
+echo "ScaledUp: $event"
+lag=$(sed -n 's/.*: lag \([0-9][0-9]*\) messages.*/\1/p' <<<"$event")
+[[ -n "$lag" ]] || fail "the ScaledUp event records no lag: $event"
+greater_than "$lag" 200 || fail "the scale-up was not driven by a backlog (lag $lag at the decision, lagPerReplica 200)"
 
 say "a real fault: model.sourceUri pointed at a model that loads but fails every inference"
 kubectl -n "$namespace" patch volatilitypipeline "$name" --type merge -p \
   "{\"spec\":{\"model\":{\"sourceUri\":\"http://model-server.$namespace.svc:8080/broken/\"}}}"
 wait_until "RolledBack=True" condition_is RolledBack True
-echo "rolled back: $(vp '{.status.lastRollback.reason}'): $(vp '{.status.lastRollback.message}')"
+reason=$(vp '{.status.lastRollback.reason}')
+echo "rolled back: $reason: $(vp '{.status.lastRollback.message}')"
+# The fault is the model's inferences: nothing else (pods not ready, API errors) may be the cause.
+[[ "$reason" == PredictionErrorsAboveThreshold ]] || fail "rolled back for $reason, not PredictionErrorsAboveThreshold"
 [[ "$(vp '{.status.rollback.state}')" == RolledBack ]] || fail "status.rollback.state is $(vp '{.status.rollback.state}')"
+# What the API pods report on /version, read back by the operator.
+active_is_baseline() { [[ "$(vp '{.status.activeModel.variant}')" == baseline ]]; }
+wait_until "status.activeModel.variant baseline" active_is_baseline
 for workload in predictor api; do
   [[ "$(deployment_env "$workload" MODEL_VARIANT)" == baseline ]] || fail "the $workload Deployment does not render the baseline"
 done

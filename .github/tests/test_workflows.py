@@ -74,7 +74,8 @@ def test_ci_runs_the_test_suite_through_the_ci_entry_point():
 def test_every_job_has_a_timeout():
     for path in WORKFLOWS:
         for name, job in yaml.safe_load(path.read_text())["jobs"].items():
-            assert "timeout-minutes" in job, f"{path.name}: job {name} has no timeout"
+            # A job that calls a reusable workflow takes no timeout: the called jobs have theirs.
+            assert "timeout-minutes" in job or "uses" in job, f"{path.name}: job {name} has no timeout"
 
 
 def test_e2e_runs_both_kafka_legs_on_a_pinned_kind_with_cached_images_and_keeps_diagnostics():
@@ -102,19 +103,68 @@ def test_e2e_runs_both_kafka_legs_on_a_pinned_kind_with_cached_images_and_keeps_
     assert upload["with"]["path"] == end_to_end["env"]["E2E_ARTIFACTS"]
 
 
-def test_release_pushes_both_images_and_the_chart_as_an_oci_artifact_on_a_tag():
+def test_ci_runs_the_tests_where_a_real_browser_can_be_installed():
+    test = workflow("ci.yml")["jobs"]["test"]
+    # Ubuntu's `chromium` is a transitional package that installs the snap; Debian's is Chromium.
+    image = test["container"] if isinstance(test["container"], str) else test["container"]["image"]
+    assert re.fullmatch(r"rust:\d+\.\d+\.\d+-(bookworm|trixie)", image), image
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
+    assert f"ARG RUST_IMAGE={image}" in dockerfile, "the Rust and Debian release the images build on"
+    setup = (REPO_ROOT / "scripts" / "setup").read_text()
+    assert "chromium" in setup and "chromium-driver" in setup
+
+
+def test_release_publishes_only_after_ci_and_e2e_passed_on_the_tagged_commit():
     release = workflow("release.yml")
     assert list(release[True]["push"]) == ["tags"], "on: is parsed as True by YAML 1.1"
-    assert release["permissions"]["packages"] == "write"
-    images = release["jobs"]["images"]
+    jobs = release["jobs"]
+    assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
+    assert jobs["e2e"]["uses"] == "./.github/workflows/e2e.yml"
+    for called in ("ci.yml", "e2e.yml"):
+        assert "workflow_call" in workflow(called)[True], f"{called} can be called by release.yml"
+    assert set(jobs["images"]["needs"]) == {"ci", "e2e"}
+    # Nothing is pushed before the images job: every publishing job depends on it, directly or not.
+    publishing = {name for name, job in jobs.items() if "packages" in job.get("permissions", {})}
+    assert publishing == {"images", "manifests", "chart"}
+    assert "packages" not in release["permissions"], "only the publishing jobs may write packages"
+
+
+def test_release_builds_each_architecture_natively_and_merges_them_into_one_tag():
+    jobs = workflow("release.yml")["jobs"]
+    images = jobs["images"]
     names = {i["name"] for i in images["strategy"]["matrix"]["image"]}
     assert names == {"spikewatch", "spikewatch-operator"}
+    platforms = {p["arch"]: p["runner"] for p in images["strategy"]["matrix"]["platform"]}
+    assert platforms == {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
+    assert images["runs-on"] == "${{ matrix.platform.runner }}"
+    assert not any(u.startswith("docker/setup-qemu-action") for u in uses(images)), "no emulation"
     build = next(s for s in steps(images) if s.get("uses", "").startswith("docker/build-push-action"))
-    assert build["with"]["push"] is True
-    chart = runs(release["jobs"]["chart"])
+    assert build["with"]["platforms"] == "linux/${{ matrix.platform.arch }}"
+    assert "push-by-digest=true" in build["with"]["outputs"]
+    manifests = jobs["manifests"]
+    assert manifests["needs"] == "images"
+    assert "docker buildx imagetools create" in runs(manifests)
+    assert '"amd64,arm64"' in runs(manifests), "the merged tag is checked for both architectures"
+
+
+def test_release_writes_lowercase_registry_paths():
+    jobs = workflow("release.yml")["jobs"]
+    for name in ("images", "manifests"):
+        assert "${GITHUB_REPOSITORY_OWNER,,}" in runs(jobs[name]), name
+    chart = runs(jobs["chart"])
     assert "helm package charts/spikewatch-operator" in chart
     assert 'helm push "$RUNNER_TEMP/spikewatch-operator-' in chart
-    assert '"oci://$REGISTRY/$GITHUB_REPOSITORY_OWNER/charts"' in chart
+    assert '"oci://$REGISTRY/${GITHUB_REPOSITORY_OWNER,,}/charts"' in chart
+    assert jobs["chart"]["needs"] == "manifests"
+    # Any use of the owner's name as written would be mixed case for an owner such as "SpikeWatch".
+    text = (REPO_ROOT / ".github" / "workflows" / "release.yml").read_text()
+    assert "github.repository_owner }}" not in text
+    assert re.search(r"GITHUB_REPOSITORY_OWNER(?!,,)\b", text) is None
+
+
+def test_the_chart_readme_says_the_packages_must_be_public_for_anonymous_pulls():
+    readme = (REPO_ROOT / "charts" / "spikewatch-operator" / "README.md").read_text()
+    assert "public" in readme and "anonymous" in readme
 
 
 def test_the_flux_example_pulls_the_chart_from_where_the_release_pushes_it():

@@ -68,7 +68,7 @@ EXPECTED_CLUSTER_RULES = {
     ("", "pods"): {"list"},
     ("keda.sh", "scaledobjects"): APPLIED,
     ("keda.sh", "triggerauthentications"): APPLIED,
-    ("policy", "poddisruptionbudgets"): APPLIED_AND_WATCHED,
+    ("policy", "poddisruptionbudgets"): APPLIED_AND_WATCHED | {"delete"},
     ("networking.k8s.io", "networkpolicies"): APPLIED_AND_WATCHED,
     ("monitoring.coreos.com", "servicemonitors"): APPLIED,
     ("monitoring.coreos.com", "prometheusrules"): APPLIED,

@@ -130,6 +130,18 @@ def test_oci_labels(image):
         assert f"org.opencontainers.image.{label}=" in labels, label
 
 
+def test_the_workload_binary_reports_the_images_version():
+    """/version and --version report spikewatch::VERSION, set from SPIKEWATCH_VERSION at build time."""
+    steps = instructions(DOCKERFILES["workloads"])
+    build = next(i for i, (k, r) in enumerate(steps) if k == "RUN" and "cargo build --release" in r)
+    assert 'SPIKEWATCH_VERSION="${VERSION}" cargo build' in steps[build][1], steps[build]
+    declared = [i for i, (k, r) in enumerate(steps) if k == "ARG" and r.startswith("VERSION")]
+    last_from = max(i for i, (k, _) in enumerate(steps[:build]) if k == "FROM")
+    assert any(last_from < i < build for i in declared), "VERSION is declared in the build stage"
+    lib = (REPO_ROOT / "workloads" / "src" / "lib.rs").read_text()
+    assert 'option_env!("SPIKEWATCH_VERSION")' in lib
+
+
 def operator_rendered_variables() -> set[str]:
     """Every environment variable the workloads read as an override (spikewatch-types' config.rs)."""
     config = CONFIG_RS.read_text()

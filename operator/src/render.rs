@@ -34,6 +34,9 @@ pub struct RenderArgs {
     /// Workload image tag of a pipeline without `spec.image.tag`, as the operator's own flag.
     #[arg(long, env = "WORKLOAD_IMAGE_TAG")]
     pub workload_image_tag: Option<String>,
+    /// Namespace the operator runs in (the peer a `networkPolicy.adminFromOperatorOnly` policy admits).
+    #[arg(long, default_value = "spikewatch-system")]
+    pub operator_namespace: String,
     /// Version of Strimzi's KafkaTopic API to write: `v1` (Strimzi 0.49 and later) or `v1beta2`.
     #[arg(long, default_value = "v1beta2", value_parser = |s: &str| s.parse::<KafkaTopicVersion>())]
     pub kafka_topic_version: KafkaTopicVersion,
@@ -66,6 +69,7 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
     let options = RenderOptions {
         kafka_topic_version: args.kafka_topic_version,
         default_image_tag: args.workload_image_tag.clone(),
+        operator_namespace: Some(args.operator_namespace.clone()),
     };
     let objects = desired_objects(&vp, &options)
         .map_err(|e| RenderError::Build { path: manifest_path.clone(), message: e.to_string() })?;

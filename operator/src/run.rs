@@ -151,7 +151,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
             Arc::new(KafkaTopicAdmin::default()),
             Arc::new(KafkaConsumerLag::default()),
         )
-        .with_default_image_tag(args.workload_image_tag.clone()),
+        .with_default_image_tag(args.workload_image_tag.clone())
+        .with_operator_namespace(Some(namespace.clone())),
     );
     let scope = WatchScope::from_list(&args.watch_namespaces);
     let elector = LeaderElector::new(client, LeaseConfig::new(LEASE_NAME, namespace, identity));

@@ -342,3 +342,40 @@ fn the_crd_is_a_namespaced_vp_with_status_and_printer_columns() {
         version.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(columns, ["Phase", "Model", "Ready", "Age"]);
 }
+
+#[test]
+fn a_workload_listed_with_one_field_keeps_the_defaults_of_its_kind() {
+    use spikewatch_operator::crd::{Workload, WorkloadSpec};
+    let defaults = |w: Workload| match w {
+        Workload::Ingestor => WorkloadSpec::ingestor_default(),
+        Workload::Featurizer => WorkloadSpec::featurizer_default(),
+        Workload::Predictor => WorkloadSpec::predictor_default(),
+        Workload::Api => WorkloadSpec::api_default(),
+    };
+    // In the schema, per field, so the API server fills them in the stored object.
+    let schema = validate::crd_schema();
+    for workload in Workload::ALL {
+        let properties =
+            &schema["properties"]["spec"]["properties"]["workloads"]["properties"][workload.component()]["properties"];
+        let expected = defaults(workload);
+        assert_eq!(properties["replicas"]["default"], json!(expected.replicas), "{workload}");
+        assert_eq!(properties["resources"]["default"], serde_json::to_value(expected.resources).unwrap(), "{workload}");
+    }
+    // And when the operator reads a manifest that never went through an API server (`render`).
+    let object = minimal_with(json!({"workloads": {
+        "api": {"nodeSelector": {"pool": "api"}},
+        "predictor": {"replicas": 3, "resources": {"limits": {"cpu": "4"}}},
+    }}));
+    let vp: VolatilityPipeline = serde_json::from_value(object).unwrap();
+    let api = &vp.spec.workloads.api;
+    assert_eq!((api.replicas, &api.resources), (2, &WorkloadSpec::api_default().resources));
+    assert_eq!(api.node_selector.as_ref().unwrap()["pool"], "api");
+    let predictor = &vp.spec.workloads.predictor;
+    assert_eq!(predictor.replicas, 3);
+    assert_eq!(
+        serde_json::to_value(&predictor.resources).unwrap(),
+        json!({"limits": {"cpu": "4"}}),
+        "resources written replace the defaults as a whole"
+    );
+    assert_eq!(vp.spec.workloads.ingestor, WorkloadSpec::ingestor_default(), "an absent workload");
+}

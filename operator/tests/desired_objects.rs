@@ -7,7 +7,7 @@ mod pipelines;
 mod validate;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use spikewatch_operator::crd::{VolatilityPipeline, Workload};
+use spikewatch_operator::crd::{VolatilityPipeline, Workload, qualify_bootstrap_servers};
 use spikewatch_operator::desired::*;
 use spikewatch_types::config::Config;
 
@@ -274,23 +274,89 @@ fn the_ingestor_runs_alone_and_is_recreated_not_rolled() {
     );
 }
 
+/// Each workload's pods carry the hash of the config sections that workload reads.
+fn config_hashes(vp: &VolatilityPipeline) -> Vec<String> {
+    Workload::ALL
+        .iter()
+        .map(|w| {
+            let d = desired_deployment(vp, *w, &pipelines::options()).unwrap();
+            d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
+        })
+        .collect()
+}
+
+/// Which workloads (in `Workload::ALL` order: ingestor, featurizer, predictor, api) a change rolls.
+fn rolled(before: &[String], after: &[String]) -> Vec<&'static str> {
+    Workload::ALL
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (b, a))| b != a)
+        .map(|(w, _)| w.component())
+        .collect()
+}
+
 #[test]
-fn a_config_change_changes_the_pod_template_hash_and_nothing_else_does() {
-    let hash = |vp: &VolatilityPipeline| {
-        let d = desired_deployment(vp, Workload::Predictor, &pipelines::options()).unwrap();
-        d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
-    };
+fn a_config_change_rolls_the_workloads_that_read_it_and_nothing_else_rolls_any() {
     let vp = minimal();
-    let before = hash(&vp);
-    assert_eq!(before.len(), 64);
+    let before = config_hashes(&vp);
+    assert!(before.iter().all(|h| h.len() == 64), "{before:?}");
+
     let mut replicas_changed = vp.clone();
     replicas_changed.spec.workloads.featurizer.replicas = 2;
-    assert_eq!(hash(&replicas_changed), before, "replicas are not config");
-    let mut config_changed = vp.clone();
-    config_changed.spec.products.push("ETH-USD".into());
-    assert_ne!(hash(&config_changed), before);
-    let cm = desired_config_map(&config_changed).unwrap();
-    assert_eq!(hash(&config_changed), config_hash(&cm.data.unwrap()["config.yaml"]));
+    assert_eq!(rolled(&before, &config_hashes(&replicas_changed)), Vec::<&str>::new(), "replicas are not config");
+
+    let mut model_changed = vp.clone();
+    model_changed.spec.model.source_uri = "https://models.example.com/spikewatch-gbdt/2/".into();
+    assert_eq!(rolled(&before, &config_hashes(&model_changed)), ["predictor", "api"], "a new model");
+    let mut threshold_changed = vp.clone();
+    threshold_changed.spec.model.threshold = Some(0.4);
+    assert_eq!(rolled(&before, &config_hashes(&threshold_changed)), ["predictor", "api"]);
+
+    let mut products_changed = vp.clone();
+    products_changed.spec.products.push("ETH-USD".into());
+    assert_eq!(rolled(&before, &config_hashes(&products_changed)), ["ingestor"], "what the ingestor subscribes to");
+
+    let mut broker_changed = vp.clone();
+    broker_changed.spec.kafka.bootstrap_servers = "kafka-2.kafka:9092".into();
+    assert_eq!(rolled(&before, &config_hashes(&broker_changed)), ["ingestor", "featurizer", "predictor", "api"]);
+}
+
+#[test]
+fn the_config_map_holds_what_the_spec_sets_and_what_the_operator_must_add_and_no_default() {
+    let text = desired_config_map(&minimal()).unwrap().data.unwrap()["config.yaml"].clone();
+    let file: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(map) => map.iter().for_each(|(k, v)| leaves(&format!("{prefix}{k}."), v, out)),
+            None => out.push(prefix.trim_end_matches('.').to_string()),
+        }
+    }
+    let mut keys = vec![];
+    leaves("", &file, &mut keys);
+    assert_eq!(
+        keys,
+        [
+            "api.admin_token_file",
+            "api.bind",
+            "feed.kind",
+            "feed.products",
+            "kafka.bootstrap_servers",
+            "kafka.create_topics",
+            "kafka.featurizer_group_id",
+            "kafka.predictor_group_id",
+            "kafka.security.protocol",
+            "kafka.topics.features",
+            "kafka.topics.predictions",
+            "kafka.topics.raw",
+            "metrics.bind",
+            "model.source",
+            "model.variant",
+        ],
+        "{text}"
+    );
+    let (config, unknown) = Config::from_yaml_reporting_unknown(&text).unwrap();
+    assert_eq!(unknown, Vec::<String>::new(), "every key is one the workloads know");
+    assert_eq!(config.features, Config::default().features, "the workloads' own defaults apply");
 }
 
 #[test]
@@ -300,9 +366,13 @@ fn the_config_map_is_the_workloads_own_config_format() {
     let config = Config::from_yaml(&cm.data.unwrap()["config.yaml"]).expect("the workloads accept the file");
     assert_eq!(config, desired_config(&vp));
     assert_eq!(config.feed.products, ["BTC-USD", "ETH-USD"]);
-    assert_eq!(config.kafka.bootstrap_servers, vp.spec.kafka.bootstrap_servers);
-    assert_eq!(config.kafka.partitions, 6);
+    assert_eq!(
+        config.kafka.bootstrap_servers,
+        qualify_bootstrap_servers(&vp.spec.kafka.bootstrap_servers, "spikewatch"),
+        "the name the operator connects to"
+    );
     assert!(!config.kafka.create_topics, "the operator owns the topics");
+    assert_eq!(config.kafka.partitions, Config::default().kafka.partitions, "only used to create topics");
     assert_eq!(config.kafka.security.protocol.as_deref(), Some("sasl_ssl"));
     assert_eq!(config.kafka.security.sasl_mechanism.as_deref(), Some("SCRAM-SHA-512"));
     assert_eq!(config.kafka.security.ssl_ca_location.as_deref(), Some(KAFKA_CA_PATH));
@@ -311,6 +381,13 @@ fn the_config_map_is_the_workloads_own_config_format() {
     assert_eq!(config.model.source, "models:/spikewatch-gbdt@champion");
     assert_eq!(config.model.threshold, Some(0.7));
     assert_eq!(config.kafka.predictor_group_id, "spikewatch.spikewatch.btc-eth.predictor");
+}
+
+#[test]
+fn a_short_broker_name_is_qualified_with_the_pipelines_namespace_in_the_config() {
+    let vp = minimal();
+    assert_eq!(vp.spec.kafka.bootstrap_servers, "kafka:9092");
+    assert_eq!(desired_config(&vp).kafka.bootstrap_servers, "kafka.default.svc:9092");
 }
 
 #[test]
@@ -387,7 +464,7 @@ fn services_expose_the_api_and_metrics_ports_and_select_one_workload() {
 
 #[test]
 fn the_network_policy_admits_only_the_api_and_metrics_ports() {
-    let policy = desired_network_policy(&minimal()).unwrap().spec.unwrap();
+    let policy = desired_network_policy(&minimal(), &pipelines::options()).unwrap().spec.unwrap();
     assert_eq!(policy.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
     let rules = policy.ingress.unwrap();
     assert_eq!(rules.len(), 1);
@@ -398,10 +475,68 @@ fn the_network_policy_admits_only_the_api_and_metrics_ports() {
 }
 
 #[test]
-fn the_api_disruption_budget_never_blocks_a_drain() {
-    let pdb = desired_pod_disruption_budget(&minimal()).unwrap().spec.unwrap();
+fn an_api_of_two_or_more_pods_gets_a_disruption_budget_that_never_blocks_a_drain() {
+    let vp = minimal();
+    assert_eq!(vp.spec.workloads.api.replicas, 2, "the default");
+    let pdb = desired_pod_disruption_budget(&vp).unwrap().expect("two API pods").spec.unwrap();
     assert_eq!(pdb.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
     assert_eq!(pdb.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"], "api");
+    for replicas in [0, 1] {
+        let mut single = minimal();
+        single.spec.workloads.api.replicas = replicas;
+        assert_eq!(desired_pod_disruption_budget(&single).unwrap(), None, "{replicas} API pods");
+    }
+}
+
+#[test]
+fn the_admin_endpoints_can_listen_apart_and_be_admitted_from_the_operators_namespace_only() {
+    let mut vp = minimal();
+    vp.spec.network_policy.admin_from_operator_only = true;
+    let options = RenderOptions { operator_namespace: Some("ops".into()), ..pipelines::options() };
+    let policy = desired_network_policy(&vp, &options).unwrap().spec.unwrap();
+    let rules = policy.ingress.unwrap();
+    assert_eq!(rules.len(), 2);
+    assert!(rules[0].from.is_none(), "the API and metrics ports stay open");
+    let peers = rules[1].from.as_ref().unwrap();
+    assert_eq!(peers.len(), 1);
+    let selector = peers[0].namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+    assert_eq!(selector["kubernetes.io/metadata.name"], "ops");
+    assert!(peers[0].pod_selector.is_none(), "every pod of that namespace: the operator's");
+    let ports: Vec<_> = rules[1].ports.as_ref().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int;
+    assert_eq!(ports, [Int(Workload::ADMIN_PORT)]);
+
+    for workload in Workload::ALL {
+        let deployment = desired_deployment(&vp, workload, &options).unwrap();
+        let container = deployment.spec.unwrap().template.spec.unwrap().containers.remove(0);
+        let ports: Vec<_> =
+            container.ports.unwrap().iter().map(|p| (p.name.clone().unwrap(), p.container_port)).collect();
+        let bind = container.env.unwrap_or_default().into_iter().find(|e| e.name == "ADMIN_BIND").and_then(|e| e.value);
+        if has_admin_endpoint(workload) {
+            assert_eq!(ports[1], ("admin".to_string(), 8002), "{workload}");
+            assert_eq!(bind.as_deref(), Some("0.0.0.0:8002"), "{workload}: an environment variable, not a config key");
+        } else {
+            assert_eq!(ports.len(), 1, "{workload}");
+            assert_eq!(bind, None, "{workload}");
+        }
+    }
+    let config = desired_config_map(&vp).unwrap().data.unwrap()["config.yaml"].clone();
+    assert!(!config.contains("admin_bind"), "older images would refuse the key:\n{config}");
+
+    let unknown = RenderOptions { operator_namespace: None, ..pipelines::options() };
+    assert!(matches!(desired_network_policy(&vp, &unknown), Err(DesiredError::InvalidSpec(_))));
+    // Off (the default): one rule, no admin port, no ADMIN_BIND.
+    let policy = desired_network_policy(&minimal(), &unknown).unwrap().spec.unwrap();
+    assert_eq!(policy.ingress.unwrap().len(), 1);
+}
+
+#[test]
+fn pods_get_no_service_links() {
+    for workload in Workload::ALL {
+        let deployment = desired_deployment(&minimal(), workload, &pipelines::options()).unwrap();
+        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.enable_service_links, Some(false), "{workload}: a Service named kafka would inject KAFKA_*");
+    }
 }
 
 #[test]

@@ -145,6 +145,10 @@ async fn admin_lifecycle() -> Vec<Recorded> {
     tokio::time::sleep(Duration::from_millis(1100)).await; // the checks and the lag poll are due
     step(&server, &ctx).await; // scales up through the scale subresource
     step(&server, &ctx).await;
+    let mut single_api = server.pipeline();
+    single_api.spec.workloads.api.replicas = 1;
+    server.insert_pipeline(&single_api);
+    step(&server, &ctx).await; // the API's PodDisruptionBudget deleted
     server.mark_pipeline_deleted();
     step(&server, &ctx).await; // topics deleted, finalizer removed
     server.requests()

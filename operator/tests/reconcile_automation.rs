@@ -117,6 +117,19 @@ async fn with_autoscaling_off_the_predictor_replicas_are_set_once_then_left_to_w
 }
 
 #[tokio::test]
+async fn the_lag_is_measured_at_the_qualified_name_of_a_short_broker_name() {
+    let mut pipeline = spec(json!({"autoscaling": {"enabled": true, "maxReplicas": 4, "pollingIntervalSeconds": 1}}));
+    pipeline["kafka"]["bootstrapServers"] = json!("kafka:9092");
+    let cluster = Cluster::with(pipeline, Capabilities::default());
+    cluster.broker.set_lag(&[1500, 900, 0, 0]);
+    cluster.converge().await;
+    assert_eq!(cluster.replicas("predictor"), 3, "the lag was measured");
+    let used = cluster.broker.bootstrap_servers_used();
+    assert!(used.len() >= 2, "topics, then the lag: {used:?}");
+    assert!(used.iter().all(|b| b == "kafka.testns.svc:9092"), "{used:?}");
+}
+
+#[tokio::test]
 async fn the_autoscaler_takes_its_replicas_back_and_holds_them_without_a_measurement() {
     let cluster = Cluster::with(
         spec(json!({"autoscaling": {"enabled": true, "maxReplicas": 4, "pollingIntervalSeconds": 1}})),

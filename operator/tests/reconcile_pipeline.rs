@@ -11,6 +11,7 @@ use spikewatch_operator::controller::{Context, FINALIZER, error_policy, reconcil
 use spikewatch_operator::crd::{ConditionType, Phase, VolatilityPipeline, find_condition};
 use spikewatch_operator::discovery::{self, Capabilities};
 use spikewatch_operator::fixtures::{self, ApiServer, BrokerCall, FakeBroker, UID};
+use spikewatch_types::config::Config;
 
 const TOPICS: [&str; 3] = ["ticks.raw", "ticks.features", "ticks.predictions"];
 
@@ -192,6 +193,59 @@ async fn a_converged_pipeline_reconciles_with_zero_writes() {
     let writes = cluster.server.writes();
     assert!(writes.is_empty(), "a converged pipeline must not write: {writes:#?}");
     assert!(cluster.server.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test]
+async fn the_operator_reaches_a_short_broker_name_in_the_pipelines_namespace_and_renders_the_same_name() {
+    let vp = finalized(fixtures::pipeline_from(json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka:9092,kafka-1.kafka:9092", "deletionPolicy": "Delete"}
+    })));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    cluster.converge().await;
+    let qualified = format!("kafka.{0}.svc:9092,kafka-1.kafka:9092", fixtures::NAMESPACE);
+    let used = cluster.broker.bootstrap_servers_used();
+    assert!(!used.is_empty() && used.iter().all(|b| b == &qualified), "the topics step: {used:?}");
+    let config_map = cluster.server.get(&fixtures::path("v1", "configmaps", "test-config")).expect("config applied");
+    let config = Config::from_yaml(config_map["data"]["config.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(config.kafka.bootstrap_servers, qualified, "one name everywhere");
+
+    cluster.server.mark_pipeline_deleted();
+    cluster.reconcile().await.expect("deletion");
+    assert_eq!(cluster.broker.bootstrap_servers_used().last(), Some(&qualified), "the topics deleted there too");
+}
+
+#[tokio::test]
+async fn the_api_disruption_budget_is_removed_when_the_api_drops_below_two_pods() {
+    let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
+    cluster.converge().await;
+    let budget = fixtures::path("policy/v1", "poddisruptionbudgets", "test-api");
+    assert!(cluster.server.get(&budget).is_some(), "two API pods by default: a budget");
+
+    let mut single = cluster.server.pipeline();
+    single.spec.workloads.api.replicas = 1;
+    cluster.server.insert_pipeline(&single);
+    cluster.reconcile().await.expect("reconcile");
+    assert_eq!(cluster.server.get(&budget), None);
+    let deletes: Vec<_> =
+        cluster.server.writes().into_iter().filter(|r| r.method == "DELETE").map(|r| r.path).collect();
+    assert_eq!(deletes, std::slice::from_ref(&budget));
+    assert!(cluster.server.event_reasons().contains(&"Deleted".to_string()));
+
+    cluster.server.mark_deployments_ready();
+    cluster.reconcile().await.expect("reconcile");
+    cluster.server.forget_requests();
+    cluster.reconcile().await.expect("reconcile");
+    assert_eq!(cluster.server.writes().len(), 0, "nothing to delete any more: {:#?}", cluster.server.writes());
+
+    // Someone else's budget of that name is left alone.
+    cluster.server.insert(
+        &budget,
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+               "metadata": {"name": "test-api", "namespace": fixtures::NAMESPACE}, "spec": {"maxUnavailable": 0}}),
+    );
+    cluster.reconcile().await.expect("reconcile");
+    assert!(cluster.server.get(&budget).is_some());
 }
 
 #[tokio::test]

@@ -53,6 +53,11 @@ struct Serve {
 
 impl Serve {
     async fn start() -> Serve {
+        Serve::start_with(&[]).await
+    }
+
+    /// [`Serve::start`] with extra environment variables.
+    async fn start_with(env: &[(&str, &str)]) -> Serve {
         let model_dir = model_copy();
         let config_dir = tempfile::tempdir().unwrap();
         let token_file = config_dir.path().join("token");
@@ -68,7 +73,9 @@ impl Serve {
             ),
         )
         .unwrap();
-        let process = Process::spawn(spikewatch(&["serve", "--config", config.to_str().unwrap()]));
+        let mut command = spikewatch(&["serve", "--config", config.to_str().unwrap()]);
+        command.envs(env.iter().copied());
+        let process = Process::spawn(command);
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         let health = format!("{base}/health");
@@ -356,4 +363,39 @@ async fn bench_breach_to_baseline_with_the_default_policy() {
         times[times.len() / 2],
         times[times.len() - 1]
     );
+}
+
+/// `networkPolicy.adminFromOperatorOnly`: the pod declares an `admin` port and the workload,
+/// started with the ADMIN_BIND the operator renders, answers its admin endpoints there alone.
+/// The operator's switch goes to that port, not to the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_switch_reaches_an_api_whose_admin_endpoints_listen_apart() {
+    let admin_port = free_port();
+    let serve = Serve::start_with(&[("ADMIN_BIND", &format!("127.0.0.1:{admin_port}"))]).await;
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "test-api-0"},
+        "spec": {"containers": [{"name": "api", "ports": [
+            {"name": "http", "containerPort": serve.port}, {"name": "admin", "containerPort": admin_port}]}]},
+        "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .unwrap();
+    let serving = spikewatch_operator::observe::ServingPod::from_pod(&pod, Workload::Api).unwrap();
+    let on_api_port = reqwest::Client::new()
+        .post(format!("{}/admin/variant", serve.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"variant": "baseline"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_api_port.status(), 404, "no admin endpoint on the API's port");
+
+    let report = spikewatch_operator::controller::model_switch::switch_variant(
+        &reqwest::Client::new(),
+        TOKEN,
+        &[serving],
+        spikewatch_operator::crd::ModelVariant::Baseline,
+    )
+    .await;
+    assert_eq!(report.switched, ["test-api-0"], "{report:?}");
+    assert_eq!(serve.variant().await, "baseline");
 }

@@ -21,6 +21,14 @@ pub mod sources;
 pub mod telemetry;
 pub mod transport;
 
+/// The version this binary reports (`/version`, `--version`, the Open Inference Protocol's server
+/// metadata): `SPIKEWATCH_VERSION` at build time (the image's version: the Dockerfile passes its
+/// `VERSION` build argument), else the crate's.
+pub const VERSION: &str = match option_env!("SPIKEWATCH_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 // The config file format and the topic messages live in `spikewatch-types`, shared with the
 // operator; their paths stay `spikewatch::config` and `spikewatch::domain`.
 pub use spikewatch_types::{config, domain};

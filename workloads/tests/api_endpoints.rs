@@ -138,7 +138,7 @@ async fn version_reports_api_model_and_variant() {
     let reply = call(&app, get("/version")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let info = state.model().unwrap().info().clone();
-    assert_eq!(reply.body["api_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(reply.body["api_version"], spikewatch::VERSION, "the build's version (the image's)");
     assert_eq!(reply.body["model_version"], info.version.as_str());
     assert_eq!(reply.body["model_name"], info.name.as_str());
     assert_eq!(reply.body["model_variant"], "ml");
@@ -227,6 +227,25 @@ async fn variant_switch_is_reported_by_version_metrics_and_predictions() {
     assert_eq!(sample(&text, "model_variant_active", &[("variant", "ml")]), Some(1.0));
     let scored = [("endpoint", "/predict"), ("variant", "baseline")];
     assert_eq!(sample(&text, "volatility_prediction_latency_seconds_count", &scored), Some(1.0));
+}
+
+/// `api.admin_bind`: the admin endpoints answer on their own listener only, so a NetworkPolicy
+/// can admit them from fewer peers than the API.
+#[tokio::test]
+async fn with_an_admin_address_the_admin_endpoints_are_served_there_alone() {
+    let state = state(ModelVariant::Ml).await;
+    let (public, admin) = (api::router_without_admin(state.clone()), api::admin_router(state.clone()));
+    for uri in ["/admin/variant", "/admin/reload"] {
+        let reply = call(&public, admin_post(uri, Some(&json!({"variant": "baseline"})), Some(TOKEN))).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri} is not on the API port");
+    }
+    assert_eq!(call(&public, get("/version")).await.body["model_variant"], "ml", "nothing switched");
+    let reply = call(&admin, admin_post("/admin/variant", Some(&json!({"variant": "baseline"})), Some(TOKEN))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(call(&public, get("/version")).await.body["model_variant"], "baseline", "one model, two listeners");
+    let unauthorized = call(&admin, admin_post("/admin/reload", None, Some("wrong"))).await;
+    assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED, "still behind the token");
+    assert_eq!(call(&admin, get("/predict")).await.status, StatusCode::NOT_FOUND, "nothing else there");
 }
 
 #[tokio::test]

@@ -107,3 +107,34 @@ fn the_training_csv_feeds_the_offline_table() {
     let rows = table.lines().count() - 1;
     assert!(rows > 3000 && rows <= 3578, "{rows} rows");
 }
+
+#[test]
+fn when_every_line_is_rejected_the_reasons_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.csv");
+    std::fs::write(
+        &input,
+        "ts,product_id,price,best_bid,best_ask\n\
+         2026-04-04T03:19:00Z,BTC-USD,66800,66802,66800\n\
+         2026-04-04T03:19:01Z,BTC-USD,66801,66803,66801\n\
+         2026-04-04T03:19:02Z,BTC-USD,66801,66805,66802\n\
+         2026-04-04T03:19:03Z,BTC-USD,0,66799.5,66800.5\n\
+         2026-04-04T03:19:04Z,BTC-USD,-1,66799.5,66800.5\n\
+         2026-04-04T03:19:05Z,BTC-USD,NaN,66799.5,66800.5\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["features", "--input", input.to_str().unwrap(), "--output", dir.path().join("t.csv").to_str().unwrap()],
+        vec!["run", "--input", input.to_str().unwrap()],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_spikewatch"))
+            .args(&args)
+            .env("ORT_DYLIB_PATH", common::artifact::require_env("ORT_DYLIB_PATH"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
+        let expected = "no tick in 7 lines (rejected: 3 crossed_book, 2 non_positive_price, 1 non_finite; skipped: ";
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

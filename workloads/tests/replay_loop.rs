@@ -165,3 +165,133 @@ async fn an_unreachable_recording_url_is_a_clear_error() {
     assert!(!status.0.success());
     assert!(status.1.contains(&url), "the error names the URL: {}", status.1);
 }
+
+/// A looping replay restarted (a new pod, a config change) in front of a running featurizer. The
+/// first run went many passes ahead in event time; had the second started again at the
+/// recording's own time, the featurizer would reject its ticks as out of order (older than what
+/// it has seen by more than its tolerance) until it caught up, as many passes later. It
+/// continues after the raw topic's latest tick instead, and features keep flowing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_looping_replay_continues_after_the_topics_latest_tick_and_features_keep_flowing() {
+    const TICKS: usize = 50;
+    const PASSES: usize = 10;
+    let broker = common::Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = short_recording(dir.path(), TICKS);
+    let mut config = Config { kafka: common::kafka_config(&broker), ..Config::default() };
+    config.metrics.bind = "127.0.0.1:0".into();
+    let config_path = common::process::write_config(dir.path(), &config);
+    let (config_arg, input_arg) = (config_path.display().to_string(), input.display().to_string());
+    let replay = |name: &str, pace: &[&str]| {
+        let mut args = vec!["--config", &config_arg, "replay", "--loop", "--input", &input_arg];
+        args.extend_from_slice(pace);
+        common::process::Spawned::start(dir.path(), name, &args)
+    };
+    let mut featurizer =
+        common::process::Spawned::start(dir.path(), "featurize", &["--config", &config_arg, "featurize"]);
+    let metrics = featurizer.metrics_addr();
+    let featurizer_metric = move |name: &str| -> f64 {
+        let (_, body) = common::process::http_get(metrics, "/metrics");
+        common::process::metric_value(&body, name).unwrap_or_else(|| panic!("no {name}:\n{body}"))
+    };
+    let out_of_order = move || {
+        let (_, body) = common::process::http_get(metrics, "/metrics");
+        let line =
+            body.lines().find(|l| l.starts_with("spikewatch_featurizer_ticks_rejected_total{kind=\"out_of_order\"}"));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no out_of_order:\n{body}"))
+    };
+
+    // The first run, as fast as the broker takes the ticks, for at least PASSES passes.
+    let mut first = replay("replay-1", &["--speed", "max"]);
+    let bootstrap = broker.bootstrap_servers();
+    let (published_by_first, latest_of_first) = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            common::topics::wait_for_count(&bootstrap, "ticks.raw", TICKS * PASSES);
+            assert!(first.terminate().success(), "{}", first.stderr());
+            let ticks = common::topics::read_until::<Tick>(&bootstrap, "ticks.raw", |_| true);
+            (ticks.len(), ticks.iter().map(|r| r.value.exchange_time).max().unwrap())
+        })
+        .await
+        .unwrap()
+    };
+    // The featurizer has caught up with the first run and accepted every tick.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while featurizer_metric("spikewatch_featurizer_ticks_consumed_total") < published_by_first as f64 {
+        assert!(std::time::Instant::now() < deadline, "the featurizer never caught up:\n{}", featurizer.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(out_of_order(), 0.0);
+    let published_before = featurizer_metric("spikewatch_featurizer_features_published_total");
+
+    // The second run at 20 times the recorded pace (at most 50 ms between two ticks).
+    let mut second = replay("replay-2", &["--speed", "20", "--max-sleep", "0.05"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while featurizer_metric("spikewatch_featurizer_features_published_total") < published_before + 20.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "features stopped after the restart ({} ticks rejected as out of order)\nreplay-2:\n{}",
+            out_of_order(),
+            second.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(out_of_order(), 0.0, "no tick of the second run is older than the first run's");
+    // It read where to continue from the topic, and it is the first run's latest tick.
+    let log = second.stderr();
+    let continued = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|event| event["message"] == "continuing after the topic's latest tick")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(continued["after"], latest_of_first.to_string(), "{continued}");
+    let (second_ticks, _) = tokio::task::spawn_blocking(move || {
+        let raw = common::topics::read_first::<Tick>(&bootstrap, "ticks.raw", published_by_first + 1);
+        (raw[published_by_first..].iter().map(|r| r.value.exchange_time).collect::<Vec<_>>(), ())
+    })
+    .await
+    .unwrap();
+    let first_of_second = second_ticks.into_iter().min().unwrap();
+    assert!(first_of_second > latest_of_first, "{first_of_second} after {latest_of_first}");
+    assert!(first_of_second - latest_of_first <= TimeDelta::from_std(PASS_GAP).unwrap(), "{first_of_second}");
+    assert!(second.terminate().success());
+    featurizer.terminate();
+}
+
+/// A config key this version does not know (written by a newer operator) does not stop a
+/// workload: it is logged and counted on `/metrics`.
+#[tokio::test]
+async fn unknown_config_keys_are_logged_and_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        "kafka:\n  bootstrap_servers: 127.0.0.1:1\n  create_topics: false\n  linger_ms: 5\n\
+         metrics:\n  bind: 127.0.0.1:0\ntracing:\n  otlp_endpoint: http://collector:4317\n",
+    )
+    .unwrap();
+    let input = short_recording(dir.path(), 10);
+    let mut replay = common::process::Spawned::start(
+        dir.path(),
+        "replay",
+        &["--config", path.to_str().unwrap(), "replay", "--speed", "1", "--input", input.to_str().unwrap()],
+    );
+    let (body, stderr) = tokio::task::spawn_blocking(move || {
+        let addr = replay.metrics_addr();
+        let (_, body) = common::process::http_get(addr, "/metrics");
+        let stderr = replay.stderr();
+        // Nothing to flush to: the broker address is unreachable on purpose.
+        replay.kill_hard();
+        (body, stderr)
+    })
+    .await
+    .unwrap();
+    assert_eq!(common::process::metric_value(&body, "spikewatch_config_unknown_keys"), Some(2.0), "{body}");
+    for key in ["kafka.linger_ms", "tracing"] {
+        assert!(
+            stderr.lines().any(|l| l.contains("\"WARN\"") && l.contains(&format!("\"key\":\"{key}\""))),
+            "{key}: {stderr}"
+        );
+    }
+}

@@ -78,6 +78,12 @@ pub fn read_first<T: DeserializeOwned>(bootstrap: &str, topic: &str, count: usiz
     read(bootstrap, topic, &mut |records| records.len() >= count, false)
 }
 
+/// Reads `topic` from the beginning until `done` holds for what was read and returns at once (no
+/// draining): for waiting until a stage has made some progress while it goes on.
+pub fn wait_until<T: DeserializeOwned>(bootstrap: &str, topic: &str, mut done: impl FnMut(&[Record<T>]) -> bool) {
+    read(bootstrap, topic, &mut done, false);
+}
+
 /// Reads `topic` from the beginning until it yielded `count` records and returns at once (no
 /// draining): for waiting until a stage has made progress.
 pub fn wait_for_count(bootstrap: &str, topic: &str, count: usize) {

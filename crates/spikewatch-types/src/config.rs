@@ -2,6 +2,10 @@
 //!
 //! Precedence: built-in defaults < config file (`--config` / `CONFIG_PATH`) < environment.
 //! The environment variable names are those of the original runbook where it had one.
+//!
+//! Keys this version does not know are ignored and reported ([`Config::load_reporting_unknown`]),
+//! not refused: a config file written for a newer version (by a newer operator) still starts an
+//! older workload.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Feed, ModelVariant};
 
+mod validate;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 #[derive(Default)]
 pub struct Config {
     pub feed: FeedConfig,
@@ -23,7 +29,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct FeedConfig {
     /// `advanced_trade` (default) or `exchange`.
     pub kind: Feed,
@@ -41,7 +47,7 @@ pub struct FeedConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct MirrorConfig {
     /// Directory the rotated NDJSON files are written to.
     pub dir: String,
@@ -50,7 +56,7 @@ pub struct MirrorConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub topics: TopicsConfig,
@@ -72,7 +78,7 @@ pub struct KafkaConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TopicsConfig {
     pub raw: String,
     pub features: String,
@@ -80,7 +86,7 @@ pub struct TopicsConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct KafkaSecurity {
     /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
     pub protocol: Option<String>,
@@ -93,7 +99,7 @@ pub struct KafkaSecurity {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct FeaturesConfig {
     /// A silence longer than this resets the product's windows.
     pub max_gap_secs: f64,
@@ -102,7 +108,7 @@ pub struct FeaturesConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ModelConfig {
     pub variant: ModelVariant,
     /// Local path, `https://` URL, or `models:/<name>/<version|@alias>` (MLflow registry).
@@ -117,7 +123,7 @@ pub struct ModelConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ApiConfig {
     pub bind: String,
     pub max_body_bytes: usize,
@@ -125,6 +131,10 @@ pub struct ApiConfig {
     pub request_timeout_ms: u64,
     /// File holding the bearer token of the admin endpoints; unset = admin endpoints disabled.
     pub admin_token_file: Option<String>,
+    /// Serve the admin endpoints (`serve`'s and `predict`'s) on this address only, not on the
+    /// API or metrics port, so a NetworkPolicy can admit them from fewer peers. Unset: beside
+    /// the others.
+    pub admin_bind: Option<String>,
     /// Refuse `/predict` rows with absent fields (422) instead of filling them with the
     /// training medians (`?strict=true` does it per request).
     pub strict_rows: bool,
@@ -135,7 +145,7 @@ pub struct ApiConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct MetricsConfig {
     /// Address of the `/metrics` (and `/health`) endpoint of `ingest`, `featurize` and `predict`.
     pub bind: String,
@@ -217,6 +227,7 @@ impl Default for ApiConfig {
             max_rows: 1024,
             request_timeout_ms: 2_000,
             admin_token_file: None,
+            admin_bind: None,
             strict_rows: false,
             predictions_from_kafka: false,
             stream_buffer: 1024,
@@ -238,31 +249,53 @@ pub enum ConfigError {
     Parse { path: String, source: serde_yaml::Error },
     #[error("invalid value {value:?} for environment variable {var}: {reason}")]
     Env { var: &'static str, value: String, reason: String },
+    /// A setting that parses but cannot work (`Config::validate`).
+    #[error("invalid setting {setting}: {reason}")]
+    Invalid { setting: &'static str, reason: String },
 }
 
 impl Config {
     /// Loads `path` (if any) over the defaults, then applies the process environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config = match path {
-            Some(path) => Config::from_yaml_file(path)?,
-            None => Config::default(),
+        Config::load_reporting_unknown(path).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the keys of the file this version does not know.
+    pub fn load_reporting_unknown(path: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
+        let (mut config, unknown) = match path {
+            Some(path) => Config::from_yaml_file_reporting_unknown(path)?,
+            None => (Config::default(), vec![]),
         };
         config.apply_env(|var| std::env::var(var).ok())?;
-        Ok(config)
+        Ok((config, unknown))
     }
 
     pub fn from_yaml_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::from_yaml_file_reporting_unknown(path).map(|(config, _)| config)
+    }
+
+    fn from_yaml_file_reporting_unknown(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         let display = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: display.clone(), source })?;
-        Config::from_yaml(&text).map_err(|source| ConfigError::Parse { path: display, source })
+        Config::from_yaml_reporting_unknown(&text).map_err(|source| ConfigError::Parse { path: display, source })
     }
 
     pub fn from_yaml(text: &str) -> Result<Config, serde_yaml::Error> {
+        Config::from_yaml_reporting_unknown(text).map(|(config, _)| config)
+    }
+
+    /// Parses `text` over the defaults; returns the config and the dotted paths of the keys it
+    /// ignored because this version does not know them (such as `kafka.linger_ms`).
+    pub fn from_yaml_reporting_unknown(text: &str) -> Result<(Config, Vec<String>), serde_yaml::Error> {
         if text.trim().is_empty() {
-            return Ok(Config::default());
+            return Ok((Config::default(), vec![]));
         }
-        serde_yaml::from_str(text)
+        let mut unknown = vec![];
+        let config = serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |path| {
+            unknown.push(path.to_string())
+        })?;
+        Ok((config, unknown))
     }
 
     /// Applies environment overrides; `lookup` is `std::env::var` in production, a map in tests.
@@ -311,10 +344,29 @@ impl Config {
         if let Some(v) = lookup("ADMIN_TOKEN_FILE") {
             self.api.admin_token_file = Some(v);
         }
+        if let Some(v) = lookup("ADMIN_BIND") {
+            self.api.admin_bind = Some(v);
+        }
         if let Some(v) = lookup("PREDICTIONS_FROM_KAFKA") {
             self.api.predictions_from_kafka = parse("PREDICTIONS_FROM_KAFKA", v)?;
         }
         Ok(())
+    }
+}
+
+/// The top-level sections of the config file each subcommand that runs in a cluster reads
+/// (`ingest` and `replay`, `featurize`, `predict`, `serve`). The operator hashes only these into
+/// a workload's pods, so a change restarts the workloads that read it and no other: a new model
+/// restarts the API and the predictor, not the ingestor and the featurizer.
+pub fn sections_read_by(subcommand: &str) -> &'static [&'static str] {
+    match subcommand {
+        "ingest" | "replay" => &["feed", "kafka", "metrics"],
+        "featurize" => &["features", "kafka", "metrics"],
+        // The predictor's admin endpoint reads `api.admin_token_file`.
+        "predict" => &["api", "kafka", "metrics", "model"],
+        // `api.predictions_from_kafka` streams the predictions topic.
+        "serve" => &["api", "kafka", "model"],
+        _ => &["api", "features", "feed", "kafka", "metrics", "model"],
     }
 }
 
@@ -363,8 +415,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_bad_env_values_are_errors() {
-        assert!(Config::from_yaml("kafka:\n  bootstrap: x\n").is_err());
+    fn unknown_keys_are_ignored_and_reported_with_their_path() {
+        let (c, unknown) = Config::from_yaml_reporting_unknown(
+            "kafka:\n  bootstrap_servers: k:9092\n  linger_ms: 5\n  topics:\n    audit: a\nsinks: {}\n",
+        )
+        .unwrap();
+        assert_eq!(c.kafka.bootstrap_servers, "k:9092", "the known keys still apply");
+        assert_eq!(unknown, ["kafka.linger_ms", "kafka.topics.audit", "sinks"]);
+        assert_eq!(Config::from_yaml_reporting_unknown("kafka:\n  partitions: 6\n").unwrap().1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_known_key_of_the_wrong_type_and_bad_env_values_are_errors() {
+        assert!(Config::from_yaml("kafka:\n  partitions: many\n").is_err());
         let mut c = Config::default();
         let err = c.apply_env(|k| (k == "MODEL_VARIANT").then(|| "gpt".to_string())).unwrap_err();
         assert!(err.to_string().contains("MODEL_VARIANT"), "{err}");

@@ -1,7 +1,9 @@
 //! The desired children of a pipeline, from the pure builders in [`crate::desired`], in the
 //! untyped form the apply step takes, each with the pipeline as controlling owner.
 
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::ApiResource;
 use serde_json::Value;
 
 use super::apply::DesiredChild;
@@ -27,6 +29,9 @@ pub struct DesiredChildren {
     pub kafka_topics: Vec<DesiredChild>,
     /// KEDA TriggerAuthentication and ScaledObject (`autoscaling.engine: keda` only).
     pub keda: Vec<DesiredChild>,
+    /// Children the spec no longer asks for, to be removed when the operator created them:
+    /// the API's PodDisruptionBudget once the API runs fewer than two pods.
+    pub unwanted: Vec<(ApiResource, String)>,
 }
 
 impl DesiredChildren {
@@ -51,7 +56,12 @@ pub fn desired_children(vp: &VolatilityPipeline, options: &desired::RenderOption
     for service in &state.services {
         children.core.push(DesiredChild::from_typed(service)?);
     }
-    children.core.push(DesiredChild::from_typed(&state.pod_disruption_budget)?);
+    match &state.pod_disruption_budget {
+        Some(budget) => children.core.push(DesiredChild::from_typed(budget)?),
+        None => children
+            .unwanted
+            .push((ApiResource::erase::<PodDisruptionBudget>(&()), desired::workload_name(vp, Workload::Api))),
+    }
     children.core.push(DesiredChild::from_typed(&state.network_policy)?);
     for (workload, deployment) in Workload::ALL.iter().zip(&state.deployments) {
         let child = DesiredChild::from_typed(deployment)?.with_create_only(desired::create_only_fields(*workload));

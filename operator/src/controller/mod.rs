@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -83,6 +83,8 @@ pub struct Context {
     pub scaling_memory: ScalingMemory,
     /// Workload image tag of pipelines that leave `spec.image.tag` unset (`--workload-image-tag`).
     pub default_image_tag: Option<String>,
+    /// The namespace the operator runs in (`POD_NAMESPACE`).
+    pub operator_namespace: Option<String>,
     /// Consecutive failures per pipeline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -114,6 +116,7 @@ impl Context {
             http,
             scaling_memory: ScalingMemory::default(),
             default_image_tag: None,
+            operator_namespace: None,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -121,6 +124,12 @@ impl Context {
     /// Sets the workload image tag of pipelines that do not name one.
     pub fn with_default_image_tag(mut self, tag: Option<String>) -> Context {
         self.default_image_tag = tag;
+        self
+    }
+
+    /// Sets the namespace the operator runs in.
+    pub fn with_operator_namespace(mut self, namespace: Option<String>) -> Context {
+        self.operator_namespace = namespace;
         self
     }
 
@@ -204,6 +213,7 @@ async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str
     let options = RenderOptions {
         kafka_topic_version: capabilities.kafka_topic_version,
         default_image_tag: ctx.default_image_tag.clone(),
+        operator_namespace: ctx.operator_namespace.clone(),
     };
     let desired = match children::desired_children(vp, &options) {
         Ok(desired) => desired,
@@ -239,6 +249,9 @@ async fn reconcile_apply(vp: &VolatilityPipeline, ctx: &Context, namespace: &str
     // 2. Children: configuration and plumbing first, then the Deployments that use them.
     for child in &desired.core {
         apply_and_announce(vp, ctx, namespace, child).await?;
+    }
+    for (resource, name) in &desired.unwanted {
+        remove_unwanted(vp, ctx, namespace, resource, name).await?;
     }
     if admin_token::ensure(vp, ctx, namespace).await? {
         events::normal(
@@ -399,6 +412,33 @@ async fn apply_and_announce(
         }
     }
     Ok(observed)
+}
+
+/// Deletes a child the spec no longer asks for, if it exists and is this pipeline's (owned by
+/// it): a GET only when it is already gone.
+async fn remove_unwanted(
+    vp: &VolatilityPipeline,
+    ctx: &Context,
+    namespace: &str,
+    resource: &ApiResource,
+    name: &str,
+) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, resource);
+    let Some(existing) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let ours = existing.metadata.owner_references.iter().flatten().any(|o| Some(&o.uid) == vp.metadata.uid.as_ref());
+    if !ours {
+        return Ok(());
+    }
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(kind = %resource.kind, child = name, "deleted");
+    events::normal(&ctx.recorder, vp, "Deleted", "Apply", format!("deleted {} {name}", resource.kind)).await;
+    Ok(())
 }
 
 /// Replicas of the pipeline's Deployments as they are, without applying anything; `None`

@@ -88,8 +88,8 @@ pub async fn switch_variant(
     pods: &[ServingPod],
     variant: ModelVariant,
 ) -> SwitchReport {
-    let calls = pods.iter().filter(|p| p.base_url.is_some()).map(|pod| async move {
-        let base = pod.base_url.as_deref().unwrap_or_default();
+    let calls = pods.iter().filter(|p| p.admin_url.is_some()).map(|pod| async move {
+        let base = pod.admin_url.as_deref().unwrap_or_default();
         let response = http
             .post(format!("{base}/admin/variant"))
             .bearer_auth(token)

@@ -27,8 +27,10 @@ pub fn desired_topics(kafka: &KafkaSpec) -> Vec<TopicSpec> {
 /// Bootstrap servers and, when the spec references a Secret, the credentials in it.
 pub async fn connection(vp: &VolatilityPipeline, ctx: &Context, namespace: &str) -> Result<KafkaConnection> {
     let kafka = &vp.spec.kafka;
+    // The operator runs in its own namespace: a short Service name is the pipeline namespace's.
+    let bootstrap_servers = kafka.bootstrap_servers_in(namespace);
     let Some(secret_ref) = &kafka.auth_secret_ref else {
-        return Ok(KafkaConnection::plaintext(&kafka.bootstrap_servers));
+        return Ok(KafkaConnection::plaintext(bootstrap_servers));
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
@@ -61,7 +63,7 @@ pub async fn connection(vp: &VolatilityPipeline, ctx: &Context, namespace: &str)
         auth.password = None;
     }
     auth.security_protocol = Some(kafka.security_protocol.as_config_str().to_ascii_uppercase());
-    Ok(KafkaConnection { bootstrap_servers: kafka.bootstrap_servers.clone(), auth: Some(auth) })
+    Ok(KafkaConnection { bootstrap_servers, auth: Some(auth) })
 }
 
 /// Describes a successful `ensure` for the TopicsReady condition.

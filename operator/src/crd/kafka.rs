@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("!self.caFromSecret || (has(self.authSecretRef) && self.securityProtocol.endsWith('SSL'))").message("caFromSecret needs authSecretRef and securityProtocol SSL or SASL_SSL"))]
 pub struct KafkaSpec {
     /// Comma-separated `host:port` list of bootstrap brokers, such as `kafka-0.kafka:9092,kafka-1.kafka:9092`.
+    /// A host without a dot is a Service of the pipeline's namespace: the operator (which runs
+    /// in its own namespace) and the workloads both use it as `<host>.<namespace>.svc`.
     #[schemars(length(min = 1, max = 4096), regex(pattern = r"^[^,\s]+(,[^,\s]+)*$"))]
     pub bootstrap_servers: String,
 
@@ -67,6 +69,39 @@ pub struct KafkaSpec {
     /// `Delete` deletes them.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+impl KafkaSpec {
+    /// [`Self::bootstrap_servers`] as every client of the pipeline uses it: the operator's own
+    /// connections (topics, consumer lag), the workloads' config and KEDA's trigger. See
+    /// [`qualify_bootstrap_servers`].
+    pub fn bootstrap_servers_in(&self, namespace: &str) -> String {
+        qualify_bootstrap_servers(&self.bootstrap_servers, namespace)
+    }
+}
+
+/// Qualifies each `host:port` of a bootstrap list whose host has no dot with
+/// `.<namespace>.svc`, so that a Service name written for the pipeline's namespace
+/// (`kafka:9092`) resolves the same from any namespace: the operator's, KEDA's, the pipeline's.
+/// Left as written: hosts with a dot (already qualified, or an IPv4 address), bracketed IPv6
+/// addresses, `localhost`, and every host when `namespace` is empty.
+pub fn qualify_bootstrap_servers(servers: &str, namespace: &str) -> String {
+    servers.split(',').map(|server| qualify_server(server.trim(), namespace)).collect::<Vec<_>>().join(",")
+}
+
+fn qualify_server(server: &str, namespace: &str) -> String {
+    let (host, port) = match server.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => (host, Some(port)),
+        _ => (server, None),
+    };
+    let local = host.is_empty() || host.contains(['.', '[', ':']) || host.eq_ignore_ascii_case("localhost");
+    if local || namespace.is_empty() {
+        return server.to_string();
+    }
+    match port {
+        Some(port) => format!("{host}.{namespace}.svc:{port}"),
+        None => format!("{host}.{namespace}.svc"),
+    }
 }
 
 fn default_partitions() -> i32 {
@@ -206,4 +241,31 @@ fn default_features_topic() -> String {
 }
 fn default_predictions_topic() -> String {
     spikewatch_types::config::TopicsConfig::default().predictions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qualify_bootstrap_servers;
+
+    #[test]
+    fn short_service_names_are_qualified_with_the_pipelines_namespace() {
+        for (written, expected) in [
+            ("kafka:9092", "kafka.markets.svc:9092"),
+            ("spikewatch-kafka-bootstrap:9092", "spikewatch-kafka-bootstrap.markets.svc:9092"),
+            ("kafka-0.kafka:9092,kafka-1:9092", "kafka-0.kafka:9092,kafka-1.markets.svc:9092"),
+            ("kafka", "kafka.markets.svc"),
+            ("kafka.other.svc.cluster.local:9093", "kafka.other.svc.cluster.local:9093"),
+            ("broker.example.com:9093", "broker.example.com:9093"),
+            ("10.0.0.7:9092", "10.0.0.7:9092"),
+            ("[fd00::7]:9092", "[fd00::7]:9092"),
+            ("localhost:9092", "localhost:9092"),
+        ] {
+            assert_eq!(qualify_bootstrap_servers(written, "markets"), expected, "{written}");
+        }
+    }
+
+    #[test]
+    fn without_a_namespace_nothing_changes() {
+        assert_eq!(qualify_bootstrap_servers("kafka:9092", ""), "kafka:9092");
+    }
 }

@@ -20,11 +20,15 @@ mod workloads;
 pub use conditions::{
     ConditionStatus, ConditionType, condition, find_condition, is_condition_true, phase_from_conditions, set_condition,
 };
-pub use kafka::{DeletionPolicy, KafkaSpec, SaslMechanism, SecretRef, SecurityProtocol, TopicManagement, TopicsSpec};
+pub use kafka::{
+    DeletionPolicy, KafkaSpec, SaslMechanism, SecretRef, SecurityProtocol, TopicManagement, TopicsSpec,
+    qualify_bootstrap_servers,
+};
 pub use policies::{AutoscalingSpec, MonitoringSpec, RecoveryMode, RollbackSpec, ScalingEngine};
 pub use source::{ConfigMapRecording, RecordingSource, ReplaySpec, SourceSpec, SourceType, VolumeRecording};
 pub use spec::{
-    FeedKind, ImagePullPolicy, ImageSpec, ModelSpec, ModelVariant, VolatilityPipeline, VolatilityPipelineSpec,
+    FeedKind, ImagePullPolicy, ImageSpec, ModelSpec, ModelVariant, NetworkPolicySpec, VolatilityPipeline,
+    VolatilityPipelineSpec,
 };
 pub use status::{
     ActiveModel, CheckResult, CheckStatus, ConsumerStatus, Phase, RollbackRecord, RollbackState, RollbackStatus,

@@ -92,6 +92,23 @@ pub struct VolatilityPipelineSpec {
     /// Prometheus Operator objects and the Grafana dashboard created for the pipeline.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
+
+    /// What the pipeline's NetworkPolicy admits besides the API and metrics ports.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
+}
+
+/// What the pipeline's NetworkPolicy admits.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Serve the admin endpoints of the API and the predictor (the rollback's model switch) on
+    /// a port of their own, `admin` (8002), and admit that port only from the operator's
+    /// namespace. Needs a workload image that reads `ADMIN_BIND` (0.2.0 and later); older
+    /// images keep the admin endpoints on the API and metrics ports, where the operator cannot
+    /// reach them then.
+    #[serde(default)]
+    pub admin_from_operator_only: bool,
 }
 
 /// Coinbase WebSocket feed.

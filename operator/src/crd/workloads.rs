@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::KubeSchema;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use schemars::{JsonSchema, Schema};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One of the pipeline's workloads; each runs as one Deployment of `spikewatch <subcommand>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +58,11 @@ impl Workload {
         }
     }
 
+    /// Port of the admin endpoints when they are served apart (`networkPolicy.adminFromOperatorOnly`).
+    pub const ADMIN_PORT: i32 = 8002;
+    /// Name of that port in the pod.
+    pub const ADMIN_PORT_NAME: &'static str = "admin";
+
     /// Whether the workload consumes a topic in a consumer group (its replicas share partitions).
     pub fn is_consumer(self) -> bool {
         matches!(self, Workload::Featurizer | Workload::Predictor)
@@ -71,22 +76,93 @@ impl std::fmt::Display for Workload {
 }
 
 /// Replicas, resources and scheduling of each workload.
+///
+/// The defaults are per field: a workload listed with only some fields (say a `nodeSelector`)
+/// keeps the default replicas and resources of its kind. The schema carries them on each
+/// workload's `replicas` and `resources`, so the API server fills them in; deserializing here
+/// fills them the same way, for pipelines that never went through an API server (`render`).
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.ingestor.replicas <= 1").message("ingestor.replicas must be 0 or 1: two ingestors would publish every tick twice"))]
 pub struct WorkloadsSpec {
     /// The Coinbase WebSocket ingestor (`spikewatch ingest`). At most one replica.
-    #[serde(default = "WorkloadSpec::ingestor_default")]
+    #[serde(default = "WorkloadSpec::ingestor_default", deserialize_with = "ingestor")]
+    #[schemars(transform = ingestor_schema)]
     pub ingestor: WorkloadSpec,
     /// The feature engine (`spikewatch featurize`).
-    #[serde(default = "WorkloadSpec::featurizer_default")]
+    #[serde(default = "WorkloadSpec::featurizer_default", deserialize_with = "featurizer")]
+    #[schemars(transform = featurizer_schema)]
     pub featurizer: WorkloadSpec,
     /// The model consumer (`spikewatch predict`). Managed by `autoscaling` when it is enabled.
-    #[serde(default = "WorkloadSpec::predictor_default")]
+    #[serde(default = "WorkloadSpec::predictor_default", deserialize_with = "predictor")]
+    #[schemars(transform = predictor_schema)]
     pub predictor: WorkloadSpec,
     /// The prediction API (`spikewatch serve`).
-    #[serde(default = "WorkloadSpec::api_default")]
+    #[serde(default = "WorkloadSpec::api_default", deserialize_with = "api")]
+    #[schemars(transform = api_schema)]
     pub api: WorkloadSpec,
+}
+
+/// A workload as written in a manifest: what is absent takes the workload's own default.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WrittenWorkloadSpec {
+    replicas: Option<i32>,
+    resources: Option<ResourceRequirements>,
+    node_selector: Option<BTreeMap<String, String>>,
+    tolerations: Option<Vec<Toleration>>,
+}
+
+fn with_defaults<'de, D: Deserializer<'de>>(d: D, defaults: WorkloadSpec) -> Result<WorkloadSpec, D::Error> {
+    let written = WrittenWorkloadSpec::deserialize(d)?;
+    Ok(WorkloadSpec {
+        replicas: written.replicas.unwrap_or(defaults.replicas),
+        resources: written.resources.or(defaults.resources),
+        node_selector: written.node_selector,
+        tolerations: written.tolerations,
+    })
+}
+
+fn ingestor<'de, D: Deserializer<'de>>(d: D) -> Result<WorkloadSpec, D::Error> {
+    with_defaults(d, WorkloadSpec::ingestor_default())
+}
+fn featurizer<'de, D: Deserializer<'de>>(d: D) -> Result<WorkloadSpec, D::Error> {
+    with_defaults(d, WorkloadSpec::featurizer_default())
+}
+fn predictor<'de, D: Deserializer<'de>>(d: D) -> Result<WorkloadSpec, D::Error> {
+    with_defaults(d, WorkloadSpec::predictor_default())
+}
+fn api<'de, D: Deserializer<'de>>(d: D) -> Result<WorkloadSpec, D::Error> {
+    with_defaults(d, WorkloadSpec::api_default())
+}
+
+/// Puts a workload's own defaults on its `replicas` and `resources` in the schema.
+fn field_defaults(schema: &mut Schema, defaults: WorkloadSpec) {
+    let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    if let Some(replicas) = properties.get_mut("replicas").and_then(|r| r.as_object_mut()) {
+        replicas.insert("default".into(), defaults.replicas.into());
+    }
+    if let (Some(resources), Some(value)) = (
+        properties.get_mut("resources").and_then(|r| r.as_object_mut()),
+        defaults.resources.and_then(|r| serde_json::to_value(r).ok()),
+    ) {
+        resources.insert("default".into(), value);
+    }
+}
+
+fn ingestor_schema(schema: &mut Schema) {
+    field_defaults(schema, WorkloadSpec::ingestor_default());
+}
+fn featurizer_schema(schema: &mut Schema) {
+    field_defaults(schema, WorkloadSpec::featurizer_default());
+}
+fn predictor_schema(schema: &mut Schema) {
+    field_defaults(schema, WorkloadSpec::predictor_default());
+}
+fn api_schema(schema: &mut Schema) {
+    field_defaults(schema, WorkloadSpec::api_default());
 }
 
 impl WorkloadsSpec {
@@ -115,11 +191,12 @@ impl Default for WorkloadsSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSpec {
-    /// Number of pods.
+    /// Number of pods. Default: 1, the API 2.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
-    /// CPU and memory requests and limits of the workload's container.
+    /// CPU and memory requests and limits of the workload's container. Default: the workload's
+    /// own (`docs/operator.md`); set, it replaces them as a whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Node labels the pods must match.

@@ -1,5 +1,10 @@
 //! The workloads' config file, in the workloads' own format (`spikewatch_types::config::Config`).
 //!
+//! The file holds only what the pipeline's spec decides and what the operator must set for a
+//! cluster (its own topics, consumer groups, ports, the admin token), never the workloads'
+//! built-in defaults: those belong to the workload image, so an operator upgrade that adds a
+//! config key or changes a default neither breaks an older image nor restarts a pipeline.
+//!
 //! Credentials never go into the ConfigMap: the pods read them from the auth Secret through
 //! environment variables, which override the file.
 
@@ -7,69 +12,102 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use spikewatch_types::config::{Config, KafkaSecurity};
+use spikewatch_types::config::{Config, sections_read_by};
 
 use super::DesiredError;
 use super::deployment::ADMIN_TOKEN_PATH;
 use super::meta::{CONFIG_KEY, PIPELINE_COMPONENT, child_meta, config_map_name};
-use crate::crd::VolatilityPipeline;
+use crate::crd::{VolatilityPipeline, Workload};
 
 /// Where the auth Secret's `ca.crt` is mounted when `kafka.caFromSecret` is set.
 pub const KAFKA_CA_PATH: &str = "/etc/spikewatch-kafka/ca.crt";
 
-/// The config every workload of the pipeline runs with.
-pub fn desired_config(vp: &VolatilityPipeline) -> Config {
+/// The config file's content: the keys the spec sets and those the operator must set, nothing
+/// else. Absent optional values are left out rather than written as `null`.
+pub fn desired_config_value(vp: &VolatilityPipeline) -> Value {
     let spec = &vp.spec;
     let name = vp.name_any();
     let namespace = vp.namespace().unwrap_or_default();
-    let mut config = Config::default();
+    let kafka = &spec.kafka;
 
-    config.feed.kind = spec.feed.into();
-    config.feed.products = spec.products.clone();
+    let mut security = Map::new();
+    security.insert("protocol".into(), json!(kafka.security_protocol.as_config_str()));
+    if let Some(mechanism) = kafka.sasl_mechanism {
+        security.insert("sasl_mechanism".into(), json!(mechanism.as_str()));
+    }
+    if kafka.ca_from_secret {
+        security.insert("ssl_ca_location".into(), json!(KAFKA_CA_PATH));
+    }
+    let mut model = Map::new();
+    model.insert("variant".into(), json!(spikewatch_types::domain::ModelVariant::from(spec.model.variant)));
+    model.insert("source".into(), json!(spec.model.source_uri));
+    if let Some(uri) = &spec.model.mlflow_tracking_uri {
+        model.insert("mlflow_tracking_uri".into(), json!(uri));
+    }
+    if let Some(threshold) = spec.model.threshold {
+        model.insert("threshold".into(), json!(threshold));
+    }
 
-    let kafka = &mut config.kafka;
-    kafka.bootstrap_servers = spec.kafka.bootstrap_servers.clone();
-    kafka.topics.raw = spec.kafka.topics.raw.clone();
-    kafka.topics.features = spec.kafka.topics.features.clone();
-    kafka.topics.predictions = spec.kafka.topics.predictions.clone();
-    kafka.partitions = spec.kafka.partitions;
-    kafka.replication_factor = spec.kafka.replication_factor;
-    // The operator owns the topics (Admin API or Strimzi); workloads never create them.
-    kafka.create_topics = false;
-    // One consumer group per pipeline, so two pipelines on one cluster never share offsets.
-    kafka.featurizer_group_id = format!("spikewatch.{namespace}.{name}.featurizer");
-    kafka.predictor_group_id = format!("spikewatch.{namespace}.{name}.predictor");
-    kafka.security = KafkaSecurity {
-        protocol: Some(spec.kafka.security_protocol.as_config_str().to_string()),
-        sasl_mechanism: spec.kafka.sasl_mechanism.map(|m| m.as_str().to_string()),
-        sasl_username: None,
-        sasl_password: None,
-        ssl_ca_location: spec.kafka.ca_from_secret.then(|| KAFKA_CA_PATH.to_string()),
-    };
+    json!({
+        "feed": {
+            "kind": spikewatch_types::domain::Feed::from(spec.feed),
+            "products": spec.products,
+        },
+        "kafka": {
+            // One name everywhere: the one the operator itself connects to.
+            "bootstrap_servers": kafka.bootstrap_servers_in(&namespace),
+            "topics": {
+                "raw": kafka.topics.raw,
+                "features": kafka.topics.features,
+                "predictions": kafka.topics.predictions,
+            },
+            // The operator owns the topics (Admin API or Strimzi); workloads never create them.
+            "create_topics": false,
+            // One consumer group per pipeline, so two pipelines on one cluster never share offsets.
+            "featurizer_group_id": format!("spikewatch.{namespace}.{name}.featurizer"),
+            "predictor_group_id": format!("spikewatch.{namespace}.{name}.predictor"),
+            "security": security,
+        },
+        "model": model,
+        "api": {
+            "bind": format!("0.0.0.0:{}", Workload::Api.port()),
+            // The admin endpoints (API and predictor) accept the operator's token, mounted from
+            // the pipeline's admin token Secret; the other workloads have no admin endpoint.
+            "admin_token_file": ADMIN_TOKEN_PATH,
+        },
+        "metrics": { "bind": format!("0.0.0.0:{}", Workload::Predictor.port()) },
+    })
+}
 
-    config.model.variant = spec.model.variant.into();
-    config.model.source = spec.model.source_uri.clone();
-    config.model.mlflow_tracking_uri = spec.model.mlflow_tracking_uri.clone();
-    config.model.threshold = spec.model.threshold;
-
-    config.api.bind = "0.0.0.0:8000".into();
-    // The admin endpoints (API and predictor) accept the operator's token, mounted from the
-    // pipeline's admin token Secret; the other workloads have no admin endpoint.
-    config.api.admin_token_file = Some(ADMIN_TOKEN_PATH.to_string());
-    config.metrics.bind = "0.0.0.0:8001".into();
-    config
+/// The config every workload of the pipeline runs with: the file over the workloads' defaults.
+pub fn desired_config(vp: &VolatilityPipeline) -> Config {
+    // Built from values this module writes itself: it always deserializes.
+    serde_json::from_value(desired_config_value(vp)).expect("the rendered config is a valid Config")
 }
 
 /// The config as the YAML text mounted at `/etc/spikewatch/config.yaml`.
 pub fn desired_config_yaml(vp: &VolatilityPipeline) -> Result<String, DesiredError> {
-    serde_yaml::to_string(&desired_config(vp)).map_err(|e| DesiredError::Serialize(e.to_string()))
+    serde_yaml::to_string(&desired_config_value(vp)).map_err(|e| DesiredError::Serialize(e.to_string()))
 }
 
-/// Hex SHA-256 of the config text; the pods' `spikewatch.io/config-hash` annotation.
-pub fn config_hash(config_yaml: &str) -> String {
-    let digest = Sha256::digest(config_yaml.as_bytes());
+/// Hex SHA-256 of a text.
+pub fn config_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `spikewatch.io/config-hash` of one workload's pods: the hash of the sections of the
+/// config file that workload reads, so that a change rolls exactly the workloads it concerns.
+pub fn workload_config_hash(vp: &VolatilityPipeline, workload: Workload) -> Result<String, DesiredError> {
+    let config = desired_config_value(vp);
+    let read: BTreeMap<&str, &Value> = sections_read_by(workload.subcommand())
+        .iter()
+        .filter_map(|section| config.get(*section).map(|value| (*section, value)))
+        .collect();
+    let text = serde_yaml::to_string(&read).map_err(|e| DesiredError::Serialize(e.to_string()))?;
+    Ok(config_hash(&text))
 }
 
 /// The ConfigMap holding `config.yaml`.

@@ -13,17 +13,18 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::config_map::{config_hash, desired_config_yaml};
+use super::config_map::workload_config_hash;
 use super::ingestor_source::{downloads_recording, ingestor_args, recording_volume};
 use super::meta::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_PATH, admin_token_secret_name, child_meta, config_map_name, labels,
     selector_labels, service_account_name, workload_name,
 };
+use super::network_policy::admin_port_apart;
 use super::{DesiredError, RenderOptions};
 use crate::automation::effective_variant;
 use crate::crd::{ScalingEngine, VolatilityPipeline, Workload};
 
-/// UID and GID the workloads run as (distroless `nonroot`).
+/// UID and GID the workloads run as (the images' `USER 65532:65532`, by number: no such user exists in them).
 pub const RUN_AS_USER: i64 = 65532;
 
 /// Replicas of a workload's Deployment.
@@ -98,7 +99,7 @@ pub fn desired_deployment(
 ) -> Result<Deployment, DesiredError> {
     let component = workload.component();
     let image = workload_image(vp, options)?;
-    let hash = config_hash(&desired_config_yaml(vp)?);
+    let hash = workload_config_hash(vp, workload)?;
     let strategy = match workload {
         // Two ingestors would publish every tick twice: stop the old pod before starting the new one.
         Workload::Ingestor => DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None },
@@ -182,6 +183,9 @@ fn pod_spec(vp: &VolatilityPipeline, workload: Workload, image: String) -> PodSp
         service_account_name: Some(service_account_name(vp)),
         // The workloads never talk to the Kubernetes API.
         automount_service_account_token: Some(false),
+        // No `<SERVICE>_HOST`/`_PORT` variables of the namespace's Services: a Service named
+        // `kafka` would inject KAFKA_* variables, the prefix of the workloads' own overrides.
+        enable_service_links: Some(false),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS_USER),
@@ -243,12 +247,7 @@ fn container(vp: &VolatilityPipeline, workload: Workload, image: String) -> Cont
             _ => vec![workload.subcommand().into(), "--config".into(), CONFIG_PATH.into()],
         }),
         env: (!env.is_empty()).then_some(env),
-        ports: Some(vec![ContainerPort {
-            name: Some(workload.port_name().into()),
-            container_port: workload.port(),
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(ports(vp, workload)),
         liveness_probe: Some(liveness_probe(workload)),
         readiness_probe: Some(http_probe(workload, "/health", 3)),
         resources: spec.resources.clone(),
@@ -266,6 +265,21 @@ fn container(vp: &VolatilityPipeline, workload: Workload, image: String) -> Cont
     }
 }
 
+/// The workload's port, and the admin port when the admin endpoints listen apart.
+fn ports(vp: &VolatilityPipeline, workload: Workload) -> Vec<ContainerPort> {
+    let port = |name: &str, number: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    };
+    let mut ports = vec![port(workload.port_name(), workload.port())];
+    if has_admin_endpoint(workload) && admin_port_apart(vp) {
+        ports.push(port(Workload::ADMIN_PORT_NAME, Workload::ADMIN_PORT));
+    }
+    ports
+}
+
 /// Environment of a workload: the model variant for the model users (the effective one: a
 /// rolled-back pipeline starts new pods on the baseline), the SASL credentials (from the auth
 /// Secret, never from the ConfigMap) for the Kafka clients.
@@ -275,6 +289,14 @@ fn env(vp: &VolatilityPipeline, workload: Workload) -> Vec<EnvVar> {
         env.push(EnvVar {
             name: "MODEL_VARIANT".into(),
             value: Some(effective_variant(vp).as_str().into()),
+            value_from: None,
+        });
+    }
+    if has_admin_endpoint(workload) && admin_port_apart(vp) {
+        // An environment variable, not a config key: an image that does not know it still starts.
+        env.push(EnvVar {
+            name: "ADMIN_BIND".into(),
+            value: Some(format!("0.0.0.0:{}", Workload::ADMIN_PORT)),
             value_from: None,
         });
     }

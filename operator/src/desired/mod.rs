@@ -25,7 +25,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, DynamicObject};
 
 pub use crate::crd::Workload;
-pub use config_map::{KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_yaml};
+pub use config_map::{
+    KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_value, desired_config_yaml,
+    workload_config_hash,
+};
 pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_json, desired_dashboard};
 pub use deployment::{
     ADMIN_TOKEN_DIR, ADMIN_TOKEN_KEY, ADMIN_TOKEN_PATH, CREATE_ONLY_FIELDS, RUN_AS_USER, create_only_fields,
@@ -41,8 +44,8 @@ pub use meta::{
     admin_token_secret_name, child_meta, config_map_name, labels, owner_reference, pipeline_selector_labels,
     selector_labels, service_account_name, workload_name,
 };
-pub use network_policy::desired_network_policy;
-pub use pod_disruption_budget::desired_pod_disruption_budget;
+pub use network_policy::{admin_port_apart, desired_network_policy};
+pub use pod_disruption_budget::{PDB_MIN_API_REPLICAS, desired_pod_disruption_budget};
 pub use prometheus_rule::{
     CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, api_error_ratio, consumer_lag_by_service,
     desired_prometheus_rule, prometheus_rule_file, prometheus_rule_groups, prometheus_rule_resource, series_selector,
@@ -79,6 +82,9 @@ pub struct RenderOptions {
     /// Workload image tag of pipelines that do not set `spec.image.tag` (the operator's
     /// `--workload-image-tag`). `None`: such a pipeline cannot be rendered.
     pub default_image_tag: Option<String>,
+    /// Namespace the operator runs in: the only peer of the admin port of a pipeline with
+    /// `networkPolicy.adminFromOperatorOnly`. `None`: such a pipeline cannot be rendered.
+    pub operator_namespace: Option<String>,
 }
 
 /// Which prerequisite a child needs in the cluster.
@@ -105,7 +111,8 @@ pub struct DesiredState {
     pub deployments: Vec<Deployment>,
     /// In [`Workload::ALL`] order.
     pub services: Vec<Service>,
-    pub pod_disruption_budget: PodDisruptionBudget,
+    /// Only for an API of [`PDB_MIN_API_REPLICAS`] or more pods.
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
     pub network_policy: NetworkPolicy,
     /// Empty unless `kafka.topicManagement` is `strimzi`.
     pub kafka_topics: Vec<DynamicObject>,
@@ -139,7 +146,7 @@ pub fn desired_state(
         deployments: Workload::ALL.iter().map(|w| desired_deployment(vp, *w, options)).collect::<Result<_, _>>()?,
         services: Workload::ALL.iter().map(|w| desired_service(vp, *w)).collect::<Result<_, _>>()?,
         pod_disruption_budget: desired_pod_disruption_budget(vp)?,
-        network_policy: desired_network_policy(vp)?,
+        network_policy: desired_network_policy(vp, options)?,
         kafka_topics: desired_kafka_topics(vp, options.kafka_topic_version)?,
         service_monitors: desired_service_monitors(vp)?,
         prometheus_rule: desired_prometheus_rule(vp)?,
@@ -179,7 +186,9 @@ impl DesiredState {
         for deployment in &self.deployments {
             out.push(erase(deployment, ChildGroup::Core)?);
         }
-        out.push(erase(&self.pod_disruption_budget, ChildGroup::Core)?);
+        if let Some(budget) = &self.pod_disruption_budget {
+            out.push(erase(budget, ChildGroup::Core)?);
+        }
         out.push(erase(&self.network_policy, ChildGroup::Core)?);
         out.extend(
             self.service_monitors.iter().map(|m| dynamic(m, service_monitor_resource(), ChildGroup::Monitoring)),

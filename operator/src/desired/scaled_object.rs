@@ -54,7 +54,8 @@ pub fn desired_scaled_object(vp: &VolatilityPipeline) -> Result<Option<DynamicOb
     let predictor = workload_name(vp, Workload::Predictor);
     let config = desired_config(vp);
     let mut metadata = json!({
-        "bootstrapServers": vp.spec.kafka.bootstrap_servers,
+        // KEDA's operator runs in its own namespace too: the same qualified names.
+        "bootstrapServers": config.kafka.bootstrap_servers,
         "consumerGroup": config.kafka.predictor_group_id,
         "topic": vp.spec.kafka.topics.features,
         "lagThreshold": spec.lag_per_replica.to_string(),

@@ -17,6 +17,9 @@ pub struct ServingPod {
     pub workload: Workload,
     /// `http://<pod IP>:<port>`; `None` before the pod has an IP.
     pub base_url: Option<String>,
+    /// Where its admin endpoints answer: the port named `admin` when the pod declares one (the
+    /// admin endpoints listen apart), else [`Self::base_url`].
+    pub admin_url: Option<String>,
     pub ready: bool,
     /// Since when the pod has not been Ready (its Ready condition's last transition, or its
     /// creation); `None` when Ready.
@@ -39,24 +42,26 @@ impl ServingPod {
                 .or(pod.metadata.creation_timestamp.as_ref())
                 .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
         });
-        let port = pod
-            .spec
-            .as_ref()
-            .and_then(|s| {
+        let named_port = |name: &str| {
+            pod.spec.as_ref().and_then(|s| {
                 s.containers
                     .iter()
                     .flat_map(|c| c.ports.iter().flatten())
-                    .find(|p| p.name.as_deref() == Some(workload.port_name()))
+                    .find(|p| p.name.as_deref() == Some(name))
+                    .map(|p| p.container_port)
             })
-            .map_or(workload.port(), |p| p.container_port);
-        let base_url = status
-            .and_then(|s| s.pod_ip.as_deref())
-            .filter(|ip| !ip.is_empty())
-            .map(|ip| if ip.contains(':') { format!("http://[{ip}]:{port}") } else { format!("http://{ip}:{port}") });
+        };
+        let ip = status.and_then(|s| s.pod_ip.as_deref()).filter(|ip| !ip.is_empty());
+        let url = |port: i32| {
+            ip.map(|ip| if ip.contains(':') { format!("http://[{ip}]:{port}") } else { format!("http://{ip}:{port}") })
+        };
+        let base_url = url(named_port(workload.port_name()).unwrap_or(workload.port()));
+        let admin_url = named_port(Workload::ADMIN_PORT_NAME).map_or_else(|| base_url.clone(), url);
         Some(ServingPod {
             name: pod.metadata.name.clone().unwrap_or_default(),
             workload,
             base_url,
+            admin_url,
             ready,
             not_ready_since,
         })
@@ -118,8 +123,22 @@ mod tests {
         }));
         let serving = ServingPod::from_pod(&p, Workload::Api).unwrap();
         assert_eq!(serving.base_url.as_deref(), Some("http://10.0.0.7:18000"));
+        assert_eq!(serving.admin_url, serving.base_url, "the admin endpoints beside the API");
         assert!(serving.ready);
         assert_eq!(readiness(&[serving], 1, at(0)), PodReadiness::AllReady);
+    }
+
+    #[test]
+    fn a_pod_with_an_admin_port_is_switched_there() {
+        let p = pod(json!({
+            "metadata": {"name": "x-predictor-1"},
+            "spec": {"containers": [{"name": "predictor", "ports": [
+                {"name": "metrics", "containerPort": 8001}, {"name": "admin", "containerPort": 8002}]}]},
+            "status": {"podIP": "10.0.0.8", "conditions": [{"type": "Ready", "status": "True"}]}
+        }));
+        let serving = ServingPod::from_pod(&p, Workload::Predictor).unwrap();
+        assert_eq!(serving.base_url.as_deref(), Some("http://10.0.0.8:8001"));
+        assert_eq!(serving.admin_url.as_deref(), Some("http://10.0.0.8:8002"));
     }
 
     #[test]

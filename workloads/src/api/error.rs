@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::excerpt;
+
 /// Why a request failed. Client mistakes are 4xx; only the server's own failures are 5xx.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
@@ -26,6 +28,11 @@ pub enum ApiError {
         field: String,
         missing: Vec<&'static str>,
         why: &'static str,
+    },
+    /// A JSON object names the same key twice (`field` is the second one's path): parsers
+    /// disagree on which value counts, so a proxy in front may have judged the other one.
+    DuplicateKey {
+        field: String,
     },
     /// A field has the wrong JSON type (string where a number is expected, `"NaN"`, ...).
     InvalidType {
@@ -70,6 +77,11 @@ pub enum ApiError {
     Unauthorized {
         reason: &'static str,
     },
+    /// Too many failed admin authentications from this client address; refused before its
+    /// token is even compared.
+    TooManyAttempts {
+        retry_after_secs: u64,
+    },
     /// Admin endpoints are disabled (no token file configured).
     Forbidden {
         reason: &'static str,
@@ -104,7 +116,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MalformedJson { .. } | InvalidType { .. } | NonFinite { .. } => StatusCode::BAD_REQUEST,
+            MalformedJson { .. } | DuplicateKey { .. } | InvalidType { .. } | NonFinite { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             MissingField { .. } | Incomplete { .. } | OutOfRange { .. } | Invalid { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -114,6 +128,7 @@ impl ApiError {
             NotFound { .. } => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Forbidden { .. } => StatusCode::FORBIDDEN,
             ModelNotReady { .. } | Timeout { .. } | PredictionsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Inference { .. } | ModelUpdate { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -125,6 +140,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             MalformedJson { .. } => "malformed_json",
+            DuplicateKey { .. } => "duplicate_key",
             MissingField { .. } | Incomplete { .. } => "missing_field",
             InvalidType { .. } => "invalid_type",
             NonFinite { .. } => "non_finite",
@@ -136,6 +152,7 @@ impl ApiError {
             NotFound { .. } => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Unauthorized { .. } => "unauthorized",
+            TooManyAttempts { .. } => "too_many_attempts",
             Forbidden { .. } => "forbidden",
             ModelNotReady { .. } => "model_not_ready",
             Inference { .. } => "inference",
@@ -151,6 +168,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingField { field }
+            | DuplicateKey { field }
             | Incomplete { field, .. }
             | InvalidType { field, .. }
             | NonFinite { field }
@@ -160,7 +178,7 @@ impl ApiError {
             MalformedJson { .. } | BodyTooLarge { .. } | BodyTimeout { .. } => Some(Cow::Borrowed("body")),
             UnsupportedMediaType { .. } => Some(Cow::Borrowed("content-type")),
             NotFound { field, .. } => Some(Cow::Borrowed(field)),
-            Unauthorized { .. } | Forbidden { .. } => Some(Cow::Borrowed("authorization")),
+            Unauthorized { .. } | Forbidden { .. } | TooManyAttempts { .. } => Some(Cow::Borrowed("authorization")),
             MethodNotAllowed
             | ModelNotReady { .. }
             | Inference { .. }
@@ -175,6 +193,7 @@ impl ApiError {
         match self {
             MalformedJson { reason } => format!("not valid JSON: {reason}"),
             MissingField { .. } => "required field is missing".into(),
+            DuplicateKey { .. } => "duplicate key: a JSON object may name each key once".into(),
             Incomplete { missing, why, .. } => format!("missing {}: {why}", missing.join(", ")),
             InvalidType { reason, .. } => reason.clone(),
             NonFinite { .. } => "must be a finite number".into(),
@@ -186,6 +205,9 @@ impl ApiError {
             NotFound { reason, .. } => reason.clone(),
             MethodNotAllowed => "method not allowed on this path".into(),
             Unauthorized { reason } | Forbidden { reason } => (*reason).into(),
+            TooManyAttempts { retry_after_secs } => {
+                format!("too many failed authentications from this address: retry in {retry_after_secs} s")
+            }
             ModelNotReady { reason } => reason.clone(),
             Inference { reason } => format!("inference failed: {reason}"),
             ModelUpdate { reason } => reason.clone(),
@@ -205,17 +227,32 @@ impl ApiError {
         if matches!(self, ApiError::Unauthorized { .. }) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let ApiError::TooManyAttempts { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         // The metrics middleware reads the kind to count the error.
         response.extensions_mut().insert(ErrorKind(self.kind()));
         response
     }
 }
 
+/// Field paths and reasons as answered: the client's own input quoted by a short prefix only
+/// (`api/excerpt.rs`).
+impl ApiError {
+    fn shown_field(&self) -> Option<String> {
+        self.field().map(|field| excerpt::cap(field.into_owned()))
+    }
+
+    fn shown_reason(&self) -> String {
+        excerpt::shorten(&self.reason())
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.field() {
-            Some(field) => write!(f, "{field}: {}", self.reason()),
-            None => f.write_str(&self.reason()),
+        match self.shown_field() {
+            Some(field) => write!(f, "{field}: {}", self.shown_reason()),
+            None => f.write_str(&self.shown_reason()),
         }
     }
 }
@@ -244,7 +281,7 @@ impl IntoResponse for ApiError {
         if self.status().is_server_error() {
             tracing::warn!(kind = self.kind(), "{self}");
         }
-        let body = ErrorBody { error: ErrorDetail { field: self.field().map(Cow::into_owned), reason: self.reason() } };
+        let body = ErrorBody { error: ErrorDetail { field: self.shown_field(), reason: self.shown_reason() } };
         let body = Json(body).into_response();
         self.finish(body)
     }
@@ -291,6 +328,8 @@ mod tests {
             ApiError::UnsupportedMediaType { got: None },
             ApiError::BodyTimeout { after_ms: 1 },
             ApiError::Unauthorized { reason: "x" },
+            ApiError::DuplicateKey { field: "price".into() },
+            ApiError::TooManyAttempts { retry_after_secs: 6 },
             ApiError::Forbidden { reason: "x" },
         ];
         for err in client {

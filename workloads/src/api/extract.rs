@@ -63,8 +63,12 @@ fn check_content_type(value: Option<&header::HeaderValue>) -> Result<bool, ApiEr
     }
 }
 
-/// Deserializes `bytes`, naming the field at fault on error.
+/// Deserializes `bytes`, naming the field at fault on error; a repeated key in any object is an
+/// error too ([`super::duplicate_keys`]).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = super::duplicate_keys::first_duplicate_key(bytes) {
+        return Err(ApiError::DuplicateKey { field });
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let mut err = classify(&err);
@@ -187,6 +191,19 @@ mod tests {
             };
             assert_eq!(got.unwrap_err(), expected, "{body}");
         }
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_with_their_path() {
+        assert_eq!(
+            parse::<Row>(br#"{"price": 1, "price": 2}"#).unwrap_err(),
+            ApiError::DuplicateKey { field: "price".into() }
+        );
+        assert_eq!(
+            parse::<Batch>(br#"{"rows": [{"price": 1, "size": 1, "size": 2}]}"#).unwrap_err(),
+            ApiError::DuplicateKey { field: "rows[0].size".into() }
+        );
+        assert!(parse::<Row>(br#"{"price": 1, "size": 2}"#).is_ok());
     }
 
     #[test]

@@ -134,6 +134,7 @@ impl ApiMetrics {
             }
         }
         let feed = FeedMetrics::register(&registry).expect("metric names are unique");
+        crate::telemetry::config_keys::register(&registry);
         ApiMetrics {
             registry,
             requests,

@@ -14,8 +14,12 @@ use utoipa::OpenApi;
 use utoipa_scalar::{Scalar, Servable};
 
 pub mod admin;
+pub mod auth_failures;
+pub mod connections;
 pub mod deadline;
+pub mod duplicate_keys;
 pub mod error;
+pub mod excerpt;
 pub mod extract;
 pub mod metrics;
 pub mod oip;
@@ -35,14 +39,39 @@ pub use state::{AppState, Limits};
 
 /// The complete HTTP service.
 pub fn router(state: AppState) -> Router {
+    service(admin_routes(Router::new()), state)
+}
+
+/// The service without its admin endpoints, for an API whose admin endpoints listen on an
+/// address of their own (`api.admin_bind`, [`admin_router`]).
+pub fn router_without_admin(state: AppState) -> Router {
+    service(Router::new(), state)
+}
+
+/// Only the admin endpoints (`POST /admin/reload`, `POST /admin/variant`), with the same
+/// middleware as the whole service.
+pub fn admin_router(state: AppState) -> Router {
     let limits = state.limits().clone();
-    Router::new()
+    admin_routes(Router::new())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline::deadline))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+fn admin_routes(routes: Router<AppState>) -> Router<AppState> {
+    routes.route("/admin/reload", post(admin::reload)).route("/admin/variant", post(admin::set_variant))
+}
+
+fn service(routes: Router<AppState>, state: AppState) -> Router {
+    let limits = state.limits().clone();
+    routes
         .route("/predict", post(predict::predict))
         .route("/health", get(status::health))
         .route("/version", get(status::version))
         .route("/metrics", get(metrics::metrics))
-        .route("/admin/reload", post(admin::reload))
-        .route("/admin/variant", post(admin::set_variant))
         .route("/v2", get(oip::server_metadata))
         .route("/v2/health/live", get(oip::live))
         .route("/v2/health/ready", get(oip::ready))
@@ -84,12 +113,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_router(listener, router(state.clone()), state, shutdown).await
+}
+
+/// [`serve`] with the given service (such as [`router_without_admin`]).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    service: Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let feed = state.feed().clone();
+    let limits = state.limits().connections;
     let shutdown = async move {
         shutdown.await;
         feed.close();
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    connections::serve(listener, service, limits, shutdown).await
 }
 
 /// Reloads the model on every SIGHUP, for as long as the process runs.

@@ -134,7 +134,7 @@ pub enum TensorData {
 /// Server metadata.
 #[utoipa::path(get, path = "/v2", tag = "open-inference-protocol", responses((status = 200, body = ServerMetadata)))]
 pub async fn server_metadata() -> Json<ServerMetadata> {
-    Json(ServerMetadata { name: "spikewatch".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: vec![] })
+    Json(ServerMetadata { name: "spikewatch".into(), version: crate::VERSION.into(), extensions: vec![] })
 }
 
 /// Server live: the process answers HTTP.

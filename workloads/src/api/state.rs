@@ -9,6 +9,7 @@ use crate::live::PredictionFeed;
 use crate::model::{Model, ModelError, ModelHandle, ModelInfo};
 
 use super::admin::AdminAuth;
+use super::connections::ConnectionLimits;
 use super::error::ApiError;
 use super::metrics::ApiMetrics;
 
@@ -24,6 +25,8 @@ pub struct Limits {
     pub stream_buffer: usize,
     /// Interval of the keep-alive comments on an idle stream (proxies close silent connections).
     pub stream_keep_alive: Duration,
+    /// Bounds on slow and idle connections.
+    pub connections: ConnectionLimits,
 }
 
 /// Keep-alive interval of `/predictions/stream`: below the usual 30–60 s idle timeouts of proxies.
@@ -38,6 +41,7 @@ impl Limits {
             strict_rows: config.strict_rows,
             stream_buffer: config.stream_buffer.max(1),
             stream_keep_alive: STREAM_KEEP_ALIVE,
+            connections: ConnectionLimits::default(),
         }
     }
 }

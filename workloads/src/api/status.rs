@@ -78,7 +78,7 @@ pub async fn version(State(state): State<AppState>) -> Json<VersionResponse> {
     let model = state.model_if_loaded();
     let info = model.as_ref().map(|m| m.info());
     Json(VersionResponse {
-        api_version: env!("CARGO_PKG_VERSION"),
+        api_version: crate::VERSION,
         model_version: info.map(|i| i.version.clone()),
         model_name: info.map(|i| i.name.clone()),
         model_variant: info.map(|i| i.variant.as_str()),

@@ -79,6 +79,14 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig, kind: Rows)
     });
     let ticks = read?;
     let TrainingTable { rows, stats } = table;
+    if rows.is_empty() {
+        anyhow::bail!(
+            "no feature row from {ticks} ticks (rejected: {} duplicate, {} out of order, {} invalid); nothing written",
+            stats.duplicates,
+            stats.out_of_order,
+            stats.invalid
+        );
+    }
     let built = started.elapsed();
     table::write(output, &rows, kind).with_context(|| format!("writing {}", output.display()))?;
     tracing::info!(
@@ -139,13 +147,7 @@ fn read_recording_with(path: &Path, mut sink: impl FnMut(Vec<Tick>)) -> anyhow::
     })
     .with_context(|| format!("reading {}", path.display()))?;
     if stats.ticks == 0 {
-        anyhow::bail!(
-            "{}: no tick in {} lines ({} malformed): {}",
-            path.display(),
-            stats.lines,
-            stats.errors_total(),
-            recording::LAYOUTS
-        );
+        anyhow::bail!("{}", stats.no_tick_message(&path.display().to_string()));
     }
     Ok(stats)
 }

@@ -1,6 +1,6 @@
 //! `spikewatch healthcheck [URL]`: exits 0 when `URL` answers 2xx in time, 1 otherwise with the
-//! reason. For container health checks: the workload image is distroless, without a shell or
-//! curl, so the binary checks itself.
+//! reason. For container health checks: the workload image (Debian slim) has no curl or wget,
+//! so the binary checks itself.
 
 use std::time::Duration;
 

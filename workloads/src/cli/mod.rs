@@ -18,7 +18,7 @@ mod run_serve;
 pub mod serve;
 
 #[derive(Debug, Parser)]
-#[command(name = "spikewatch", version, about = "Real-time volatility spike detection for crypto markets")]
+#[command(name = "spikewatch", version = crate::VERSION, about = "Real-time volatility spike detection for crypto markets")]
 pub struct Cli {
     /// YAML config file (docs/configuration.md). Environment variables override it.
     #[arg(long, global = true, env = "CONFIG_PATH")]
@@ -54,11 +54,29 @@ pub enum Command {
     Run(run::Args),
 }
 
+impl Command {
+    /// Whether the subcommand talks to Kafka (and so needs `kafka.bootstrap_servers`).
+    fn uses_kafka(&self, config: &Config) -> bool {
+        match self {
+            Command::Ingest(_) | Command::Replay(_) | Command::Featurize(_) | Command::Predict(_) => true,
+            Command::Serve(_) => config.api.predictions_from_kafka,
+            Command::Features(_) | Command::Drift(_) | Command::Healthcheck(_) | Command::Run(_) => false,
+        }
+    }
+}
+
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         // Both TLS users (WebSocket feed, model downloads) share the ring provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = Config::load(self.config.as_deref())?;
+        let (config, unknown_keys) = Config::load_reporting_unknown(self.config.as_deref())?;
+        crate::telemetry::config_keys::report(&unknown_keys);
+        if !matches!(self.command, Command::Healthcheck(_)) {
+            config.validate()?;
+        }
+        if self.command.uses_kafka(&config) {
+            config.kafka.check_bootstrap_servers()?;
+        }
         match self.command {
             Command::Ingest(args) => ingest::run(args, config).await,
             Command::Replay(args) => replay::run(args, config).await,

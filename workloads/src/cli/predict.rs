@@ -3,8 +3,8 @@
 //! The model comes from `model.source` (`MODEL_SOURCE`; a path, URL or `models:/` URI) with
 //! `model.variant` (`MODEL_VARIANT`) answering. SIGHUP re-fetches the source and swaps the model
 //! atomically; batches in flight finish with the model they started with. With
-//! `api.admin_token_file` set, `POST /admin/variant` on the metrics port switches the variant
-//! at run time (the operator's automatic rollback).
+//! `api.admin_token_file` set, `POST /admin/variant` on the metrics port (or on `api.admin_bind`
+//! alone, when set) switches the variant at run time (the operator's automatic rollback).
 
 use prometheus::Registry;
 
@@ -45,7 +45,12 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
         AdminAuth::Disabled => None,
         auth => Some(ModelAdmin { auth, model: model.clone() }),
     };
-    let addr = server::spawn_with_admin(&config.metrics.bind, registry, health.clone(), admin).await?;
+    // With api.admin_bind, the admin endpoint listens there alone (see below).
+    let (beside_metrics, alone) = match &config.api.admin_bind {
+        Some(bind) => (None, admin.map(|admin| (bind.clone(), admin))),
+        None => (admin, None),
+    };
+    let addr = server::spawn_with_admin(&config.metrics.bind, registry, health.clone(), beside_metrics).await?;
     tracing::info!(
         %addr,
         input = %config.kafka.topics.features,
@@ -53,6 +58,10 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
         group = %config.kafka.predictor_group_id,
         "predictor starting; metrics served"
     );
+    if let Some((bind, admin)) = alone {
+        let admin_addr = server::spawn_admin(&bind, admin).await?;
+        tracing::info!(admin_addr = %admin_addr, "admin endpoint listening");
+    }
     reload_on_sighup(model.clone());
     let shutdown = shutdown::on_signal();
     health.set_ready(true);

@@ -25,7 +25,8 @@ pub struct Args {
     pub max_sleep: f64,
     /// Start over at the end of the recordings until stopped, each pass shifted in exchange time
     /// to follow the previous one (a recording as an endless feed, e.g. on a cluster without
-    /// internet access).
+    /// internet access). A restarted loop continues after the latest tick already on the raw
+    /// topic, so the featurizer never sees it go back in time.
     #[arg(long = "loop")]
     pub repeat: bool,
 }

@@ -102,7 +102,23 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
             }
         }
     };
-    api::serve(listener, state, shutdown).await.context("prediction API failed")?;
+    let service = match &config.api.admin_bind {
+        None => api::router(state.clone()),
+        Some(bind) => {
+            let admin = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind} (api.admin_bind)"))?;
+            tracing::info!(admin_addr = %admin.local_addr()?, "admin endpoints listening");
+            let router = api::admin_router(state.clone());
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(admin, router).await {
+                    tracing::error!(%err, "admin endpoints stopped");
+                }
+            });
+            api::router_without_admin(state.clone())
+        }
+    };
+    api::serve_router(listener, service, state, shutdown).await.context("prediction API failed")?;
     match failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
         Some(reason) => anyhow::bail!(reason),
         None => Ok(()),

@@ -101,6 +101,19 @@ impl FeatureEngine {
         self.stats
     }
 
+    /// How much event time before `t` determines the vectors from `t` on. An engine given a
+    /// product's ticks from the last one at or before `t − warmup_horizon` computes, from `t` on,
+    /// the same vectors bit for bit as one that saw all of the product's history: every window
+    /// ([`WARMUP_SECS`](super::WARMUP_SECS), sums held exactly) plus the out-of-order tolerance,
+    /// within which the first ticks of a fresh engine may be judged differently.
+    ///
+    /// The featurizer rewinds its input by this much after a restart or a rebalance, so any
+    /// change to the windows must keep this true (test `features_warmup`).
+    pub fn warmup_horizon(config: &FeaturesConfig) -> chrono::Duration {
+        let tolerance = i64::try_from(config.out_of_order_tolerance_ms).unwrap_or(i64::MAX / 2);
+        chrono::Duration::seconds(super::WARMUP_SECS) + chrono::Duration::milliseconds(tolerance.min(i64::MAX / 2))
+    }
+
     /// Current segment of `product_id` (0 until its first reset); `None` before its first tick.
     pub fn segment(&self, product_id: &str) -> Option<u64> {
         self.products.get(product_id).map(|p| p.segment)

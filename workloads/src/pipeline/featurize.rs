@@ -1,18 +1,24 @@
 //! The featurizer stage: Ticks → FeatureVectors through the one [`FeatureEngine`].
 //!
 //! [`Featurizer`] is the transform (engine + counting) shared by `spikewatch featurize` (Kafka,
-//! [`run_kafka`]) and `spikewatch run` (in-memory links, [`super::local`]).
+//! [`run_kafka`]) and `spikewatch run` (in-memory links, [`super::local`]). Through Kafka there is
+//! one per partition of `ticks.raw` ([`PartitionedFeaturizer`]), and each is rebuilt from the
+//! topic before it emits ([`super::rebuild`]), so a restarted featurizer computes the vectors of
+//! an uninterrupted one.
 
-use chrono::Utc;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use prometheus::{Gauge, IntCounter, IntCounterVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 
+use super::rebuild::{RebuildError, Rebuilt, rebuild_partition};
 use crate::config::{Config, FeaturesConfig};
 use crate::domain::{FeatureVector, Tick};
 use crate::features::{EngineStats, FeatureEngine};
 use crate::transport::kafka::{
-    BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, StageTotals, TransportError,
-    ensure_topics,
+    Assignments, BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, StageTotals,
+    TransportError, ensure_topics,
 };
 
 /// Rejection kinds of [`crate::features::TickRejected::kind`], pre-created at zero.
@@ -27,6 +33,10 @@ pub struct FeaturizerMetrics {
     pub ticks_rejected: IntCounterVec,
     /// Now minus the receive time of the last processed tick.
     pub consumer_lag_seconds: Gauge,
+    /// Partitions whose windows were rebuilt from `ticks.raw` before emitting.
+    pub rebuilds: IntCounter,
+    /// Ticks read (without emitting) to rebuild windows.
+    pub rebuild_ticks: IntCounter,
 }
 
 impl FeaturizerMetrics {
@@ -50,13 +60,30 @@ impl FeaturizerMetrics {
             "spikewatch_featurizer_consumer_lag_seconds",
             "Seconds between receiving the last processed tick from the exchange and processing it",
         )?;
+        let rebuilds = IntCounter::new(
+            "spikewatch_featurizer_window_rebuilds_total",
+            "Partitions whose feature windows were rebuilt from the input topic before emitting",
+        )?;
+        let rebuild_ticks = IntCounter::new(
+            "spikewatch_featurizer_window_rebuild_ticks_total",
+            "Ticks read again, without emitting, to rebuild feature windows",
+        )?;
         registry.register(Box::new(features_computed.clone()))?;
         registry.register(Box::new(ticks_rejected.clone()))?;
         registry.register(Box::new(consumer_lag_seconds.clone()))?;
+        registry.register(Box::new(rebuilds.clone()))?;
+        registry.register(Box::new(rebuild_ticks.clone()))?;
         for kind in REJECTION_KINDS {
             ticks_rejected.with_label_values(&[kind]);
         }
-        Ok(FeaturizerMetrics { stage, features_computed, ticks_rejected, consumer_lag_seconds })
+        Ok(FeaturizerMetrics {
+            stage,
+            features_computed,
+            ticks_rejected,
+            consumer_lag_seconds,
+            rebuilds,
+            rebuild_ticks,
+        })
     }
 }
 
@@ -68,7 +95,12 @@ pub struct Featurizer {
 
 impl Featurizer {
     pub fn new(config: &FeaturesConfig, metrics: FeaturizerMetrics) -> Featurizer {
-        Featurizer { engine: FeatureEngine::new(config), metrics }
+        Featurizer::with_engine(FeatureEngine::new(config), metrics)
+    }
+
+    /// Goes on from an engine that already holds windows (a rebuilt one).
+    pub fn with_engine(engine: FeatureEngine, metrics: FeaturizerMetrics) -> Featurizer {
+        Featurizer { engine, metrics }
     }
 
     /// The tick's feature vector, or `None` when the engine rejected it (counted by kind).
@@ -97,14 +129,123 @@ impl Featurizer {
             })
             .collect();
         if let Some(received) = last_receive_time {
-            let lag = (Utc::now() - received).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-            self.metrics.consumer_lag_seconds.set(lag.max(0.0));
+            record_lag(&self.metrics, received);
         }
         vectors
     }
 
     pub fn stats(&self) -> EngineStats {
         self.engine.stats()
+    }
+}
+
+fn record_lag(metrics: &FeaturizerMetrics, received: DateTime<Utc>) {
+    let lag = (Utc::now() - received).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+    metrics.consumer_lag_seconds.set(lag.max(0.0));
+}
+
+/// The [`Featurizer`] of one input partition and where its windows stand.
+struct PartitionState {
+    featurizer: Featurizer,
+    /// Offset of the next record the windows are ready for.
+    next_offset: i64,
+    /// [`Assignments::generation`] when the last record was taken.
+    generation: u64,
+}
+
+/// One [`Featurizer`] per partition of `ticks.raw` (a product's ticks are all on one partition).
+///
+/// A partition's windows go on only where they stopped: a record at another offset (the
+/// partition is new to this process, consumption went back to the committed offset, or another
+/// member consumed part of it since a rebalance) first rebuilds them from the topic. Records
+/// skipped between two of a batch (not ticks) are no reason to rebuild.
+pub struct PartitionedFeaturizer {
+    kafka: crate::config::KafkaConfig,
+    features: FeaturesConfig,
+    topic: String,
+    metrics: FeaturizerMetrics,
+    assignments: Assignments,
+    partitions: HashMap<i32, PartitionState>,
+}
+
+impl PartitionedFeaturizer {
+    pub fn new(config: &Config, metrics: FeaturizerMetrics, assignments: Assignments) -> PartitionedFeaturizer {
+        PartitionedFeaturizer {
+            kafka: config.kafka.clone(),
+            features: config.features.clone(),
+            topic: config.kafka.topics.raw.clone(),
+            metrics,
+            assignments,
+            partitions: HashMap::new(),
+        }
+    }
+
+    /// The vectors of a batch, each partition's windows rebuilt first where needed.
+    pub fn featurize_batch(&mut self, batch: &[Inbound<Tick>]) -> Result<Vec<FeatureVector>, RebuildError> {
+        let generation = self.assignments.generation();
+        let mut vectors = Vec::with_capacity(batch.len());
+        for record in batch {
+            let ready = self.partitions.get(&record.partition).is_some_and(|state| {
+                record.offset == state.next_offset
+                    || (record.offset > state.next_offset && state.generation == generation)
+            });
+            if !ready {
+                let rebuilt = self.rebuild(record.partition, record.offset, record.value.exchange_time)?;
+                let featurizer = Featurizer::with_engine(rebuilt.engine, self.metrics.clone());
+                self.partitions.insert(record.partition, PartitionState { featurizer, next_offset: 0, generation });
+            }
+            let Some(state) = self.partitions.get_mut(&record.partition) else { continue };
+            state.next_offset = record.offset + 1;
+            state.generation = generation;
+            vectors.extend(state.featurizer.featurize(&record.value));
+        }
+        if let Some(last) = batch.last() {
+            record_lag(&self.metrics, last.value.receive_time);
+        }
+        Ok(vectors)
+    }
+
+    fn rebuild(&self, partition: i32, resume: i64, first_time: DateTime<Utc>) -> Result<Rebuilt, RebuildError> {
+        let rebuilt =
+            blocking(|| rebuild_partition(&self.kafka, &self.features, &self.topic, partition, resume, first_time))?;
+        self.metrics.rebuilds.inc();
+        self.metrics.rebuild_ticks.inc_by(rebuilt.ticks);
+        tracing::info!(
+            topic = %self.topic,
+            partition,
+            from_offset = rebuilt.from_offset,
+            resume_offset = rebuilt.resume_offset,
+            ticks = rebuilt.ticks,
+            from_partition_start = rebuilt.from_partition_start,
+            seconds = rebuilt.elapsed.as_secs_f64(),
+            "feature windows rebuilt"
+        );
+        Ok(rebuilt)
+    }
+
+    /// What the engines of every partition did, added up.
+    pub fn stats(&self) -> EngineStats {
+        self.partitions.values().map(|state| state.featurizer.stats()).fold(EngineStats::default(), |a, b| {
+            EngineStats {
+                accepted: a.accepted + b.accepted,
+                late_accepted: a.late_accepted + b.late_accepted,
+                duplicates: a.duplicates + b.duplicates,
+                out_of_order: a.out_of_order + b.out_of_order,
+                invalid: a.invalid + b.invalid,
+                resets: a.resets + b.resets,
+            }
+        })
+    }
+}
+
+/// Runs blocking work on the current thread, telling a multi-threaded runtime to move its other
+/// tasks elsewhere meanwhile.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
@@ -127,14 +268,16 @@ pub async fn run_kafka(
         batch: BatchPolicy::from_config(kafka),
     };
     let stage = Stage::new(kafka, spec, metrics.stage.clone())?;
-    let mut featurizer = Featurizer::new(&config.features, metrics);
+    let mut featurizer = PartitionedFeaturizer::new(config, metrics, stage.assignments());
     let totals = stage
-        .run(shutdown.cancelled_owned(), |batch: Vec<Inbound<Tick>>| {
-            featurizer
-                .featurize_batch(batch.iter().map(|record| &record.value))
-                .into_iter()
-                .map(|vector| Outbound { key: vector.product_id.clone(), value: vector })
-                .collect()
+        .try_run(shutdown.cancelled_owned(), |batch: Vec<Inbound<Tick>>| {
+            Ok::<_, RebuildError>(
+                featurizer
+                    .featurize_batch(&batch)?
+                    .into_iter()
+                    .map(|vector| Outbound { key: vector.product_id.clone(), value: vector })
+                    .collect(),
+            )
         })
         .await?;
     tracing::info!(?totals, engine = ?featurizer.stats(), "featurizer stopped");

@@ -11,6 +11,7 @@ pub mod local;
 pub mod pacing;
 pub mod predict;
 pub mod publish;
+pub mod rebuild;
 pub mod replay;
 pub mod shutdown;
 pub mod summary;

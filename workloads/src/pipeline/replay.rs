@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::domain::Tick;
 use crate::sources::recording::{self, RecordingReader, RecordingStats};
 use crate::telemetry::server::Health;
-use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics};
+use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics, latest_event_time};
 use crate::transport::memory::{self, LinkSender};
 
 /// What to replay and how fast.
@@ -109,7 +109,23 @@ pub async fn replay(
     shutdown: CancellationToken,
     metrics: Option<&ReplayMetrics>,
 ) -> anyhow::Result<ReplayTotals> {
+    replay_continuing(options, None, out, shutdown, metrics).await
+}
+
+/// [`replay`], continuing in event time after `after` (the latest exchange time a previous run
+/// left on the topic): when the recording is older, every pass is shifted so that the first
+/// tick comes [`PASS_GAP`] after it. A looping replay that restarts (a new pod, a config
+/// change) thus never sends ticks older than those the featurizer has already seen, which it
+/// would drop until the replay caught up.
+pub async fn replay_continuing(
+    options: &ReplayOptions,
+    after: Option<DateTime<Utc>>,
+    out: LinkSender<Tick>,
+    shutdown: CancellationToken,
+    metrics: Option<&ReplayMetrics>,
+) -> anyhow::Result<ReplayTotals> {
     let mut run = Run {
+        after,
         pacer: Pacer::new(options.speed, options.max_sleep),
         start: tokio::time::Instant::now(),
         out,
@@ -129,6 +145,8 @@ pub async fn replay(
 }
 
 struct Run<'a> {
+    /// Event time the first tick must come after ([`replay_continuing`]); taken once.
+    after: Option<DateTime<Utc>>,
     pacer: Pacer,
     start: tokio::time::Instant,
     out: LinkSender<Tick>,
@@ -155,13 +173,7 @@ impl Run<'_> {
                     return Ok(());
                 }
                 if stats.ticks == 0 {
-                    anyhow::bail!(
-                        "{}: no tick in {} lines ({} malformed): {}",
-                        path.display(),
-                        stats.lines,
-                        stats.errors_total(),
-                        recording::LAYOUTS
-                    );
+                    anyhow::bail!("{}", stats.no_tick_message(&path.display().to_string()));
                 }
             }
         }
@@ -199,6 +211,10 @@ impl Run<'_> {
                 }
             };
             let recorded = tick.exchange_time;
+            if let Some(after) = self.after.take() {
+                self.shift = continuing_shift(recorded, after);
+                tracing::info!(%after, shift_s = self.shift.num_seconds(), "continuing after the topic's latest tick");
+            }
             self.span = Some(match self.span {
                 None => (recorded, recorded),
                 Some((first, last)) => (first.min(recorded), last.max(recorded)),
@@ -253,8 +269,16 @@ impl Run<'_> {
     }
 }
 
+/// The shift that puts a recording whose first tick was recorded at `first` just after `after`:
+/// [`PASS_GAP`] after it, or none when the recording is later already.
+pub fn continuing_shift(first: DateTime<Utc>, after: DateTime<Utc>) -> TimeDelta {
+    let gap = TimeDelta::from_std(PASS_GAP).unwrap_or(TimeDelta::seconds(1));
+    (after + gap - first).max(TimeDelta::zero())
+}
+
 /// `spikewatch replay`: creates the raw topic when missing, replays into it, waits for every
-/// acknowledgement. `ready` turns true once the first tick is handed to the producer.
+/// acknowledgement. `ready` turns true once the first tick is handed to the producer. With
+/// `--loop`, the replay continues after the latest tick on the topic (see [`replay_continuing`]).
 pub async fn run_kafka(
     config: &Config,
     options: &ReplayOptions,
@@ -268,10 +292,53 @@ pub async fn run_kafka(
     }
     let publisher = JsonPublisher::new(create_producer(kafka)?, kafka.topics.raw.clone())
         .with_acknowledged_counter(metrics.ticks_published.clone());
+    let after = match options.repeat {
+        true => latest_on_topic(kafka).await?,
+        false => None,
+    };
     let (tx, rx) = memory::link(memory::DEFAULT_CAPACITY);
     let publishing = tokio::spawn(publish_ticks(rx, publisher, Some(ready.clone())));
-    let replayed = replay(options, tx, shutdown, Some(metrics)).await;
+    let replayed = replay_continuing(options, after, tx, shutdown, Some(metrics)).await;
     // The link closed when `replay` returned; the publisher drains it and waits for the acks.
     let published = publishing.await.context("the publishing task failed")??;
     Ok((replayed?, published))
+}
+
+/// How long reading the end of the raw topic may take at start.
+const LATEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The latest exchange time on the raw topic. An unreachable broker is an error: starting the
+/// loop from the recording's own time could stall the featurizer for as long as the previous
+/// run had been replaying.
+async fn latest_on_topic(kafka: &crate::config::KafkaConfig) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let (kafka, topic) = (kafka.clone(), kafka.topics.raw.clone());
+    let latest = tokio::task::spawn_blocking(move || latest_event_time(&kafka, &topic, LATEST_TIMEOUT))
+        .await
+        .context("the task reading the raw topic failed")?
+        .context("cannot read the latest tick of the raw topic")?;
+    match latest {
+        Some(time) => tracing::info!(latest = %time, "the raw topic's latest tick: the replay continues after it"),
+        None => tracing::info!("the raw topic is empty: the replay starts at the recording's own time"),
+    }
+    Ok(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_recording_older_than_the_topic_is_shifted_to_just_after_it() {
+        let shift = continuing_shift(at("2026-04-04T00:00:00Z"), at("2026-04-05T12:00:00Z"));
+        assert_eq!(at("2026-04-04T00:00:00Z") + shift, at("2026-04-05T12:00:00Z") + TimeDelta::seconds(1));
+    }
+
+    #[test]
+    fn a_recording_later_than_the_topic_is_not_moved() {
+        assert_eq!(continuing_shift(at("2026-04-06T00:00:00Z"), at("2026-04-05T12:00:00Z")), TimeDelta::zero());
+    }
 }

@@ -88,6 +88,17 @@ impl RecordingStats {
         self.errors.values().sum()
     }
 
+    /// Why an input gave no tick, with counts: `no tick in 4 lines (rejected: 2 crossed_book,
+    /// 1 non_finite, 1 non_positive_price; skipped: none)`, then the layouts read.
+    pub fn no_tick_message(&self, input: &str) -> String {
+        format!(
+            "{input}: no tick in {} lines (rejected: {}; skipped: {}): {LAYOUTS}",
+            self.lines,
+            by_count(&self.errors),
+            by_count(&self.skipped)
+        )
+    }
+
     /// Adds the counts of a later part of the same input.
     pub fn add(&mut self, other: &RecordingStats) {
         self.lines += other.lines;
@@ -99,6 +110,16 @@ impl RecordingStats {
             *self.errors.entry(kind).or_default() += n;
         }
     }
+}
+
+/// `3 crossed_book, 1 non_finite`: kinds by count, the most frequent first (`none` for none).
+pub fn by_count(counts: &BTreeMap<&'static str, u64>) -> String {
+    let mut kinds: Vec<(&str, u64)> = counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| (*k, *n)).collect();
+    if kinds.is_empty() {
+        return "none".into();
+    }
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    kinds.iter().map(|(kind, n)| format!("{n} {kind}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Iterator over the ticks of a recording. Yields `Err` for each malformed line and continues;

@@ -58,6 +58,29 @@ pub fn router(registry: Registry, health: Health) -> Router {
     router_with_admin(registry, health, None)
 }
 
+/// `POST /admin/variant` alone, for an admin endpoint on an address of its own (`api.admin_bind`).
+pub fn admin_router(admin: ModelAdmin) -> Router {
+    Router::new().route("/admin/variant", post(set_variant)).with_state(AppState {
+        registry: Registry::new(),
+        health: Health::default(),
+        admin: Some(admin),
+    })
+}
+
+/// Binds `bind` and serves [`admin_router`] in the background; returns the bound address.
+pub async fn spawn_admin(bind: &str, admin: ModelAdmin) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind admin endpoint {bind}: {e}"))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, admin_router(admin)).await {
+            tracing::error!(%err, "admin endpoint stopped");
+        }
+    });
+    Ok(addr)
+}
+
 /// [`router`], plus `POST /admin/variant` when `admin` is given.
 pub fn router_with_admin(registry: Registry, health: Health, admin: Option<ModelAdmin>) -> Router {
     let mut router = Router::new().route("/metrics", get(metrics)).route("/health", get(health_handler));
@@ -82,13 +105,15 @@ async fn health_handler(State(state): State<AppState>) -> impl IntoResponse {
 /// Switches the variant the predictor scores with; batches in flight finish on the old one.
 async fn set_variant(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<ModelStatus>, ApiError> {
     let Some(admin) = &state.admin else {
         return Err(ApiError::NotFound { field: "path", reason: "no admin endpoint".into() });
     };
-    admin.auth.check(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
+    let client = crate::api::connections::client_address(&extensions).map(|addr| addr.ip());
+    admin.auth.check(client, headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
     let request: VariantRequest = parse(&body)?;
     let variant: ModelVariant =
         request.variant.parse().map_err(|reason| ApiError::Invalid { field: "variant".into(), reason })?;
@@ -116,8 +141,11 @@ pub async fn spawn_with_admin(
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind metrics endpoint {bind}: {e}"))?;
     let addr = listener.local_addr()?;
+    super::config_keys::register(&registry);
     tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, router_with_admin(registry, health, admin)).await {
+        let router = router_with_admin(registry, health, admin);
+        let limits = crate::api::connections::ConnectionLimits::default();
+        if let Err(err) = crate::api::connections::serve(listener, router, limits, std::future::pending()).await {
             tracing::error!(%err, "metrics endpoint stopped");
         }
     });
@@ -193,5 +221,16 @@ mod tests {
         let response = router.oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(handle.variant(), ModelVariant::Ml);
+    }
+
+    #[tokio::test]
+    async fn the_admin_endpoint_alone_switches_the_variant_and_serves_nothing_else() {
+        let (_, handle) = predictor(false);
+        let router = admin_router(ModelAdmin { auth: AdminAuth::token("t0ken"), model: handle.clone() });
+        let response = router.clone().oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(handle.current().info().variant, ModelVariant::Baseline);
+        let metrics = router.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(metrics.status(), StatusCode::NOT_FOUND, "the metrics stay on the metrics port");
     }
 }

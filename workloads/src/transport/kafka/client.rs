@@ -42,10 +42,20 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
 /// the consumed records were acknowledged (at-least-once), and subscribing never creates a topic.
 ///
 /// `fetch.wait.max.ms` stays at librdkafka's 500 ms, set explicitly (see [`FETCH_WAIT_MAX_MS`]).
+///
+/// Group membership is dynamic (no `group.instance.id`), so a member that dies is evicted by the
+/// coordinator once it has sent no heartbeat for [`SESSION_TIMEOUT_MS`], also in the middle of a
+/// rebalance, and the group's remaining and new members are assigned its partitions. Heartbeats
+/// come from librdkafka's own thread, so a long cycle of the stage (a window rebuild) does not
+/// delay them; the cycle is bounded by [`MAX_POLL_INTERVAL_MS`], which is also the rebalance
+/// timeout: how long the coordinator waits for live members to rejoin.
 pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     let mut config = client_config(kafka);
     config
         .set("group.id", group_id)
+        .set("session.timeout.ms", SESSION_TIMEOUT_MS)
+        .set("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
+        .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)
         .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -54,6 +64,19 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     apply_properties(&mut config, kafka);
     config
 }
+
+/// A stage's partitions go to the other members this long after it died (librdkafka's default
+/// is 45 s; brokers accept 6 s to 30 min by default). Short enough that a killed featurizer or
+/// predictor stalls its partitions for seconds, long enough for a loaded broker's hiccups.
+pub const SESSION_TIMEOUT_MS: &str = "10000";
+
+/// A third of the session timeout, as Kafka recommends.
+pub const HEARTBEAT_INTERVAL_MS: &str = "3000";
+
+/// librdkafka's default, set explicitly: the longest a stage may spend between two polls,
+/// including rebuilding a partition's feature windows (seconds for an hour of ticks), and the
+/// rebalance timeout.
+pub const MAX_POLL_INTERVAL_MS: &str = "300000";
 
 /// `fetch.wait.max.ms` of the stage consumers: librdkafka's default. A broker that holds an
 /// empty fetch for the whole wait instead of answering when records arrive (tansu does) adds up
@@ -169,6 +192,10 @@ mod tests {
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
         assert_eq!(config.get("fetch.wait.max.ms"), Some(FETCH_WAIT_MAX_MS));
+        assert_eq!(config.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(config.get("heartbeat.interval.ms"), Some("3000"));
+        assert_eq!(config.get("max.poll.interval.ms"), Some("300000"));
+        assert!(config.get("group.instance.id").is_none(), "dynamic membership: dead members are evicted");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Consumer-group consumer with manual commits and a context that logs rebalances.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus::IntCounter;
 use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
@@ -20,12 +23,34 @@ pub type StageConsumer = StreamConsumer<StageContext>;
 pub struct StageContext {
     stage: String,
     commit_errors: Option<IntCounter>,
+    assignments: Assignments,
+}
+
+/// How many times partitions were assigned to the consumer (every rebalance that hands it
+/// partitions): state kept per partition is only valid across a rebalance if consumption goes
+/// on where it stopped.
+#[derive(Debug, Clone, Default)]
+pub struct Assignments(Arc<AtomicU64>);
+
+impl Assignments {
+    pub fn generation(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn advance(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl StageContext {
     /// `stage` names the consumer in logs; `commit_errors` counts failed commits.
     pub fn new(stage: impl Into<String>, commit_errors: Option<IntCounter>) -> StageContext {
-        StageContext { stage: stage.into(), commit_errors }
+        StageContext { stage: stage.into(), commit_errors, assignments: Assignments::default() }
+    }
+
+    /// The assignment counter of this consumer.
+    pub fn assignments(&self) -> Assignments {
+        self.assignments.clone()
     }
 
     fn commit_failed(&self, err: &KafkaError, during: &str) {
@@ -58,6 +83,7 @@ impl ConsumerContext for StageContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
+            self.assignments.advance();
             tracing::info!(stage = %self.stage, partitions = %describe(partitions), "partitions assigned");
         }
     }

@@ -18,14 +18,16 @@ mod admin;
 mod client;
 mod consumer;
 mod error;
+mod latest;
 mod metrics;
 mod publisher;
 mod stage;
 
 pub use admin::{TopicStatus, ensure_topics};
 pub use client::{client_config, consumer_config, producer_config, reader_config};
-pub use consumer::{StageConsumer, StageContext, create_group_consumer};
+pub use consumer::{Assignments, StageConsumer, StageContext, create_group_consumer};
 pub use error::{ErrorKind, TransportError};
+pub use latest::latest_event_time;
 pub use metrics::{StageMetricNames, StageMetrics};
 pub use publisher::{JsonPublisher, PublishTotals, create_producer};
 pub use stage::{BatchPolicy, COMMIT_INTERVAL, Inbound, Outbound, Stage, StageSpec, StageTotals};

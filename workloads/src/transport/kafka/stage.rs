@@ -73,8 +73,8 @@ use serde::de::DeserializeOwned;
 
 use super::consumer::is_nothing_to_commit;
 use super::{
-    ErrorKind, JsonPublisher, StageConsumer, StageContext, StageMetrics, TransportError, create_group_consumer,
-    create_producer,
+    Assignments, ErrorKind, JsonPublisher, StageConsumer, StageContext, StageMetrics, TransportError,
+    create_group_consumer, create_producer,
 };
 use crate::config::KafkaConfig;
 
@@ -140,6 +140,7 @@ pub struct StageTotals {
 pub struct Stage {
     name: String,
     consumer: StageConsumer,
+    assignments: Assignments,
     publisher: JsonPublisher,
     batch: BatchPolicy,
     metrics: StageMetrics,
@@ -198,10 +199,16 @@ impl Stage {
     /// `spec.group_id`). Topics are not created here: call `ensure_topics` first.
     pub fn new(kafka: &KafkaConfig, spec: StageSpec<'_>, metrics: StageMetrics) -> Result<Stage, TransportError> {
         let context = StageContext::new(spec.name, Some(metrics.error(ErrorKind::Commit)));
+        let assignments = context.assignments();
         let consumer = create_group_consumer(kafka, spec.group_id, &[spec.input_topic], context)?;
         let publisher = JsonPublisher::new(create_producer(kafka)?, spec.output_topic)
             .with_acknowledged_counter(metrics.produced.clone());
-        Ok(Stage { name: spec.name.to_string(), consumer, publisher, batch: spec.batch, metrics })
+        Ok(Stage { name: spec.name.to_string(), consumer, assignments, publisher, batch: spec.batch, metrics })
+    }
+
+    /// Counts the rebalances that assigned partitions to this stage's consumer.
+    pub fn assignments(&self) -> Assignments {
+        self.assignments.clone()
     }
 
     /// The underlying consumer (assignment, positions, lag queries).
