@@ -73,12 +73,20 @@ def load_tables(tables: list[Path], recordings: list[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def load_combined(path: Path) -> pd.DataFrame:
+    """A table of several recordings saved with its `day` and `date` columns."""
+    df = pd.read_parquet(path)
+    if "day" not in df.columns or "date" not in df.columns:
+        raise ValueError(f"{path}: a combined table needs `day` and `date` columns")
+    return load_table_frame(df)
+
+
 def load_table_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The table's columns, typed; refuses a table of another feature set."""
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"missing columns {missing}: not a training table of feature set {FEATURE_SET}")
-    df = df[TABLE_COLUMNS].copy()
+    df = df[TABLE_COLUMNS + [c for c in ("day", "date") if c in df.columns]].copy()
     for column in ("second", "event_time", "segment"):
         df[column] = df[column].astype("int64")
     for column in FEATURE_NAMES + LABEL_COLUMNS:
@@ -86,7 +94,8 @@ def load_table_frame(df: pd.DataFrame) -> pd.DataFrame:
     unexpected = [c for c in FEATURE_NAMES if c not in MAY_BE_MISSING and df[c].isna().any()]
     if unexpected:
         raise ValueError(f"features that cannot be missing are missing: {unexpected}")
-    return df.sort_values(["product_id", "second"], kind="stable").reset_index(drop=True)
+    order = ["day", "second"] if "day" in df.columns else ["product_id", "second"]
+    return df.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def spike_label(rows: pd.DataFrame, quantile: float = SPIKE_QUANTILE) -> np.ndarray:

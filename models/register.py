@@ -27,17 +27,17 @@ def register(artifact_dir: Path, tracking_uri: str, name: str, alias: str) -> st
     mlflow.set_experiment("spikewatch")
     metrics = json.loads((artifact_dir / "metrics.json").read_text())
     with mlflow.start_run(run_name=f"{name}-{metrics['model_version']}"):
-        mlflow.log_params({f"lgb_{k}": v for k, v in metrics["lightgbm_params"].items()})
-        mlflow.log_param("label_mode", metrics["label"]["mode"])
-        if "tau" in metrics["label"]:
-            mlflow.log_param("tau", metrics["label"]["tau"])
-        for scorer, values in metrics["metrics"]["pooled"].items():
-            for key in ("pr_auc", "roc_auc", "brier", "precision", "recall"):
-                if values.get(key) is not None:
-                    mlflow.log_metric(f"held_out_pooled_{scorer}_{key}", values[key])
-        for scorer, mean in metrics["metrics"]["summary"]["mean_pr_auc"].items():
-            if mean is not None:
-                mlflow.log_metric(f"held_out_mean_per_day_pr_auc_{scorer}", mean)
+        mlflow.log_params({f"lgb_{k}": v for k, v in metrics["ml"]["lightgbm_params"].items()})
+        mlflow.log_param("feature_set", metrics["feature_set"])
+        mlflow.log_param("baseline_kind", metrics["baseline"]["kind"])
+        for scorer, values in metrics["development"]["means"].items():
+            if values["mean"] is not None:
+                mlflow.log_metric(f"development_mean_per_day_pr_auc_{scorer}", values["mean"])
+        if metrics["final_test"]:
+            mlflow.set_tag("served_variant", metrics["final_test"]["served_variant"])
+            for scorer, values in metrics["final_test"]["means"].items():
+                if values["mean"] is not None:
+                    mlflow.log_metric(f"final_test_mean_per_day_pr_auc_{scorer}", values["mean"])
         info = mlflow.onnx.log_model(
             onnx.load(str(artifact_dir / "model.onnx")),
             name="model",

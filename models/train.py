@@ -370,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--recordings", nargs="+", type=Path, default=DEFAULT_RECORDINGS)
     ap.add_argument(
+        "--table",
+        type=Path,
+        help="a training table already built (Parquet, with `day` and `date` columns) instead of the recordings",
+    )
+    ap.add_argument(
         "--spikewatch", help="command that runs the spikewatch binary (default: $SPIKEWATCH_BIN, else cargo run)"
     )
     ap.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
@@ -378,10 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alias", default="champion")
     args = ap.parse_args(argv)
 
-    recordings = sorted(args.recordings, key=lambda p: p.name)
-    with tempfile.TemporaryDirectory() as tmp:
-        tables = dataset.build_tables(recordings, Path(tmp), spikewatch_command(args.spikewatch))
-        df = dataset.load_tables(tables, recordings)
+    if args.table:
+        recordings = []
+        df = dataset.load_combined(args.table)
+    else:
+        recordings = sorted(args.recordings, key=lambda p: p.name)
+        with tempfile.TemporaryDirectory() as tmp:
+            tables = dataset.build_tables(recordings, Path(tmp), spikewatch_command(args.spikewatch))
+            df = dataset.load_tables(tables, recordings)
     result = train(df, args.output_dir, recordings)
     print(f"wrote {args.output_dir} (version {result['model_version']})")
     for name, m in result["development"]["means"].items():

@@ -1,7 +1,8 @@
-"""A synthetic feature table with the column contract of `spikewatch features`.
+"""A synthetic training table with the column contract of `spikewatch features`.
 
-The numbers are random (a seeded random walk with volatility regimes), not market features: the
-tests check the pipeline's rules (days, labels, folds, determinism), not what the model learns.
+The numbers are random (seeded volatility regimes), not market features: the tests check the
+pipeline's rules (product-days, labels, date folds, nesting, determinism), not what the model
+learns.
 """
 
 from __future__ import annotations
@@ -10,37 +11,54 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.dataset import FEATURE_NAMES, NS
+from models.dataset import FEATURE_NAMES, MAY_BE_MISSING, NS
+
+# Three development dates and one final-test date; two products recorded at the same hours, and
+# a recording without trades (its trade features missing).
+DAYS = [
+    ("BTC-USD", "2025-11-24", 0),
+    ("ETH-USD", "2025-11-24", 0),
+    ("BTC-USD", "2025-11-25", 1),
+    ("ETH-USD", "2025-11-25", 1),
+    ("BTC-USD", "2025-11-26", 2),
+    ("SOL-USD", "2025-11-26", 2),
+    ("BTC-USD", "2025-11-29", 5),
+    ("ETH-USD", "2025-11-29", 5),
+]
+SECONDS = 1500
+START = 1_763_942_400  # 2025-11-24 00:00 UTC
 
 
 def synthetic_table(seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frames = []
-    start = 1_763_000_000 * NS
-    # Three BTC-USD days and one ETH-USD day, hours apart, like the real recordings.
-    days = [("BTC-USD", 0, 420), ("BTC-USD", 6 * 3600, 300), ("BTC-USD", 30 * 3600, 360), ("ETH-USD", 3600, 300)]
-    for segment, (product, offset_s, seconds) in enumerate(days):
-        n = seconds * 5
-        t = start + offset_s * NS + np.sort(rng.integers(0, seconds * NS, n))
-        regime = np.sin(np.linspace(0, 6, n)) ** 2
-        vol = np.abs(rng.normal(1e-4, 5e-5, n)) * (1 + 3 * regime) * (1 + segment)
-        mid = 100_000 * np.exp(np.cumsum(rng.normal(0, 1e-5, n)))
-        data = {name: rng.normal(0, 1, n) for name in FEATURE_NAMES}
-        data.update(price=mid, midprice=mid, volatility=vol, tick_count=rng.integers(1, 600, n).astype(float))
-        for name in ("volatility_10s", "volatility_300s", "volatility_1800s"):
-            data[name] = np.abs(vol * (1 + rng.normal(0, 0.2, n)))
-        future = vol * (1 + rng.normal(0, 0.3, n)) + 2e-4 * np.roll(regime, -50)
-        complete = t + 60 * NS < t[-1]
+    for k, (product, date, offset_days) in enumerate(DAYS):
+        second = START + offset_days * 86_400 + 3600 + np.arange(SECONDS)
+        regime = np.sin(np.linspace(0, 9, SECONDS) + k) ** 2
+        level = 1e-9 * (1 + 4 * regime) * (1 + k % 3)
+        data = {name: rng.normal(0, 1, SECONDS) for name in FEATURE_NAMES}
+        data.update(price=60_000.0 + k, midprice=60_000.0 + k, spread_abs=0.01)
+        for name in ("rv_10s", "rv_30s", "rv_60s", "rv_300s", "rv_900s", "bv_60s", "rv_level_3600s"):
+            data[name] = level * np.exp(rng.normal(0, 0.5, SECONDS))
+        data["rv_60s"][rng.random(SECONDS) < 0.01] = 0.0  # a flat minute now and then
+        if product == "SOL-USD":
+            for name in MAY_BE_MISSING:
+                data[name] = np.full(SECONDS, np.nan)
+        future = 60 * level * np.exp(rng.normal(0, 0.7, SECONDS)) * (1 + np.roll(regime, -30))
         frames.append(
             pd.DataFrame(
                 {
                     "product_id": product,
-                    "event_time": t.astype(np.int64),
-                    "segment": np.int64(segment),
+                    "second": second.astype(np.int64),
+                    "event_time": (second * NS - 1000).astype(np.int64),
+                    "segment": np.int64(0),
                     **data,
-                    "future_volatility_60s": np.where(complete, np.abs(future), np.nan),
-                    "future_window_complete": complete,
-                    "future_tick_count": np.where(complete, 300, 0).astype(np.int64),
+                    "rv_future_60s": future,
+                    "rv_past_60s": data["rv_60s"],
+                    "rv_past_300s": data["rv_300s"],
+                    "rv_past_900s": data["rv_900s"],
+                    "day": f"{product} {date}",
+                    "date": date,
                 }
             )
         )
@@ -49,6 +67,6 @@ def synthetic_table(seed: int = 7) -> pd.DataFrame:
 
 @pytest.fixture
 def table_path(tmp_path):
-    path = tmp_path / "features.parquet"
+    path = tmp_path / "table.parquet"
     synthetic_table().to_parquet(path, index=False)
     return path

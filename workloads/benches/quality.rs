@@ -34,7 +34,7 @@ fn prediction(v: &FeatureVector, i: usize) -> Prediction {
         model_version: "1".into(),
         model_variant: ModelVariant::Ml,
         processing_latency_seconds: 0.0,
-        midprice: Some(v.features.midprice),
+        midprice: Some(v.features[spikewatch::domain::Feature::Midprice]),
     }
 }
 
@@ -53,7 +53,9 @@ fn bench(c: &mut Criterion) {
             let mut judged = 0;
             for (v, p) in vectors.iter().zip(&predictions) {
                 let time = v.event_time.timestamp_nanos_opt().unwrap();
-                judged += evaluator.observe_point(&v.product_id, time, v.features.midprice).len();
+                judged += evaluator
+                    .observe_point(&v.product_id, time, v.features[spikewatch::domain::Feature::Midprice])
+                    .len();
                 evaluator.observe_prediction(p);
             }
             judged

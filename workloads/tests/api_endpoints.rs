@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use spikewatch::api::{self, AdminAuth, Limits};
-use spikewatch::domain::{FEATURE_NAMES, Features, ModelVariant};
+use spikewatch::domain::{FEATURE_NAMES, FEATURES, Features, Impute, ModelVariant};
 
 fn keys(value: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = value.as_object().expect("an object").keys().map(String::as_str).collect();
@@ -67,35 +67,23 @@ async fn batch_answers_every_row_in_order() {
 async fn original_eleven_field_body_uses_the_documented_defaults() {
     let state = state(ModelVariant::Ml).await;
     let app = api::router(state.clone());
-    // volatility_10s, volatility_300s, volatility_1800s := volatility; tick_count :=
-    // max(1, 60 × trade_intensity); time_since_prev_tick := 1 / trade_intensity; the ratios := 1;
-    // the time of day := when the request is scored (docs/api.md).
-    let full = features(&row());
-    let defaulted = |now: chrono::DateTime<chrono::Utc>| {
-        let seconds = f64::from(chrono::Timelike::num_seconds_from_midnight(&now));
-        let (sin, cos) = (seconds / 86_400.0 * std::f64::consts::TAU).sin_cos();
-        Features {
-            volatility_10s: full.volatility,
-            tick_count: (60.0 * full.trade_intensity).max(1.0),
-            time_since_prev_tick: 1.0 / full.trade_intensity,
-            volatility_300s: full.volatility,
-            volatility_1800s: full.volatility,
-            volatility_ratio_60s_300s: 1.0,
-            volatility_ratio_300s_1800s: 1.0,
-            tick_rate_ratio_10s_300s: 1.0,
-            spread_rel_ratio_300s: 1.0,
-            time_of_day_sin: sin,
-            time_of_day_cos: cos,
-            ..full
+    // The newer features: the training median where every source has the feature, missing
+    // (as for a source without trades) where it may be absent (docs/api.md).
+    let medians = state.reference().expect("the committed model has a reference").medians();
+    let mut defaulted = features(&row());
+    for (i, spec) in FEATURES.iter().enumerate() {
+        if !spec.seed {
+            defaulted.0[i] = if spec.impute == Impute::Median { medians[i] } else { f64::NAN };
         }
-    };
-    let before = expected(&state, &[defaulted(chrono::Utc::now())]).await[0];
+    }
+    let want = expected(&state, &[defaulted]).await[0];
     let reply = call(&app, post_json("/predict", &original_row())).await;
-    let after = expected(&state, &[defaulted(chrono::Utc::now())]).await[0];
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    // The request was scored between the two moments (a second boundary may fall in between).
-    let got = reply.body["probability"].as_f64().unwrap();
-    assert!((got - before).abs() < 1e-6 || (got - after).abs() < 1e-6, "{got} is neither {before} nor {after}");
+    assert_close(&reply.body["probability"], want);
+    let imputed: Vec<&str> = reply.body["imputed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let medians_used: Vec<&str> =
+        FEATURES.iter().filter(|f| !f.seed && f.impute == Impute::Median).map(|f| f.name).collect();
+    assert_eq!(imputed, medians_used, "every feature filled with a median is listed, nothing else");
 }
 
 #[tokio::test]
@@ -143,7 +131,7 @@ async fn version_reports_api_model_and_variant() {
     assert_eq!(reply.body["model_name"], info.name.as_str());
     assert_eq!(reply.body["model_variant"], "ml");
     assert_eq!(reply.body["threshold"].as_f64(), Some(info.threshold));
-    assert_eq!(reply.body["feature_names"], json!(FEATURE_NAMES));
+    assert_eq!(reply.body["feature_names"], json!(FEATURE_NAMES[..]));
 }
 
 #[tokio::test]
@@ -308,7 +296,7 @@ async fn openapi_document_is_generated_from_the_handlers() {
     for name in FEATURE_NAMES {
         assert!(row["properties"].get(name).is_some(), "{name}");
     }
-    assert!(NEWER_FIELDS.iter().all(|n| FEATURE_NAMES.contains(n)));
+    assert!(newer_fields().iter().all(|n| FEATURE_NAMES.contains(n)));
     let params = paths["/predict"]["post"]["parameters"].as_array().unwrap();
     assert!(params.iter().any(|p| p["name"] == "strict"), "{params:?}");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());

@@ -1,10 +1,10 @@
 //! FeatureEngine on small hand-made fixtures: values computed independently in the test,
 //! gap reset, duplicates, out-of-order ticks, invalid input.
 
+use Feature::*;
 use chrono::{DateTime, TimeZone, Utc};
 use spikewatch::config::FeaturesConfig;
-use spikewatch::domain::{FEATURE_NAMES, Feature, Features, Feed, Side, Tick};
-use Feature::*;
+use spikewatch::domain::{Feature, Features, Feed, Side, Tick};
 use spikewatch::features::{EngineStats, FeatureEngine, TickRejected};
 
 const TOL: f64 = 1e-12;
@@ -136,8 +136,10 @@ fn warm_up_returns_use_the_oldest_mid_of_the_segment() {
             (OrderBookImbalance, 0.0),
             (TickCount, 5.0),
             (TimeSincePrevTick, 1.0),
-            (SpreadRelRatio300s, (0.5 / 102.0)
-                / mean(&[0.5 / 100.0, 0.5 / 101.0, 0.5 / 100.5, 0.5 / 100.5, 0.5 / 102.0])),
+            (
+                SpreadRelRatio300s,
+                (0.5 / 102.0) / mean(&[0.5 / 100.0, 0.5 / 101.0, 0.5 / 100.5, 0.5 / 100.5, 0.5 / 102.0]),
+            ),
         ],
     );
 }
@@ -395,4 +397,31 @@ fn the_same_ticks_give_the_same_vectors() {
         ticks.iter().map(|t| engine.update(t).unwrap()).collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn advanced_trade_trades_are_counted_once_and_feed_the_trade_features() {
+    let mut engine = FeatureEngine::new(&config());
+    // An Advanced Trade ticker (no trade id), then a `market_trades` trade paired with its book.
+    let ticker = |secs: f64, price: f64| {
+        let mut t = tick(secs, 100.0, 0);
+        (t.trade_id, t.last_size, t.side, t.sequence, t.source) =
+            (None, None, None, Some(secs as u64), Feed::AdvancedTrade);
+        t.price = price;
+        t
+    };
+    let trade = |secs: f64, id: u64| {
+        let mut t = tick(secs, 100.0, id);
+        (t.sequence, t.source, t.side) = (None, Feed::AdvancedTrade, Some(Side::Sell));
+        t
+    };
+    let f = engine.update(&ticker(0.0, 100.0)).unwrap().features;
+    assert!(f[TradeRate60s].is_nan(), "no trade with an id yet: trade features missing");
+    let f = engine.update(&trade(0.5, 7)).unwrap().features;
+    assert_eq!(f[TradeRate60s], 1.0, "one trade in the first covered second");
+    assert_eq!(f[TradeImbalance60s], -1.0, "a taker sell");
+    // The ticker that follows a trade shows the trade's price: with trades arriving with ids it
+    // is not counted a second time.
+    let f = engine.update(&ticker(1.0, 100.5)).unwrap().features;
+    assert_eq!(f[TradeIntensity] * 60.0, 1.0);
 }

@@ -108,8 +108,11 @@ fn a_silence_longer_than_thirty_seconds_leaves_its_surroundings_unlabelled() {
     for t in ticks.iter_mut().filter(|t| t.exchange_time > at(300.0)) {
         t.exchange_time += chrono::Duration::seconds(31);
     }
-    let seconds: Vec<i64> =
-        build_table(&ticks, &config(), Rows::PerSecond).rows.iter().map(|r| r.label.unwrap().second - epoch()).collect();
+    let seconds: Vec<i64> = build_table(&ticks, &config(), Rows::PerSecond)
+        .rows
+        .iter()
+        .map(|r| r.label.unwrap().second - epoch())
+        .collect();
     assert!(seconds.contains(&240) && !seconds.contains(&241));
     assert!(!seconds.contains(&391) && seconds.contains(&392), "60 s after 331.25 s");
 }
@@ -244,7 +247,8 @@ fn missing_features_are_null_in_parquet_and_empty_in_csv() {
     assert!(reader.records().all(|r| r.unwrap()[column].is_empty()));
     let parquet_path = dir.path().join("t.parquet");
     table::write(&parquet_path, &rows, Rows::PerSecond).unwrap();
-    let batches = ParquetRecordBatchReaderBuilder::try_new(File::open(&parquet_path).unwrap()).unwrap().build().unwrap();
+    let batches =
+        ParquetRecordBatchReaderBuilder::try_new(File::open(&parquet_path).unwrap()).unwrap().build().unwrap();
     for batch in batches {
         assert_eq!(batch.unwrap().column_by_name("trade_rate_10s").unwrap().null_count() > 0, true);
     }

@@ -3,12 +3,12 @@
 //! Invariants hold and the accepted stream, as the engine applied it, matches a naive
 //! recomputation of the definitions.
 
+use Feature::*;
 use chrono::{DateTime, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spikewatch::config::FeaturesConfig;
 use spikewatch::domain::{Feature, Feed, Side, Tick};
-use Feature::*;
 
 mod common;
 use common::naive::{Applied, naive};
@@ -130,4 +130,3 @@ fn invariants_and_naive_agreement_on_random_streams() {
     }
     assert!(seen_duplicates > 0, "re-sent ticks within the tolerance were exercised");
 }
-

@@ -187,9 +187,13 @@ fn judged_directly(rows: &[TrainingRow], probabilities: &[f64], threshold: f64) 
             model_version: String::new(),
             model_variant: ModelVariant::Ml,
             processing_latency_seconds: 0.0,
-            midprice: Some(row.features.midprice),
+            midprice: Some(row.features[spikewatch::domain::Feature::Midprice]),
         };
-        evaluator.observe_point(&row.product_id, row.event_time.timestamp_nanos_opt().unwrap(), row.features.midprice);
+        evaluator.observe_point(
+            &row.product_id,
+            row.event_time.timestamp_nanos_opt().unwrap(),
+            row.features[spikewatch::domain::Feature::Midprice],
+        );
         evaluator.observe_prediction(&prediction);
     }
     let quality = evaluator.quality();

@@ -1,12 +1,13 @@
 //! The committed artifact scored in Rust equals the trainer's probabilities (fixtures.json),
-//! for the GBDT through ONNX Runtime and for the z-score baseline; feature-order mismatches
-//! are rejected at load time. Needs `source scripts/env` (ONNX Runtime, Python).
+//! for the `ml` graph through ONNX Runtime and for the HAR-RV baseline, on rows with and without
+//! trades (missing trade features); feature-order mismatches are rejected at load time. Needs
+//! `source scripts/env` (ONNX Runtime, Python).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use spikewatch::config::ModelConfig;
-use spikewatch::domain::{Features, ModelVariant};
+use spikewatch::domain::{Feature, Features, ModelVariant};
 use spikewatch::model::onnx::{OnnxModel, OnnxOptions};
 use spikewatch::model::{self, ModelHandle};
 mod common;
@@ -32,6 +33,8 @@ fn fixtures() -> (Vec<Fixture>, f64) {
         })
         .collect::<Vec<_>>();
     assert!(rows.len() >= 20, "fixtures.json has too few rows");
+    let without_trades = rows.iter().filter(|r| r.features[Feature::TradeRate10s].is_nan()).count();
+    assert!(without_trades > 0 && without_trades < rows.len(), "rows with and without trades");
     (rows, json["threshold"].as_f64().unwrap())
 }
 
@@ -77,7 +80,7 @@ async fn non_finite_features_are_an_error_not_a_score() {
     let model = model::load(&config(ModelVariant::Ml)).await.unwrap();
     let (rows, _) = fixtures();
     let mut bad = rows[0].features;
-    bad.spread_rel = f64::INFINITY;
+    bad[Feature::SpreadRel] = f64::INFINITY;
     let err = model.predict_proba(&[rows[1].features, bad]).unwrap_err();
     assert!(err.to_string().contains("spread_rel"), "{err}");
 }

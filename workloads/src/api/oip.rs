@@ -434,9 +434,7 @@ fn rows_from_columns(inputs: &[RequestInput], max_rows: usize) -> Result<Vec<Fea
         return Err(ApiError::MissingField { field: format!("inputs (tensor {:?})", FEATURE_NAMES[missing]) });
     }
     let n = n_rows.unwrap_or(0);
-    Ok((0..n)
-        .map(|r| Features(std::array::from_fn(|c| columns[c].as_ref().map_or(0.0, |column| column[r]))))
-        .collect())
+    Ok((0..n).map(|r| Features(std::array::from_fn(|c| columns[c].as_ref().map_or(0.0, |column| column[r])))).collect())
 }
 
 fn check_datatype(input: &RequestInput, at: &str) -> Result<(), ApiError> {

@@ -95,10 +95,16 @@ impl utoipa::PartialSchema for FeatureRow {
         for spec in FEATURES {
             let mut property = ObjectBuilder::new()
                 .schema_type(Type::Number)
-                .description(Some(format!("{} ({}), in {}. {}", spec.doc, spec.unit, spec.range.interval(), match spec.impute {
-                    Impute::Median => "Absent: the training median.",
-                    Impute::Missing => "Absent or null: missing.",
-                })))
+                .description(Some(format!(
+                    "{} ({}), in {}. {}",
+                    spec.doc,
+                    spec.unit,
+                    spec.range.interval(),
+                    match spec.impute {
+                        Impute::Median => "Absent: the training median.",
+                        Impute::Missing => "Absent or null: missing.",
+                    }
+                )))
                 .maximum(Some(spec.range.max));
             property = if spec.range.min_inclusive {
                 property.minimum(Some(spec.range.min))
@@ -106,17 +112,19 @@ impl utoipa::PartialSchema for FeatureRow {
                 property.exclusive_minimum(Some(spec.range.min))
             };
             if spec.impute == Impute::Missing {
-                property = property.schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Number, Type::Null]));
+                property =
+                    property.schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Number, Type::Null]));
             }
             object = object.property(spec.name, property);
         }
-        object.examples([serde_json::json!({
-            "price": 91234.5, "midprice": 91234.25, "return_1s": 0.00001, "return_5s": -0.00002,
-            "return_30s": 0.0001, "return_60s": 0.0003, "volatility": 0.00004, "trade_intensity": 4.2,
-            "spread_abs": 0.01, "spread_rel": 0.0000001, "order_book_imbalance": 0.12,
-            "rv_60s": 2.5e-9, "rv_300s": 1.9e-9, "rv_900s": 2.2e-9
-        })])
-        .into()
+        object
+            .examples([serde_json::json!({
+                "price": 91234.5, "midprice": 91234.25, "return_1s": 0.00001, "return_5s": -0.00002,
+                "return_30s": 0.0001, "return_60s": 0.0003, "volatility": 0.00004, "trade_intensity": 4.2,
+                "spread_abs": 0.01, "spread_rel": 0.0000001, "order_book_imbalance": 0.12,
+                "rv_60s": 2.5e-9, "rv_300s": 1.9e-9, "rv_900s": 2.2e-9
+            })])
+            .into()
     }
 }
 

@@ -48,9 +48,8 @@ pub fn json_text() -> String {
 
 /// One line per feature: number, name, formula, unit, accepted values, when absent.
 pub fn markdown_table() -> String {
-    let mut out = String::from(
-        "| # | name | formula | unit | accepted | absent from a request |\n|---|---|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| # | name | formula | unit | accepted | absent from a request |\n|---|---|---|---|---|---|\n");
     for (i, f) in FEATURES.iter().enumerate() {
         let name = if f.seed { format!("`{}` (original)", f.name) } else { format!("`{}`", f.name) };
         let absent = match f.impute {

@@ -174,7 +174,7 @@ impl FeatureEngine {
             }
         };
 
-        let trade = is_trade(tick, state.previous.as_ref());
+        let trade = is_trade(tick, state.previous.as_ref(), state.trades.any());
         let time_since_prev_tick = state.previous.map_or(0.0, |p| (event_time - p.time) as f64 / NANOS_PER_SEC as f64);
         // (bid + ask) / 2 written so that it can neither overflow nor underflow to 0; for any
         // spread below half the price every step is exact but the last, so it is the same number.
@@ -322,14 +322,16 @@ fn clamp_to_ranges(mut f: Features) -> Features {
     f
 }
 
-/// A trade is a tick with a new `trade_id` (Exchange feed). Without trade ids (Advanced Trade),
-/// a change of the last trade price or size against the previous tick of the segment; the first
-/// such tick of a segment has nothing to compare with and does not count.
-fn is_trade(tick: &Tick, previous: Option<&Previous>) -> bool {
+/// A trade is a tick with a new `trade_id` (an Exchange ticker, an Advanced Trade
+/// `market_trades` entry). A ticker without a trade id (Advanced Trade) counts as a trade when
+/// the last trade price or size changed against the previous tick of the segment, unless the
+/// product's trades arrive with ids (`trades_with_ids`: then they are counted, not guessed); the
+/// first such tick of a segment has nothing to compare with and does not count.
+fn is_trade(tick: &Tick, previous: Option<&Previous>, trades_with_ids: bool) -> bool {
     match (tick.trade_id, previous) {
         (Some(id), Some(p)) => p.trade_id != Some(id),
         (Some(_), None) => true,
-        (None, Some(p)) => tick.price != p.price || tick.last_size != p.last_size,
+        (None, Some(p)) => !trades_with_ids && (tick.price != p.price || tick.last_size != p.last_size),
         (None, None) => false,
     }
 }

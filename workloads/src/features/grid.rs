@@ -216,9 +216,8 @@ impl SecondGrid {
             None => (0, 0),
         };
         let age = open.second - open.start;
-        let per_second = |units: i128, seconds: i64| -> f64 {
-            if seconds <= 0 { 0.0 } else { units_value(units) / seconds as f64 }
-        };
+        let per_second =
+            |units: i128, seconds: i64| -> f64 { if seconds <= 0 { 0.0 } else { units_value(units) / seconds as f64 } };
         let rv = std::array::from_fn(|k| {
             let h = &self.horizons[k];
             per_second(units_sum(h.sq, partial_sq), age.min(GRID_HORIZONS[k]))

@@ -11,8 +11,8 @@
 //! relies on).
 
 mod book;
-pub mod describe;
 mod dedup;
+pub mod describe;
 mod engine;
 mod exact;
 pub(crate) mod grid;

@@ -103,6 +103,11 @@ pub(crate) struct TradeWindows {
 }
 
 impl TradeWindows {
+    /// Whether any trade of the last hour is held (the product's trades come with ids).
+    pub(crate) fn any(&self) -> bool {
+        !self.trades.is_empty()
+    }
+
     /// A new segment: the short windows start empty (the hour's scale is kept).
     pub(crate) fn reset(&mut self) {
         self.windows = [Window { cursor: self.trades.len(), ..Window::default() }; TRADE_HORIZONS.len()];

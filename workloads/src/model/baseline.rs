@@ -34,7 +34,11 @@ pub struct Calibration {
 impl Calibration {
     fn check(&self) -> Result<(), String> {
         if self.x.is_empty() || self.x.len() != self.y.len() {
-            return Err(format!("calibration needs as many x as y, at least one ({} and {})", self.x.len(), self.y.len()));
+            return Err(format!(
+                "calibration needs as many x as y, at least one ({} and {})",
+                self.x.len(),
+                self.y.len()
+            ));
         }
         if self.x.iter().chain(&self.y).any(|v| !v.is_finite()) {
             return Err("calibration values must be finite".into());
@@ -202,7 +206,13 @@ pub(crate) fn persistence_params_for_tests(version: &str) -> BaselineParams {
         intercept: 0.0,
         coefficients: vec![1.0],
         floor: 1e-30,
-        calibration: Calibration { x: vec![-20.0, 0.0], y: vec![0.0, 0.5], slope: 1.0, intercept: 0.0, logistic_weight: 0.0 },
+        calibration: Calibration {
+            x: vec![-20.0, 0.0],
+            y: vec![0.0, 0.5],
+            slope: 1.0,
+            intercept: 0.0,
+            logistic_weight: 0.0,
+        },
         threshold: 0.5,
         score: None,
     }
@@ -221,7 +231,13 @@ mod tests {
             intercept: -1.0,
             coefficients: vec![0.5, 0.25],
             floor: 1e-12,
-            calibration: Calibration { x: vec![-20.0, -10.0], y: vec![0.0, 0.5], slope: 1.0, intercept: 0.0, logistic_weight: 0.0 },
+            calibration: Calibration {
+                x: vec![-20.0, -10.0],
+                y: vec![0.0, 0.5],
+                slope: 1.0,
+                intercept: 0.0,
+                logistic_weight: 0.0,
+            },
             threshold: 0.4,
             score: None,
         }

@@ -66,7 +66,11 @@ impl DriftMonitor {
         let values = features.to_array();
         // A missing value (a source without trades) is in no bin: it is not drift.
         let bins: [u16; FEATURE_NAMES.len()] = std::array::from_fn(|i| {
-            if values[i].is_nan() { u16::MAX } else { u16::try_from(bin(&self.edges[i], values[i])).unwrap_or(u16::MAX) }
+            if values[i].is_nan() {
+                u16::MAX
+            } else {
+                u16::try_from(bin(&self.edges[i], values[i])).unwrap_or(u16::MAX)
+            }
         });
         for (i, b) in bins.iter().enumerate() {
             if let Some(c) = self.counts[i].get_mut(usize::from(*b)) {

@@ -336,7 +336,15 @@ mod tests {
     fn a_second_is_judged_once_its_minute_has_passed() {
         let mut e = OnlineEvaluator::default();
         // One point per second from 0 to 200 s; the mid moves at 100.5 s and 130.2 s.
-        let mid_at = |t: f64| if t < 100.5 { 100.0 } else if t < 130.2 { 101.0 } else { 100.0 };
+        let mid_at = |t: f64| {
+            if t < 100.5 {
+                100.0
+            } else if t < 130.2 {
+                101.0
+            } else {
+                100.0
+            }
+        };
         let mut times: Vec<f64> = (0..=200).map(f64::from).collect();
         times.extend([100.5, 130.2]);
         times.sort_by(f64::total_cmp);

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::coinbase::{Frame, FrameError, FrameParser, parse_ticker_object, parse_timestamp};
+use super::coinbase::{Frame, FrameError, FrameParser, TradeTicks, parse_ticker_object, parse_timestamp};
 use super::tick_csv;
 use crate::domain::{Feed, Tick};
 
@@ -129,6 +129,8 @@ pub struct RecordingReader<R> {
     decoder: LineDecoder,
     buf: Vec<u8>,
     pending: VecDeque<Tick>,
+    /// Each product's latest book, for Advanced Trade trades.
+    books: TradeTicks,
     line: u64,
     stats: RecordingStats,
     done: bool,
@@ -196,6 +198,8 @@ impl LineDecoder {
         };
         match &decoded {
             Ok(Frame::Tickers(ticks)) => stats.ticks += ticks.len() as u64,
+            // Each becomes a tick once paired with its product's book (dropped before the first).
+            Ok(Frame::Trades(trades)) => stats.ticks += trades.len() as u64,
             Ok(other) => *stats.skipped.entry(skipped_label(other)).or_default() += 1,
             Err(err) => *stats.errors.entry(err.kind()).or_default() += 1,
         }
@@ -246,6 +250,7 @@ impl<R: BufRead> RecordingReader<R> {
             decoder: LineDecoder::new(parser, None),
             buf: Vec::with_capacity(1024),
             pending: VecDeque::new(),
+            books: TradeTicks::default(),
             line: 0,
             stats: RecordingStats::default(),
             done: false,
@@ -272,7 +277,16 @@ impl<R: BufRead> RecordingReader<R> {
             self.line += 1;
             match self.decoder.decode(&self.buf, self.line, &mut self.stats) {
                 Some(Ok(Frame::Tickers(ticks))) => {
+                    for tick in &ticks {
+                        self.books.observe(tick);
+                    }
                     self.pending.extend(ticks);
+                    if !self.pending.is_empty() {
+                        return Some(Ok(()));
+                    }
+                }
+                Some(Ok(Frame::Trades(trades))) => {
+                    self.pending.extend(trades.iter().filter_map(|t| self.books.tick(t, t.time)));
                     if !self.pending.is_empty() {
                         return Some(Ok(()));
                     }
@@ -313,6 +327,7 @@ impl<R: BufRead> Iterator for RecordingReader<R> {
 fn skipped_label(frame: &Frame) -> &'static str {
     match frame {
         Frame::Tickers(_) => "tickers",
+        Frame::Trades(_) => "trades",
         Frame::Heartbeat => "heartbeat",
         Frame::Subscriptions => "subscriptions",
         Frame::Error(_) => "error",

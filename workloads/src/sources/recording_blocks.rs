@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use super::coinbase::{Frame, FrameParser};
+use super::coinbase::{Frame, FrameParser, MarketTrade, TradeTicks};
 use super::recording::{LineDecoder, RecordingError, RecordingStats};
 use super::tick_csv::Header;
 use crate::domain::Tick;
@@ -68,6 +68,7 @@ pub fn read_blocks<R: Read + Send>(
         // Line number of the last line before the current block, and the header in force there.
         let mut lines_before = 0u64;
         let mut header: Option<Header> = None;
+        let mut books = TradeTicks::default();
         for result in results {
             // A worker gone without its result has panicked: the scope re-raises that.
             let Ok(mut block) = result.recv() else { break };
@@ -80,11 +81,34 @@ pub fn read_blocks<R: Read + Send>(
             if let Some(met) = block.header_met {
                 header = Some(met);
             }
-            sink(ParsedBlock { ticks: block.ticks, errors });
+            let ticks = pair_trades(block.ticks, block.trades, &mut books);
+            sink(ParsedBlock { ticks, errors });
         }
         splitter.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         Ok(stats)
     })
+}
+
+/// The block's ticks with its trades turned into ticks at their places, each paired with its
+/// product's latest book; `books` carries the books from block to block.
+fn pair_trades(ticks: Vec<Tick>, trades: Vec<(usize, MarketTrade)>, books: &mut TradeTicks) -> Vec<Tick> {
+    if trades.is_empty() {
+        for tick in &ticks {
+            books.observe(tick);
+        }
+        return ticks;
+    }
+    let mut out = Vec::with_capacity(ticks.len() + trades.len());
+    let mut trades = trades.into_iter().peekable();
+    for (i, tick) in ticks.into_iter().enumerate() {
+        while let Some((_, trade)) = trades.next_if(|(at, _)| *at == i) {
+            out.extend(books.tick(&trade, trade.time));
+        }
+        books.observe(&tick);
+        out.push(tick);
+    }
+    out.extend(trades.filter_map(|(_, trade)| books.tick(&trade, trade.time)));
+    out
 }
 
 /// A block to parse, with the header assumed in force at its start and where its result goes.
@@ -97,6 +121,9 @@ struct Job {
 /// A parsed block, with what the in-order side needs to check and place it.
 struct BlockResult {
     ticks: Vec<Tick>,
+    /// Advanced Trade trades, each with the number of the block's ticks before it: the in-order
+    /// side pairs them with the latest book ([`TradeTicks`]), which may lie in an earlier block.
+    trades: Vec<(usize, MarketTrade)>,
     /// Line numbers counted from the block's first line.
     errors: Vec<RecordingError>,
     stats: RecordingStats,
@@ -162,11 +189,13 @@ fn parse_block(bytes: Vec<u8>, parser: FrameParser, start_header: Option<Header>
     // Exchange wrapper lines are about 520 bytes (CSV rows are shorter: the vector grows).
     let mut ticks = Vec::with_capacity(bytes.len() / 512);
     let mut errors = Vec::new();
+    let mut trades = Vec::new();
     let mut line = 0u64;
     for text in lines(&bytes) {
         line += 1;
         match decoder.decode(text, line, &mut stats) {
             Some(Ok(Frame::Tickers(frame_ticks))) => ticks.extend(frame_ticks),
+            Some(Ok(Frame::Trades(frame_trades))) => trades.extend(frame_trades.into_iter().map(|t| (ticks.len(), t))),
             None | Some(Ok(_)) => {}
             Some(Err(err)) => errors.push(err),
         }
@@ -174,6 +203,7 @@ fn parse_block(bytes: Vec<u8>, parser: FrameParser, start_header: Option<Header>
     let used_start_header = decoder.used_start_header();
     BlockResult {
         ticks,
+        trades,
         errors,
         stats,
         lines: line,

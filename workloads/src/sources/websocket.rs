@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::coinbase::{Frame, FrameParser};
+use super::coinbase::{Frame, FrameParser, TradeTicks};
 use super::metrics::IngestMetrics;
 use super::sequence::{ConnectionSequence, Continuity, ExchangeSequences};
 use crate::config::FeedConfig;
@@ -40,7 +40,8 @@ pub fn default_url(feed: Feed) -> &'static str {
 /// Advanced Trade takes one channel per message; Exchange takes a list.
 pub fn subscribe_messages(feed: Feed, products: &[String]) -> Vec<String> {
     match feed {
-        Feed::AdvancedTrade => ["ticker", "heartbeats"]
+        // The ticker carries the book, `market_trades` the trades (paired with the book).
+        Feed::AdvancedTrade => ["ticker", "market_trades", "heartbeats"]
             .iter()
             .map(|channel| {
                 serde_json::json!({"type": "subscribe", "product_ids": products, "channel": channel}).to_string()
@@ -107,6 +108,8 @@ pub struct FeedClient {
     mirror: Option<MirrorHandle>,
     exchange_sequences: ExchangeSequences,
     connection_sequence: ConnectionSequence,
+    /// Each product's latest book, for the Advanced Trade trades.
+    trade_ticks: TradeTicks,
 }
 
 impl FeedClient {
@@ -118,6 +121,7 @@ impl FeedClient {
             mirror: None,
             exchange_sequences: ExchangeSequences::default(),
             connection_sequence: ConnectionSequence::default(),
+            trade_ticks: TradeTicks::default(),
         }
     }
 
@@ -286,6 +290,15 @@ impl FeedClient {
                     }
                     let lag = (tick.receive_time - tick.exchange_time).num_microseconds().unwrap_or(0) as f64 / 1e6;
                     self.metrics.feed_lag_seconds.observe(lag.max(0.0));
+                    self.trade_ticks.observe(tick);
+                }
+                ticks
+            }
+            Frame::Trades(trades) => {
+                let ticks: Vec<Tick> = trades.iter().filter_map(|t| self.trade_ticks.tick(t, received_at)).collect();
+                if ticks.len() < trades.len() {
+                    // Trades of a product whose first ticker has not arrived: no book to pair with.
+                    self.metrics.frames_skipped.with_label_values(&["trade_before_book"]).inc();
                 }
                 ticks
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::Value;
 use spikewatch::api::{self, AdminAuth, ApiMetrics, AppState, Limits};
 use spikewatch::config::ModelConfig;
 use spikewatch::domain::{Features, ModelVariant};
@@ -24,7 +24,7 @@ pub fn root() -> PathBuf {
     PathBuf::from(root)
 }
 
-/// The committed model artifacts: the ONNX GBDT and the z-score baseline's parameters.
+/// The committed model artifacts: the ONNX model and the HAR-RV baseline's parameters.
 pub fn artifacts() -> PathBuf {
     let dir = root().join("models/artifacts/spikewatch-gbdt");
     assert!(
@@ -68,55 +68,42 @@ pub fn state_without_model(reason: &str) -> AppState {
     state
 }
 
-/// A plausible feature row (BTC-USD on a calm afternoon).
+/// A real row of the training table (a fixture of the committed model): the calmest one
+/// with trades.
 pub fn row() -> Value {
-    json!({
-        "price": 91234.5, "midprice": 91234.25, "return_1s": 0.00001, "return_5s": -0.00002,
-        "return_30s": 0.0001, "return_60s": 0.0003, "volatility": 0.00004, "volatility_10s": 0.00003,
-        "trade_intensity": 4.2, "spread_abs": 0.01, "spread_rel": 0.0000001, "order_book_imbalance": 0.12,
-        "tick_count": 252.0, "time_since_prev_tick": 0.2, "volatility_300s": 0.00005, "volatility_1800s": 0.00006,
-        "volatility_ratio_60s_300s": 0.8, "volatility_ratio_300s_1800s": 0.8333, "tick_rate_ratio_10s_300s": 1.3,
-        "spread_rel_ratio_300s": 0.9, "time_of_day_sin": 0.5, "time_of_day_cos": -0.8660254
-    })
+    let rows = fixture_rows_with_trades();
+    rows.iter().min_by(|a, b| rv_60s(a).total_cmp(&rv_60s(b))).unwrap().clone()
 }
 
-/// A row with a different shape of market: wide spread, high volatility.
+/// Another real row in a different shape of market: the most volatile one.
 pub fn stressed_row() -> Value {
-    json!({
-        "price": 3012.5, "midprice": 3011.0, "return_1s": -0.004, "return_5s": -0.009,
-        "return_30s": -0.02, "return_60s": -0.03, "volatility": 0.004, "volatility_10s": 0.006,
-        "trade_intensity": 40.0, "spread_abs": 3.0, "spread_rel": 0.001, "order_book_imbalance": -0.8,
-        "tick_count": 2400.0, "time_since_prev_tick": 0.01, "volatility_300s": 0.002, "volatility_1800s": 0.001,
-        "volatility_ratio_60s_300s": 2.0, "volatility_ratio_300s_1800s": 2.0, "tick_rate_ratio_10s_300s": 4.5,
-        "spread_rel_ratio_300s": 3.2, "time_of_day_sin": -0.9659258, "time_of_day_cos": 0.2588190
-    })
+    let rows = fixture_rows_with_trades();
+    rows.iter().max_by(|a, b| rv_60s(a).total_cmp(&rv_60s(b))).unwrap().clone()
+}
+
+fn rv_60s(row: &Value) -> f64 {
+    row["rv_60s"].as_f64().unwrap()
+}
+
+fn fixture_rows_with_trades() -> Vec<Value> {
+    fixtures().into_iter().map(|f| f.features).filter(|f| !f["trade_rate_10s"].is_null()).collect()
 }
 
 /// The fields added since the original API (all optional in a request).
-pub const NEWER_FIELDS: [&str; 11] = [
-    "volatility_10s",
-    "tick_count",
-    "time_since_prev_tick",
-    "volatility_300s",
-    "volatility_1800s",
-    "volatility_ratio_60s_300s",
-    "volatility_ratio_300s_1800s",
-    "tick_rate_ratio_10s_300s",
-    "spread_rel_ratio_300s",
-    "time_of_day_sin",
-    "time_of_day_cos",
-];
+pub fn newer_fields() -> Vec<&'static str> {
+    spikewatch::domain::FEATURES.iter().filter(|f| !f.seed).map(|f| f.name).collect()
+}
 
 /// The original API's eleven field names, in model order.
 pub fn original_fields() -> Vec<&'static str> {
-    spikewatch::domain::FEATURE_NAMES.into_iter().filter(|name| !NEWER_FIELDS.contains(name)).collect()
+    spikewatch::domain::FEATURES.iter().filter(|f| f.seed).map(|f| f.name).collect()
 }
 
 /// The original API's eleven fields only.
 pub fn original_row() -> Value {
     let mut row = row();
     let object = row.as_object_mut().unwrap();
-    for newer in NEWER_FIELDS {
+    for newer in newer_fields() {
         object.remove(newer);
     }
     row

@@ -7,7 +7,8 @@
 //!  "best_ask":"102020.48","best_ask_quantity":"0.16980542", ...}]}]}
 //! ```
 //!
-//! A ticker has no exchange time of its own: the envelope's `timestamp` is used.
+//! A ticker has no exchange time of its own: the envelope's `timestamp` is used. Trades come on
+//! the `market_trades` channel (`market_trades.rs`).
 
 use std::borrow::Cow;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::fields::{self, Decimal};
+use super::market_trades::{self, MarketTrade, TradeEntry};
 use super::{Frame, FrameError, ParsedFrame};
 use crate::domain::{Feed, TICK_SCHEMA, Tick};
 
@@ -40,6 +42,8 @@ struct Event<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     tickers: Option<Vec<Ticker<'a>>>,
+    #[serde(borrow)]
+    trades: Option<Vec<TradeEntry<'a>>>,
 }
 
 /// One ticker entry; also the `raw` object of the Advanced Trade recording.
@@ -60,13 +64,13 @@ pub(crate) struct Ticker<'a> {
 }
 
 /// Channels we do not subscribe to: valid messages, not ours to use.
-const OTHER_CHANNELS: &[&str] =
-    &["status", "candles", "market_trades", "level2", "l2_data", "user", "futures_balance_summary"];
+const OTHER_CHANNELS: &[&str] = &["status", "candles", "level2", "l2_data", "user", "futures_balance_summary"];
 
 pub(super) fn parse(text: &str, receive_time: DateTime<Utc>) -> Result<ParsedFrame, FrameError> {
     let msg: Message<'_> = serde_json::from_str(text).map_err(FrameError::from_json)?;
     let frame = match (msg.channel.as_deref(), msg.kind.as_deref()) {
         (Some("ticker" | "ticker_batch"), _) => Frame::Tickers(tickers(&msg, receive_time)?),
+        (Some("market_trades"), _) => Frame::Trades(trades(&msg)?),
         (Some("heartbeats"), _) => Frame::Heartbeat,
         (Some("subscriptions"), _) => Frame::Subscriptions,
         (None, Some("error")) => Frame::Error(msg.message.as_deref().unwrap_or("").to_owned()),
@@ -95,6 +99,23 @@ fn tickers(msg: &Message<'_>, receive_time: DateTime<Utc>) -> Result<Vec<Tick>, 
         }
     }
     Ok(ticks)
+}
+
+fn trades(msg: &Message<'_>) -> Result<Vec<MarketTrade>, FrameError> {
+    let events = msg.events.as_ref().ok_or(FrameError::MissingField("events"))?;
+    let mut out = Vec::new();
+    for event in events {
+        match event.kind.as_deref() {
+            Some("snapshot" | "update") => {}
+            Some(other) => return Err(FrameError::UnknownType(other.chars().take(64).collect())),
+            None => return Err(FrameError::MissingField("events[].type")),
+        }
+        let entries = event.trades.as_ref().ok_or(FrameError::MissingField("events[].trades"))?;
+        for entry in entries {
+            out.push(market_trades::to_trade(entry)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Normalizes one ticker entry. `exchange_time` is the envelope's timestamp (or, for the

@@ -7,11 +7,13 @@ mod advanced_trade;
 mod error;
 mod exchange;
 pub(crate) mod fields;
+mod market_trades;
 
 use chrono::{DateTime, Utc};
 
 pub use error::FrameError;
 pub use fields::parse_timestamp;
+pub use market_trades::{MarketTrade, TradeTicks};
 
 pub(crate) use advanced_trade::parse_ticker_object;
 
@@ -25,6 +27,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
 pub enum Frame {
     /// Normalized tickers: one for Exchange, one or more for Advanced Trade.
     Tickers(Vec<Tick>),
+    /// Advanced Trade `market_trades`: trades without the book ([`TradeTicks`] pairs them).
+    Trades(Vec<MarketTrade>),
     Heartbeat,
     /// The acknowledgement of a subscribe request.
     Subscriptions,
