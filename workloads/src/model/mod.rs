@@ -9,6 +9,7 @@
 //! [`load`] returns the configured variant; [`ModelHandle`] keeps both variants of one source
 //! loaded so that serving can switch between them, or reload the source, atomically.
 
+pub mod alerts;
 pub mod baseline;
 mod fetch;
 mod handle;

@@ -15,6 +15,7 @@ use super::local::LocalPredictor;
 use crate::config::Config;
 use crate::domain::{FEATURE_SET_VERSION, Feature, FeatureVector, Features, PREDICTION_SCHEMA, Prediction};
 use crate::model::{ModelHandle, check_finite};
+use crate::model::alerts::TrailingAlerts;
 use crate::quality::{DriftMonitor, OnlineConfig, OnlineEvaluator, QualityMetrics};
 use crate::transport::kafka::{
     BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, StageTotals, TransportError,
@@ -102,6 +103,8 @@ pub struct Predictor {
     model: ModelHandle,
     metrics: PredictorMetrics,
     judge: Mutex<Judge>,
+    /// Each product's trailing alert threshold (`model::alerts`).
+    alerts: Mutex<TrailingAlerts>,
 }
 
 impl Predictor {
@@ -113,7 +116,7 @@ impl Predictor {
             metrics: metrics.quality.clone(),
         };
         metrics.quality.init_psi();
-        Predictor { model, metrics, judge: Mutex::new(judge) }
+        Predictor { model, metrics, judge: Mutex::new(judge), alerts: Mutex::new(TrailingAlerts::default()) }
     }
 
     /// Feeds the online evaluation and the drift with a scored batch: `rows[i]` are the
@@ -210,19 +213,22 @@ impl Predictor {
         };
         self.metrics.scored.inc_by(probabilities.len() as u64);
         let now = Instant::now();
+        let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
         let predictions: Vec<Prediction> = scorable
             .into_iter()
             .zip(probabilities)
             .map(|(i, probability)| {
                 let vector = &vectors[i];
                 let since = received.get(i).copied().unwrap_or(now);
+                let second = crate::features::grid::grid_second(vector.event_time.timestamp_nanos_opt().unwrap_or(0));
+                let threshold = alerts.threshold(&vector.product_id, second, probability, info);
                 Prediction {
                     schema: PREDICTION_SCHEMA,
                     product_id: vector.product_id.clone(),
                     event_time: vector.event_time,
                     probability,
-                    prediction: model.decide(probability),
-                    threshold: info.threshold,
+                    prediction: u8::from(probability >= threshold),
+                    threshold,
                     model_name: info.name.clone(),
                     model_version: info.version.clone(),
                     model_variant: info.variant,
@@ -231,6 +237,7 @@ impl Predictor {
                 }
             })
             .collect();
+        drop(alerts);
         self.judge(&rows, &predictions);
         predictions
     }

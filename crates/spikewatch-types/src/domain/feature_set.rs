@@ -137,7 +137,7 @@ feature_set! {
     Rv900s "rv_900s" { seed: false, unit: "log return² / s", range: Range::closed(0.0, 1.0), impute: Median,
         doc: "as `rv_10s` over `(S − 900, S]`" }
     Bv60s "bv_60s" { seed: false, unit: "log return² / s", range: Range::closed(0.0, 1.0), impute: Median,
-        doc: "bipower variation `(π / 2) Σ |r(u)| |r(u − 1)|` over `u` in `(S − 60, S]`, per covered second (robust to a single jump)" }
+        doc: "bipower variation `(π / 2) Σ abs(r(u)) abs(r(u − 1))` over `u` in `(S − 60, S]`, per covered second (robust to a single jump)" }
     JumpShare60s "jump_share_60s" { seed: false, unit: "ratio", range: Range::closed(0.0, 1.0), impute: Median,
         doc: "largest `r(u)²` in `(S − 60, S]` over their sum; 0 when the sum is 0" }
     RvLevel "rv_level_3600s" { seed: false, unit: "log return² / s", range: Range::closed(0.0, 1.0), impute: Median,
@@ -209,9 +209,16 @@ impl Feature {
 /// The features of one product at one event time, in [`FEATURE_NAMES`] order. A feature the
 /// source cannot provide ([`Impute::Missing`]) is NaN.
 ///
-/// In JSON: an object with every feature by name, a missing one as `null`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// In JSON: an object with every feature by name, a missing one as `null`. Two vectors are
+/// equal when every feature is, a missing one equal to a missing one.
+#[derive(Debug, Clone, Copy)]
 pub struct Features(pub [f64; N_FEATURES]);
+
+impl PartialEq for Features {
+    fn eq(&self, other: &Features) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()))
+    }
+}
 
 impl Default for Features {
     fn default() -> Self {
@@ -361,6 +368,14 @@ mod tests {
         let twice = full.replacen("{", "{\"price\":1.0,", 1);
         let err = serde_json::from_str::<Features>(&twice).unwrap_err().to_string();
         assert!(err.contains("duplicate field `price`"), "{err}");
+    }
+
+    #[test]
+    fn missing_equals_missing_and_nothing_else() {
+        let a = Features::default().with(Feature::TradeRate2s, f64::NAN);
+        assert_eq!(a, a);
+        assert_ne!(a, Features::default());
+        assert_ne!(a, a.with(Feature::Price, 1.0));
     }
 
     #[test]
