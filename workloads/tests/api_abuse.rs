@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use api_support::*;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use spikewatch::domain::N_FEATURES;
 
 const REQUESTS: usize = 10_000;
 /// Kinds the server refuses before reading the whole request (head over its limit, body over
@@ -247,7 +248,7 @@ fn abuse(i: usize, rng: &mut Lcg, fields: &[&str]) -> Abuse {
             let body = match rng.below(3) {
                 0 => json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}]}),
                 1 => json!({"inputs": "nope"}),
-                _ => json!({"inputs": [{"name": "x", "shape": [-1, 22], "datatype": "BYTES", "data": [[]]}]}),
+                _ => json!({"inputs": [{"name": "x", "shape": [-1, N_FEATURES], "datatype": "BYTES", "data": [[]]}]}),
             };
             Abuse {
                 path: "/v2/models/spikewatch-gbdt/infer".into(),

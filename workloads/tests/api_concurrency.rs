@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use api_support::*;
 use serde_json::{Value, json};
-use spikewatch::domain::{FEATURE_NAMES, ModelVariant};
+use spikewatch::domain::{FEATURE_NAMES, ModelVariant, N_FEATURES};
 
 const IN_FLIGHT: usize = 200;
 /// Keep loading for at least this many rounds...
@@ -26,7 +26,7 @@ async fn one_request(client: &reqwest::Client, base: &str, i: usize) -> Result<O
         _ => {
             let data: Vec<f64> = FEATURE_NAMES.iter().map(|n| stressed_row()[n].as_f64().unwrap()).collect();
             let body = json!({"id": i.to_string(),
-                "inputs": [{"name": "input", "shape": [1, 22], "datatype": "FP32", "data": data}]});
+                "inputs": [{"name": "input", "shape": [1, N_FEATURES], "datatype": "FP32", "data": data}]});
             (format!("{base}/v2/models/spikewatch/infer"), body)
         }
     };

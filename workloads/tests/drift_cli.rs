@@ -32,16 +32,19 @@ fn reports_every_feature_and_writes_a_self_contained_page() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let rows = table(&stdout);
-    assert_eq!(rows.len(), 22, "{stdout}");
+    // This recorder kept no trades: the trade features have no rows, every other one has a PSI.
+    let missing = stdout.lines().filter(|l| l.ends_with("no rows")).count();
+    assert_eq!(missing, spikewatch::domain::FEATURES.iter().filter(|f| f.impute == spikewatch::domain::Impute::Missing).count(), "{stdout}");
+    assert_eq!(rows.len() + missing, spikewatch::domain::N_FEATURES, "{stdout}");
     assert!(rows.windows(2).all(|w| w[0].1 >= w[1].1), "most shifted first: {stdout}");
-    // One hour of one afternoon: the time of day is far from the training days' spread,
-    // while the 60 s return of a training day's market is not.
+    // Ten minutes of one evening: its prices are far from the training days' spread (each day
+    // has its own), while its one-second returns are not.
     let psi = |name: &str| rows.iter().find(|(n, _)| n == name).unwrap().1;
-    assert!(psi("time_of_day_cos") > 0.25, "{stdout}");
-    assert!(psi("return_60s") < psi("time_of_day_cos"), "{stdout}");
+    assert!(psi("price") > 1.0, "{stdout}");
+    assert!(psi("return_1s") < psi("price") / 10.0, "{stdout}");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.starts_with("<!doctype html>"));
-    assert_eq!(html.matches("<svg").count(), 22);
+    assert_eq!(html.matches("<svg").count(), spikewatch::domain::N_FEATURES);
     assert!(!html.contains("<script") && !html.contains("src="), "no script, no external resource");
 }
 
@@ -75,7 +78,7 @@ fn a_training_day_is_within_the_training_drift_and_the_exchange_feed_is_not() {
     let day =
         spikewatch().args(["drift", "--model", MODEL, "--input", DAY, "--fail-beyond-training"]).output().unwrap();
     assert!(day.status.success(), "{}", String::from_utf8_lossy(&day.stderr));
-    // The Exchange feed of 2025-11-12 was never trained on: its tick cadence differs.
+    // The Exchange feed of 2025-11-12 was never trained on: its trades and segments differ.
     const EXCHANGE: &str =
         concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson");
     let out =
@@ -83,7 +86,7 @@ fn a_training_day_is_within_the_training_drift_and_the_exchange_feed_is_not() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("PSI above the training days' drift for ") && stderr.contains("time_since_prev_tick"),
+        stderr.contains("PSI above the training days' drift for ") && stderr.contains("segment_age"),
         "{stderr}"
     );
     let beyond: Vec<&str> = stdout.lines().filter(|l| l.ends_with("beyond training")).collect();

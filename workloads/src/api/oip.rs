@@ -3,8 +3,8 @@
 //! `specification/protocol/inference_rest.md`.
 //!
 //! The model is addressed as `spikewatch` (stable across variant switches and reloads) or by the
-//! name of the model answering now. Input: one tensor `[N, 22]` (FP32 or FP64, row-major, flat or
-//! nested, features in `FEATURE_NAMES` order), or twenty-two tensors `[N]` named after the
+//! name of the model answering now. Input: one tensor `[N, F]` (F = the number of features) (FP32 or FP64, row-major, flat or
+//! nested, features in `FEATURE_NAMES` order), or one tensor `[N]` per feature, named after the
 //! features. Output: `probability` (FP32, `[N]`) and `prediction` (INT64 0/1, `[N]`).
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use super::state::AppState;
 
 /// The model name that always addresses whatever model answers now.
 pub const MODEL_ALIAS: &str = "spikewatch";
-/// Name of the single `[N, 22]` input tensor in the metadata.
+/// Name of the single `[N, F]` input tensor in the metadata.
 pub const INPUT_NAME: &str = "input";
 const N_FEATURES: usize = FEATURE_NAMES.len();
 
@@ -348,7 +348,7 @@ fn requested_outputs(outputs: Option<&[RequestOutput]>) -> Result<Wanted, ApiErr
     Ok(wanted)
 }
 
-/// The feature rows carried by `inputs`: one `[N, 22]` tensor, or twenty-two `[N]` tensors named
+/// The feature rows carried by `inputs`: one `[N, F]` tensor, or one `[N]` tensor per feature, named
 /// after the features.
 pub fn rows_from_inputs(inputs: &[RequestInput], max_rows: usize) -> Result<Vec<Features>, ApiError> {
     match inputs {

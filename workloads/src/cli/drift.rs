@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::features::{FeatureEngine, check_config};
+use crate::features::check_config;
+use crate::features::offline::{Rows, build_table};
 use crate::model::{ArtifactSource, Reference};
 use crate::quality::DriftMonitor;
 use crate::quality::report::DriftReport;
@@ -66,12 +67,14 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         for input in &inputs {
             super::features::read_recording(input, &mut ticks)?;
         }
-        let mut engine = FeatureEngine::new(&features);
+        // The rows the training reference was built from: one per evaluated second.
+        let table = build_table(&ticks, &features, Rows::PerSecond);
+        if table.rows.is_empty() {
+            anyhow::bail!("no evaluated second in the input (a second needs a minute of ticks on either side)");
+        }
         let mut monitor = DriftMonitor::new(&reference, 0);
-        for tick in &ticks {
-            if let Ok(vector) = engine.update(tick) {
-                monitor.observe(&vector.features);
-            }
+        for row in &table.rows {
+            monitor.observe(&row.features);
         }
         Ok(DriftReport::new(&reference.model_version, &monitor))
     })

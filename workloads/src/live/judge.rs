@@ -212,7 +212,7 @@ mod tests {
     fn judges_as_an_evaluator_fed_point_then_prediction() {
         let mut judge = FeedJudge::default();
         let mut direct = OnlineEvaluator::default();
-        for p in market("BTC-USD", 600) {
+        for p in market("BTC-USD", 1000) {
             judge.observe(&p).unwrap();
             direct.observe_point(&p.product_id, p.event_time.timestamp_nanos_opt().unwrap(), p.midprice.unwrap());
             direct.observe_prediction(&p);
@@ -224,8 +224,9 @@ mod tests {
             (&judged[0].product_id, judged[0].variant, judged[0].quality),
             (&expected[0].0, expected[0].1, expected[0].2)
         );
-        assert!(judged[0].quality.labelled > 300, "{:?}", judged[0].quality);
-        assert_eq!(judged[0].stream_time, 599 * S);
+        // Seconds 60..=938 are judged; the first five minutes of them build the reference.
+        assert_eq!(judged[0].quality.labelled, 939 - 60 - 300, "{:?}", judged[0].quality);
+        assert_eq!(judged[0].stream_time, 999 * S);
         assert!(judge.quality(|p| p == "ETH-USD").is_empty());
     }
 
