@@ -21,11 +21,11 @@ fn live_state() -> AppState {
 /// Two products interleaved in event time; BTC-USD switches to the baseline after 10 minutes,
 /// and every 50th ETH-USD prediction lacks its mid price.
 fn two_markets() -> Vec<Prediction> {
-    let mut btc = market("BTC-USD", 900, 2, 1);
+    let mut btc = market("BTC-USD", 1200, 2, 1);
     for p in btc.iter_mut().skip(1200) {
         p.model_variant = ModelVariant::Baseline;
     }
-    let mut eth = market("ETH-USD", 400, 3, 2);
+    let mut eth = market("ETH-USD", 900, 3, 2);
     for p in eth.iter_mut().step_by(50) {
         p.midprice = None;
     }

@@ -37,13 +37,14 @@ fn merged_input(dir: &Path) -> PathBuf {
 }
 
 /// (product, event time in ns) → the feature values of each offline row at that key.
-type Offline = HashMap<(String, i64), Vec<HashMap<String, f64>>>;
+/// The offline rows by (product, event time): each feature's value, `None` where missing.
+type Offline = HashMap<(String, i64), Vec<HashMap<String, Option<f64>>>>;
 
 /// The table `spikewatch features` writes for the inputs, as CSV (shortest round-trip floats).
 fn offline_rows(dir: &Path, config_arg: &str, input: &Path) -> (Offline, usize) {
     let table = dir.join("offline.csv");
     let args =
-        ["--config", config_arg, "features", "--input", input.to_str().unwrap(), "--output", table.to_str().unwrap()];
+        ["--config", config_arg, "features", "--every-tick", "--input", input.to_str().unwrap(), "--output", table.to_str().unwrap()];
     common::process::Spawned::start(dir, "features", &args).wait_success();
     let mut reader = csv::Reader::from_path(&table).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
@@ -56,7 +57,7 @@ fn offline_rows(dir: &Path, config_arg: &str, input: &Path) -> (Offline, usize) 
         let values = header
             .iter()
             .enumerate()
-            .filter_map(|(i, name)| Some((name.clone(), record[i].parse::<f64>().ok()?)))
+            .map(|(i, name)| (name.clone(), record[i].parse::<f64>().ok()))
             .collect();
         rows.entry((record[product].to_string(), record[time].parse().unwrap())).or_default().push(values);
         count += 1;
@@ -64,11 +65,11 @@ fn offline_rows(dir: &Path, config_arg: &str, input: &Path) -> (Offline, usize) 
     (rows, count)
 }
 
-/// The vector's features by name.
-fn features_of(vector: &FeatureVector) -> Vec<(String, f64)> {
+/// The vector's features by name, `None` where missing.
+fn features_of(vector: &FeatureVector) -> Vec<(String, Option<f64>)> {
     let mut whole = serde_json::to_value(vector).unwrap();
     let serde_json::Value::Object(map) = whole["features"].take() else { panic!("features are not a JSON object") };
-    map.into_iter().map(|(name, value)| (name, value.as_f64().expect("a number"))).collect()
+    map.into_iter().map(|(name, value)| (name, value.as_f64())).collect()
 }
 
 /// Index of the offline row at the vector's key whose every feature is bit-identical to the
@@ -79,7 +80,7 @@ fn matching_row(offline: &Offline, vector: &FeatureVector) -> Option<usize> {
     offline.get(&key)?.iter().position(|row| {
         features.iter().all(|(name, value)| {
             let offline = row.get(name).unwrap_or_else(|| panic!("the offline table has no column {name}"));
-            offline.to_bits() == value.to_bits()
+            offline.map(f64::to_bits) == value.map(f64::to_bits)
         })
     })
 }

@@ -198,8 +198,8 @@ async fn serve_judges_the_predictions_of_the_topic_as_the_evaluator_does() {
     next_tagged(&mut stream, "warm-up").await;
     warm_up.cancel();
 
-    // Five minutes of a market, published at once as a predictor catching up would.
-    let predictions = market("SOL-USD", 300, 2, 7);
+    // Fifteen minutes of a market, published at once as a predictor catching up would.
+    let predictions = market("SOL-USD", 900, 2, 7);
     let mut publisher =
         JsonPublisher::new(create_producer(&config.kafka).unwrap(), config.kafka.topics.predictions.clone());
     for p in &predictions {

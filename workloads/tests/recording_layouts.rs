@@ -99,7 +99,7 @@ fn the_training_csv_feeds_the_offline_table() {
     let out = dir.path().join("table.csv");
     let input = repo_root().join("data/coinbase/ticks/btc-usd-2026-04-06.csv.gz");
     let output = Command::new(env!("CARGO_BIN_EXE_spikewatch"))
-        .args(["features", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .args(["features", "--every-tick", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
