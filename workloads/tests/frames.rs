@@ -289,10 +289,20 @@ fn the_exchange_recording_has_5996_tickers_and_4_subscription_acks() {
 }
 
 #[test]
-fn the_embedded_recording_is_the_exchange_file() {
+fn the_embedded_recordings_are_the_files() {
     let from_file: Vec<_> = recording::open(EXCHANGE_RECORDING).unwrap().map(Result::unwrap).collect();
-    let embedded: Vec<_> = recording::embedded().map(Result::unwrap).collect();
+    let embedded: Vec<_> = recording::embedded_exchange().map(Result::unwrap).collect();
     assert_eq!(embedded, from_file);
+    let hour = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/market-hour-2025-11-25.csv.gz");
+    let from_file: Vec<_> = recording::open(hour).unwrap().map(Result::unwrap).collect();
+    let embedded: Vec<_> = recording::embedded().map(Result::unwrap).collect();
+    assert_eq!(embedded.len(), 48_562);
+    assert_eq!(embedded, from_file);
+    let mut products: Vec<&str> = embedded.iter().map(|t| t.product_id.as_str()).collect();
+    products.sort();
+    products.dedup();
+    assert_eq!(products, ["BTC-USD", "ETH-USD", "SOL-USD"]);
+    assert!(embedded.windows(2).all(|w| w[0].exchange_time <= w[1].exchange_time), "merged by event time");
 }
 
 #[test]

@@ -28,7 +28,7 @@ const PATIENCE: Duration = Duration::from_secs(180);
 /// each of its three holes, so the test sees the replay through in about a minute. Its last and
 /// busiest stretch (four minutes of ticks) starts about 35 s in and its first predictions are
 /// judged some 10 s later: a browser that starts slowly on a busy machine still connects first.
-const SPEED: &str = "8";
+const SPEED: &str = "120";
 /// Points the chart must hold (with an alert among them) before the checks and the screenshot:
 /// more than the recording's first stretch before its first hole, so the picture shows a busy
 /// market.
@@ -161,14 +161,17 @@ async fn scored_recording() -> (Vec<TrainingRow>, Vec<f64>) {
     (rows, probabilities)
 }
 
-/// A threshold at which 2 % of the bundled recording's predictions are alerts: the 98th
-/// percentile of the committed model's probabilities on it. So the stream surely carries
-/// alerts, and the chart (and the screenshot) look like a real run rather than one where
-/// everything alerts.
-fn threshold_with_alerts(probabilities: &[f64]) -> f64 {
-    let mut sorted = probabilities.to_vec();
+/// A threshold at which 10 % of BTC-USD's predictions in the bundled recording are alerts: the
+/// 90th percentile of the committed model's probabilities on them (a fixed threshold, set in the
+/// config, which the pipeline then uses instead of each product's trailing one). So BTC-USD's
+/// chart surely carries alerts, and it (and the screenshot) look like a real run rather than
+/// one where everything alerts.
+fn threshold_with_alerts(rows: &[TrainingRow], probabilities: &[f64]) -> f64 {
+    let btc: Vec<f64> =
+        rows.iter().zip(probabilities).filter(|(r, _)| r.product_id == "BTC-USD").map(|(_, p)| *p).collect();
+    let mut sorted = btc;
     sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() * 98 / 100]
+    sorted[sorted.len() * 90 / 100]
 }
 
 /// The online quality of the replay's predictions at `threshold`, from an evaluator fed the
@@ -197,8 +200,8 @@ fn judged_directly(rows: &[TrainingRow], probabilities: &[f64], threshold: f64) 
         evaluator.observe_prediction(&prediction);
     }
     let quality = evaluator.quality();
-    assert_eq!(quality.len(), 1, "one product, one variant: {quality:?}");
-    quality[0].2
+    assert_eq!(quality.len(), 3, "three products, one variant: {quality:?}");
+    quality.into_iter().find(|(p, v, _)| p == "BTC-USD" && *v == ModelVariant::Ml).expect("BTC-USD judged").2
 }
 
 /// One product card as drawn now, read in one script (so consistent): points and alerts in the
@@ -266,7 +269,7 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     let mut config = Config::default();
     config.model.source = common::artifact::artifact_dir().display().to_string();
     let (rows, probabilities) = scored_recording().await;
-    let threshold = threshold_with_alerts(&probabilities);
+    let threshold = threshold_with_alerts(&rows, &probabilities);
     let judged = judged_directly(&rows, &probabilities, threshold);
     assert!(judged.labelled > 1000, "the replay's predictions are judged: {judged:?}");
     config.model.threshold = Some(threshold);
@@ -327,7 +330,7 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     let entry = &served["quality"][0];
     assert_eq!(
         (entry["product_id"].as_str(), entry["variant"].as_str(), served["quality"].as_array().map(Vec::len)),
-        (Some("BTC-USD"), Some("ml"), Some(1)),
+        (Some("BTC-USD"), Some("ml"), Some(3)),
         "{served}"
     );
     let expected = quality_expected(&judged);
@@ -339,7 +342,10 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
         ("judged", "judged"),
     ] {
         let want = expected.iter().find(|(n, _)| n == name).unwrap().1;
-        assert_eq!(entry[field].as_f64(), Some(want), "{field}: served {entry}, evaluator {judged:?}");
+        // The Brier score is a running sum over the window: outcomes leaving it in another order
+        // than the direct evaluator's leave a different last bit.
+        let got = entry[field].as_f64().unwrap_or(f64::NAN);
+        assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{field}: served {entry}, evaluator {judged:?}");
     }
     let deadline = Instant::now() + PATIENCE;
     let shown = loop {

@@ -98,7 +98,7 @@ fn about_a_tenth_of_the_judged_minutes_are_positive_on_a_real_day() {
     let ticks = load(RECORDINGS[0]);
     let outcomes = evaluate(&ticks);
     let judged: Vec<&Outcome> = outcomes.iter().map(|(_, o)| o).filter(|o| o.positive.is_some()).collect();
-    assert_eq!(judged.len() + 300, outcomes.len(), "only the first 300 seconds lack a reference");
+    assert_eq!(judged.len() + 120, outcomes.len(), "only the first 120 seconds lack a reference");
     let positive = judged.iter().filter(|o| o.positive == Some(true)).count() as f64 / judged.len() as f64;
     // The cut is the trailing 90th percentile, so a rising market labels more than 10 %
     // positive and a calming one fewer; on a whole recording the share stays near a tenth.

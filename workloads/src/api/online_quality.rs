@@ -19,13 +19,14 @@ use super::state::AppState;
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// What the numbers are, for whoever reads the JSON without the docs at hand.
-pub const DEFINITION: &str = "Each prediction is judged once its product's stream passes its event time + 60 s: \
-    positive when the realized volatility over those 60 s is at or above the 90th percentile of the product's \
-    realized values over the trailing hour (a product's first 100 outcomes only set that bar). precision: share \
-    of alerts that were positive; recall: share of positives that were alerted; positive_rate: share of \
-    predictions that were positive (the precision of alerting at random); alert_rate: share that alerted; brier: \
-    mean squared error of the probabilities. Over the predictions judged in the window (the last hour of the \
-    product's event time); null while undefined.";
+pub const DEFINITION: &str = "Every second s of a product's stream is judged, with the last prediction at or \
+    before it, once the stream passes s + 60 s (from a minute into each segment): positive when the realized \
+    variance of one-second mid returns over (s, s + 60] is at or above the 90th percentile of the product's values \
+    over the trailing 24 hours (its first 120 seconds only set that bar), the training label. precision: share of \
+    alerts that were positive; recall: share of positives that were alerted; positive_rate: share of seconds that \
+    were positive (the precision of alerting at random); alert_rate: share that alerted; brier: mean squared error \
+    of the probabilities. Over the seconds judged in the window (the last hour of the product's event time); null \
+    while undefined.";
 
 /// The online quality of the live predictions, per product and model variant.
 #[derive(Debug, Serialize, ToSchema)]

@@ -224,8 +224,8 @@ mod tests {
             (&judged[0].product_id, judged[0].variant, judged[0].quality),
             (&expected[0].0, expected[0].1, expected[0].2)
         );
-        // Seconds 60..=938 are judged; the first five minutes of them build the reference.
-        assert_eq!(judged[0].quality.labelled, 939 - 60 - 300, "{:?}", judged[0].quality);
+        // Seconds 60..=938 are judged; the first two minutes of them build the reference.
+        assert_eq!(judged[0].quality.labelled, 939 - 60 - 120, "{:?}", judged[0].quality);
         assert_eq!(judged[0].stream_time, 999 * S);
         assert!(judge.quality(|p| p == "ETH-USD").is_empty());
     }

@@ -3,8 +3,10 @@
 //! alert whatever its level of activity (a fixed threshold chosen on the training days alerts on
 //! nearly every second of a busy day and on none of a quiet one).
 //!
+//! A threshold set in the configuration (`model.threshold`) replaces this: it is the user's.
+//!
 //! The percentile is taken over one probability per second (the last of each second, as the
-//! evaluation scores one row per second), and only once ten minutes of them exist: before, the
+//! evaluation scores one row per second), and only once five minutes of them exist: before, the
 //! model's own threshold decides. A change of model (a rollback, a reload) starts the product's
 //! history again, since another model's probabilities are on another scale.
 
@@ -17,7 +19,7 @@ pub const ALERT_RATE: f64 = 0.1;
 /// How far back the percentile looks, in seconds.
 pub const WINDOW_SECS: i64 = 3600;
 /// Seconds of history before the percentile replaces the model's threshold.
-pub const MIN_SECONDS: usize = 600;
+pub const MIN_SECONDS: usize = 300;
 
 #[derive(Debug, Default)]
 struct ProductAlerts {
@@ -37,7 +39,7 @@ pub struct TrailingAlerts {
 
 impl TrailingAlerts {
     /// The threshold for `product`'s prediction at `second` (seconds since the epoch) with
-    /// `probability`, recording it; the model's own threshold until ten minutes of history exist.
+    /// `probability`, recording it; the model's own threshold until five minutes of history exist.
     pub fn threshold(&mut self, product: &str, second: i64, probability: f64, model: &ModelInfo) -> f64 {
         let state = match self.products.get_mut(product) {
             Some(state) => state,
@@ -82,16 +84,16 @@ mod tests {
     }
 
     #[test]
-    fn a_tenth_of_the_seconds_alert_at_any_level_once_ten_minutes_are_known() {
+    fn a_tenth_of_the_seconds_alert_at_any_level_once_five_minutes_are_known() {
         let mut alerts = TrailingAlerts::default();
         let model = info("1");
-        // A quiet product: probabilities 0.010..0.019, all under the model's threshold.
+        // A quiet product: probabilities 0.010..0.020, all under the model's threshold.
         let mut alerted = 0;
         for s in 0..3000i64 {
-            let p = 0.01 + (s * 7 % 10) as f64 / 1000.0;
+            let p = 0.01 + (s * 7919 % 1000) as f64 / 100_000.0;
             let threshold = alerts.threshold("SOL-USD", s, p, &model);
             if s < MIN_SECONDS as i64 {
-                assert_eq!(threshold, 0.42, "the model's threshold before ten minutes of history");
+                assert_eq!(threshold, 0.42, "the model's threshold before five minutes of history");
             } else if p >= threshold {
                 alerted += 1;
             }
@@ -103,22 +105,22 @@ mod tests {
     #[test]
     fn products_and_models_keep_separate_histories() {
         let mut alerts = TrailingAlerts::default();
-        for s in 0..700 {
+        for s in 0..400 {
             alerts.threshold("BTC-USD", s, 0.9, &info("1"));
         }
-        assert_eq!(alerts.threshold("BTC-USD", 700, 0.9, &info("1")), 0.9);
-        assert_eq!(alerts.threshold("ETH-USD", 700, 0.9, &info("1")), 0.42, "another product starts empty");
-        assert_eq!(alerts.threshold("BTC-USD", 701, 0.9, &info("2")), 0.42, "another model starts again");
+        assert_eq!(alerts.threshold("BTC-USD", 400, 0.9, &info("1")), 0.9);
+        assert_eq!(alerts.threshold("ETH-USD", 400, 0.9, &info("1")), 0.42, "another product starts empty");
+        assert_eq!(alerts.threshold("BTC-USD", 401, 0.9, &info("2")), 0.42, "another model starts again");
     }
 
     #[test]
     fn several_predictions_of_one_second_count_once_with_the_last() {
         let mut alerts = TrailingAlerts::default();
-        for s in 0..700 {
+        for s in 0..400 {
             for k in 0..5 {
                 alerts.threshold("BTC-USD", s, if k == 4 { 0.5 } else { 0.99 }, &info("1"));
             }
         }
-        assert_eq!(alerts.threshold("BTC-USD", 700, 0.5, &info("1")), 0.5);
+        assert_eq!(alerts.threshold("BTC-USD", 400, 0.5, &info("1")), 0.5);
     }
 }

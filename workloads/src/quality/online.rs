@@ -23,8 +23,8 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 pub const HORIZON_SECS: i64 = 60;
 /// The share of a product's recent realized values below the positive cut.
 const POSITIVE_QUANTILE: f64 = 0.9;
-/// Judged seconds needed before outcomes are labelled at all (five minutes of history).
-const MIN_REFERENCE_VALUES: usize = 300;
+/// Judged seconds needed before outcomes are labelled at all (two minutes of history).
+const MIN_REFERENCE_VALUES: usize = 120;
 
 /// The evaluator's periods.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -28,9 +28,15 @@ use super::coinbase::{Frame, FrameError, FrameParser, TradeTicks, parse_ticker_o
 use super::tick_csv;
 use crate::domain::{Feed, Tick};
 
-/// The bundled Exchange recording (`data/coinbase/`), the default input of `spikewatch run`.
+/// The bundled Exchange recording (`data/coinbase/`): Exchange frames as the live feed sends
+/// them, for the tests of the frame readers.
 pub static EMBEDDED_EXCHANGE_RECORDING: &[u8] =
     include_bytes!("../../../data/coinbase/exchange-ticker-btcusd-2025-11-12.ndjson");
+
+/// The bundled market hour (`data/coinbase/market-hour-2025-11-25.csv.gz`), the default input
+/// of `spikewatch run` and `replay`: BTC-USD, ETH-USD and SOL-USD trades with the book, 18:00 to
+/// 19:00 UTC on 2025-11-25, merged by event time (gzip).
+pub static EMBEDDED_MARKET_HOUR: &[u8] = include_bytes!("../../../data/coinbase/market-hour-2025-11-25.csv.gz");
 
 /// The layouts a recording may have, for error messages.
 pub const LAYOUTS: &str = "expected NDJSON lines with `raw` (Exchange wrapper or Advanced Trade ticker object) or \
@@ -461,8 +467,14 @@ pub fn open_input(path: impl AsRef<Path>) -> std::io::Result<RecordingInput> {
     Ok(input)
 }
 
+/// Reader over the bundled market hour (48,562 trades of BTC-USD, ETH-USD and SOL-USD with the
+/// book, 2025-11-25 18:00 → 19:00 UTC), the default input of `run` and `replay`.
+pub fn embedded() -> RecordingReader<BufReader<flate2::bufread::MultiGzDecoder<&'static [u8]>>> {
+    RecordingReader::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(EMBEDDED_MARKET_HOUR)))
+}
+
 /// Reader over the bundled Exchange recording (5,996 BTC-USD tickers, 2025-11-12 → 14).
-pub fn embedded() -> RecordingReader<&'static [u8]> {
+pub fn embedded_exchange() -> RecordingReader<&'static [u8]> {
     RecordingReader::new(EMBEDDED_EXCHANGE_RECORDING)
 }
 

@@ -85,8 +85,10 @@ fn rv_60s(row: &Value) -> f64 {
     row["rv_60s"].as_f64().unwrap()
 }
 
-fn fixture_rows_with_trades() -> Vec<Value> {
-    fixtures().into_iter().map(|f| f.features).filter(|f| !f["trade_rate_10s"].is_null()).collect()
+/// Read once per test binary: tests build rows in loops.
+fn fixture_rows_with_trades() -> &'static [Value] {
+    static ROWS: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| fixtures().into_iter().map(|f| f.features).filter(|f| !f["trade_rate_10s"].is_null()).collect())
 }
 
 /// The fields added since the original API (all optional in a request).
