@@ -98,13 +98,7 @@ fn cases() -> Vec<Case> {
             "return_30s",
             "out_of_range",
         ),
-        case(
-            "negative variance",
-            with("rv_10s", json!(-0.001)),
-            S::UNPROCESSABLE_ENTITY,
-            "rv_10s",
-            "out_of_range",
-        ),
+        case("negative variance", with("rv_10s", json!(-0.001)), S::UNPROCESSABLE_ENTITY, "rv_10s", "out_of_range"),
         case(
             "negative tick count",
             with("tick_count", json!(-5)),

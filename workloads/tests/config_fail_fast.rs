@@ -54,7 +54,14 @@ fn subcommands_without_kafka_do_not_need_brokers() {
     let output = spikewatch(
         "",
         &[("KAFKA_BOOTSTRAP_SERVERS", "")],
-        &["features", "--every-tick", "--input", recording.to_str().unwrap(), "--output", output_path.to_str().unwrap()],
+        &[
+            "features",
+            "--every-tick",
+            "--input",
+            recording.to_str().unwrap(),
+            "--output",
+            output_path.to_str().unwrap(),
+        ],
     );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output_path.exists());

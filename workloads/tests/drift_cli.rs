@@ -34,7 +34,11 @@ fn reports_every_feature_and_writes_a_self_contained_page() {
     let rows = table(&stdout);
     // This recorder kept no trades: the trade features have no rows, every other one has a PSI.
     let missing = stdout.lines().filter(|l| l.ends_with("no rows")).count();
-    assert_eq!(missing, spikewatch::domain::FEATURES.iter().filter(|f| f.impute == spikewatch::domain::Impute::Missing).count(), "{stdout}");
+    assert_eq!(
+        missing,
+        spikewatch::domain::FEATURES.iter().filter(|f| f.impute == spikewatch::domain::Impute::Missing).count(),
+        "{stdout}"
+    );
     assert_eq!(rows.len() + missing, spikewatch::domain::N_FEATURES, "{stdout}");
     assert!(rows.windows(2).all(|w| w[0].1 >= w[1].1), "most shifted first: {stdout}");
     // Ten minutes of one evening: its prices are far from the training days' spread (each day
@@ -85,10 +89,7 @@ fn a_training_day_is_within_the_training_drift_and_the_exchange_feed_is_not() {
         spikewatch().args(["drift", "--model", MODEL, "--input", EXCHANGE, "--fail-beyond-training"]).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("PSI above the training days' drift for ") && stderr.contains("segment_age"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("PSI above the training days' drift for ") && stderr.contains("segment_age"), "{stderr}");
     let beyond: Vec<&str> = stdout.lines().filter(|l| l.ends_with("beyond training")).collect();
     assert!(!beyond.is_empty(), "{stdout}");
     assert!(

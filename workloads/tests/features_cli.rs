@@ -20,8 +20,11 @@ fn spikewatch() -> Command {
 fn writes_a_parquet_table_from_both_recordings() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("features.parquet");
-    let out =
-        spikewatch().args(["features", "--every-tick", "--input", ADVANCED_TRADE, EXCHANGE, "--output"]).arg(&output).output().unwrap();
+    let out = spikewatch()
+        .args(["features", "--every-tick", "--input", ADVANCED_TRADE, EXCHANGE, "--output"])
+        .arg(&output)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     // 223 Advanced Trade ticks (2025-11-08) then 5,996 Exchange ticks (2025-11-12), in order

@@ -43,8 +43,16 @@ type Offline = HashMap<(String, i64), Vec<HashMap<String, Option<f64>>>>;
 /// The table `spikewatch features` writes for the inputs, as CSV (shortest round-trip floats).
 fn offline_rows(dir: &Path, config_arg: &str, input: &Path) -> (Offline, usize) {
     let table = dir.join("offline.csv");
-    let args =
-        ["--config", config_arg, "features", "--every-tick", "--input", input.to_str().unwrap(), "--output", table.to_str().unwrap()];
+    let args = [
+        "--config",
+        config_arg,
+        "features",
+        "--every-tick",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        table.to_str().unwrap(),
+    ];
     common::process::Spawned::start(dir, "features", &args).wait_success();
     let mut reader = csv::Reader::from_path(&table).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
@@ -54,11 +62,7 @@ fn offline_rows(dir: &Path, config_arg: &str, input: &Path) -> (Offline, usize) 
     let mut count = 0;
     for record in reader.records() {
         let record = record.unwrap();
-        let values = header
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), record[i].parse::<f64>().ok()))
-            .collect();
+        let values = header.iter().enumerate().map(|(i, name)| (name.clone(), record[i].parse::<f64>().ok())).collect();
         rows.entry((record[product].to_string(), record[time].parse().unwrap())).or_default().push(values);
         count += 1;
     }

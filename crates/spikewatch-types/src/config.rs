@@ -209,7 +209,8 @@ impl Default for FeaturesConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            variant: ModelVariant::Ml,
+            // The final-test winner (models/artifacts/spikewatch-gbdt/model_card.md).
+            variant: ModelVariant::Baseline,
             source: "models/artifacts/spikewatch-gbdt".into(),
             mlflow_tracking_uri: None,
             threshold: None,
@@ -389,7 +390,8 @@ mod tests {
         assert_eq!(c.kafka.topics.predictions, "ticks.predictions");
         assert_eq!(c.api.bind, "0.0.0.0:8000");
         assert_eq!(c.metrics.bind, "0.0.0.0:8001");
-        assert_eq!(c.model.variant, ModelVariant::Ml);
+        // Not the original's: the variant that ranked the final-test dates better serves.
+        assert_eq!(c.model.variant, ModelVariant::Baseline);
     }
 
     #[test]

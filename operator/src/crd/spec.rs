@@ -186,7 +186,9 @@ impl ImagePullPolicy {
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSpec {
-    /// `ml` (the trained gradient-boosted model) or `baseline` (the z-score rule, the safe fallback).
+    /// `baseline` (the HAR-RV volatility forecaster, the default: it ranked the final-test dates
+    /// better, see the model card) or `ml` (HAR-RV with a gradient-boosted correction). A rollback
+    /// switches `ml` to `baseline`.
     #[serde(default)]
     pub variant: ModelVariant,
     /// Where the ML model is loaded from: a path inside the image, an `https://` URL, or an MLflow
@@ -225,10 +227,11 @@ fn default_model_source() -> String {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum ModelVariant {
-    /// The trained gradient-boosted model.
-    #[default]
+    /// HAR-RV with a gradient-boosted correction (ONNX).
     Ml,
-    /// The z-score rule: no artifact needed, the fallback of a rollback.
+    /// The HAR-RV forecaster (computed in Rust, no ONNX Runtime): the default and the fallback of
+    /// a rollback.
+    #[default]
     Baseline,
 }
 

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::local::LocalPredictor;
 use crate::config::Config;
 use crate::domain::{FEATURE_SET_VERSION, Feature, FeatureVector, Features, PREDICTION_SCHEMA, Prediction};
-use crate::model::{ModelHandle, check_finite};
 use crate::model::alerts::TrailingAlerts;
+use crate::model::{ModelHandle, check_finite};
 use crate::quality::{DriftMonitor, OnlineConfig, OnlineEvaluator, QualityMetrics};
 use crate::transport::kafka::{
     BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, StageTotals, TransportError,

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 /// Version of the [`Prediction`] JSON layout on `ticks.predictions`.
 pub const PREDICTION_SCHEMA: u32 = 1;
 
-/// Which model answers: the trained GBDT or the z-score fallback (`MODEL_VARIANT`).
+/// Which model answers (`MODEL_VARIANT`): `ml`, HAR-RV with a gradient-boosted correction, or
+/// `baseline`, the HAR-RV forecaster (the default and the rollback target).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
