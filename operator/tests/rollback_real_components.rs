@@ -152,6 +152,8 @@ impl Cluster {
             "products": ["BTC-USD"],
             "kafka": {"bootstrapServers": "kafka-0.kafka:9092"},
             "rollback": rollback,
+            // The variant a rollback takes back (the default is the baseline).
+            "model": {"variant": "ml"},
         });
         if let Some(url) = prometheus_url {
             spec["monitoring"] = json!({"prometheusUrl": url});

@@ -92,8 +92,8 @@ async fn serves_the_committed_model_reloads_on_sighup_and_stops_on_sigterm() {
     .await;
 
     let version: Value = client.get(format!("{base}/version")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(version["model_variant"], "ml", "ml is the default variant");
-    assert_eq!(version["model_name"], "spikewatch-gbdt");
+    assert_eq!(version["model_variant"], "baseline", "baseline is the default variant");
+    assert_eq!(version["model_name"], "spikewatch-har");
     let reply = client.post(format!("{base}/predict")).json(&row()).send().await.unwrap();
     assert_eq!(reply.status(), 200);
     let admin = client.post(format!("{base}/admin/reload")).send().await.unwrap();

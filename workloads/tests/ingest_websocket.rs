@@ -300,6 +300,7 @@ fn subscribe_messages_follow_each_protocol() {
         at,
         vec![
             json!({"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"], "channel": "ticker"}),
+            json!({"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"], "channel": "market_trades"}),
             json!({"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"], "channel": "heartbeats"}),
         ]
     );

@@ -28,7 +28,7 @@ const PATIENCE: Duration = Duration::from_secs(180);
 /// each of its three holes, so the test sees the replay through in about a minute. Its last and
 /// busiest stretch (four minutes of ticks) starts about 35 s in and its first predictions are
 /// judged some 10 s later: a browser that starts slowly on a busy machine still connects first.
-const SPEED: &str = "120";
+const SPEED: &str = "60";
 /// Points the chart must hold (with an alert among them) before the checks and the screenshot:
 /// more than the recording's first stretch before its first hole, so the picture shows a busy
 /// market.
@@ -268,6 +268,7 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     common::artifact::require_env("ORT_DYLIB_PATH");
     let mut config = Config::default();
     config.model.source = common::artifact::artifact_dir().display().to_string();
+    config.model.variant = ModelVariant::Ml;
     let (rows, probabilities) = scored_recording().await;
     let threshold = threshold_with_alerts(&rows, &probabilities);
     let judged = judged_directly(&rows, &probabilities, threshold);

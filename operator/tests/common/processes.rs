@@ -95,7 +95,8 @@ pub async fn wait_for(what: &str, patience: Duration, mut check: impl AsyncFnMut
     }
 }
 
-/// `spikewatch <args>` with the test's environment only (ONNX Runtime from `scripts/env`).
+/// `spikewatch <args>` with the test's environment only (ONNX Runtime from `scripts/env`), the
+/// `ml` variant answering (what the automation rolls back).
 pub fn spikewatch(args: &[&str]) -> Command {
     let mut command = Command::new(spikewatch_bin());
     command
@@ -105,7 +106,7 @@ pub fn spikewatch(args: &[&str]) -> Command {
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .env_remove("MODEL_SOURCE")
-        .env_remove("MODEL_VARIANT")
+        .env("MODEL_VARIANT", "ml")
         .env_remove("CONFIG_PATH")
         .env_remove("ADMIN_TOKEN_FILE");
     command

@@ -309,6 +309,7 @@ fn cooldown_doubles_and_is_capped() {
 #[test]
 fn the_rendered_variant_follows_the_decision_not_the_spec_alone() {
     let mut vp = crate::fixtures::pipeline();
+    vp.spec.model.variant = ModelVariant::Ml;
     assert_eq!(effective_variant(&vp), ModelVariant::Ml);
     vp.status = Some(crate::crd::VolatilityPipelineStatus {
         rollback: Some(RollbackStatus { state: RollbackState::RolledBack, ..RollbackStatus::default() }),
