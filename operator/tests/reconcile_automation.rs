@@ -159,7 +159,7 @@ async fn the_autoscaler_takes_its_replicas_back_and_holds_them_without_a_measure
 
 #[tokio::test]
 async fn a_rolled_back_pipeline_renders_the_baseline_until_released() {
-    let cluster = Cluster::with(spec(json!({})), Capabilities::default());
+    let cluster = Cluster::with(spec(json!({"model": {"variant": "ml"}})), Capabilities::default());
     cluster.converge().await;
     assert_eq!(cluster.model_variant_env("api"), "ml");
 
