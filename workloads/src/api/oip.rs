@@ -307,7 +307,7 @@ fn metadata(name: &str, model: &dyn Model) -> ModelMetadata {
     let info = model.info();
     let platform = match info.variant {
         ModelVariant::Ml => "onnxruntime_onnx",
-        ModelVariant::Baseline => "spikewatch_zscore",
+        ModelVariant::Baseline => "spikewatch_har_rv",
     };
     let n = |name: &str, datatype: &str, shape: Vec<i64>| MetadataTensor {
         name: name.into(),
