@@ -129,7 +129,9 @@ def render(r: dict) -> str:
     out += [
         "## Development dates (leave one date out)",
         "",
-        _day_table(dev["per_day"], dev_names, ["ml", "HAR-RV (features)", "persistence (features)", "HAR-RV", "persistence"]),
+        _day_table(
+            dev["per_day"], dev_names, ["ml", "HAR-RV (features)", "persistence (features)", "HAR-RV", "persistence"]
+        ),
         f"| **mean** | | {_means_row(dev['means'], dev_names, 'mean')} |",
         f"| **weighted by minutes** | | {_means_row(dev['means'], dev_names, 'weighted_mean')} |",
         "",

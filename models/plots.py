@@ -41,7 +41,10 @@ def write_all(out_dir, dev, y_dev, developed, final, y_final, final_report, mode
     written = {k: v for k, v in FIGURES.items() if k in ("pr_auc_development", "calibration", "feature_importance")}
     if final_report:
         pr_auc_by_day(
-            {d: {n: m[n]["pr_auc"] for n in ("ml", "baseline", "har", "persistence")} for d, m in final_report["per_day"].items()},
+            {
+                d: {n: m[n]["pr_auc"] for n in ("ml", "baseline", "har", "persistence")}
+                for d, m in final_report["per_day"].items()
+            },
             "Final-test dates (used once)",
             out_dir / FIGURES["pr_auc_final_test"],
         )

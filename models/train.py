@@ -147,8 +147,10 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path]) -> dict:
     model = forecaster.fit(dev)
     ml_cal = calibration.fit(d["scores"]["ml"], y_dev)
     ml_threshold = calibration.alert_threshold(ml_cal.probability(d["scores"]["ml"]))
-    base = baselines.fit_har(dev, baselines.FEATURE_COLUMNS) if kind == "baseline_har" else baselines.persistence(
-        baselines.FEATURE_COLUMNS
+    base = (
+        baselines.fit_har(dev, baselines.FEATURE_COLUMNS)
+        if kind == "baseline_har"
+        else baselines.persistence(baselines.FEATURE_COLUMNS)
     )
     base_cal = calibration.fit(d["scores"][kind], y_dev)
     base_threshold = calibration.alert_threshold(base_cal.probability(d["scores"][kind]))
@@ -256,7 +258,11 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path]) -> dict:
         },
         "final_test": final_report,
         "ml": {
-            "har": {"columns": model.har.columns, "intercept": model.har.intercept, "coefficients": model.har.coefficients},
+            "har": {
+                "columns": model.har.columns,
+                "intercept": model.har.intercept,
+                "coefficients": model.har.coefficients,
+            },
             "tree_features": forecaster.TREE_FEATURES,
             "ignored_features": list(forecaster.LEVEL_FEATURES),
             "lightgbm_params": forecaster.LGB_PARAMS,

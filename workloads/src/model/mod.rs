@@ -74,7 +74,7 @@ pub trait Model: Send + Sync {
 pub fn check_finite(rows: &[Features]) -> Result<(), ModelError> {
     for (i, row) in rows.iter().enumerate() {
         let bad = crate::domain::FEATURES.iter().zip(row.to_array()).find(|(spec, value)| {
-            !value.is_finite() && !(value.is_nan() && spec.impute == crate::domain::Impute::Missing)
+            !(value.is_finite() || (value.is_nan() && spec.impute == crate::domain::Impute::Missing))
         });
         if let Some((spec, value)) = bad {
             return Err(ModelError::Inference(format!("row {i}: feature {} is not finite ({value})", spec.name)));

@@ -216,8 +216,10 @@ async fn predict_stage(
                 feed.publish(prediction.clone());
             }
         }
-        let events_out =
-            batch.into_iter().map(LocalEvent::Features).chain(predictions.into_iter().map(LocalEvent::Prediction));
+        let events_out = batch
+            .into_iter()
+            .map(|v| LocalEvent::Features(Box::new(v)))
+            .chain(predictions.into_iter().map(LocalEvent::Prediction));
         for event in events_out {
             if events.send(event).await.is_err() {
                 return;
@@ -228,7 +230,7 @@ async fn predict_stage(
 
 async fn pass_through(mut vectors: LinkReceiver<FeatureVector>, events: LinkSender<LocalEvent>) {
     while let Some(vector) = vectors.recv().await {
-        if events.send(LocalEvent::Features(vector)).await.is_err() {
+        if events.send(LocalEvent::Features(Box::new(vector))).await.is_err() {
             return;
         }
     }

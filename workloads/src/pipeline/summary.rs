@@ -14,7 +14,8 @@ use crate::transport::memory::LinkReceiver;
 /// What reaches the end of the local topology.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LocalEvent {
-    Features(FeatureVector),
+    /// Boxed: a vector of every feature is several times a prediction's size.
+    Features(Box<FeatureVector>),
     Prediction(Prediction),
 }
 
