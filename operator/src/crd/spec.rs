@@ -217,8 +217,11 @@ impl Default for ModelSpec {
     }
 }
 
+/// The model artifacts every workload image carries at this path (its working directory is
+/// `/opt/spikewatch`): images older than the built-in model (`builtin:spikewatch-gbdt`) know no
+/// other default, and a pipeline may pin one.
 fn default_model_source() -> String {
-    spikewatch_types::config::ModelConfig::default().source
+    "models/artifacts/spikewatch-gbdt".into()
 }
 
 /// Which model answers (`MODEL_VARIANT`).
