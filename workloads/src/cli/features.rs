@@ -18,24 +18,25 @@ pub struct Args {
     /// Recordings (NDJSON in the Exchange, Advanced Trade or mirror layout, or flat tick CSV;
     /// plain or gzip), processed in the order given, each in file order, exactly as a replay
     /// would publish them.
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// The table to write: `.parquet` or `.csv`.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// Overrides `features.max_gap_secs`: a silence longer than this resets a product's windows.
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS")]
     pub max_gap_secs: Option<f64>,
     /// Overrides `features.out_of_order_tolerance_ms`.
-    #[arg(long)]
+    #[arg(long, value_name = "MILLISECONDS")]
     pub out_of_order_tolerance_ms: Option<u64>,
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let features = effective_config(&args, config.features);
     check_config(&features).map_err(anyhow::Error::msg)?;
-    // Fail before the work when the output name is wrong.
+    // Fail before the work when the output name is wrong or cannot be written.
     TableFormat::from_path(&args.output)?;
+    super::errors::check_output("--output", &args.output)?;
     tokio::task::spawn_blocking(move || build(&args.input, &args.output, &features)).await?
 }
 
@@ -73,7 +74,7 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig) -> anyhow::
         );
     }
     let built = started.elapsed();
-    table::write(output, &rows).with_context(|| format!("writing {}", output.display()))?;
+    table::write(output, &rows)?;
     tracing::info!(
         ticks,
         read_and_features_seconds = built.as_secs_f64(),

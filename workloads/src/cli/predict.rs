@@ -18,11 +18,12 @@ use crate::telemetry::server::{self, Health, ModelAdmin};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model source (overrides `model.source` / `MODEL_SOURCE`): path, https URL or models:/...
+    /// Model source (overrides `model.source` / `SPIKEWATCH_MODEL_SOURCE`): `builtin:spikewatch-gbdt`,
+    /// a path, an `https://` URL or `models:/<name>/<version|@alias>`.
     #[arg(long = "model", value_name = "SOURCE")]
     pub model: Option<String>,
-    /// Which model answers (overrides `model.variant` / `MODEL_VARIANT`).
-    #[arg(long, value_enum)]
+    /// Which model answers (overrides `model.variant` / `SPIKEWATCH_MODEL_VARIANT`).
+    #[arg(long, value_name = "VARIANT", value_enum)]
     pub variant: Option<ModelVariant>,
 }
 

@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long = "input", value_name = "FILE|URL", num_args = 1..)]
     pub inputs: Vec<String>,
     /// `max` (as fast as the broker acknowledges) or a multiple of the original pace (`1`, `10`).
-    #[arg(long, default_value = "1")]
+    #[arg(long, value_name = "SPEED", default_value = "1")]
     pub speed: Speed,
     /// Longest pause between two ticks, in seconds: longer holes in a recording are compressed.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]

@@ -21,11 +21,15 @@ use crate::model::ModelHandle;
 pub const LOCAL_BIND: &str = "127.0.0.1:8000";
 
 /// `--bind` if given, else `api.bind` when it is not the built-in default, else [`LOCAL_BIND`].
-pub fn bind_address(flag: Option<&str>, config: &ApiConfig) -> String {
-    match flag {
+pub fn bind_address(flag: Option<&str>, port: Option<u16>, config: &ApiConfig) -> String {
+    let bind = match flag {
         Some(bind) => bind.to_string(),
         None if config.bind != ApiConfig::default().bind => config.bind.clone(),
         None => LOCAL_BIND.to_string(),
+    };
+    match port {
+        Some(port) => format!("{}:{port}", bind.rsplit_once(':').map_or(bind.as_str(), |(host, _)| host)),
+        None => bind,
     }
 }
 
