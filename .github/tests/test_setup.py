@@ -24,7 +24,9 @@ def pins(path: Path) -> dict[str, str]:
 
 def commands(script: Path) -> list[str]:
     """The script's lines that run something (comments and blank lines left out)."""
-    return [line.strip() for line in script.read_text().splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.strip() for line in script.read_text().splitlines() if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def test_the_first_command_installs_onnx_runtime_only_and_never_needs_root():

@@ -76,7 +76,7 @@ fn render_prints_every_object_the_controller_builds() {
     }
     let predictor = find(&objects, "Deployment", "btc-eth-predictor");
     assert_eq!(predictor["spec"]["template"]["spec"]["containers"][0]["image"], "ghcr.io/spikewatch/spikewatch:0.1.0");
-    assert_eq!(env_of(predictor, "MODEL_VARIANT").as_deref(), Some("ml"));
+    assert_eq!(env_of(predictor, "SPIKEWATCH_MODEL_VARIANT").as_deref(), Some("ml"));
     assert_eq!(predictor["spec"]["replicas"], 2, "autoscaling's minReplicas before any decision");
 }
 
@@ -103,7 +103,7 @@ fn a_status_renders_the_rollback_and_the_autoscalers_replicas() {
         let objects = documents(&output);
         for workload in ["predictor", "api"] {
             let deployment = find(&objects, "Deployment", &format!("btc-eth-{workload}"));
-            assert_eq!(env_of(deployment, "MODEL_VARIANT").as_deref(), Some("baseline"), "{workload}");
+            assert_eq!(env_of(deployment, "SPIKEWATCH_MODEL_VARIANT").as_deref(), Some("baseline"), "{workload}");
         }
         assert_eq!(find(&objects, "Deployment", "btc-eth-predictor")["spec"]["replicas"], 5);
     }

@@ -10,7 +10,12 @@ fn spikewatch(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Output 
     let config = dir.path().join("spikewatch.yaml");
     std::fs::write(&config, config_yaml).unwrap();
     let mut command = Command::new(common::process::spikewatch_bin());
-    command.arg("--config").arg(&config).args(args).env("LOG_FORMAT", "text").env_remove("KAFKA_BOOTSTRAP_SERVERS");
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env("SPIKEWATCH_LOG_FORMAT", "text")
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS");
     for (name, value) in env {
         command.env(name, value);
     }
