@@ -67,7 +67,10 @@ impl ArtifactSource {
         }
         if let Some(rest) = source.strip_prefix("models:/") {
             let tracking_uri = mlflow_tracking_uri.filter(|u| !u.is_empty()).ok_or_else(|| {
-                ModelError::load(source, "a models:/ source needs an MLflow tracking URI (MLFLOW_TRACKING_URI)")
+                ModelError::load(
+                    source,
+                    "a models:/ source needs an MLflow tracking URI (SPIKEWATCH_MLFLOW_TRACKING_URI)",
+                )
             })?;
             let (name, reference) = RegistryRef::parse(rest).map_err(|reason| ModelError::load(source, reason))?;
             return Ok(ArtifactSource::Registry {

@@ -61,8 +61,8 @@ impl StageContext {
     }
 }
 
-/// librdkafka's errors go to the logs (the default would send them to the `log` crate, which
-/// nothing here collects); losing every broker is said in plain words.
+/// librdkafka's errors are logged as warnings naming the stage (the default logs them as errors
+/// without it); losing every broker is said in plain words.
 impl ClientContext for StageContext {
     fn error(&self, error: KafkaError, reason: &str) {
         match error.rdkafka_error_code() {
