@@ -37,6 +37,8 @@ enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff; e.g. `spikewatch-operator man > spikewatch-operator.1`).
+    Man,
 }
 
 /// Writes to stdout; a closed pipe (`... | head`) is an error, not a panic.
@@ -65,6 +67,16 @@ fn main() -> std::process::ExitCode {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "spikewatch-operator", &mut script);
             print("completions", &script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => print("man", &page),
+                Err(e) => {
+                    eprintln!("spikewatch-operator man: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
         }
     }
 }

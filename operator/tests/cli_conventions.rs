@@ -1,6 +1,6 @@
 //! The command-line conventions both binaries share, read from what they print: one flag name
 //! per concept, one vocabulary of value names, `SPIKEWATCH_` environment variables, `--version`
-//! with the commit and the build date, and shell completions.
+//! with the commit and the build date, shell completions and a manual page.
 
 mod common;
 
@@ -180,5 +180,19 @@ fn completions_are_generated_for_each_shell() {
         }
         let fish = output(&bin, &["completions", "fish"]);
         assert!(fish.contains(&format!("complete -c {name}")), "{name}");
+    }
+}
+
+#[test]
+fn a_manual_page_lists_every_subcommand() {
+    for bin in [spikewatch_bin(), operator_bin()] {
+        let name = bin.file_name().unwrap().to_string_lossy().to_string();
+        let page = output(&bin, &["man"]);
+        assert!(page.lines().any(|l| l.starts_with(&format!(".TH {name} 1 "))), "{}", &page[..page.len().min(300)]);
+        let name_section = page.lines().skip_while(|l| *l != ".SH NAME").nth(1).unwrap_or_default();
+        assert!(name_section.starts_with(&format!("{} \\- ", name.replace('-', "\\-"))), "{name_section:?}");
+        for command in subcommands(&output(&bin, &["--help"])) {
+            assert!(page.contains(&command), "{name}: {command} missing from the manual page");
+        }
     }
 }

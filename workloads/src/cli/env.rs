@@ -1,4 +1,4 @@
-//! Environment variables of the command line and shell completions.
+//! Environment variables of the command line, shell completions and the manual page.
 //!
 //! Every variable is prefixed `SPIKEWATCH_`: the flags' (`SPIKEWATCH_CONFIG`,
 //! `SPIKEWATCH_LOG_FORMAT`) and the config overrides' ([`crate::config::ENV_VARS`]). The names
@@ -48,6 +48,14 @@ impl CompletionsArgs {
         std::io::stdout().write_all(&script)?;
         Ok(())
     }
+}
+
+/// Writes the manual page of `command` (roff) to standard output.
+pub fn print_man(command: clap::Command) -> anyhow::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command).render(&mut page)?;
+    std::io::stdout().write_all(&page)?;
+    Ok(())
 }
 
 #[cfg(test)]

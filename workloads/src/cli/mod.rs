@@ -66,6 +66,8 @@ pub enum Command {
     Run(run::Args),
     /// Print a shell completion script (e.g. `spikewatch completions bash > /etc/bash_completion.d/spikewatch`).
     Completions(env::CompletionsArgs),
+    /// Print the manual page (roff; e.g. `spikewatch man > spikewatch.1 && man ./spikewatch.1`).
+    Man,
 }
 
 impl Command {
@@ -78,7 +80,8 @@ impl Command {
             | Command::Drift(_)
             | Command::Healthcheck(_)
             | Command::Run(_)
-            | Command::Completions(_) => false,
+            | Command::Completions(_)
+            | Command::Man => false,
         }
     }
 }
@@ -107,8 +110,10 @@ impl Cli {
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
-        if let Command::Completions(args) = &self.command {
-            return args.print(&mut Cli::command(), "spikewatch");
+        match &self.command {
+            Command::Completions(args) => return args.print(&mut Cli::command(), "spikewatch"),
+            Command::Man => return env::print_man(Cli::command()),
+            _ => {}
         }
         env::warn_deprecated(|name| std::env::var(name).ok());
         // Both TLS users (WebSocket feed, model downloads) share the ring provider.
@@ -131,7 +136,7 @@ impl Cli {
             Command::Serve(args) => serve::run(args, config).await,
             Command::Run(args) => run::run(args, config).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
-            Command::Completions(_) => Ok(()),
+            Command::Completions(_) | Command::Man => Ok(()),
         }
     }
 }
