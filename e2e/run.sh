@@ -13,7 +13,9 @@
 #   5. a real fault: model.sourceUri pointed at a model that loads but fails every inference
 #      (served over HTTP from the cluster): the operator rolls back to the baseline for that
 #      reason (PredictionErrorsAboveThreshold; RolledBack=True, MODEL_VARIANT=baseline, the API
-#      reports the baseline) and predictions flow again.
+#      reports the baseline) and predictions flow again;
+#   6. (admin leg) the README's "Deploy on Kubernetes" kubectl lines, verbatim: a broker and the
+#      quickstart pipeline in namespace spikewatch, Ready within the README's timeout.
 # On failure it prints (and, with E2E_ARTIFACTS, saves) the pipeline's status, events, and the
 # logs of every pod involved.
 #
@@ -30,7 +32,7 @@
 #   E2E_KEEP=1            leave everything installed afterwards
 #   PROMETHEUS_OPERATOR_VERSION  default v0.86.1; STRIMZI_VERSION default 0.49.0;
 #   KAFKA_IMAGE           the plain broker and the latency probe, default apache/kafka:4.1.0 (the
-#                         image of examples/gitops/pipelines/kafka.yaml);
+#                         image of examples/kafka/kafka.yaml);
 #   MODEL_SERVER_IMAGE    default busybox:1.37.0
 set -euo pipefail
 
@@ -133,8 +135,13 @@ cleanup() {
     say "cleanup"
     # The pipeline first, while its broker still runs: deletionPolicy Delete removes the topics
     # before the finalizer is released.
-    kubectl -n "$namespace" delete volatilitypipelines --all --wait=true --timeout=120s >/dev/null 2>&1 || true
+    for ns in "$namespace" spikewatch; do
+      kubectl -n "$ns" delete volatilitypipelines --all --wait=true --timeout=120s >/dev/null 2>&1 || true
+    done
     kubectl delete namespace "$namespace" --wait=true --timeout=180s >/dev/null 2>&1 || true
+    if [[ "$topics" == admin ]]; then
+      kubectl delete namespace spikewatch --wait=true --timeout=180s >/dev/null 2>&1 || true
+    fi
     helm uninstall "$release" -n "$operator_namespace" >/dev/null 2>&1 || true
     if [[ "$topics" == strimzi ]]; then
       helm uninstall strimzi -n "$strimzi_namespace" >/dev/null 2>&1 || true
@@ -168,7 +175,7 @@ if [[ "$topics" == strimzi ]]; then
 else
   say "starting a single-node Kafka ($kafka_image)"
   # The broker the GitOps example delivers; it advertises kafka.<namespace>.svc:9092.
-  sed "s|image: apache/kafka:.*|image: $kafka_image|" "$root/examples/gitops/pipelines/kafka.yaml" |
+  sed "s|image: apache/kafka:.*|image: $kafka_image|" "$root/examples/kafka/kafka.yaml" |
     kubectl -n "$namespace" apply -f -
   kubectl -n "$namespace" rollout status deployment/kafka --timeout="${timeout}s"
   # A short name, as a user writes it for the pipeline's namespace: the operator qualifies it.
@@ -209,6 +216,12 @@ kubectl create --dry-run=client -o json -f "$root/examples/pipeline.yaml" |
 say "waiting up to ${timeout}s for VolatilityPipeline $namespace/$name to be Ready"
 kubectl -n "$namespace" wait "volatilitypipeline/$name" --for=condition=Ready --timeout="${timeout}s"
 kubectl -n "$namespace" get volatilitypipelines
+# -o wide adds why the pipeline is (not) ready, the predictor's replicas and the consumer lag.
+wide=$(kubectl -n "$namespace" get volatilitypipelines -o wide)
+echo "$wide"
+for column in REASON PREDICTORS LAG; do
+  head -n 1 <<<"$wide" | grep -qw "$column" || fail "kubectl get vp -o wide shows no $column column"
+done
 for expected in TopicsReady=True WorkloadsReady=True MonitoringReady=True Reconciling=False Stalled=False; do
   type=${expected%=*}
   [[ "$(condition "$type")" == "${expected#*=}" ]] || fail "$type is $(condition "$type"), expected ${expected#*=}"
@@ -298,11 +311,23 @@ echo "rolled back: $reason: $(vp '{.status.lastRollback.message}')"
 active_is_baseline() { [[ "$(vp '{.status.activeModel.variant}')" == baseline ]]; }
 wait_until "status.activeModel.variant baseline" active_is_baseline
 for workload in predictor api; do
-  [[ "$(deployment_env "$workload" MODEL_VARIANT)" == baseline ]] || fail "the $workload Deployment does not render the baseline"
+  [[ "$(deployment_env "$workload" SPIKEWATCH_MODEL_VARIANT)" == baseline ]] || fail "the $workload Deployment does not render the baseline"
 done
 # The baseline is rendered into the Deployments too: wait for their new pods (and counters).
 kubectl -n "$namespace" rollout status deployment "$name-predictor" --timeout="${timeout}s"
 after=$(predictions)
 wait_until "predictions from the baseline" predictions_above "$after"
+
+if [[ "$topics" == admin ]]; then
+  # The README's "Deploy on Kubernetes" after its helm install (done above, from the checkout
+  # with this commit's images): its kubectl lines, verbatim, from the repository's root.
+  say "the README's quickstart, as written"
+  quickstart=$(awk '/^## Deploy on Kubernetes/ { s = 1 } s && /^```sh/ { b = 1; next } b && /^```/ { exit } b' "$root/README.md" |
+    grep -E '^kubectl (create namespace spikewatch$|apply |wait )')
+  [[ $(wc -l <<<"$quickstart") -eq 3 ]] || fail "cannot find the quickstart's kubectl lines in README.md: $quickstart"
+  echo "$quickstart"
+  (cd "$root" && bash -euo pipefail -c "$quickstart") || fail "the README's quickstart failed"
+  kubectl get vp -n spikewatch -o wide
+fi
 
 say "e2e passed ($topics topics)"

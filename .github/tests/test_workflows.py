@@ -110,7 +110,7 @@ def test_ci_runs_the_tests_where_a_real_browser_can_be_installed():
     assert re.fullmatch(r"rust:\d+\.\d+\.\d+-(bookworm|trixie)", image), image
     dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
     assert f"ARG RUST_IMAGE={image}" in dockerfile, "the Rust and Debian release the images build on"
-    setup = (REPO_ROOT / "scripts" / "setup").read_text()
+    setup = (REPO_ROOT / "scripts" / "setup-test").read_text()
     assert "chromium" in setup and "chromium-driver" in setup
 
 

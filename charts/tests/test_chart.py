@@ -248,12 +248,15 @@ def test_deployment_runs_the_operator(chart):
     assert container["command"] + container["args"] == [
         "spikewatch-operator",
         "run",
-        "--http-addr",
+        "--bind",
         "0.0.0.0:8080",
     ]
     env = {e["name"]: e for e in container["env"]}
-    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    assert env["LOG_FORMAT"]["value"] == "json"
+    # Only the operator's own prefixed names (the unprefixed ones are deprecated aliases).
+    assert all(name.startswith("SPIKEWATCH_") or name == "RUST_LOG" for name in env), sorted(env)
+    assert env["SPIKEWATCH_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["SPIKEWATCH_LEASE_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["SPIKEWATCH_LOG_FORMAT"]["value"] == "json"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -300,7 +303,7 @@ def test_logging_and_pod_labels_from_values(chart):
     objects = render(chart, variant_values("locked-down"))
     deployment = only(objects, "Deployment")
     env = {e["name"]: e.get("value") for e in pod_spec(objects)["containers"][0]["env"]}
-    assert env["LOG_FORMAT"] == "text"
+    assert env["SPIKEWATCH_LOG_FORMAT"] == "text"
     assert env["RUST_LOG"] == "debug,kube=info"
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert labels["team"] == "market-data"
@@ -449,19 +452,19 @@ def test_watch_namespaces_grants_a_role_in_each_and_nothing_cluster_wide(chart):
         }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service_account, "namespace": NAMESPACE}]
     env = {e["name"]: e.get("value") for e in pod_spec(objects)["containers"][0]["env"]}
-    assert env["WATCH_NAMESPACES"] == "markets,markets-staging"
+    assert env["SPIKEWATCH_WATCH_NAMESPACES"] == "markets,markets-staging"
     # The leader-election Role stays in the release namespace.
     leases = [o for o in objects if o["kind"] == "Role" and o["metadata"]["namespace"] == NAMESPACE]
     assert len(leases) == 1
-    # Cluster-wide by default: no WATCH_NAMESPACES at all.
+    # Cluster-wide by default: no SPIKEWATCH_WATCH_NAMESPACES at all.
     env = {e["name"] for e in pod_spec(render(chart))["containers"][0]["env"]}
-    assert "WATCH_NAMESPACES" not in env
+    assert "SPIKEWATCH_WATCH_NAMESPACES" not in env
 
 
 def test_the_workload_image_tag_is_a_value_of_its_own_not_the_operators_version(chart):
     def workload_tag(values):
         env = {e["name"]: e.get("value") for e in pod_spec(render(chart, values))["containers"][0]["env"]}
-        return env["WORKLOAD_IMAGE_TAG"]
+        return env["SPIKEWATCH_WORKLOAD_IMAGE_TAG"]
 
     assert workload_tag({}) == chart.values["workloadImage"]["tag"]
     # Upgrading the operator (its image) leaves the workloads' tag alone: no pipeline restarts.

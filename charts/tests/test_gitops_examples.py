@@ -136,9 +136,10 @@ def kustomize(directory: Path) -> list[dict]:
     )
     out = []
     for name in kustomization["resources"]:
-        for doc in yaml.safe_load_all((directory / name).read_text()):
-            if not doc:
-                continue
+        path = (directory / name).resolve()
+        # A directory is another kustomization (kustomize refuses files outside the root).
+        docs = kustomize(path) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
+        for doc in docs:
             if "namespace" in kustomization and doc["kind"] != "Namespace":
                 doc.setdefault("metadata", {})["namespace"] = kustomization["namespace"]
             out.append(doc)
@@ -187,7 +188,11 @@ def env_names(doc: dict) -> set[str]:
 
 def every_example_rendered() -> dict[str, list[dict]]:
     """Each example as what gets applied: plain manifests as written, the kustomization built."""
-    files = sorted(p for p in (REPO_ROOT / "examples").rglob("*.yaml") if p.parent != GITOPS / "pipelines")
+    files = sorted(
+        p
+        for p in (REPO_ROOT / "examples").rglob("*.yaml")
+        if p.parent != GITOPS / "pipelines" and p.name != "kustomization.yaml"
+    )
     files += sorted((REPO_ROOT / "e2e" / "manifests").glob("*.yaml"))
     rendered = {str(p.relative_to(REPO_ROOT)): [d for d in yaml.safe_load_all(p.read_text()) if d] for p in files}
     rendered["examples/gitops/pipelines (kustomize build)"] = delivered()

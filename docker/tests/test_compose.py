@@ -137,8 +137,8 @@ def test_workload_config_points_at_the_stacks_kafka_and_serve_streams_prediction
     assert config["kafka"]["bootstrap_servers"] == "kafka:9092"
     assert "PLAINTEXT://kafka:9092" in compose["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     serve = compose["services"]["serve"]
-    assert serve["environment"]["PREDICTIONS_FROM_KAFKA"] == "true"
-    assert serve["environment"]["CONFIG_PATH"] == "/etc/spikewatch/config.yaml"
+    assert serve["environment"]["SPIKEWATCH_PREDICTIONS_FROM_KAFKA"] == "true"
+    assert serve["environment"]["SPIKEWATCH_CONFIG"] == "/etc/spikewatch/config.yaml"
     assert "8000:8000" in serve["ports"]
 
 

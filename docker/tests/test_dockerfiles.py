@@ -134,7 +134,7 @@ def test_the_workload_binary_reports_the_images_version():
     """/version and --version report spikewatch::VERSION, set from SPIKEWATCH_VERSION at build time."""
     steps = instructions(DOCKERFILES["workloads"])
     build = next(i for i, (k, r) in enumerate(steps) if k == "RUN" and "cargo build --release" in r)
-    assert 'SPIKEWATCH_VERSION="${VERSION}" cargo build' in steps[build][1], steps[build]
+    assert 'SPIKEWATCH_VERSION="${VERSION}"' in steps[build][1] and "cargo build" in steps[build][1], steps[build]
     declared = [i for i, (k, r) in enumerate(steps) if k == "ARG" and r.startswith("VERSION")]
     last_from = max(i for i, (k, _) in enumerate(steps[:build]) if k == "FROM")
     assert any(last_from < i < build for i in declared), "VERSION is declared in the build stage"
@@ -143,11 +143,13 @@ def test_the_workload_binary_reports_the_images_version():
 
 
 def operator_rendered_variables() -> set[str]:
-    """Every environment variable the workloads read as an override (spikewatch-types' config.rs)."""
+    """Every environment variable the workloads read as an override (spikewatch-types' config.rs,
+    the `SPIKEWATCH_` names and their deprecated aliases)."""
     config = CONFIG_RS.read_text()
-    names = set(re.findall(r'lookup\("([A-Z_]+)"\)', config))
-    assert {"MODEL_SOURCE", "MODEL_VARIANT", "KAFKA_BOOTSTRAP_SERVERS"} <= names, names
-    return names | {"CONFIG_PATH"}
+    pairs = re.findall(r'\("(SPIKEWATCH_[A-Z_]+)", "([A-Z_]+)"\)', config)
+    names = {name for pair in pairs for name in pair}
+    assert {"SPIKEWATCH_MODEL_SOURCE", "MODEL_VARIANT", "SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS"} <= names, names
+    return names | {"CONFIG_PATH", "SPIKEWATCH_CONFIG"}
 
 
 @pytest.mark.parametrize("image", DOCKERFILES)
@@ -163,12 +165,25 @@ def test_the_workload_image_ships_onnx_runtime_and_the_default_model_where_it_re
     library = re.search(r"ORT_DYLIB_PATH=(\S+)", env).group(1)
     copies = [rest for keyword, rest in final if keyword == "COPY"]
     assert any(c.split()[-1] == library for c in copies), f"{library} is not copied in: {copies}"
-    # The default model source is relative (models/artifacts/spikewatch-gbdt): it must resolve
-    # from the working directory, since no MODEL_SOURCE points elsewhere.
+    # The CRD's default model source is relative (models/artifacts/spikewatch-gbdt), for images
+    # that predate the model built into the binary: it must resolve from the working directory.
     [workdir] = [rest for keyword, rest in final if keyword == "WORKDIR"]
-    default_source = re.search(r'"(models/artifacts/[^"]+)"', CONFIG_RS.read_text())
-    assert default_source, "the default model source is no longer a models/artifacts path"
+    crd_spec = (REPO_ROOT / "operator" / "src" / "crd" / "spec.rs").read_text()
+    default_source = re.search(r'"(models/artifacts/[^"]+)"\.into\(\)', crd_spec)
+    assert default_source, "the CRD's default model source is no longer a models/artifacts path"
     assert any(c == f"models/artifacts {workdir}/models/artifacts" for c in copies), copies
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_the_binaries_report_the_images_commit(image):
+    """--version prints the commit: the build passes the REVISION argument as SPIKEWATCH_REVISION
+    (the build context has no .git)."""
+    steps = instructions(DOCKERFILES[image])
+    build = next(i for i, (k, r) in enumerate(steps) if k == "RUN" and "cargo build --release" in r)
+    assert 'SPIKEWATCH_REVISION="${REVISION}"' in steps[build][1], steps[build]
+    last_from = max(i for i, (k, _) in enumerate(steps[:build]) if k == "FROM")
+    declared = [i for i, (k, r) in enumerate(steps) if k == "ARG" and r.startswith("REVISION")]
+    assert any(last_from < i < build for i in declared), "REVISION is declared in the build stage"
 
 
 def ignored(path: str) -> bool:

@@ -17,5 +17,6 @@ pub mod render;
 pub mod run;
 pub mod telemetry;
 pub mod topics;
+pub mod validate;
 
 pub use controller::error::{Error, Result};

@@ -22,30 +22,96 @@ use crate::topics::KafkaTopicAdmin;
 /// Name of the leader-election Lease (and of the event reporter).
 pub const LEASE_NAME: &str = "spikewatch-operator";
 
+/// Address of the HTTP endpoint when `--bind` is not given.
+pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Address of the `/metrics`, `/healthz` and `/readyz` endpoint.
-    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    pub http_addr: SocketAddr,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` endpoint, `host:port` [default:
+    /// 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR", env = "SPIKEWATCH_BIND", alias = "http-addr")]
+    pub bind: Option<SocketAddr>,
     /// Namespace of the leader-election Lease; defaults to the client's namespace.
-    #[arg(long, env = "POD_NAMESPACE")]
+    #[arg(long, value_name = "NAMESPACE", env = "SPIKEWATCH_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// This replica's identity in the Lease; defaults to the host name.
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, value_name = "NAME", env = "SPIKEWATCH_IDENTITY")]
     pub identity: Option<String>,
     /// Namespaces whose pipelines this operator reconciles, comma-separated; empty (the
     /// default) means every namespace. With a list the operator needs RBAC in those namespaces
     /// only and never lists or watches anything cluster-wide.
-    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',', value_parser = parse_namespace)]
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "SPIKEWATCH_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_parser = parse_namespace
+    )]
     pub watch_namespaces: Vec<String>,
     /// Workload image tag for pipelines that leave `spec.image.tag` unset (the chart sets it
     /// from `workloadImage.tag`). Unset: such pipelines are reported as stalled.
-    #[arg(long, env = "WORKLOAD_IMAGE_TAG", value_parser = parse_image_tag)]
+    #[arg(long, value_name = "TAG", env = "SPIKEWATCH_WORKLOAD_IMAGE_TAG", value_parser = parse_image_tag)]
     pub workload_image_tag: Option<String>,
     /// Log format: `text` or `json` (one object per line). Default: text on a terminal, JSON
     /// otherwise.
-    #[arg(long, env = "LOG_FORMAT", value_enum, ignore_case = true)]
+    #[arg(long, value_name = "FORMAT", env = "SPIKEWATCH_LOG_FORMAT", value_enum, ignore_case = true)]
     pub log_format: Option<telemetry::LogFormat>,
+    /// `(deprecated name, name to use)` of the environment variables read under their old name.
+    #[arg(skip)]
+    pub deprecated_env: Vec<(&'static str, &'static str)>,
+}
+
+/// The variables of `run`'s flags and the names they had before the `SPIKEWATCH_` prefix, still
+/// read (with a warning) for one release when the prefixed one is unset.
+pub const ENV_ALIASES: &[(&str, &str)] = &[
+    ("SPIKEWATCH_BIND", "HTTP_ADDR"),
+    ("SPIKEWATCH_LEASE_NAMESPACE", "POD_NAMESPACE"),
+    ("SPIKEWATCH_IDENTITY", "POD_NAME"),
+    ("SPIKEWATCH_WATCH_NAMESPACES", "WATCH_NAMESPACES"),
+    ("SPIKEWATCH_WORKLOAD_IMAGE_TAG", "WORKLOAD_IMAGE_TAG"),
+    ("SPIKEWATCH_LOG_FORMAT", "LOG_FORMAT"),
+];
+
+impl RunArgs {
+    /// Fills the flags that neither the command line nor their `SPIKEWATCH_` variable set from
+    /// the variables' deprecated names, and records which were used.
+    pub fn with_deprecated_env(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<RunArgs, String> {
+        let mut old = |new: &'static str| -> Option<String> {
+            let &(_, name) = ENV_ALIASES.iter().find(|(n, _)| *n == new)?;
+            let value = lookup(new).is_none().then(|| lookup(name)).flatten()?;
+            self.deprecated_env.push((name, new));
+            Some(value)
+        };
+        let invalid = |name: &str, e: String| format!("invalid value for environment variable {name}: {e}");
+        let bind = if self.bind.is_none() { old("SPIKEWATCH_BIND") } else { None };
+        let lease_namespace = if self.lease_namespace.is_none() { old("SPIKEWATCH_LEASE_NAMESPACE") } else { None };
+        let identity = if self.identity.is_none() { old("SPIKEWATCH_IDENTITY") } else { None };
+        let watch = if self.watch_namespaces.is_empty() { old("SPIKEWATCH_WATCH_NAMESPACES") } else { None };
+        let tag = if self.workload_image_tag.is_none() { old("SPIKEWATCH_WORKLOAD_IMAGE_TAG") } else { None };
+        let format = if self.log_format.is_none() { old("SPIKEWATCH_LOG_FORMAT") } else { None };
+        if let Some(v) = bind {
+            self.bind = Some(v.parse().map_err(|e: std::net::AddrParseError| invalid("HTTP_ADDR", e.to_string()))?);
+        }
+        self.lease_namespace = self.lease_namespace.or(lease_namespace);
+        self.identity = self.identity.or(identity);
+        if let Some(v) = watch {
+            self.watch_namespaces = v
+                .split(',')
+                .map(parse_namespace)
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid("WATCH_NAMESPACES", e))?;
+        }
+        if let Some(v) = tag {
+            self.workload_image_tag = Some(parse_image_tag(&v).map_err(|e| invalid("WORKLOAD_IMAGE_TAG", e))?);
+        }
+        if let Some(v) = format {
+            self.log_format = Some(
+                <telemetry::LogFormat as clap::ValueEnum>::from_str(&v, true)
+                    .map_err(|_| invalid("LOG_FORMAT", format!("{v:?} (text or json)")))?,
+            );
+        }
+        Ok(self)
+    }
 }
 
 /// A namespace name (RFC 1123 label), or empty (a trailing comma).
@@ -77,6 +143,13 @@ fn parse_image_tag(value: &str) -> Result<String, String> {
 
 /// Runs until SIGTERM/SIGINT. Startup failures print one line and exit non-zero.
 pub fn main(args: RunArgs) -> ExitCode {
+    let args = match args.with_deprecated_env(|name| std::env::var(name).ok()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("spikewatch-operator: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -108,14 +181,16 @@ pub async fn connect() -> Result<Client, String> {
 
 async fn run(args: RunArgs) -> Result<(), String> {
     telemetry::init(args.log_format);
+    for (old, new) in &args.deprecated_env {
+        tracing::warn!("environment variable {old} is deprecated: set {new}");
+    }
     let client = connect().await?;
 
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| format!("cannot register metrics: {e}"))?;
     let ready = Arc::new(AtomicBool::new(false));
-    let listener = tokio::net::TcpListener::bind(args.http_addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.http_addr))?;
+    let bind = args.bind.unwrap_or(DEFAULT_BIND);
+    let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let local_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
     tracing::info!(addr = %local_addr, "serving /metrics, /healthz, /readyz");
 
@@ -203,4 +278,51 @@ async fn forward_termination_signals(shutdown: watch::Sender<bool>) {
 
 fn default_identity() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| format!("spikewatch-operator-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod env_tests {
+    use std::collections::HashMap;
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn deprecated_names_fill_only_what_is_unset_and_are_recorded() {
+        let env: HashMap<&str, &str> = [
+            ("HTTP_ADDR", "127.0.0.1:9"),
+            ("POD_NAMESPACE", "ops"),
+            ("WATCH_NAMESPACES", "a,b"),
+            ("WORKLOAD_IMAGE_TAG", "old"),
+            ("SPIKEWATCH_WORKLOAD_IMAGE_TAG", "new"),
+        ]
+        .into();
+        let lookup = |k: &str| env.get(k).map(|v| v.to_string());
+        let parsed = Cli::parse_from(["run", "--identity", "me"]).run;
+        let mut args = parsed.with_deprecated_env(lookup).unwrap();
+        assert_eq!(args.bind, Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(args.lease_namespace.as_deref(), Some("ops"));
+        assert_eq!(args.watch_namespaces, ["a", "b"]);
+        assert_eq!(args.identity.as_deref(), Some("me"), "the flag wins");
+        assert_eq!(args.workload_image_tag, None, "the prefixed name is set: the old one is ignored");
+        args.deprecated_env.sort();
+        assert_eq!(
+            args.deprecated_env,
+            [
+                ("HTTP_ADDR", "SPIKEWATCH_BIND"),
+                ("POD_NAMESPACE", "SPIKEWATCH_LEASE_NAMESPACE"),
+                ("WATCH_NAMESPACES", "SPIKEWATCH_WATCH_NAMESPACES")
+            ]
+        );
+        let bad: HashMap<&str, &str> = [("HTTP_ADDR", "nowhere")].into();
+        let err = Cli::parse_from(["run"]).run.with_deprecated_env(|k| bad.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(err.contains("HTTP_ADDR"), "{err}");
+    }
 }

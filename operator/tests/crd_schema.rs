@@ -340,7 +340,65 @@ fn the_crd_is_a_namespaced_vp_with_status_and_printer_columns() {
     assert!(version.subresources.as_ref().unwrap().status.is_some());
     let columns: Vec<_> =
         version.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(columns, ["Phase", "Model", "Ready", "Age"]);
+    assert_eq!(columns, ["Phase", "Model", "Ready", "Age", "Reason", "Predictors", "Lag"]);
+}
+
+/// The schema node a printer column's JSONPath reaches (`[?(...)]` filters a list's items).
+fn schema_at<'a>(schema: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    // Split on the dots outside brackets.
+    let (mut steps, mut current, mut depth) = (vec![], String::new(), 0);
+    for c in path.trim_start_matches('.').chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            '.' if depth == 0 => {
+                steps.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    steps.push(current);
+    let mut node = schema;
+    for step in &steps {
+        let (field, filtered) = match step.split_once("[?(") {
+            Some((field, _)) => (field, true),
+            None => (step.as_str(), false),
+        };
+        node = node.get("properties")?.get(field)?;
+        if filtered {
+            node = node.get("items")?;
+        }
+    }
+    Some(node)
+}
+
+#[test]
+fn the_wide_columns_show_the_ready_reason_the_predictors_and_the_lag() {
+    // `kubectl get vp -o wide`: priority 1 columns; each path names a field of the status.
+    let crd = serde_json::to_value(VolatilityPipeline::crd()).unwrap();
+    let version = &crd["spec"]["versions"][0];
+    let schema = &version["schema"]["openAPIV3Schema"];
+    let wide: Vec<&serde_json::Value> =
+        version["additionalPrinterColumns"].as_array().unwrap().iter().filter(|c| c["priority"] == 1).collect();
+    let expected = [
+        ("Reason", ".status.conditions[?(@.type==\"Ready\")].reason", "string"),
+        ("Predictors", ".status.workloads.predictor.readyReplicas", "integer"),
+        ("Lag", ".status.consumer.lag", "integer"),
+    ];
+    assert_eq!(wide.len(), expected.len(), "{wide:?}");
+    for (column, (name, path, kind)) in wide.iter().zip(expected) {
+        assert_eq!((column["name"].as_str(), column["jsonPath"].as_str()), (Some(name), Some(path)));
+        assert_eq!(column["type"], kind, "{name}");
+        let field = schema_at(schema, path).unwrap_or_else(|| panic!("{name}: {path} is not in the schema"));
+        assert_eq!(field["type"], kind, "{name}: the status field's type");
+    }
+    for default in
+        version["additionalPrinterColumns"].as_array().unwrap().iter().filter(|c| c.get("priority").is_none())
+    {
+        assert!(["Phase", "Model", "Ready", "Age"].contains(&default["name"].as_str().unwrap()), "{default}");
+    }
 }
 
 #[test]

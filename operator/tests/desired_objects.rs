@@ -412,17 +412,22 @@ fn kafka_credentials_come_from_the_auth_secret() {
             assert_eq!(
                 secret_keys,
                 [
+                    ("SPIKEWATCH_KAFKA_SASL_USERNAME".into(), "kafka-credentials".into(), "username".into()),
                     ("KAFKA_SASL_USERNAME".into(), "kafka-credentials".into(), "username".into()),
+                    ("SPIKEWATCH_KAFKA_SASL_PASSWORD".into(), "kafka-credentials".into(), "password".into()),
                     ("KAFKA_SASL_PASSWORD".into(), "kafka-credentials".into(), "password".into())
-                ]
+                ],
+                "each under its SPIKEWATCH_ name and the name images before the prefix read"
             );
             let secret = ca_volume.unwrap().secret.as_ref().unwrap();
             assert_eq!(secret.secret_name.as_deref(), Some("kafka-credentials"));
             assert_eq!(secret.items.as_ref().unwrap()[0].key, "ca.crt");
         }
-        let variant = env.iter().find(|e| e.name == "MODEL_VARIANT").and_then(|e| e.value.clone());
         let uses_model = matches!(workload, Workload::Predictor | Workload::Api);
-        assert_eq!(variant.as_deref(), uses_model.then_some("ml"), "{workload}");
+        for name in ["SPIKEWATCH_MODEL_VARIANT", "MODEL_VARIANT"] {
+            let variant = env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+            assert_eq!(variant.as_deref(), uses_model.then_some("ml"), "{workload} {name}");
+        }
     }
     // Plaintext Kafka: no secret references at all.
     for workload in Workload::ALL {
@@ -511,7 +516,10 @@ fn the_admin_endpoints_can_listen_apart_and_be_admitted_from_the_operators_names
         let container = deployment.spec.unwrap().template.spec.unwrap().containers.remove(0);
         let ports: Vec<_> =
             container.ports.unwrap().iter().map(|p| (p.name.clone().unwrap(), p.container_port)).collect();
-        let bind = container.env.unwrap_or_default().into_iter().find(|e| e.name == "ADMIN_BIND").and_then(|e| e.value);
+        let env = container.env.unwrap_or_default();
+        let bind = env.iter().find(|e| e.name == "SPIKEWATCH_ADMIN_BIND").and_then(|e| e.value.clone());
+        let legacy = env.iter().find(|e| e.name == "ADMIN_BIND").and_then(|e| e.value.clone());
+        assert_eq!(bind, legacy, "{workload}: the name images before the prefix read, too");
         if has_admin_endpoint(workload) {
             assert_eq!(ports[1], ("admin".to_string(), 8002), "{workload}");
             assert_eq!(bind.as_deref(), Some("0.0.0.0:8002"), "{workload}: an environment variable, not a config key");

@@ -56,7 +56,7 @@ impl Cluster {
     fn model_variant_env(&self, component: &str) -> String {
         self.deployment(component)["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_array()
-            .and_then(|env| env.iter().find(|e| e["name"] == "MODEL_VARIANT"))
+            .and_then(|env| env.iter().find(|e| e["name"] == "SPIKEWATCH_MODEL_VARIANT"))
             .and_then(|e| e["value"].as_str())
             .unwrap_or_default()
             .to_string()

@@ -213,7 +213,7 @@ impl Cluster {
             .expect("deployment");
         deployment["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_array()
-            .and_then(|env| env.iter().find(|e| e["name"] == "MODEL_VARIANT"))
+            .and_then(|env| env.iter().find(|e| e["name"] == "SPIKEWATCH_MODEL_VARIANT"))
             .and_then(|e| e["value"].as_str())
             .unwrap_or_default()
             .to_string()
@@ -373,7 +373,7 @@ async fn bench_breach_to_baseline_with_the_default_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_switch_reaches_an_api_whose_admin_endpoints_listen_apart() {
     let admin_port = free_port();
-    let serve = Serve::start_with(&[("ADMIN_BIND", &format!("127.0.0.1:{admin_port}"))]).await;
+    let serve = Serve::start_with(&[("SPIKEWATCH_ADMIN_BIND", &format!("127.0.0.1:{admin_port}"))]).await;
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
         "metadata": {"name": "test-api-0"},
         "spec": {"containers": [{"name": "api", "ports": [

@@ -44,12 +44,12 @@ async fn run_serves_health_and_metrics_leads_and_shuts_down_on_sigterm() {
     std::fs::write(&kubeconfig, ApiServer::kubeconfig(api)).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_spikewatch-operator"))
-        .args(["run", "--http-addr", "127.0.0.1:0"])
+        .args(["run", "--bind", "127.0.0.1:0"])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("POD_NAMESPACE", fixtures::NAMESPACE)
-        .env("POD_NAME", "operator-0")
-        .env("LOG_FORMAT", "json")
+        .env("SPIKEWATCH_LEASE_NAMESPACE", fixtures::NAMESPACE)
+        .env("SPIKEWATCH_IDENTITY", "operator-0")
+        .env("SPIKEWATCH_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -107,12 +107,12 @@ async fn with_watch_namespaces_the_operator_lists_and_watches_only_those() {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, ApiServer::kubeconfig(api)).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_spikewatch-operator"))
-        .args(["run", "--http-addr", "127.0.0.1:0"])
+        .args(["run", "--bind", "127.0.0.1:0"])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("POD_NAMESPACE", fixtures::NAMESPACE)
-        .env("POD_NAME", "operator-0")
-        .env("WATCH_NAMESPACES", format!("{},markets", fixtures::NAMESPACE))
+        .env("SPIKEWATCH_LEASE_NAMESPACE", fixtures::NAMESPACE)
+        .env("SPIKEWATCH_IDENTITY", "operator-0")
+        .env("SPIKEWATCH_WATCH_NAMESPACES", format!("{},markets", fixtures::NAMESPACE))
         .env("RUST_LOG", "off")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -6,7 +6,7 @@ use std::process::Command;
 fn run_without_a_reachable_cluster_exits_non_zero_with_a_one_line_message() {
     let output = Command::new(env!("CARGO_BIN_EXE_spikewatch-operator"))
         .arg("run")
-        .arg("--http-addr")
+        .arg("--bind")
         .arg("127.0.0.1:0")
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env_remove("KUBERNETES_SERVICE_HOST")

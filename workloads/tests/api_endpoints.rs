@@ -301,10 +301,20 @@ async fn openapi_document_is_generated_from_the_handlers() {
     assert!(params.iter().any(|p| p["name"] == "strict"), "{params:?}");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 
-    let docs = call(&app, get("/docs")).await;
-    assert_eq!(docs.status, StatusCode::OK);
-    assert!(docs.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
-    assert!(docs.text.contains("spikewatch prediction API"), "the docs page embeds the document");
+    // The docs page, with or without the trailing slash, loads its viewer from this server only.
+    for path in ["/docs", "/docs/"] {
+        let docs = call(&app, get(path)).await;
+        assert_eq!(docs.status, StatusCode::OK, "{path}");
+        assert!(docs.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert!(docs.text.contains("<title>spikewatch API</title>"), "{}", docs.text);
+        assert!(docs.text.contains(r#"spec-url="/openapi.json""#));
+        let policy = docs.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(policy.starts_with("default-src 'self'") && !policy.contains("http"), "{policy}");
+    }
+    let viewer = call(&app, get("/docs/rapidoc-min.js")).await;
+    assert_eq!(viewer.status, StatusCode::OK);
+    assert!(viewer.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
+    assert!(viewer.text.starts_with("/*! RapiDoc 9.3.8 "), "the vendored, pinned release");
 }
 
 #[tokio::test]

@@ -10,7 +10,13 @@ fn spikewatch(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Output 
     let config = dir.path().join("spikewatch.yaml");
     std::fs::write(&config, config_yaml).unwrap();
     let mut command = Command::new(common::process::spikewatch_bin());
-    command.arg("--config").arg(&config).args(args).env("LOG_FORMAT", "text").env_remove("KAFKA_BOOTSTRAP_SERVERS");
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env("SPIKEWATCH_LOG_FORMAT", "text")
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS");
     for (name, value) in env {
         command.env(name, value);
     }
@@ -26,11 +32,21 @@ fn assert_refused(output: &Output, setting: &str) {
 #[test]
 fn an_empty_bootstrap_list_is_named_instead_of_waited_for() {
     for command in [&["predict", "--model", "/nonexistent"][..], &["featurize"], &["replay"], &["ingest"]] {
+        let output = spikewatch("", &[("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS", "")], command);
+        assert_refused(&output, "kafka.bootstrap_servers (SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS)");
+        // The deprecated name still applies, with a warning naming the new one.
         let output = spikewatch("", &[("KAFKA_BOOTSTRAP_SERVERS", "")], command);
-        assert_refused(&output, "kafka.bootstrap_servers (KAFKA_BOOTSTRAP_SERVERS)");
+        assert_refused(&output, "kafka.bootstrap_servers (SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS)");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "environment variable KAFKA_BOOTSTRAP_SERVERS is deprecated: set SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS"
+            ),
+            "{stderr}"
+        );
     }
     let output = spikewatch("kafka:\n  bootstrap_servers: 'broker:port'\n", &[], &["featurize"]);
-    assert_refused(&output, "kafka.bootstrap_servers (KAFKA_BOOTSTRAP_SERVERS)");
+    assert_refused(&output, "kafka.bootstrap_servers (SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS)");
 }
 
 #[test]
@@ -53,7 +69,7 @@ fn subcommands_without_kafka_do_not_need_brokers() {
     let recording = common::recording(common::ADVANCED_TRADE_RECORDING);
     let output = spikewatch(
         "",
-        &[("KAFKA_BOOTSTRAP_SERVERS", "")],
+        &[("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS", "")],
         &[
             "features",
             "--every-tick",

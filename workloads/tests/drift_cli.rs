@@ -46,6 +46,29 @@ fn reports_every_feature_and_writes_a_self_contained_page() {
     let psi = |name: &str| rows.iter().find(|(n, _)| n == name).unwrap().1;
     assert!(psi("price") > 1.0, "{stdout}");
     assert!(psi("return_1s") < psi("price") / 10.0, "{stdout}");
+    // Each verdict comes with the threshold it applied: a feature the model uses against its
+    // training days' drift (limit + 0.25), a feature it ignores against the usual 0.25.
+    assert!(stdout.lines().nth(1).unwrap().contains("threshold"), "{stdout}");
+    for line in stdout.lines().skip(2).take_while(|l| !l.starts_with("report ")) {
+        if line.ends_with("no rows") {
+            continue;
+        }
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        let (psi, limit) = (columns[1].parse::<f64>().unwrap(), columns[2]);
+        match limit.parse::<f64>() {
+            Ok(limit) => {
+                let threshold = format!("{:.3}", limit + 0.25);
+                assert!(line.contains(&format!("{threshold} (limit + 0.25)")), "{line}");
+                let verdict = if psi > limit + 0.25 { "beyond training" } else { "within training" };
+                assert!(line.ends_with(verdict), "{line}");
+            }
+            Err(_) => assert!(
+                (psi > 0.25 && line.contains("> 0.25") && line.ends_with("shifted"))
+                    || (psi <= 0.25 && !line.ends_with("shifted")),
+                "{line}"
+            ),
+        }
+    }
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.starts_with("<!doctype html>"));
     assert_eq!(html.matches("<svg").count(), spikewatch::domain::N_FEATURES);

@@ -377,3 +377,49 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     client.close().await.expect("the browser closes");
     assert!(run.interrupt().success(), "spikewatch run --serve did not stop cleanly:\n{}", run.stderr());
 }
+
+/// `/docs` in a real browser: the vendored viewer renders this server's OpenAPI document with
+/// nothing from another origin (the Content-Security-Policy would refuse it, and a refused load
+/// is a console error), under the title spikewatch.
+#[tokio::test]
+async fn the_docs_page_renders_the_api_reference_offline_and_logs_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    common::artifact::require_env("ORT_DYLIB_PATH");
+    let args = ["run", "--serve", "--bind", "127.0.0.1:0", "--speed", "max"];
+    let mut run = common::process::Spawned::start(dir.path(), "run", &args);
+    let line = run.wait_for_stdout_line(|line| line.starts_with("live page: "));
+    let page = line.trim_start_matches("live page: ").trim().to_string();
+
+    let driver = Chromedriver::start(dir.path()).await;
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    for path in ["docs", "docs/"] {
+        client.goto(&format!("{page}{path}")).await.expect("the page loads");
+        let deadline = Instant::now() + PATIENCE;
+        let rendered = loop {
+            let text = client
+                .execute("const d = document.querySelector('rapi-doc'); return d && d.shadowRoot ? d.shadowRoot.textContent : '';", vec![])
+                .await
+                .expect("script runs");
+            let text = text.as_str().unwrap_or_default().to_string();
+            if text.contains("/predict") && text.contains("/predictions/stream") {
+                break text;
+            }
+            assert!(Instant::now() < deadline, "/{path}: the reference never rendered: {text:?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert!(rendered.contains("spikewatch prediction API"), "the document's title: {rendered:?}");
+        assert_eq!(client.title().await.unwrap(), "spikewatch API", "/{path}");
+    }
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-page").join("docs.png");
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+    std::fs::write(&screenshot, client.screenshot().await.expect("screenshot")).unwrap();
+    println!("screenshot of /docs: {}", screenshot.display());
+
+    let log = client.issue_cmd(BrowserLog).await.expect("chromedriver returns the browser log");
+    let errors: Vec<&Value> =
+        log.as_array().expect("a list of log entries").iter().filter(|entry| entry["level"] == "SEVERE").collect();
+    assert!(errors.is_empty(), "console errors on /docs (a blocked load is one): {errors:#?}");
+
+    client.close().await.expect("the browser closes");
+    assert!(run.interrupt().success(), "spikewatch run --serve did not stop cleanly:\n{}", run.stderr());
+}

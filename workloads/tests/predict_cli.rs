@@ -4,7 +4,10 @@ use std::process::Command;
 
 fn predict(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikewatch"));
-    cmd.arg("predict").args(args).env("METRICS_PORT", "0").env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9");
+    cmd.arg("predict")
+        .args(args)
+        .env("SPIKEWATCH_METRICS_PORT", "0")
+        .env("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -30,8 +33,8 @@ fn onnx_runtime_is_found_only_through_ort_dylib_path() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikewatch"));
     cmd.args(["predict", "--model", artifacts, "--variant", "ml"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .env("METRICS_PORT", "0")
-        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+        .env("SPIKEWATCH_METRICS_PORT", "0")
+        .env("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
         .env_remove("ORT_DYLIB_PATH")
         .env_remove("SPIKEWATCH_ROOT");
     let out = cmd.output().unwrap();

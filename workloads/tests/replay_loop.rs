@@ -238,7 +238,13 @@ async fn a_restarted_looping_replay_continues_after_the_topics_latest_tick_and_f
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(out_of_order(), 0.0, "no tick of the second run is older than the first run's");
-    // It read where to continue from the topic, and it is the first run's latest tick.
+    // It read where to continue from the topic, and it is the first run's latest tick. (The
+    // featurizer's counter may move before the second run's first tick: wait for its log.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !second.stderr().contains("\"continuing after the topic's latest tick\"") {
+        assert!(std::time::Instant::now() < deadline, "replay-2 never continued:\n{}", second.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let log = second.stderr();
     let continued = log
         .lines()

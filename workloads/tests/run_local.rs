@@ -64,3 +64,26 @@ fn run_rejects_an_invalid_speed() {
     assert!(!status.success());
     assert!(run.stderr().contains("invalid speed"), "{}", run.stderr());
 }
+
+#[test]
+fn run_works_from_any_directory_with_the_model_built_into_the_binary() {
+    // No config, no model files: the working directory is an empty directory outside the
+    // repository, and nothing points at the checkout.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::process::spikewatch_bin())
+        .arg("run")
+        .current_dir(dir.path())
+        .env_remove("SPIKEWATCH_ROOT")
+        .env_remove("MODEL_SOURCE")
+        .env_remove("SPIKEWATCH_MODEL_SOURCE")
+        .env("SPIKEWATCH_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let totals = totals(&stdout);
+    assert!(totals["features"] > 0.0, "{stdout}");
+    assert_eq!(totals["predictions"], totals["features"], "every feature vector scored:\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("predictions disabled"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written to the working directory");
+}

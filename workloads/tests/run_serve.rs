@@ -103,7 +103,12 @@ fn plain_run_stays_a_finite_job_bind_needs_serve_and_healthcheck_refuses_a_bad_u
 
     let mut bad_url = Spawned::start(dir.path(), "healthcheck-bad-url", &["healthcheck", "not a url"]);
     assert!(!bad_url.child.wait().unwrap().success());
-    assert!(bad_url.stderr().contains("invalid URL \"not a url\""), "{}", bad_url.stderr());
+    // One line: the JSON log event of the failure (the log format of these processes).
+    let lines: Vec<String> = bad_url.stderr().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let event: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(event["level"], "ERROR", "{event}");
+    assert!(event["message"].as_str().unwrap().starts_with("invalid URL \"not a url\""), "{event}");
 
     let mut bind_alone = Spawned::start(dir.path(), "bind", &["run", "--bind", "127.0.0.1:0"]);
     let status = bind_alone.child.wait().unwrap();

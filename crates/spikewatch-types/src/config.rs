@@ -1,7 +1,8 @@
 //! One configuration file format (YAML) for every subcommand, with environment overrides.
 //!
-//! Precedence: built-in defaults < config file (`--config` / `CONFIG_PATH`) < environment.
-//! The environment variable names are those of the original runbook where it had one.
+//! Precedence: built-in defaults < config file (`--config` / `SPIKEWATCH_CONFIG`) < environment.
+//! Every environment variable is prefixed `SPIKEWATCH_` ([`ENV_VARS`]); the names without the
+//! prefix (those of the original runbook) are deprecated aliases.
 //!
 //! Keys this version does not know are ignored and reported ([`Config::load_reporting_unknown`]),
 //! not refused: a config file written for a newer version (by a newer operator) still starts an
@@ -111,7 +112,8 @@ pub struct FeaturesConfig {
 #[serde(default)]
 pub struct ModelConfig {
     pub variant: ModelVariant,
-    /// Local path, `https://` URL, or `models:/<name>/<version|@alias>` (MLflow registry).
+    /// `builtin:spikewatch-gbdt` (the model built into the binary, the default), a local path, an
+    /// `https://` URL, or `models:/<name>/<version|@alias>` (MLflow registry).
     pub source: String,
     pub mlflow_tracking_uri: Option<String>,
     /// Overrides the decision threshold stored with the model.
@@ -211,7 +213,8 @@ impl Default for ModelConfig {
         ModelConfig {
             // The final-test winner (models/artifacts/spikewatch-gbdt/model_card.md).
             variant: ModelVariant::Baseline,
-            source: "models/artifacts/spikewatch-gbdt".into(),
+            // Built into the `spikewatch` binary (workloads/src/model/builtin.rs).
+            source: "builtin:spikewatch-gbdt".into(),
             mlflow_tracking_uri: None,
             threshold: None,
             max_batch: 256,
@@ -299,7 +302,9 @@ impl Config {
         Ok((config, unknown))
     }
 
-    /// Applies environment overrides; `lookup` is `std::env::var` in production, a map in tests.
+    /// Applies environment overrides ([`ENV_VARS`]); `lookup` is `std::env::var` in production,
+    /// a map in tests. A variable's deprecated name ([`deprecated_env_vars`]) applies when its
+    /// `SPIKEWATCH_` name is unset.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError>
         where
@@ -307,52 +312,87 @@ impl Config {
         {
             value.parse::<T>().map_err(|e| ConfigError::Env { var, value: value.clone(), reason: e.to_string() })
         }
-        if let Some(v) = lookup("KAFKA_BOOTSTRAP_SERVERS") {
+        // The value and the name it was found under.
+        let get = |name: &'static str| -> Option<(&'static str, String)> {
+            let old = ENV_VARS.iter().find(|(new, _)| *new == name).map(|(_, old)| *old);
+            lookup(name).map(|v| (name, v)).or_else(|| old.and_then(|old| lookup(old).map(|v| (old, v))))
+        };
+        if let Some((_, v)) = get("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS") {
             self.kafka.bootstrap_servers = v;
         }
-        if let Some(v) = lookup("KAFKA_SECURITY_PROTOCOL") {
+        if let Some((_, v)) = get("SPIKEWATCH_KAFKA_SECURITY_PROTOCOL") {
             self.kafka.security.protocol = Some(v);
         }
-        if let Some(v) = lookup("KAFKA_SASL_MECHANISM") {
+        if let Some((_, v)) = get("SPIKEWATCH_KAFKA_SASL_MECHANISM") {
             self.kafka.security.sasl_mechanism = Some(v);
         }
-        if let Some(v) = lookup("KAFKA_SASL_USERNAME") {
+        if let Some((_, v)) = get("SPIKEWATCH_KAFKA_SASL_USERNAME") {
             self.kafka.security.sasl_username = Some(v);
         }
-        if let Some(v) = lookup("KAFKA_SASL_PASSWORD") {
+        if let Some((_, v)) = get("SPIKEWATCH_KAFKA_SASL_PASSWORD") {
             self.kafka.security.sasl_password = Some(v);
         }
-        if let Some(v) = lookup("KAFKA_SSL_CA_LOCATION") {
+        if let Some((_, v)) = get("SPIKEWATCH_KAFKA_SSL_CA_LOCATION") {
             self.kafka.security.ssl_ca_location = Some(v);
         }
-        if let Some(v) = lookup("MODEL_VARIANT") {
-            self.model.variant = parse("MODEL_VARIANT", v)?;
+        if let Some((var, v)) = get("SPIKEWATCH_MODEL_VARIANT") {
+            self.model.variant = parse(var, v)?;
         }
-        if let Some(v) = lookup("MODEL_SOURCE") {
+        if let Some((_, v)) = get("SPIKEWATCH_MODEL_SOURCE") {
             self.model.source = v;
         }
-        if let Some(v) = lookup("MLFLOW_TRACKING_URI") {
+        if let Some((_, v)) = get("SPIKEWATCH_MLFLOW_TRACKING_URI") {
             self.model.mlflow_tracking_uri = Some(v);
         }
-        if let Some(v) = lookup("PORT") {
-            let port: u16 = parse("PORT", v)?;
+        if let Some((var, v)) = get("SPIKEWATCH_PORT") {
+            let port: u16 = parse(var, v)?;
             self.api.bind = with_port(&self.api.bind, port);
         }
-        if let Some(v) = lookup("METRICS_PORT") {
-            let port: u16 = parse("METRICS_PORT", v)?;
+        if let Some((var, v)) = get("SPIKEWATCH_METRICS_PORT") {
+            let port: u16 = parse(var, v)?;
             self.metrics.bind = with_port(&self.metrics.bind, port);
         }
-        if let Some(v) = lookup("ADMIN_TOKEN_FILE") {
+        if let Some((_, v)) = get("SPIKEWATCH_ADMIN_TOKEN_FILE") {
             self.api.admin_token_file = Some(v);
         }
-        if let Some(v) = lookup("ADMIN_BIND") {
+        if let Some((_, v)) = get("SPIKEWATCH_ADMIN_BIND") {
             self.api.admin_bind = Some(v);
         }
-        if let Some(v) = lookup("PREDICTIONS_FROM_KAFKA") {
-            self.api.predictions_from_kafka = parse("PREDICTIONS_FROM_KAFKA", v)?;
+        if let Some((var, v)) = get("SPIKEWATCH_PREDICTIONS_FROM_KAFKA") {
+            self.api.predictions_from_kafka = parse(var, v)?;
         }
         Ok(())
     }
+}
+
+/// The environment variables that override the config file, each with the name it had before
+/// the `SPIKEWATCH_` prefix (still read, with a deprecation warning, for one release). Generic
+/// names such as `PORT` are set by many hosting platforms and by Kubernetes service links.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("SPIKEWATCH_KAFKA_SECURITY_PROTOCOL", "KAFKA_SECURITY_PROTOCOL"),
+    ("SPIKEWATCH_KAFKA_SASL_MECHANISM", "KAFKA_SASL_MECHANISM"),
+    ("SPIKEWATCH_KAFKA_SASL_USERNAME", "KAFKA_SASL_USERNAME"),
+    ("SPIKEWATCH_KAFKA_SASL_PASSWORD", "KAFKA_SASL_PASSWORD"),
+    ("SPIKEWATCH_KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CA_LOCATION"),
+    ("SPIKEWATCH_MODEL_VARIANT", "MODEL_VARIANT"),
+    ("SPIKEWATCH_MODEL_SOURCE", "MODEL_SOURCE"),
+    ("SPIKEWATCH_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+    ("SPIKEWATCH_PORT", "PORT"),
+    ("SPIKEWATCH_METRICS_PORT", "METRICS_PORT"),
+    ("SPIKEWATCH_ADMIN_TOKEN_FILE", "ADMIN_TOKEN_FILE"),
+    ("SPIKEWATCH_ADMIN_BIND", "ADMIN_BIND"),
+    ("SPIKEWATCH_PREDICTIONS_FROM_KAFKA", "PREDICTIONS_FROM_KAFKA"),
+];
+
+/// `(deprecated name, name to use)` of each variable set only under its deprecated name: what
+/// a workload warns about at start.
+pub fn deprecated_env_vars(lookup: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, &'static str)> {
+    ENV_VARS
+        .iter()
+        .map(|&(new, old)| (old, new))
+        .filter(|(old, new)| lookup(new).is_none() && lookup(old).is_some())
+        .collect()
 }
 
 /// The top-level sections of the config file each subcommand that runs in a cluster reads
@@ -401,10 +441,10 @@ mod tests {
                 .unwrap();
         assert_eq!(c.kafka.partitions, 6);
         let env: HashMap<&str, &str> = [
-            ("KAFKA_BOOTSTRAP_SERVERS", "env:9092"),
-            ("MODEL_VARIANT", "baseline"),
-            ("PORT", "9000"),
-            ("PREDICTIONS_FROM_KAFKA", "true"),
+            ("SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS", "env:9092"),
+            ("SPIKEWATCH_MODEL_VARIANT", "baseline"),
+            ("SPIKEWATCH_PORT", "9000"),
+            ("SPIKEWATCH_PREDICTIONS_FROM_KAFKA", "true"),
         ]
         .into();
         assert!(!c.api.predictions_from_kafka, "off by default");
@@ -431,10 +471,23 @@ mod tests {
     fn a_known_key_of_the_wrong_type_and_bad_env_values_are_errors() {
         assert!(Config::from_yaml("kafka:\n  partitions: many\n").is_err());
         let mut c = Config::default();
-        let err = c.apply_env(|k| (k == "MODEL_VARIANT").then(|| "gpt".to_string())).unwrap_err();
-        assert!(err.to_string().contains("MODEL_VARIANT"), "{err}");
+        let err = c.apply_env(|k| (k == "SPIKEWATCH_MODEL_VARIANT").then(|| "gpt".to_string())).unwrap_err();
+        assert!(err.to_string().contains("SPIKEWATCH_MODEL_VARIANT"), "{err}");
         let err = c.apply_env(|k| (k == "PREDICTIONS_FROM_KAFKA").then(|| "yes".to_string())).unwrap_err();
-        assert!(err.to_string().contains("PREDICTIONS_FROM_KAFKA"), "{err}");
+        assert!(err.to_string().contains("variable PREDICTIONS_FROM_KAFKA:"), "the name it was set under: {err}");
+    }
+
+    #[test]
+    fn deprecated_names_apply_when_the_prefixed_one_is_unset_and_are_reported() {
+        let env: HashMap<&str, &str> =
+            [("PORT", "9000"), ("METRICS_PORT", "9001"), ("SPIKEWATCH_METRICS_PORT", "9101")].into();
+        let lookup = |k: &str| env.get(k).map(|v| v.to_string());
+        let mut c = Config::default();
+        c.apply_env(lookup).unwrap();
+        assert_eq!(c.api.bind, "0.0.0.0:9000", "the deprecated name alone applies");
+        assert_eq!(c.metrics.bind, "0.0.0.0:9101", "the prefixed name wins");
+        assert_eq!(deprecated_env_vars(lookup), [("PORT", "SPIKEWATCH_PORT")], "only the one used alone");
+        assert!(ENV_VARS.iter().all(|(new, _)| new.starts_with("SPIKEWATCH_")));
     }
 
     #[test]

@@ -10,5 +10,6 @@
 //! the operator does not build or link them. The optional features `clap` and `utoipa` add the
 //! derives only the workloads' CLI and OpenAPI document need.
 
+pub mod build_info;
 pub mod config;
 pub mod domain;

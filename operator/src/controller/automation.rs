@@ -534,7 +534,8 @@ async fn switch_model(
         failed = report.failed.len(),
         "model switched"
     );
-    let text = format!("{note}; {}; new pods start on {} (MODEL_VARIANT)", report.summary(), variant.as_str());
+    let text =
+        format!("{note}; {}; new pods start on {} (SPIKEWATCH_MODEL_VARIANT)", report.summary(), variant.as_str());
     if report.switched.is_empty() && !report.failed.is_empty() {
         events::warning(&ctx.recorder, vp, reason, "SwitchModel", text).await;
     } else {

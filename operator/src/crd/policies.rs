@@ -139,10 +139,10 @@ pub struct RollbackSpec {
     #[serde(default = "default_not_ready_grace_seconds")]
     #[schemars(range(min = 0, max = 3600))]
     pub not_ready_grace_seconds: i32,
-    /// Lowest tolerated precision of the predictor's alerts, once their 60 s outcome is known.
-    /// Unset (default): not checked. Read from `volatility_online_alert_precision`, which the
-    /// predictor does not export yet: until it does, setting this makes the signal read
-    /// `NoData` and every check at best inconclusive.
+    /// Lowest tolerated precision of the predictor's alerts over the last hour, once their 60 s
+    /// outcome is known. Unset (default): not checked. Read from the predictor's
+    /// `volatility_online_alert_precision` (the ML model's alerts; a product without an alert in
+    /// the hour does not count, and none alerting reads no data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub min_alert_precision: Option<f64>,

@@ -44,7 +44,28 @@ use super::workloads::WorkloadsSpec;
         json_path = ".status.conditions[?(@.type==\"Ready\")].status",
         description = "Whether every part of the pipeline is ready"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why the pipeline is or is not ready (the Ready condition's reason)",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Predictors",
+        type_ = "integer",
+        json_path = ".status.workloads.predictor.readyReplicas",
+        description = "Ready replicas of the predictor",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Lag",
+        type_ = "integer",
+        json_path = ".status.consumer.lag",
+        description = "Messages of the features topic the predictors have not committed yet, as the operator's autoscaler last measured them",
+        priority = "1"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.autoscaling.enabled || self.autoscaling.maxReplicas <= self.kafka.partitions").message("autoscaling.maxReplicas must not exceed kafka.partitions: predictors beyond the partition count receive no work"))]
@@ -219,8 +240,11 @@ impl Default for ModelSpec {
     }
 }
 
+/// The model artifacts every workload image carries at this path (its working directory is
+/// `/opt/spikewatch`): images older than the built-in model (`builtin:spikewatch-gbdt`) know no
+/// other default, and a pipeline may pin one.
 fn default_model_source() -> String {
-    spikewatch_types::config::ModelConfig::default().source
+    "models/artifacts/spikewatch-gbdt".into()
 }
 
 /// Which model answers (`MODEL_VARIANT`).

@@ -283,42 +283,53 @@ fn ports(vp: &VolatilityPipeline, workload: Workload) -> Vec<ContainerPort> {
 /// Environment of a workload: the model variant for the model users (the effective one: a
 /// rolled-back pipeline starts new pods on the baseline), the SASL credentials (from the auth
 /// Secret, never from the ConfigMap) for the Kafka clients.
+///
+/// Each variable is set under its `SPIKEWATCH_` name and under the name images before the prefix
+/// read ([`LEGACY_ENV_NAMES`]): a pipeline may pin such an image, and a workload that finds the
+/// prefixed name ignores the other one without a warning.
 fn env(vp: &VolatilityPipeline, workload: Workload) -> Vec<EnvVar> {
     let mut env = vec![];
     if matches!(workload, Workload::Predictor | Workload::Api) {
-        env.push(EnvVar {
-            name: "MODEL_VARIANT".into(),
-            value: Some(effective_variant(vp).as_str().into()),
-            value_from: None,
-        });
+        push_env(&mut env, "SPIKEWATCH_MODEL_VARIANT", Some(effective_variant(vp).as_str().into()), None);
     }
     if has_admin_endpoint(workload) && admin_port_apart(vp) {
         // An environment variable, not a config key: an image that does not know it still starts.
-        env.push(EnvVar {
-            name: "ADMIN_BIND".into(),
-            value: Some(format!("0.0.0.0:{}", Workload::ADMIN_PORT)),
-            value_from: None,
-        });
+        push_env(&mut env, "SPIKEWATCH_ADMIN_BIND", Some(format!("0.0.0.0:{}", Workload::ADMIN_PORT)), None);
     }
     let kafka = &vp.spec.kafka;
     if let (true, Some(secret)) = (uses_kafka(workload) && kafka.security_protocol.uses_sasl(), &kafka.auth_secret_ref)
     {
-        for (var, key) in [("KAFKA_SASL_USERNAME", "username"), ("KAFKA_SASL_PASSWORD", "password")] {
-            env.push(EnvVar {
-                name: var.into(),
-                value: None,
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: secret.name.clone(),
-                        key: key.into(),
-                        optional: Some(false),
-                    }),
-                    ..EnvVarSource::default()
+        for (var, key) in
+            [("SPIKEWATCH_KAFKA_SASL_USERNAME", "username"), ("SPIKEWATCH_KAFKA_SASL_PASSWORD", "password")]
+        {
+            let source = EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.name.clone(),
+                    key: key.into(),
+                    optional: Some(false),
                 }),
-            });
+                ..EnvVarSource::default()
+            };
+            push_env(&mut env, var, None, Some(source));
         }
     }
     env
+}
+
+/// The names the workloads read before the `SPIKEWATCH_` prefix, set too for images that
+/// predate it. Drop them once no supported image needs them.
+pub const LEGACY_ENV_NAMES: [(&str, &str); 4] = [
+    ("SPIKEWATCH_MODEL_VARIANT", "MODEL_VARIANT"),
+    ("SPIKEWATCH_ADMIN_BIND", "ADMIN_BIND"),
+    ("SPIKEWATCH_KAFKA_SASL_USERNAME", "KAFKA_SASL_USERNAME"),
+    ("SPIKEWATCH_KAFKA_SASL_PASSWORD", "KAFKA_SASL_PASSWORD"),
+];
+
+fn push_env(env: &mut Vec<EnvVar>, name: &str, value: Option<String>, value_from: Option<EnvVarSource>) {
+    env.push(EnvVar { name: name.into(), value: value.clone(), value_from: value_from.clone() });
+    if let Some((_, legacy)) = LEGACY_ENV_NAMES.iter().find(|(new, _)| *new == name) {
+        env.push(EnvVar { name: (*legacy).into(), value, value_from });
+    }
 }
 
 /// The API answers HTTP requests and does not consume or produce Kafka events.

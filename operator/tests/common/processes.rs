@@ -103,11 +103,14 @@ pub fn spikewatch(args: &[&str]) -> Command {
         .args(args)
         .current_dir(repo_root())
         .env("ORT_DYLIB_PATH", require_env("ORT_DYLIB_PATH"))
-        .env("LOG_FORMAT", "json")
+        .env("SPIKEWATCH_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .env_remove("MODEL_SOURCE")
-        .env("MODEL_VARIANT", "ml")
+        .env_remove("SPIKEWATCH_MODEL_SOURCE")
+        .env_remove("MODEL_VARIANT")
+        .env("SPIKEWATCH_MODEL_VARIANT", "ml")
         .env_remove("CONFIG_PATH")
+        .env_remove("SPIKEWATCH_CONFIG")
         .env_remove("ADMIN_TOKEN_FILE");
     command
 }

@@ -69,7 +69,7 @@ impl AdminAuth {
     pub fn check(&self, client: Option<IpAddr>, authorization: Option<&str>) -> Result<(), ApiError> {
         let AdminAuth::Token { digest, failures } = self else {
             return Err(ApiError::Forbidden {
-                reason: "admin endpoints are disabled: set api.admin_token_file (or ADMIN_TOKEN_FILE)",
+                reason: "admin endpoints are disabled: set api.admin_token_file (or SPIKEWATCH_ADMIN_TOKEN_FILE)",
             });
         };
         let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));

@@ -10,13 +10,12 @@ use std::future::Future;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use utoipa::OpenApi;
-use utoipa_scalar::{Scalar, Servable};
 
 pub mod admin;
 pub mod auth_failures;
 pub mod connections;
 pub mod deadline;
+pub mod docs_page;
 pub mod duplicate_keys;
 pub mod error;
 pub mod excerpt;
@@ -87,7 +86,9 @@ fn service(routes: Router<AppState>, state: AppState) -> Router {
         .route("/", get(page::index))
         .route("/assets/{name}", get(page::asset))
         .route("/openapi.json", get(openapi::document))
-        .merge(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
+        .route("/docs", get(docs_page::page))
+        .route("/docs/", get(docs_page::page))
+        .route("/docs/rapidoc-min.js", get(docs_page::script))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

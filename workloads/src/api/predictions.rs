@@ -78,7 +78,7 @@ pub(super) fn require_source(feed: &PredictionFeed) -> Result<(), ApiError> {
         Some(_) => Ok(()),
         None => Err(ApiError::PredictionsUnavailable {
             reason: "no live prediction source: run `spikewatch serve` with api.predictions_from_kafka: true \
-                     (PREDICTIONS_FROM_KAFKA=true), or `spikewatch run --serve`"
+                     (SPIKEWATCH_PREDICTIONS_FROM_KAFKA=true), or `spikewatch run --serve`"
                 .into(),
         }),
     }

@@ -16,17 +16,17 @@ use crate::quality::report::DriftReport;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Recordings to measure (the layouts `spikewatch features` reads), in order.
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// The model whose training rows are the reference: a path, https:// URL or models:/ URI
     /// (default: `model.source`). Only its `reference.json` is read.
-    #[arg(long)]
+    #[arg(long, value_name = "SOURCE")]
     pub model: Option<String>,
     /// Also write the report as a self-contained HTML page.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Exit with status 3 when any feature's PSI is above this value.
-    #[arg(long)]
+    #[arg(long, value_name = "PSI")]
     pub fail_above: Option<f64>,
     /// Exit with status 3 when any feature the model uses is further from the training rows than
     /// any training day was (its PSI above the model's `psi_limit`).
@@ -53,6 +53,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         && !(limit.is_finite() && limit >= 0.0)
     {
         anyhow::bail!("--fail-above must be a non-negative number, got {limit}");
+    }
+    if let Some(path) = &args.report {
+        super::errors::check_output("--report", path)?;
     }
     let source = args.model.clone().unwrap_or_else(|| config.model.source.clone());
     let fetched = ArtifactSource::parse(&source, config.model.mlflow_tracking_uri.as_deref())?.fetch(&[]).await?;

@@ -20,10 +20,10 @@ pub struct Args {
     /// Recordings (NDJSON in the Exchange, Advanced Trade or mirror layout, or flat tick CSV;
     /// plain or gzip), processed in the order given, each in file order, exactly as a replay
     /// would publish them.
-    #[arg(long, required_unless_present = "describe", num_args = 1..)]
+    #[arg(long, value_name = "FILE", required_unless_present = "describe", num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// The table to write: `.parquet` or `.csv`.
-    #[arg(long, required_unless_present = "describe")]
+    #[arg(long, value_name = "FILE", required_unless_present = "describe")]
     pub output: Option<PathBuf>,
     /// Every accepted tick's feature vector, unlabelled (what `featurize` publishes), instead of
     /// one labelled row per evaluated second.
@@ -33,10 +33,10 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "FORMAT", conflicts_with_all = ["input", "output"])]
     pub describe: Option<crate::features::describe::Format>,
     /// Overrides `features.max_gap_secs`: a silence longer than this resets a product's windows.
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS")]
     pub max_gap_secs: Option<f64>,
     /// Overrides `features.out_of_order_tolerance_ms`.
-    #[arg(long)]
+    #[arg(long, value_name = "MILLISECONDS")]
     pub out_of_order_tolerance_ms: Option<u64>,
 }
 
@@ -48,8 +48,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let features = effective_config(&args, config.features);
     check_config(&features).map_err(anyhow::Error::msg)?;
     let output = args.output.clone().ok_or_else(|| anyhow::anyhow!("--output is required"))?;
-    // Fail before the work when the output name is wrong.
+    // Fail before the work when the output name is wrong or cannot be written.
     TableFormat::from_path(&output)?;
+    super::errors::check_output("--output", &output)?;
     let rows = if args.every_tick { Rows::EveryTick } else { Rows::PerSecond };
     tokio::task::spawn_blocking(move || build(&args.input, &output, &features, rows)).await?
 }
@@ -88,7 +89,7 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig, kind: Rows)
         );
     }
     let built = started.elapsed();
-    table::write(output, &rows, kind).with_context(|| format!("writing {}", output.display()))?;
+    table::write(output, &rows, kind)?;
     tracing::info!(
         ticks,
         read_and_features_seconds = built.as_secs_f64(),

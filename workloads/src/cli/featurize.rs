@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::pipeline::featurize::{FeaturizerMetrics, run_kafka};
 use crate::pipeline::shutdown;
 use crate::telemetry::server::{self, Health};
+use crate::transport::kafka::wait_for_brokers;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -24,7 +25,13 @@ pub async fn run(_args: Args, config: Config) -> anyhow::Result<()> {
         "featurizer starting; metrics served"
     );
     let shutdown = shutdown::on_signal();
+    // Ready (and alive) as before: the liveness probe reads /health, and a broker that starts
+    // after this pod is no reason to restart it.
     health.set_ready(true);
+    if !wait_for_brokers(&config.kafka, "featurizer", &shutdown).await {
+        tracing::info!("stopped before a broker answered");
+        return Ok(());
+    }
     let totals = run_kafka(&config, metrics, shutdown).await;
     health.set_ready(false);
     let totals = totals?;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// URL to GET: a workload's `/health` (metrics port 8001), or the API's (port 8000).
-    #[arg(default_value = "http://127.0.0.1:8001/health")]
+    #[arg(value_name = "URL", default_value = "http://127.0.0.1:8001/health")]
     pub url: String,
     /// Seconds to wait for the answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]

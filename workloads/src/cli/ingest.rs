@@ -22,10 +22,10 @@ use crate::transport::memory::{self, LinkReceiver};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Feed to subscribe to, `advanced_trade` or `exchange` (overrides `feed.kind`).
-    #[arg(long, value_parser = parse_feed)]
+    #[arg(long, value_name = "FEED", value_parser = parse_feed)]
     pub feed: Option<Feed>,
     /// Comma-separated product ids (overrides `feed.products`).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_name = "PRODUCT", value_delimiter = ',')]
     pub products: Vec<String>,
 }
 

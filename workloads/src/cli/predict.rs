@@ -15,14 +15,16 @@ use crate::model::ModelHandle;
 use crate::pipeline::predict::{PredictorMetrics, run_kafka};
 use crate::pipeline::shutdown;
 use crate::telemetry::server::{self, Health, ModelAdmin};
+use crate::transport::kafka::wait_for_brokers;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model source (overrides `model.source` / `MODEL_SOURCE`): path, https URL or models:/...
+    /// Model source (overrides `model.source` / `SPIKEWATCH_MODEL_SOURCE`): `builtin:spikewatch-gbdt`,
+    /// a path, an `https://` URL or `models:/<name>/<version|@alias>`.
     #[arg(long = "model", value_name = "SOURCE")]
     pub model: Option<String>,
-    /// Which model answers (overrides `model.variant` / `MODEL_VARIANT`).
-    #[arg(long, value_enum)]
+    /// Which model answers (overrides `model.variant` / `SPIKEWATCH_MODEL_VARIANT`).
+    #[arg(long, value_name = "VARIANT", value_enum)]
     pub variant: Option<ModelVariant>,
 }
 
@@ -64,7 +66,13 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     }
     reload_on_sighup(model.clone());
     let shutdown = shutdown::on_signal();
+    // Ready (and alive) as before: the liveness probe reads /health, and a broker that starts
+    // after this pod is no reason to restart it.
     health.set_ready(true);
+    if !wait_for_brokers(&config.kafka, "predictor", &shutdown).await {
+        tracing::info!("stopped before a broker answered");
+        return Ok(());
+    }
     let totals = run_kafka(&config, model, metrics, shutdown).await;
     health.set_ready(false);
     let totals = totals?;

@@ -9,6 +9,7 @@ use crate::pipeline::replay::{ReplayMetrics, ReplayOptions, run_kafka};
 use crate::pipeline::shutdown;
 use crate::sources::download;
 use crate::telemetry::server::{self, Health};
+use crate::transport::kafka::wait_for_brokers;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,7 +19,7 @@ pub struct Args {
     #[arg(long = "input", value_name = "FILE|URL", num_args = 1..)]
     pub inputs: Vec<String>,
     /// `max` (as fast as the broker acknowledges) or a multiple of the original pace (`1`, `10`).
-    #[arg(long, default_value = "1")]
+    #[arg(long, value_name = "SPEED", default_value = "1")]
     pub speed: Speed,
     /// Longest pause between two ticks, in seconds: longer holes in a recording are compressed.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
@@ -41,7 +42,13 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let health = Health::default();
     let addr = server::spawn(&config.metrics.bind, registry, health.clone()).await?;
     tracing::info!(%addr, "serving /metrics and /health");
+    // The inputs first: a recording that cannot be had is an error whatever the broker does.
     let inputs = download::resolve_inputs(&args.inputs).await?;
+    let shutdown = shutdown::on_signal();
+    if !wait_for_brokers(&config.kafka, "replay", &shutdown).await {
+        tracing::info!("stopped before a broker answered");
+        return Ok(());
+    }
     let options = ReplayOptions {
         inputs: inputs.paths.clone(),
         speed: args.speed,
@@ -50,7 +57,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     };
     tracing::info!(speed = %options.speed, repeat = options.repeat, topic = %config.kafka.topics.raw, "replay started");
 
-    let (replayed, published) = run_kafka(&config, &options, &metrics, &health, shutdown::on_signal()).await?;
+    let (replayed, published) = run_kafka(&config, &options, &metrics, &health, shutdown).await?;
     health.set_ready(false);
     tracing::info!(
         ticks = replayed.ticks,

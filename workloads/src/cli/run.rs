@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long = "input", value_name = "FILE", num_args = 1.., conflicts_with = "live")]
     pub inputs: Vec<PathBuf>,
     /// `max` or a multiple of the original pace (`1`, `10`).
-    #[arg(long, default_value = "max")]
+    #[arg(long, value_name = "SPEED", default_value = "max")]
     pub speed: Speed,
     /// Longest pause between two replayed ticks, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
@@ -39,6 +39,10 @@ pub struct Args {
     /// else 127.0.0.1:8000).
     #[arg(long, value_name = "ADDR", requires = "serve")]
     pub bind: Option<String>,
+    /// Port of the API with `--serve`, on the host of `--bind`'s default (127.0.0.1 unless
+    /// `api.bind` is configured).
+    #[arg(long, value_name = "PORT", requires = "serve", conflicts_with = "bind")]
+    pub port: Option<u16>,
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
@@ -67,7 +71,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
 
     let shutdown = shutdown::on_signal();
     let server = if args.serve {
-        let bind = bind_address(args.bind.as_deref(), &config.api);
+        let bind = bind_address(args.bind.as_deref(), args.port, &config.api);
         let server = LocalServer::start(&bind, &config, model, shutdown.clone()).await?;
         println!("live page: http://{}/", server.addr);
         options.feed = Some(server.feed());

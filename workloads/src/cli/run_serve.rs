@@ -21,11 +21,15 @@ use crate::model::ModelHandle;
 pub const LOCAL_BIND: &str = "127.0.0.1:8000";
 
 /// `--bind` if given, else `api.bind` when it is not the built-in default, else [`LOCAL_BIND`].
-pub fn bind_address(flag: Option<&str>, config: &ApiConfig) -> String {
-    match flag {
+pub fn bind_address(flag: Option<&str>, port: Option<u16>, config: &ApiConfig) -> String {
+    let bind = match flag {
         Some(bind) => bind.to_string(),
         None if config.bind != ApiConfig::default().bind => config.bind.clone(),
         None => LOCAL_BIND.to_string(),
+    };
+    match port {
+        Some(port) => format!("{}:{port}", bind.rsplit_once(':').map_or(bind.as_str(), |(host, _)| host)),
+        None => bind,
     }
 }
 
@@ -77,10 +81,19 @@ mod tests {
     #[test]
     fn a_local_run_listens_on_loopback_unless_told_otherwise() {
         let default = ApiConfig::default();
-        assert_eq!(bind_address(None, &default), "127.0.0.1:8000");
-        assert_eq!(bind_address(Some("0.0.0.0:9000"), &default), "0.0.0.0:9000");
+        assert_eq!(bind_address(None, None, &default), "127.0.0.1:8000");
+        assert_eq!(bind_address(Some("0.0.0.0:9000"), None, &default), "0.0.0.0:9000");
         let configured = ApiConfig { bind: "127.0.0.1:9100".into(), ..ApiConfig::default() };
-        assert_eq!(bind_address(None, &configured), "127.0.0.1:9100");
-        assert_eq!(bind_address(Some("127.0.0.1:0"), &configured), "127.0.0.1:0");
+        assert_eq!(bind_address(None, None, &configured), "127.0.0.1:9100");
+        assert_eq!(bind_address(Some("127.0.0.1:0"), None, &configured), "127.0.0.1:0");
+    }
+
+    #[test]
+    fn port_keeps_the_host_of_the_default_or_configured_address() {
+        assert_eq!(bind_address(None, Some(9000), &ApiConfig::default()), "127.0.0.1:9000", "loopback still");
+        let configured = ApiConfig { bind: "0.0.0.0:9100".into(), ..ApiConfig::default() };
+        assert_eq!(bind_address(None, Some(9200), &configured), "0.0.0.0:9200");
+        let ipv6 = ApiConfig { bind: "[::1]:9100".into(), ..ApiConfig::default() };
+        assert_eq!(bind_address(None, Some(9200), &ipv6), "[::1]:9200");
     }
 }

@@ -19,18 +19,18 @@ use crate::model::ModelHandle;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Port to listen on (keeps the host of `api.bind`; the PORT variable does the same).
-    #[arg(long)]
+    /// Port to listen on, on the host of `api.bind` (`SPIKEWATCH_PORT` does the same).
+    #[arg(long, value_name = "PORT", conflicts_with = "bind")]
     pub port: Option<u16>,
     /// Address to listen on, `host:port` (overrides `api.bind`).
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// Model source: artifact directory, `https://` URL, or `models:/<name>/<version|@alias>`
-    /// (overrides `model.source` / MODEL_SOURCE).
-    #[arg(long)]
+    /// Model source: `builtin:spikewatch-gbdt`, an artifact directory, an `https://` URL, or
+    /// `models:/<name>/<version|@alias>` (overrides `model.source` / `SPIKEWATCH_MODEL_SOURCE`).
+    #[arg(long, value_name = "SOURCE")]
     pub model: Option<String>,
-    /// Variant answering at start (overrides `model.variant` / MODEL_VARIANT).
-    #[arg(long, value_enum)]
+    /// Variant answering at start (overrides `model.variant` / `SPIKEWATCH_MODEL_VARIANT`).
+    #[arg(long, value_name = "VARIANT", value_enum)]
     pub variant: Option<ModelVariant>,
 }
 
@@ -58,7 +58,7 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     let admin = AdminAuth::from_file(config.api.admin_token_file.as_deref())?;
     if matches!(admin, AdminAuth::Disabled) {
         tracing::warn!(
-            "admin endpoints disabled: set api.admin_token_file (or ADMIN_TOKEN_FILE) to enable reload and variant switch"
+            "admin endpoints disabled: set api.admin_token_file (or SPIKEWATCH_ADMIN_TOKEN_FILE) to enable reload and variant switch"
         );
     }
     let state = AppState::new(Limits::from_config(&config.api), admin, ApiMetrics::new());
@@ -168,8 +168,9 @@ mod tests {
         assert_eq!(config.model.source, "models:/spikewatch@prod");
         assert_eq!(config.model.variant, ModelVariant::Baseline);
         let mut config = Config::default();
-        Args { port: Some(9200), bind: Some("127.0.0.1:1".into()), model: None, variant: None }.apply(&mut config);
-        assert_eq!(config.api.bind, "127.0.0.1:9200");
+        config.api.bind = "127.0.0.1:1".into();
+        Args { port: Some(9200), bind: None, model: None, variant: None }.apply(&mut config);
+        assert_eq!(config.api.bind, "127.0.0.1:9200", "the configured host");
         assert_eq!(config.model.source, Config::default().model.source);
     }
 }

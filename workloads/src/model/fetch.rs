@@ -17,6 +17,8 @@ use crate::domain::ModelVariant;
 /// A parsed `model.source`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ArtifactSource {
+    /// The model built into the binary (`builtin:spikewatch-gbdt`, the default).
+    Builtin,
     /// An artifact directory, or a `model.onnx` / `baseline.json` file.
     Local(PathBuf),
     /// A file URL (`…/model.onnx`, `…/baseline.json`) or a directory URL ending in `/`;
@@ -36,7 +38,7 @@ pub struct FetchedArtifacts {
     pub reference: Option<PathBuf>,
     /// `(registered model name, version)` when the source was the registry.
     pub registry_naming: Option<(String, String)>,
-    _download_dir: Option<Arc<tempfile::TempDir>>,
+    pub(super) _download_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 impl FetchedArtifacts {
@@ -54,9 +56,21 @@ impl ArtifactSource {
         if source.is_empty() {
             return Err(ModelError::load("<empty>", "no model source configured"));
         }
+        if let Some(name) = source.strip_prefix("builtin:") {
+            if format!("builtin:{name}") != super::builtin::SOURCE {
+                return Err(ModelError::load(
+                    source,
+                    format!("no such built-in model (this binary has {})", super::builtin::SOURCE),
+                ));
+            }
+            return Ok(ArtifactSource::Builtin);
+        }
         if let Some(rest) = source.strip_prefix("models:/") {
             let tracking_uri = mlflow_tracking_uri.filter(|u| !u.is_empty()).ok_or_else(|| {
-                ModelError::load(source, "a models:/ source needs an MLflow tracking URI (MLFLOW_TRACKING_URI)")
+                ModelError::load(
+                    source,
+                    "a models:/ source needs an MLflow tracking URI (SPIKEWATCH_MLFLOW_TRACKING_URI)",
+                )
             })?;
             let (name, reference) = RegistryRef::parse(rest).map_err(|reason| ModelError::load(source, reason))?;
             return Ok(ArtifactSource::Registry {
@@ -73,13 +87,17 @@ impl ArtifactSource {
             return Ok(ArtifactSource::Local(PathBuf::from(path)));
         }
         if source.contains("://") {
-            return Err(ModelError::load(source, "unsupported scheme (expected a path, https://, or models:/)"));
+            return Err(ModelError::load(
+                source,
+                "unsupported scheme (expected a path, https://, models:/ or builtin:spikewatch-gbdt)",
+            ));
         }
         Ok(ArtifactSource::Local(PathBuf::from(source)))
     }
 
     pub fn uri(&self) -> String {
         match self {
+            ArtifactSource::Builtin => super::builtin::SOURCE.into(),
             ArtifactSource::Local(path) => path.display().to_string(),
             ArtifactSource::Https(url) => url.to_string(),
             ArtifactSource::Registry { name, reference, .. } => format!("models:/{name}{}", reference.suffix()),
@@ -89,6 +107,7 @@ impl ArtifactSource {
     /// Fetches the artifacts of both variants; only `required`'s must exist.
     pub async fn fetch(&self, required: &[ModelVariant]) -> Result<FetchedArtifacts, ModelError> {
         let fetched = match self {
+            ArtifactSource::Builtin => super::builtin::fetch()?,
             ArtifactSource::Local(path) => local(path)?,
             ArtifactSource::Https(url) => https(url).await?,
             ArtifactSource::Registry { tracking_uri, name, reference } => {
@@ -111,23 +130,14 @@ impl ArtifactSource {
     }
 }
 
-/// A relative path is taken from the working directory, else from `SPIKEWATCH_ROOT`
-/// (so the default `models/artifacts/spikewatch-gbdt` works from the repository and in tests).
-fn resolve_local(path: &Path) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path.to_path_buf());
-    }
-    if path.is_relative() {
-        let root = std::env::var_os("SPIKEWATCH_ROOT")?;
-        let candidate = Path::new(&root).join(path);
-        return candidate.exists().then_some(candidate);
-    }
-    None
-}
-
+/// A relative path is taken from the working directory (only: the model built into the binary
+/// is the default that works from anywhere).
 fn local(path: &Path) -> Result<FetchedArtifacts, ModelError> {
     let uri = path.display().to_string();
-    let resolved = resolve_local(path).ok_or_else(|| ModelError::load(&uri, "no such file or directory"))?;
+    if !path.exists() {
+        return Err(ModelError::load(&uri, "no such file or directory"));
+    }
+    let resolved = path.to_path_buf();
     let existing = |p: PathBuf| p.is_file().then_some(p);
     let (onnx, baseline) = if resolved.is_dir() {
         (existing(resolved.join(ONNX_FILE)), existing(resolved.join(BASELINE_FILE)))

@@ -1,7 +1,8 @@
 //! Models: the trained model (ONNX Runtime) and the HAR-RV baseline, behind one trait.
 //!
-//! A model *source* (`model.source` in the config) is a local artifact directory or file, an
-//! `https://` URL, or an MLflow registry URI (`models:/<name>/<version>`, `models:/<name>@<alias>`).
+//! A model *source* (`model.source` in the config) is the model built into the binary
+//! (`builtin:spikewatch-gbdt`, the default), a local artifact directory or file, an `https://`
+//! URL, or an MLflow registry URI (`models:/<name>/<version>`, `models:/<name>@<alias>`).
 //! An artifact directory holds `model.onnx` (the `ml` variant) and `baseline.json` (the
 //! `baseline` variant), as written by `models/train.py`, and optionally `reference.json` (the
 //! training medians and quantile bins of every feature).
@@ -11,6 +12,7 @@
 
 pub mod alerts;
 pub mod baseline;
+pub mod builtin;
 mod fetch;
 mod handle;
 pub mod mlflow;
@@ -97,19 +99,25 @@ pub(crate) fn load_variant(
     threshold: Option<f64>,
 ) -> Result<Arc<dyn Model>, ModelError> {
     let naming = fetched.registry_naming.clone();
+    // A load error names the source as configured, not the temporary copy of a downloaded or
+    // built-in artifact.
+    let named = |err: ModelError| match err {
+        ModelError::Load { reason, .. } => ModelError::Load { source_uri: fetched.source_uri.clone(), reason },
+        other => other,
+    };
     match variant {
         ModelVariant::Ml => {
             let path = fetched.onnx.as_ref().ok_or_else(|| {
                 ModelError::load(&fetched.source_uri, format!("no {ONNX_FILE} in the model artifacts"))
             })?;
-            let model = onnx::OnnxModel::load(path, &onnx::OnnxOptions { threshold, naming })?;
+            let model = onnx::OnnxModel::load(path, &onnx::OnnxOptions { threshold, naming }).map_err(named)?;
             Ok(Arc::new(model))
         }
         ModelVariant::Baseline => {
             let path = fetched.baseline.as_ref().ok_or_else(|| {
                 ModelError::load(&fetched.source_uri, format!("no {BASELINE_FILE} in the model artifacts"))
             })?;
-            Ok(Arc::new(baseline::HarBaseline::load(path)?))
+            Ok(Arc::new(baseline::HarBaseline::load(path).map_err(named)?))
         }
     }
 }

@@ -262,11 +262,10 @@ pub async fn local_predictor(config: &Config) -> Option<Box<dyn LocalPredictor>>
     local_model(config).await.ok().and_then(local_predictor_for)
 }
 
-/// The configured model of a local run, or why it cannot be loaded (also warned on stderr).
+/// The configured model of a local run, or why it cannot be loaded (also warned, once).
 pub async fn local_model(config: &Config) -> Result<ModelHandle, String> {
     ModelHandle::load(&config.model).await.map_err(|err| {
-        tracing::warn!(%err, "no model: running without the predict stage");
-        eprintln!("warning: predictions disabled: {err}");
+        tracing::warn!("predictions disabled: {err}");
         err.to_string()
     })
 }
@@ -277,7 +276,7 @@ pub fn local_predictor_for(model: ModelHandle) -> Option<Box<dyn LocalPredictor>
     let metrics = match PredictorMetrics::register(&Registry::new()) {
         Ok(metrics) => metrics,
         Err(err) => {
-            eprintln!("warning: predictions disabled: {err}");
+            tracing::warn!("predictions disabled: {err}");
             return None;
         }
     };

@@ -15,15 +15,32 @@ pub const MODERATE: f64 = 0.1;
 /// by a few hundredths).
 pub const BEYOND_MARGIN: f64 = SHIFTED;
 
-/// The usual reading of a PSI value, and whether it is beyond the drift of every training day
-/// (`limit`: the training days' largest PSI, exceeded by more than [`BEYOND_MARGIN`]).
-pub fn verdict(psi: Option<f64>, limit: Option<f64>) -> &'static str {
-    match psi {
-        None => "no rows",
-        Some(p) if limit.is_some_and(|l| p > l + BEYOND_MARGIN) => "beyond training",
-        Some(p) if p > SHIFTED => "shifted",
-        Some(p) if p > MODERATE => "moderate",
-        Some(_) => "stable",
+/// How a feature's PSI reads, and the comparison that decided it.
+///
+/// A feature the model uses has a limit (the largest PSI of one training day against all of
+/// them): one day of data is always far from the pooled training rows, so such a feature is
+/// judged against the drift the model was trained across, `limit` + [`BEYOND_MARGIN`]. A feature
+/// the model ignores has no limit and gets the usual cuts ([`MODERATE`], [`SHIFTED`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub label: &'static str,
+    /// The threshold applied, as the report prints it (`≤ 8.533 (limit + 0.25)`, `> 0.25`).
+    pub rule: String,
+}
+
+pub fn verdict(psi: Option<f64>, limit: Option<f64>) -> Verdict {
+    let verdict = |label, rule: String| Verdict { label, rule };
+    match (psi, limit) {
+        (None, _) => verdict("no rows", "-".into()),
+        (Some(p), Some(l)) if p > l + BEYOND_MARGIN => {
+            verdict("beyond training", format!("> {:.3} (limit + {BEYOND_MARGIN})", l + BEYOND_MARGIN))
+        }
+        (Some(_), Some(l)) => {
+            verdict("within training", format!("≤ {:.3} (limit + {BEYOND_MARGIN})", l + BEYOND_MARGIN))
+        }
+        (Some(p), None) if p > SHIFTED => verdict("shifted", format!("> {SHIFTED}")),
+        (Some(p), None) if p > MODERATE => verdict("moderate", format!("> {MODERATE}, ≤ {SHIFTED}")),
+        (Some(_), None) => verdict("stable", format!("≤ {MODERATE}")),
     }
 }
 
@@ -80,21 +97,25 @@ impl DriftReport {
 
     /// Features further from the training rows than any training day was.
     pub fn beyond_training(&self) -> Vec<&FeatureDrift> {
-        self.features.iter().filter(|f| verdict(f.psi, f.limit) == "beyond training").collect()
+        self.features.iter().filter(|f| verdict(f.psi, f.limit).label == "beyond training").collect()
     }
 
     pub fn text(&self) -> String {
         let width = FEATURE_NAMES.iter().map(|n| n.len()).max().unwrap_or(0);
         let mut out = format!("{} rows against the training rows of model {}\n", self.rows, self.model_version);
-        let _ = writeln!(out, "{:width$}  {:>8}  {:>8}  verdict", "feature", "PSI", "limit");
-        for f in &self.features {
+        let verdicts: Vec<Verdict> = self.features.iter().map(|f| verdict(f.psi, f.limit)).collect();
+        let rule_width = verdicts.iter().map(|v| v.rule.chars().count()).max().unwrap_or(0).max("threshold".len());
+        let _ =
+            writeln!(out, "{:width$}  {:>8}  {:>8}  {:rule_width$}  verdict", "feature", "PSI", "limit", "threshold");
+        for (f, v) in self.features.iter().zip(&verdicts) {
             let _ = writeln!(
                 out,
-                "{:width$}  {:>8}  {:>8}  {}",
+                "{:width$}  {:>8}  {:>8}  {:rule_width$}  {}",
                 f.name,
                 number(f.psi),
                 number(f.limit),
-                verdict(f.psi, f.limit)
+                v.rule,
+                v.label
             );
         }
         out
@@ -113,9 +134,11 @@ impl DriftReport {
              .moderate{{color:#a65e00}}figure{{display:inline-block;margin:1em}}\
              </style></head><body>\n<h1>Feature drift</h1>\n<p>{rows} rows against the training rows of \
              model <code>{version}</code>. PSI = Σ (a − e)·ln(a / e) over the training quantile bins; \
-             below {MODERATE} stable, above {SHIFTED} shifted; beyond training when above the limit \
-             (the largest PSI of one training day against all of them) by more than {BEYOND_MARGIN}.</p>\n<table><tr><th>feature</th>\
-             <th>PSI</th><th>limit</th><th>verdict</th></tr>\n",
+             a feature the model uses is beyond training when its PSI is above its limit (the largest PSI \
+             of one training day against all of them) by more than {BEYOND_MARGIN}, else within training; \
+             a feature it ignores is stable up to {MODERATE}, shifted above {SHIFTED}. The threshold column \
+             gives the comparison behind each verdict.</p>\n<table><tr><th>feature</th>\
+             <th>PSI</th><th>limit</th><th>threshold</th><th>verdict</th></tr>\n",
             version = escape(&self.model_version),
             rows = self.rows,
         );
@@ -123,11 +146,14 @@ impl DriftReport {
             let verdict = verdict(f.psi, f.limit);
             let _ = writeln!(
                 out,
-                "<tr><td><a href=\"#{name}\">{name}</a></td><td>{psi}</td><td>{limit}</td><td class=\"{class}\">{verdict}</td></tr>",
+                "<tr><td><a href=\"#{name}\">{name}</a></td><td>{psi}</td><td>{limit}</td><td>{rule}</td>\
+                 <td class=\"{class}\">{label}</td></tr>",
                 name = f.name,
                 psi = number(f.psi),
                 limit = number(f.limit),
-                class = verdict.replace(' ', "-"),
+                rule = escape(&verdict.rule),
+                label = verdict.label,
+                class = verdict.label.replace(' ', "-"),
             );
         }
         out.push_str("</table>\n<p>Bars: share of rows per training bin, training (grey) and these rows (blue).</p>\n");
@@ -198,14 +224,25 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_follow_the_usual_cuts() {
+    fn verdicts_name_the_threshold_they_applied() {
+        let label = |psi, limit| verdict(psi, limit).label;
         assert_eq!(
-            [verdict(None, None), verdict(Some(0.05), None), verdict(Some(0.2), None), verdict(Some(0.3), None)],
-            ["no rows", "stable", "moderate", "shifted"]
+            [label(None, None), label(Some(0.05), None), label(Some(0.2), None), label(Some(0.3), None)],
+            ["no rows", "stable", "moderate", "shifted"],
+            "the usual cuts for a feature without a limit"
         );
-        assert_eq!(verdict(Some(3.0), Some(2.5)), "beyond training");
-        assert_eq!(verdict(Some(2.0), Some(2.5)), "shifted", "within what the training days had");
-        assert_eq!(verdict(Some(2.6), Some(2.5)), "shifted", "within the margin");
+        assert_eq!(verdict(Some(0.3), None).rule, "> 0.25");
+        assert_eq!(verdict(Some(0.05), None).rule, "≤ 0.1");
+        // A feature the model uses: against the training days' own drift, not the usual cuts.
+        assert_eq!(
+            verdict(Some(3.0), Some(2.5)),
+            Verdict { label: "beyond training", rule: "> 2.750 (limit + 0.25)".into() }
+        );
+        assert_eq!(
+            verdict(Some(2.0), Some(2.5)),
+            Verdict { label: "within training", rule: "≤ 2.750 (limit + 0.25)".into() }
+        );
+        assert_eq!(label(Some(2.6), Some(2.5)), "within training", "within the margin");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `tracing` setup. `--log-format` (`LOG_FORMAT`) picks `text` or `json`; unset, logs are text on
+//! `tracing` setup. `--log-format` (`SPIKEWATCH_LOG_FORMAT`) picks `text` or `json`; unset, logs are text on
 //! a terminal and one JSON object per line otherwise (a container's stderr, a file, a pipe).
 //! Colour codes only ever go to a terminal. Level from `RUST_LOG` (default `info`).
 
@@ -17,15 +17,18 @@ pub fn resolve(asked: Option<LogFormat>, terminal: bool) -> LogFormat {
     asked.unwrap_or(if terminal { LogFormat::Text } else { LogFormat::Json })
 }
 
-pub fn init(asked: Option<LogFormat>) {
+/// Installs the subscriber; returns the format in effect.
+pub fn init(asked: Option<LogFormat>) -> LogFormat {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal);
     // try_init: a second call (tests) keeps the first subscriber.
-    let _ = match resolve(asked, terminal) {
+    let format = resolve(asked, terminal);
+    let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    format
 }
 
 #[cfg(test)]

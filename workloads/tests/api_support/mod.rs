@@ -118,14 +118,19 @@ pub fn serve_command() -> std::process::Command {
     command
         .arg("serve")
         .current_dir(root())
-        .env("LOG_FORMAT", "json")
+        .env("SPIKEWATCH_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         // The test decides everything; nothing leaks in from the caller's environment.
         .env_remove("PORT")
+        .env_remove("SPIKEWATCH_PORT")
         .env_remove("MODEL_SOURCE")
+        .env_remove("SPIKEWATCH_MODEL_SOURCE")
         .env_remove("MODEL_VARIANT")
+        .env_remove("SPIKEWATCH_MODEL_VARIANT")
         .env_remove("CONFIG_PATH")
+        .env_remove("SPIKEWATCH_CONFIG")
         .env_remove("ADMIN_TOKEN_FILE")
+        .env_remove("SPIKEWATCH_ADMIN_TOKEN_FILE")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     command

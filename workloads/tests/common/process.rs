@@ -30,7 +30,7 @@ impl Spawned {
         let child = Command::new(spikewatch_bin())
             .args(args)
             .env("RUST_LOG", "info")
-            .env("LOG_FORMAT", "json")
+            .env("SPIKEWATCH_LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())

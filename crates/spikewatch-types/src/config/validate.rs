@@ -63,13 +63,13 @@ impl KafkaConfig {
         named("kafka.predictor_group_id", &self.predictor_group_id)
     }
 
-    /// `kafka.bootstrap_servers` (`KAFKA_BOOTSTRAP_SERVERS`): a comma-separated list of
+    /// `kafka.bootstrap_servers` (`SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS`): a comma-separated list of
     /// `host:port` (a `scheme://` prefix and a bracketed IPv6 host allowed; the port may be left
     /// out, as librdkafka then uses 9092). Empty, an empty entry, a space inside an entry or a
     /// port that is not a number in 1..=65535 is an error, not a 30 s wait for a broker that
     /// cannot exist.
     pub fn check_bootstrap_servers(&self) -> Result<(), ConfigError> {
-        const SETTING: &str = "kafka.bootstrap_servers (KAFKA_BOOTSTRAP_SERVERS)";
+        const SETTING: &str = "kafka.bootstrap_servers (SPIKEWATCH_KAFKA_BOOTSTRAP_SERVERS)";
         let servers = self.bootstrap_servers.trim();
         if servers.is_empty() {
             return Err(invalid(SETTING, "is empty: give the Kafka brokers as host:port[,host:port...]"));

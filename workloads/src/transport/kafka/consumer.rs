@@ -61,7 +61,18 @@ impl StageContext {
     }
 }
 
-impl ClientContext for StageContext {}
+/// librdkafka's errors are logged as warnings naming the stage (the default logs them as errors
+/// without it); losing every broker is said in plain words.
+impl ClientContext for StageContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                tracing::warn!(stage = %self.stage, %reason, "broker unreachable: all brokers are down")
+            }
+            _ => tracing::warn!(stage = %self.stage, %error, %reason, "Kafka client error"),
+        }
+    }
+}
 
 impl ConsumerContext for StageContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -11,6 +11,8 @@
 //!   commits, for watching a topic without touching the stages' offsets.
 //! - [`create_group_consumer`]: a consumer-group `StreamConsumer` with manual offset commits and a
 //!   context that logs rebalances and commits on revoke.
+//! - [`wait_for_brokers`]: at start, waits for the brokers to answer, logging `broker
+//!   unreachable` meanwhile, and gives up when the process is told to stop.
 //! - [`Stage`]: the generic at-least-once consume → process → produce → ack → commit loop that
 //!   the featurizer and the predictor run.
 
@@ -21,6 +23,7 @@ mod error;
 mod latest;
 mod metrics;
 mod publisher;
+mod reachable;
 mod stage;
 
 pub use admin::{TopicStatus, ensure_topics};
@@ -30,4 +33,5 @@ pub use error::{ErrorKind, TransportError};
 pub use latest::latest_event_time;
 pub use metrics::{StageMetricNames, StageMetrics};
 pub use publisher::{JsonPublisher, PublishTotals, create_producer};
+pub use reachable::wait_for_brokers;
 pub use stage::{BatchPolicy, COMMIT_INTERVAL, Inbound, Outbound, Stage, StageSpec, StageTotals};
