@@ -42,8 +42,8 @@ REFERENCE_BINS = 10
 # The goal on unseen dates: mean per-day PR-AUC against the better baseline.
 GOAL_RATIO = 1.25
 # The per-product alert threshold online: the trailing hour's 90th percentile of the product's
-# own probabilities, once ten minutes of them exist (the model's threshold before).
-TRAILING_ALERT = {"quantile": 0.9, "window_seconds": 3600, "min_seconds": 600}
+# own probabilities, once five minutes of them exist (the model's threshold before).
+TRAILING_ALERT = {"quantile": 0.9, "window_seconds": 3600, "min_seconds": 300}
 
 LABEL_TEXT = "the coming 60 s realized variance of one-second mid returns is in the top 10 % of the product's day"
 

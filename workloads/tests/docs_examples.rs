@@ -208,8 +208,9 @@ async fn documented_answers_are_what_the_server_answers() {
     assert!(answered.len() >= 4, "the examples were not found: {examples:#?}");
     let mut failures = vec![];
     for example in answered {
-        // A fresh server per example: an admin switch must not change the next one's answer.
-        let app = api::router(state(ModelVariant::Ml).await);
+        // A fresh server per example, serving the default variant: an admin switch must not
+        // change the next one's answer.
+        let app = api::router(state(ModelVariant::Baseline).await);
         let reply = call(&app, request(&example.command)).await;
         let doc = documented(example.answer.as_deref().unwrap());
         let mut found = vec![];
