@@ -8,10 +8,12 @@
 //! (Kafka or in-memory channels) is chosen at the edges and [`pipeline`] wires the stages so
 //! that `spikewatch run` and the Kubernetes workloads execute the same core.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod features;
 pub mod fuzzing;
+pub mod http;
 pub mod live;
 pub mod model;
 pub mod pipeline;
@@ -29,6 +31,7 @@ pub const VERSION: &str = match option_env!("SPIKEWATCH_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
-// The config file format and the topic messages live in `spikewatch-types`, shared with the
-// operator; their paths stay `spikewatch::config` and `spikewatch::domain`.
-pub use spikewatch_types::{config, domain};
+// The config file format, the topic messages and the metric names live in `spikewatch-types`,
+// shared with the operator; their paths stay `spikewatch::config`, `spikewatch::domain` and
+// `spikewatch::metric_names`.
+pub use spikewatch_types::{config, domain, metric_names};

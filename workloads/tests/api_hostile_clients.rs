@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use api_support::{TOKEN, listen, state_with};
 use serde_json::{Value, json};
 use spikewatch::api::Limits;
-use spikewatch::api::connections::ConnectionLimits;
+use spikewatch::http::connections::ConnectionLimits;
 use spikewatch::domain::ModelVariant;
 
 /// A header-read timeout short enough for a test (the default is 10 s).

@@ -31,7 +31,7 @@ fn prediction(product: &str, probability: f64, threshold: f64) -> Prediction {
 
 /// A state whose feed has a source (as `run --serve` and `serve` with Kafka set it).
 fn live_state(limits: Limits) -> AppState {
-    let state = AppState::new(limits, AdminAuth::Disabled, api::ApiMetrics::new());
+    let state = AppState::new(limits, AdminAuth::Disabled, api::ApiMetrics::new().unwrap());
     state.feed().set_source("the test");
     state
 }
@@ -191,7 +191,7 @@ async fn unknown_products_and_bad_filters_are_clear_errors() {
 
 #[tokio::test]
 async fn without_a_prediction_source_both_endpoints_say_how_to_configure_one() {
-    let state = AppState::new(Limits::default(), AdminAuth::Disabled, api::ApiMetrics::new());
+    let state = AppState::new(Limits::default(), AdminAuth::Disabled, api::ApiMetrics::new().unwrap());
     let app = api::router(state);
     for uri in ["/predictions/latest", "/predictions/stream"] {
         let reply = call(&app, get(uri)).await;

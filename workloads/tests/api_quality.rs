@@ -13,7 +13,7 @@ use spikewatch::api::{self, AdminAuth, AppState, Limits};
 use spikewatch::domain::{ModelVariant, Prediction};
 
 fn live_state() -> AppState {
-    let state = AppState::new(Limits::default(), AdminAuth::Disabled, api::ApiMetrics::new());
+    let state = AppState::new(Limits::default(), AdminAuth::Disabled, api::ApiMetrics::new().unwrap());
     state.feed().set_source("the test");
     state
 }
@@ -180,7 +180,7 @@ async fn readers_never_hold_up_publishing() {
 
 #[tokio::test]
 async fn without_a_prediction_source_it_answers_503_as_the_other_feed_endpoints() {
-    let app = api::router(AppState::new(Limits::default(), AdminAuth::Disabled, api::ApiMetrics::new()));
+    let app = api::router(AppState::new(Limits::default(), AdminAuth::Disabled, api::ApiMetrics::new().unwrap()));
     let quality = call(&app, get("/predictions/quality")).await;
     let latest = call(&app, get("/predictions/latest")).await;
     assert_eq!(quality.status, StatusCode::SERVICE_UNAVAILABLE, "{}", quality.text);

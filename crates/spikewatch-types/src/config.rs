@@ -112,6 +112,10 @@ pub struct FeaturesConfig {
 #[serde(default)]
 pub struct ModelConfig {
     pub variant: ModelVariant,
+    /// With `variant: ml`: stop (exit non-zero) when the ML model cannot be loaded, instead of
+    /// serving the baseline in its place (reported by `/version`, the live page, the summary
+    /// line and `model_fallback_active`).
+    pub require_ml: bool,
     /// `builtin:spikewatch-gbdt` (the model built into the binary, the default), a local path, an
     /// `https://` URL, or `models:/<name>/<version|@alias>` (MLflow registry).
     pub source: String,
@@ -213,6 +217,7 @@ impl Default for ModelConfig {
         ModelConfig {
             // The final-test winner (models/artifacts/spikewatch-gbdt/model_card.md).
             variant: ModelVariant::Baseline,
+            require_ml: false,
             // Built into the `spikewatch` binary (workloads/src/model/builtin.rs).
             source: "builtin:spikewatch-gbdt".into(),
             mlflow_tracking_uri: None,

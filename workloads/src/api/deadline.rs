@@ -17,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use super::state::AppState;
 
 pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {

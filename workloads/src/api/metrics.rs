@@ -1,20 +1,20 @@
 //! The API's Prometheus metrics (names from the original system) and the middleware that
 //! counts every request and error.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
-use crate::domain::ModelVariant;
-use crate::live::FeedMetrics;
-use crate::model::ModelInfo;
-
-use super::error::{ApiError, ErrorKind};
 use super::state::AppState;
+use crate::admin::ModelMetrics;
+use crate::domain::ModelVariant;
+use crate::http::error::{ApiError, ErrorKind};
+use crate::live::FeedMetrics;
+use crate::metric_names::api as names;
 
 /// Every metric `spikewatch serve` exports, registered in its own registry.
 #[derive(Clone)]
@@ -28,18 +28,10 @@ pub struct ApiMetrics {
     pub latency: HistogramVec,
     /// `volatility_api_rows_predicted_total{variant}`
     pub rows: IntCounterVec,
-    /// `model_load_time_seconds`: duration of the last successful model load.
-    pub load_time: prometheus::Gauge,
-    /// `model_variant_active{variant}`: 1 for the variant answering now, 0 for the other.
-    pub variant: IntGaugeVec,
-    /// `model_info{name,version,variant}`: 1 for the model answering now.
-    pub info: IntGaugeVec,
-    /// `model_loaded`: 1 once a model answers.
-    pub loaded: IntGauge,
-    /// `model_reloads_total{result}`: admin / SIGHUP reloads and variant switches.
-    pub reloads: IntCounterVec,
     /// `volatility_api_imputed_requests_total`: requests with a field filled by a training median.
-    pub imputed_requests: prometheus::IntCounter,
+    pub imputed_requests: IntCounter,
+    /// The served model's metrics (`model_*`), as on the predictor.
+    pub model: ModelMetrics,
     /// The live prediction feed's and its stream clients' metrics (`volatility_api_feed_*`,
     /// `volatility_api_stream_*`).
     pub feed: FeedMetrics,
@@ -54,76 +46,34 @@ const LATENCY_BUCKETS: [f64; 16] =
     [0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 impl ApiMetrics {
-    pub fn new() -> Self {
+    /// The API's metrics in a registry of their own.
+    pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("volatility_api_requests_total", "HTTP requests answered, by endpoint, method and status"),
+            Opts::new(names::REQUESTS, "HTTP requests answered, by endpoint, method and status"),
             &["endpoint", "method", "status"],
-        )
-        .expect("valid metric");
+        )?;
         let errors = IntCounterVec::new(
-            Opts::new("volatility_api_errors_total", "Requests answered with an error, by endpoint and error type"),
+            Opts::new(names::ERRORS, "Requests answered with an error, by endpoint and error type"),
             &["endpoint", "error_type"],
-        )
-        .expect("valid metric");
+        )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "volatility_prediction_latency_seconds",
-                "Time from request to prediction response, by endpoint and model variant",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(names::LATENCY, "Time from request to prediction response, by endpoint and model variant")
+                .buckets(LATENCY_BUCKETS.to_vec()),
             &["endpoint", "variant"],
-        )
-        .expect("valid metric");
-        let rows = IntCounterVec::new(
-            Opts::new("volatility_api_rows_predicted_total", "Feature rows scored, by model variant"),
-            &["variant"],
-        )
-        .expect("valid metric");
-        let load_time = prometheus::Gauge::new("model_load_time_seconds", "Duration of the last successful model load")
-            .expect("valid metric");
-        let variant = IntGaugeVec::new(
-            Opts::new("model_variant_active", "1 for the model variant answering requests"),
-            &["variant"],
-        )
-        .expect("valid metric");
-        let info = IntGaugeVec::new(
-            Opts::new("model_info", "1 for the model answering requests (name, version, variant)"),
-            &["name", "version", "variant"],
-        )
-        .expect("valid metric");
-        let loaded = IntGauge::new("model_loaded", "1 once a model is loaded and answering").expect("valid metric");
-        let reloads = IntCounterVec::new(
-            Opts::new("model_reloads_total", "Model reloads and variant switches, by result"),
-            &["result"],
-        )
-        .expect("valid metric");
-        let imputed_requests = prometheus::IntCounter::new(
-            "volatility_api_imputed_requests_total",
+        )?;
+        let rows = IntCounterVec::new(Opts::new(names::ROWS_PREDICTED, "Feature rows scored, by model variant"), &["variant"])?;
+        let imputed_requests = IntCounter::new(
+            names::IMPUTED_REQUESTS,
             "Prediction requests with at least one absent field filled with its training median",
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(imputed_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(requests.clone()),
-            Box::new(errors.clone()),
-            Box::new(latency.clone()),
-            Box::new(rows.clone()),
-            Box::new(load_time.clone()),
-            Box::new(variant.clone()),
-            Box::new(info.clone()),
-            Box::new(loaded.clone()),
-            Box::new(reloads.clone()),
-        ] {
-            registry.register(collector).expect("metric names are unique");
-        }
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(rows.clone()))?;
+        registry.register(Box::new(imputed_requests.clone()))?;
         for v in [ModelVariant::Ml, ModelVariant::Baseline] {
-            variant.with_label_values(&[v.as_str()]).set(0);
             rows.with_label_values(&[v.as_str()]);
-        }
-        // Exported from the start, so that rate() and absence alerts work before the first event.
-        for result in ["success", "failure"] {
-            reloads.with_label_values(&[result]);
         }
         // The server-error series of the prediction endpoints too: a series' first sample has no
         // increase() in Prometheus, so a first burst of 5xx would otherwise show one scrape late
@@ -133,46 +83,14 @@ impl ApiMetrics {
                 requests.with_label_values(&[endpoint, "POST", status]);
             }
         }
-        let feed = FeedMetrics::register(&registry).expect("metric names are unique");
-        crate::telemetry::config_keys::register(&registry);
-        ApiMetrics {
-            registry,
-            requests,
-            errors,
-            latency,
-            rows,
-            load_time,
-            variant,
-            info,
-            loaded,
-            reloads,
-            imputed_requests,
-            feed,
-        }
+        let model = ModelMetrics::register(&registry)?;
+        let feed = FeedMetrics::register(&registry)?;
+        crate::telemetry::config_keys::register(&registry)?;
+        Ok(ApiMetrics { registry, requests, errors, latency, rows, imputed_requests, model, feed })
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// Reports `info` as the model answering from now on.
-    pub fn model_changed(&self, info: &ModelInfo) {
-        for v in [ModelVariant::Ml, ModelVariant::Baseline] {
-            self.variant.with_label_values(&[v.as_str()]).set(i64::from(v == info.variant));
-        }
-        self.info.reset();
-        self.info.with_label_values(&[&info.name, &info.version, info.variant.as_str()]).set(1);
-        self.loaded.set(1);
-    }
-
-    pub fn model_loaded_in(&self, elapsed: Duration) {
-        self.load_time.set(elapsed.as_secs_f64());
-    }
-}
-
-impl Default for ApiMetrics {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -250,7 +168,7 @@ mod tests {
 
     #[test]
     fn server_error_series_of_the_prediction_endpoints_exist_from_the_start() {
-        let metrics = ApiMetrics::new();
+        let metrics = ApiMetrics::new().unwrap();
         let text = crate::telemetry::server::render(metrics.registry());
         for endpoint in PREDICTION_ENDPOINTS {
             let series =

@@ -11,15 +11,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub mod admin;
-pub mod auth_failures;
-pub mod connections;
+use crate::http::BodyLimit;
+
 pub mod deadline;
 pub mod docs_page;
-pub mod duplicate_keys;
-pub mod error;
-pub mod excerpt;
-pub mod extract;
 pub mod metrics;
 pub mod oip;
 pub mod online_quality;
@@ -31,14 +26,14 @@ pub mod rows;
 pub mod state;
 pub mod status;
 
-pub use admin::AdminAuth;
-pub use error::ApiError;
+pub use crate::admin::AdminAuth;
+pub use crate::http::ApiError;
 pub use metrics::ApiMetrics;
 pub use state::{AppState, Limits};
 
 /// The complete HTTP service.
 pub fn router(state: AppState) -> Router {
-    service(admin_routes(Router::new()), state)
+    service(admin_routes(&state), state)
 }
 
 /// The service without its admin endpoints, for an API whose admin endpoints listen on an
@@ -51,7 +46,7 @@ pub fn router_without_admin(state: AppState) -> Router {
 /// middleware as the whole service.
 pub fn admin_router(state: AppState) -> Router {
     let limits = state.limits().clone();
-    admin_routes(Router::new())
+    admin_routes(&state)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -60,8 +55,10 @@ pub fn admin_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn admin_routes(routes: Router<AppState>) -> Router<AppState> {
-    routes.route("/admin/reload", post(admin::reload)).route("/admin/variant", post(admin::set_variant))
+/// `POST /admin/reload` and `POST /admin/variant` over the API's model (`crate::admin`, as on
+/// the predictor).
+fn admin_routes(state: &AppState) -> Router<AppState> {
+    crate::admin::router(state.lever().clone(), BodyLimit(state.limits().max_body_bytes))
 }
 
 fn service(routes: Router<AppState>, state: AppState) -> Router {
@@ -130,20 +127,11 @@ pub async fn serve_router(
         shutdown.await;
         feed.close();
     };
-    connections::serve(listener, service, limits, shutdown).await
+    crate::http::connections::serve(listener, service, limits, shutdown).await
 }
 
 /// Reloads the model on every SIGHUP, for as long as the process runs.
 #[cfg(unix)]
 pub fn reload_on_sighup(state: AppState) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = signal(SignalKind::hangup())?;
-    Ok(tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the model");
-            if let Err(err) = state.reload().await {
-                tracing::error!("{err}");
-            }
-        }
-    }))
+    crate::admin::lever::reload_on_sighup(state.lever().clone())
 }

@@ -20,8 +20,8 @@ use utoipa::ToSchema;
 use crate::domain::{FEATURE_NAMES, Features, ModelVariant};
 use crate::model::Model;
 
-use super::error::{ApiError, OipError, OipErrorBody};
-use super::extract::JsonBody;
+use crate::http::error::{ApiError, OipError, OipErrorBody};
+use crate::http::json_body::JsonBody;
 use super::metrics::Scored;
 use super::predict::score;
 use super::rows::check_feature;

@@ -12,7 +12,7 @@ use crate::domain::ModelVariant;
 use crate::live::{JudgedQuality, UnjudgedCounts};
 use crate::quality::online::HORIZON_SECS;
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use super::predictions::{ProductFilter, require_source, unknown_product};
 use super::state::AppState;
 
@@ -102,9 +102,9 @@ impl ProductQuality {
         description = "Only these products (repeatable, or comma-separated). Default: every product judged.")),
     responses(
         (status = 200, body = OnlineQuality),
-        (status = 404, body = super::error::ErrorBody, description = "No prediction yet for a product asked for"),
-        (status = 422, body = super::error::ErrorBody, description = "Invalid product id or unknown query parameter"),
-        (status = 503, body = super::error::ErrorBody, description = "No live prediction source is configured"),
+        (status = 404, body = crate::http::error::ErrorBody, description = "No prediction yet for a product asked for"),
+        (status = 422, body = crate::http::error::ErrorBody, description = "Invalid product id or unknown query parameter"),
+        (status = 503, body = crate::http::error::ErrorBody, description = "No live prediction source is configured"),
     ))]
 pub async fn quality(
     State(state): State<AppState>,

@@ -4,7 +4,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, error, metrics, oip, online_quality, predict, predictions, rows, status};
+use super::{metrics, oip, online_quality, predict, predictions, rows, status};
+use crate::admin::routes as admin;
+use crate::http::error;
 
 #[derive(OpenApi)]
 #[openapi(

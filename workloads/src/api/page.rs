@@ -9,7 +9,7 @@ use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Only this origin; no inline script or style (the page has none).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; base-uri 'none'; \

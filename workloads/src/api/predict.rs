@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 use crate::domain::Features;
 use crate::model::Model;
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{JsonBody, from_value};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::json_body::{JsonBody, from_value};
 use super::metrics::Scored;
 use super::rows::{Completed, FeatureRow, Fill};
 use super::state::AppState;

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use crate::domain::Prediction;
 use crate::live::{Delivery, PredictionFeed, Subscription, check_product_id};
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use super::state::AppState;
 
 /// Most product ids one request may name.
@@ -94,8 +94,8 @@ pub(super) fn require_source(feed: &PredictionFeed) -> Result<(), ApiError> {
         (status = 200, content_type = "text/event-stream",
          description = "`event: prediction` with a Prediction as `data`; `event: dropped` with \
                         `{\"dropped\": n, \"dropped_total\": m}` when the client fell behind and lost predictions"),
-        (status = 422, body = super::error::ErrorBody, description = "Invalid product id or unknown query parameter"),
-        (status = 503, body = super::error::ErrorBody, description = "No live prediction source is configured"),
+        (status = 422, body = crate::http::error::ErrorBody, description = "Invalid product id or unknown query parameter"),
+        (status = 503, body = crate::http::error::ErrorBody, description = "No live prediction source is configured"),
     ))]
 pub async fn stream(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let filter = ProductFilter::from_query(query.as_deref())?;
@@ -143,9 +143,9 @@ pub struct LatestPredictions {
         description = "Only these products (repeatable, or comma-separated). Default: every product seen.")),
     responses(
         (status = 200, body = LatestPredictions),
-        (status = 404, body = super::error::ErrorBody, description = "No prediction yet for a product asked for"),
-        (status = 422, body = super::error::ErrorBody, description = "Invalid product id or unknown query parameter"),
-        (status = 503, body = super::error::ErrorBody, description = "No live prediction source is configured"),
+        (status = 404, body = crate::http::error::ErrorBody, description = "No prediction yet for a product asked for"),
+        (status = 422, body = crate::http::error::ErrorBody, description = "Invalid product id or unknown query parameter"),
+        (status = 503, body = crate::http::error::ErrorBody, description = "No live prediction source is configured"),
     ))]
 pub async fn latest(
     State(state): State<AppState>,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::domain::{FEATURE_NAMES, FEATURES, Feature, Features, Impute, N_FEATURES};
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 
 /// One row of features: the flat body of the original `/predict` API, with any of the newer
 /// features by name.

@@ -16,7 +16,7 @@ pub async fn run(_args: Args, config: Config) -> anyhow::Result<()> {
     let registry = Registry::new();
     let metrics = FeaturizerMetrics::register(&registry)?;
     let health = Health::default();
-    let addr = server::spawn(&config.metrics.bind, registry, health.clone()).await?;
+    let addr = server::spawn(&config.metrics.bind, registry, health.clone(), None).await?;
     tracing::info!(
         %addr,
         input = %config.kafka.topics.raw,

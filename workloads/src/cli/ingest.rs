@@ -51,7 +51,7 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     let registry = Registry::new();
     let metrics = IngestMetrics::register(&registry).context("registering ingest metrics")?;
     let health = Health::default();
-    let addr = server::spawn(&config.metrics.bind, registry.clone(), health.clone()).await?;
+    let addr = server::spawn(&config.metrics.bind, registry.clone(), health.clone(), None).await?;
     tracing::info!(%addr, "serving /metrics and /health");
     let shutdown = shutdown::on_signal();
 

@@ -40,7 +40,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let metrics = ReplayMetrics::register(&registry)?;
     // Ready once the first tick is handed to the producer (see `publish_ticks`), not before.
     let health = Health::default();
-    let addr = server::spawn(&config.metrics.bind, registry, health.clone()).await?;
+    let addr = server::spawn(&config.metrics.bind, registry, health.clone(), None).await?;
     tracing::info!(%addr, "serving /metrics and /health");
     // The inputs first: a recording that cannot be had is an error whatever the broker does.
     let inputs = download::resolve_inputs(&args.inputs).await?;

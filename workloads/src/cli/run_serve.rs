@@ -49,7 +49,7 @@ impl LocalServer {
         shutdown: CancellationToken,
     ) -> anyhow::Result<LocalServer> {
         let admin = AdminAuth::from_file(config.api.admin_token_file.as_deref())?;
-        let state = AppState::new(Limits::from_config(&config.api), admin, ApiMetrics::new());
+        let state = AppState::new(Limits::from_config(&config.api), admin, ApiMetrics::new()?);
         match model {
             Ok(model) => state.install(model, Duration::ZERO),
             Err(reason) => state.set_not_ready(format!("model load failed: {reason}")),

@@ -61,7 +61,7 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
             "admin endpoints disabled: set api.admin_token_file (or SPIKEWATCH_ADMIN_TOKEN_FILE) to enable reload and variant switch"
         );
     }
-    let state = AppState::new(Limits::from_config(&config.api), admin, ApiMetrics::new());
+    let state = AppState::new(Limits::from_config(&config.api), admin, ApiMetrics::new()?);
     if config.api.predictions_from_kafka {
         let tail = PredictionTail::new(&config.kafka).context("cannot create the reader of the predictions topic")?;
         tracing::info!(topic = tail.topic(), "streaming predictions from Kafka");

@@ -3,6 +3,11 @@
 //! Readers call [`ModelHandle::current`] per request or batch and keep the returned `Arc` for
 //! its duration, so a reload or variant switch never interrupts a prediction in flight: the old
 //! model is dropped when its last reader finishes.
+//!
+//! When the configured variant is `ml` and the ML model cannot be loaded (no ONNX Runtime, a
+//! broken export), the baseline answers in its place and the handle says why
+//! ([`ModelHandle::fallback`]), so every place a user looks can show it; with
+//! `model.require_ml` the load fails instead.
 
 use std::sync::Arc;
 
@@ -19,6 +24,8 @@ struct Loaded {
     active: ModelVariant,
     /// The training rows' feature reference, when the source has one.
     reference: Option<Arc<Reference>>,
+    /// Why the baseline answers although `ml` was asked for (the ML model could not be loaded).
+    fallback: Option<Arc<str>>,
 }
 
 impl Loaded {
@@ -57,22 +64,19 @@ impl std::fmt::Debug for ModelHandle {
     }
 }
 
-/// Loads both variants from `config.source`; the configured one must load, the other may be
-/// absent (logged), in which case switching to it fails.
-async fn load_both(config: &ModelConfig, active: ModelVariant) -> Result<Loaded, ModelError> {
+/// Loads both variants from `config.source`; the requested one must load, the other may be
+/// absent (logged), in which case switching to it fails. An `ml` that cannot be loaded is
+/// replaced by the baseline unless `config.require_ml`.
+async fn load_both(config: &ModelConfig, requested: ModelVariant) -> Result<Loaded, ModelError> {
     let source = ArtifactSource::parse(&config.source, config.mlflow_tracking_uri.as_deref())?;
-    let fetched = source.fetch(&[active]).await?;
+    let fetched = source.fetch(&[requested]).await?;
     let threshold = config.threshold;
+    let require_ml = config.require_ml;
     // Building ONNX Runtime sessions is blocking work.
     let loaded = tokio::task::spawn_blocking(move || {
-        let load = |variant: ModelVariant| match load_variant(&fetched, variant, threshold) {
-            Ok(model) => Ok(Some(model)),
-            Err(err) if variant != active => {
-                tracing::warn!(variant = variant.as_str(), %err, "model variant unavailable; switching to it will fail");
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        };
+        let ml = load_variant(&fetched, ModelVariant::Ml, threshold);
+        let baseline = load_variant(&fetched, ModelVariant::Baseline, threshold);
+        let (ml, baseline, active, fallback) = choose(requested, require_ml, ml, baseline)?;
         // Optional: without it, requests must carry every feature and drift is not measured.
         let reference = match fetched.reference.as_deref().map(Reference::load) {
             Some(Ok(reference)) => Some(Arc::new(reference)),
@@ -82,16 +86,47 @@ async fn load_both(config: &ModelConfig, active: ModelVariant) -> Result<Loaded,
             }
             None => None,
         };
-        Ok::<_, ModelError>(Loaded {
-            ml: load(ModelVariant::Ml)?,
-            baseline: load(ModelVariant::Baseline)?,
-            active,
-            reference,
-        })
+        Ok::<_, ModelError>(Loaded { ml, baseline, active, reference, fallback })
     })
     .await
     .map_err(|e| ModelError::load(&config.source, format!("loader task failed: {e}")))??;
     Ok(loaded)
+}
+
+type Variants = (Option<Arc<dyn Model>>, Option<Arc<dyn Model>>, ModelVariant, Option<Arc<str>>);
+
+/// Which variant answers, given what loaded: the requested one; the baseline in place of an `ml`
+/// that failed (unless `require_ml`), with the reason; an error when neither can answer.
+fn choose(
+    requested: ModelVariant,
+    require_ml: bool,
+    ml: Result<Arc<dyn Model>, ModelError>,
+    baseline: Result<Arc<dyn Model>, ModelError>,
+) -> Result<Variants, ModelError> {
+    let other_unavailable = |variant: ModelVariant, err: &ModelError| {
+        tracing::warn!(variant = variant.as_str(), %err, "model variant unavailable; switching to it will fail");
+    };
+    match (requested, ml, baseline) {
+        (ModelVariant::Baseline, ml, Ok(baseline)) => {
+            let ml = ml.inspect_err(|err| other_unavailable(ModelVariant::Ml, err)).ok();
+            Ok((ml, Some(baseline), ModelVariant::Baseline, None))
+        }
+        (ModelVariant::Baseline, _, Err(err)) => Err(err),
+        (ModelVariant::Ml, Ok(ml), baseline) => {
+            let baseline = baseline.inspect_err(|err| other_unavailable(ModelVariant::Baseline, err)).ok();
+            Ok((Some(ml), baseline, ModelVariant::Ml, None))
+        }
+        (ModelVariant::Ml, Err(err), _) if require_ml => Err(ModelError::MlRequired(err.to_string())),
+        (ModelVariant::Ml, Err(err), Ok(baseline)) => {
+            let reason: Arc<str> = format!("the ML model could not be loaded ({err})").into();
+            tracing::warn!(reason = %reason, "serving the baseline in place of the ML model (set model.require_ml to stop instead)");
+            Ok((None, Some(baseline), ModelVariant::Baseline, Some(reason)))
+        }
+        (ModelVariant::Ml, Err(err), Err(baseline_err)) => Err(ModelError::load(
+            "both variants",
+            format!("{err}; the baseline could not be loaded either: {baseline_err}"),
+        )),
+    }
 }
 
 impl ModelHandle {
@@ -114,7 +149,7 @@ impl ModelHandle {
         baseline: Option<Arc<dyn Model>>,
         active: ModelVariant,
     ) -> Result<Self, ModelError> {
-        let loaded = Loaded { ml, baseline, active, reference: None };
+        let loaded = Loaded { ml, baseline, active, reference: None, fallback: None };
         if loaded.get(active).is_none() {
             return Err(ModelError::load(&config.source, format!("variant {} is not loaded", active.as_str())));
         }
@@ -141,6 +176,11 @@ impl ModelHandle {
         self.inner.state.load().active
     }
 
+    /// Why the baseline answers in place of the configured ML model, when it does.
+    pub fn fallback(&self) -> Option<Arc<str>> {
+        self.inner.state.load().fallback.clone()
+    }
+
     /// Which variants are loaded (and can be switched to).
     pub fn available(&self) -> Vec<ModelVariant> {
         let state = self.inner.state.load();
@@ -152,10 +192,14 @@ impl ModelHandle {
     }
 
     /// Re-fetches the configured source (e.g. a moved registry alias) and swaps in the new
-    /// models, keeping the active variant. On error the current models keep serving.
+    /// models, keeping the active variant (or trying `ml` again, when the baseline answers in its
+    /// place). On error the current models keep serving.
     pub async fn reload(&self) -> Result<ModelInfo, ModelError> {
         let _guard = self.inner.reload_lock.lock().await;
-        let active = self.variant();
+        let active = match self.fallback() {
+            Some(_) => ModelVariant::Ml,
+            None => self.variant(),
+        };
         let loaded = load_both(&self.inner.config, active).await?;
         let info = loaded.active().info().clone();
         self.inner.state.store(Arc::new(loaded));
@@ -174,6 +218,8 @@ impl ModelHandle {
                     baseline: state.baseline.clone(),
                     active: variant,
                     reference: state.reference.clone(),
+                    // Asked for: no longer a fallback.
+                    fallback: None,
                 })
             }
             None => {
@@ -184,7 +230,7 @@ impl ModelHandle {
                 state.clone()
             }
         });
-        let info = result.expect("rcu runs the closure at least once")?;
+        let info = result.unwrap_or_else(|| Err(ModelError::load(&self.inner.config.source, "variant switch not applied")))?;
         tracing::info!(variant = variant.as_str(), model = info.name, "model variant switched");
         Ok(info)
     }

@@ -51,6 +51,9 @@ pub enum ModelError {
     Load { source_uri: String, reason: String },
     #[error("inference failed: {0}")]
     Inference(String),
+    /// `model.require_ml` is set and the ML model could not be loaded.
+    #[error("model.require_ml is set and the ML model cannot be loaded: {0}")]
+    MlRequired(String),
 }
 
 impl ModelError {

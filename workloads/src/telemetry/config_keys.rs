@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prometheus::{IntGauge, Registry};
 
 /// Name of the gauge.
-pub const METRIC: &str = "spikewatch_config_unknown_keys";
+pub const METRIC: &str = crate::metric_names::config::UNKNOWN_KEYS;
 
 static UNKNOWN_KEYS: AtomicU64 = AtomicU64::new(0);
 
@@ -21,12 +21,11 @@ pub fn report(keys: &[String]) {
 
 /// Registers the gauge, set to the count [`report`] saw, in `registry`; a registry that has it
 /// already keeps its own.
-pub fn register(registry: &Registry) {
-    let Ok(gauge) =
-        IntGauge::new(METRIC, "Keys of the config file this version does not know (ignored, logged at start)")
-    else {
-        return;
-    };
+pub fn register(registry: &Registry) -> prometheus::Result<()> {
+    let gauge = IntGauge::new(METRIC, "Keys of the config file this version does not know (ignored, logged at start)")?;
     gauge.set(i64::try_from(UNKNOWN_KEYS.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
-    let _ = registry.register(Box::new(gauge));
+    match registry.register(Box::new(gauge)) {
+        Ok(()) | Err(prometheus::Error::AlreadyReg) => Ok(()),
+        Err(err) => Err(err),
+    }
 }

@@ -1,23 +1,24 @@
 //! The `/metrics` + `/health` endpoint that `ingest`, `featurize` and `predict` serve; the
-//! predictor adds `POST /admin/variant` (bearer token), the lever the operator's automatic
-//! rollback pulls, as on the API.
+//! predictor adds the admin endpoints (`POST /admin/variant`, `POST /admin/reload`: the lever
+//! the operator's automatic rollback pulls), the same ones as on the API ([`crate::admin`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::api::admin::{ModelStatus, VariantRequest};
-use crate::api::extract::parse;
-use crate::api::{AdminAuth, ApiError};
-use crate::domain::ModelVariant;
-use crate::model::ModelHandle;
+use crate::admin::ModelLever;
+use crate::http::BodyLimit;
+use crate::http::connections::{self, ConnectionLimits};
+
+/// The largest body the admin endpoints of the metrics port read (a variant switch is ~20 bytes).
+pub const ADMIN_BODY_LIMIT: BodyLimit = BodyLimit(64 * 1024);
 
 /// Liveness flag a workload flips once it is connected and working.
 #[derive(Clone, Default)]
@@ -32,18 +33,10 @@ impl Health {
     }
 }
 
-/// The model a workload serves and who may switch its variant.
-#[derive(Clone)]
-pub struct ModelAdmin {
-    pub auth: AdminAuth,
-    pub model: ModelHandle,
-}
-
 #[derive(Clone)]
 struct AppState {
     registry: Registry,
     health: Health,
-    admin: Option<ModelAdmin>,
 }
 
 /// Text exposition of every metric in `registry`.
@@ -54,40 +47,21 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-pub fn router(registry: Registry, health: Health) -> Router {
-    router_with_admin(registry, health, None)
-}
-
-/// `POST /admin/variant` alone, for an admin endpoint on an address of its own (`api.admin_bind`).
-pub fn admin_router(admin: ModelAdmin) -> Router {
-    Router::new().route("/admin/variant", post(set_variant)).with_state(AppState {
-        registry: Registry::new(),
-        health: Health::default(),
-        admin: Some(admin),
-    })
-}
-
-/// Binds `bind` and serves [`admin_router`] in the background; returns the bound address.
-pub async fn spawn_admin(bind: &str, admin: ModelAdmin) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind admin endpoint {bind}: {e}"))?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, admin_router(admin)).await {
-            tracing::error!(%err, "admin endpoint stopped");
-        }
-    });
-    Ok(addr)
-}
-
-/// [`router`], plus `POST /admin/variant` when `admin` is given.
-pub fn router_with_admin(registry: Registry, health: Health, admin: Option<ModelAdmin>) -> Router {
-    let mut router = Router::new().route("/metrics", get(metrics)).route("/health", get(health_handler));
-    if admin.is_some() {
-        router = router.route("/admin/variant", post(set_variant));
+/// `/metrics` and `/health`, plus the admin endpoints over `lever` when given.
+pub fn router(registry: Registry, health: Health, lever: Option<ModelLever>) -> Router {
+    let mut router = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health_handler))
+        .with_state(AppState { registry, health });
+    if let Some(lever) = lever {
+        router = router.merge(admin_router(lever));
     }
-    router.with_state(AppState { registry, health, admin })
+    router
+}
+
+/// The admin endpoints alone, for an address of their own (`api.admin_bind`).
+pub fn admin_router(lever: ModelLever) -> Router {
+    crate::admin::router(lever, ADMIN_BODY_LIMIT).layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT.0))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -102,84 +76,61 @@ async fn health_handler(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Switches the variant the predictor scores with; batches in flight finish on the old one.
-async fn set_variant(
-    State(state): State<AppState>,
-    extensions: axum::http::Extensions,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Json<ModelStatus>, ApiError> {
-    let Some(admin) = &state.admin else {
-        return Err(ApiError::NotFound { field: "path", reason: "no admin endpoint".into() });
-    };
-    let client = crate::api::connections::client_address(&extensions).map(|addr| addr.ip());
-    admin.auth.check(client, headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
-    let request: VariantRequest = parse(&body)?;
-    let variant: ModelVariant =
-        request.variant.parse().map_err(|reason| ApiError::Invalid { field: "variant".into(), reason })?;
-    let info = admin
-        .model
-        .set_variant(variant)
-        .map_err(|e| ApiError::ModelUpdate { reason: format!("variant switch failed: {e}") })?;
-    tracing::info!(variant = info.variant.as_str(), version = %info.version, "model variant switched");
-    Ok(Json(info.into()))
-}
-
-/// Binds `bind` and serves metrics and health in the background; returns the bound address.
-pub async fn spawn(bind: &str, registry: Registry, health: Health) -> anyhow::Result<SocketAddr> {
-    spawn_with_admin(bind, registry, health, None).await
-}
-
-/// [`spawn`] with the predictor's admin endpoint.
-pub async fn spawn_with_admin(
-    bind: &str,
-    registry: Registry,
-    health: Health,
-    admin: Option<ModelAdmin>,
-) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind metrics endpoint {bind}: {e}"))?;
+/// Binds `bind` and serves `router` in the background; returns the bound address. `what`
+/// names the endpoint in errors.
+pub async fn spawn_router(bind: &str, router: Router, what: &'static str) -> anyhow::Result<SocketAddr> {
+    let listener =
+        tokio::net::TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot bind {what} {bind}: {e}"))?;
     let addr = listener.local_addr()?;
-    super::config_keys::register(&registry);
     tokio::spawn(async move {
-        let router = router_with_admin(registry, health, admin);
-        let limits = crate::api::connections::ConnectionLimits::default();
-        if let Err(err) = crate::api::connections::serve(listener, router, limits, std::future::pending()).await {
-            tracing::error!(%err, "metrics endpoint stopped");
+        if let Err(err) = connections::serve(listener, router, ConnectionLimits::default(), std::future::pending()).await
+        {
+            tracing::error!(%err, "{what} stopped");
         }
     });
     Ok(addr)
 }
 
+/// Binds `bind` and serves metrics and health (and the admin endpoints over `lever`) in the
+/// background; returns the bound address.
+pub async fn spawn(
+    bind: &str,
+    registry: Registry,
+    health: Health,
+    lever: Option<ModelLever>,
+) -> anyhow::Result<SocketAddr> {
+    super::config_keys::register(&registry)?;
+    spawn_router(bind, router(registry, health, lever), "metrics endpoint").await
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;
 
     use super::*;
+    use crate::admin::{AdminAuth, ModelMetrics};
     use crate::config::ModelConfig;
-    use crate::model::Model;
+    use crate::domain::ModelVariant;
     use crate::model::baseline::persistence_for_tests;
+    use crate::model::{Model, ModelHandle};
 
     fn model(version: &str) -> Arc<dyn Model> {
         Arc::new(persistence_for_tests(version))
     }
 
-    /// A predictor's endpoint with both variants loaded (`ml` answers, version "ml-1").
-    fn predictor(admin: bool) -> (Router, ModelHandle) {
-        let handle = ModelHandle::from_models(
-            ModelConfig::default(),
-            Some(model("ml-1")),
-            Some(model("base-1")),
-            ModelVariant::Ml,
-        )
-        .unwrap();
-        let admin = admin.then(|| ModelAdmin { auth: AdminAuth::token("t0ken"), model: handle.clone() });
-        (router_with_admin(Registry::new(), Health::default(), admin), handle)
+    /// A predictor's metrics port with both variants loaded (`ml` answers, version "ml-1").
+    fn predictor(auth: AdminAuth) -> (Router, ModelHandle, Registry) {
+        let handle =
+            ModelHandle::from_models(ModelConfig::default(), Some(model("ml-1")), Some(model("base-1")), ModelVariant::Ml)
+                .unwrap();
+        let registry = Registry::new();
+        let lever = ModelLever::serving(auth, ModelMetrics::register(&registry).unwrap(), handle.clone(), Duration::ZERO);
+        (router(registry.clone(), Health::default(), Some(lever)), handle, registry)
     }
 
     fn switch(token: Option<&str>, body: &str) -> Request<Body> {
@@ -191,42 +142,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_operator_switches_the_predictors_variant_with_its_token() {
-        let (router, handle) = predictor(true);
+    async fn the_predictors_variant_switch_is_counted_in_its_metrics() {
+        let (router, handle, registry) = predictor(AdminAuth::token("t0ken"));
         let denied = router.clone().oneshot(switch(None, r#"{"variant":"baseline"}"#)).await.unwrap();
         assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
-        let wrong = router.clone().oneshot(switch(Some("nope"), r#"{"variant":"baseline"}"#)).await.unwrap();
-        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(handle.variant(), ModelVariant::Ml, "nothing switched without the token");
-
-        let unknown = router.clone().oneshot(switch(Some("t0ken"), r#"{"variant":"gpt"}"#)).await.unwrap();
-        assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let malformed = router.clone().oneshot(switch(Some("t0ken"), "{")).await.unwrap();
-        assert!(malformed.status().is_client_error());
-
         let ok = router.oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
         assert_eq!(ok.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(ok.into_body(), 1 << 16).await.unwrap();
-        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(
-            (status["model_variant"].as_str(), status["model_version"].as_str()),
-            (Some("baseline"), Some("base-1"))
-        );
         assert_eq!(handle.variant(), ModelVariant::Baseline);
+        let text = render(&registry);
+        assert!(text.contains(r#"model_variant_active{variant="baseline"} 1"#), "{text}");
+        assert!(text.contains(r#"model_reloads_total{result="success"} 1"#), "{text}");
     }
 
     #[tokio::test]
-    async fn without_a_token_file_there_is_no_admin_endpoint() {
-        let (router, handle) = predictor(false);
+    async fn without_a_token_file_the_admin_endpoints_answer_403_as_on_the_api() {
+        let (router, handle, _) = predictor(AdminAuth::Disabled);
         let response = router.oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(handle.variant(), ModelVariant::Ml);
     }
 
     #[tokio::test]
+    async fn a_workload_without_a_model_has_no_admin_endpoints() {
+        let router = router(Registry::new(), Health::default(), None);
+        let response = router.oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
     async fn the_admin_endpoint_alone_switches_the_variant_and_serves_nothing_else() {
-        let (_, handle) = predictor(false);
-        let router = admin_router(ModelAdmin { auth: AdminAuth::token("t0ken"), model: handle.clone() });
+        let (_, handle, registry) = predictor(AdminAuth::Disabled);
+        let lever = ModelLever::serving(
+            AdminAuth::token("t0ken"),
+            ModelMetrics::register(&Registry::new()).unwrap(),
+            handle.clone(),
+            Duration::ZERO,
+        );
+        drop(registry);
+        let router = admin_router(lever);
         let response = router.clone().oneshot(switch(Some("t0ken"), r#"{"variant":"baseline"}"#)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(handle.current().info().variant, ModelVariant::Baseline);

@@ -58,12 +58,12 @@ pub async fn state(variant: ModelVariant) -> AppState {
 }
 
 pub async fn state_with(variant: ModelVariant, limits: Limits) -> AppState {
-    AppState::with_models(limits, AdminAuth::token(TOKEN), handle(variant).await)
+    AppState::with_models(limits, AdminAuth::token(TOKEN), handle(variant).await).unwrap()
 }
 
 /// A state whose model is not loaded (yet).
 pub fn state_without_model(reason: &str) -> AppState {
-    let state = AppState::new(limits(), AdminAuth::token(TOKEN), ApiMetrics::new());
+    let state = AppState::new(limits(), AdminAuth::token(TOKEN), ApiMetrics::new().unwrap());
     state.set_not_ready(reason);
     state
 }
@@ -284,7 +284,7 @@ pub fn broken_state(sleep: Option<std::time::Duration>, limits: Limits) -> AppSt
     let info = ModelInfo { name: "broken".into(), version: "0".into(), variant: ModelVariant::Ml, threshold: 0.5 };
     let model: Arc<dyn Model> = Arc::new(BrokenModel { info, sleep });
     let handle = ModelHandle::from_models(ModelConfig::default(), Some(model), None, ModelVariant::Ml).unwrap();
-    AppState::with_models(limits, AdminAuth::Disabled, handle)
+    AppState::with_models(limits, AdminAuth::Disabled, handle).unwrap()
 }
 
 /// Test double that holds a prediction until released, to observe what happens to a request
@@ -317,5 +317,5 @@ pub fn gated_state() -> (AppState, std::sync::mpsc::Receiver<()>, std::sync::mps
         release: std::sync::Mutex::new(release_rx),
     });
     let handle = ModelHandle::from_models(ModelConfig::default(), Some(model), None, ModelVariant::Ml).unwrap();
-    (AppState::with_models(Limits::default(), AdminAuth::Disabled, handle), started, release)
+    (AppState::with_models(Limits::default(), AdminAuth::Disabled, handle).unwrap(), started, release)
 }

@@ -1,30 +1,16 @@
-//! Operator endpoints: hot reload and the runtime variant switch (the rollback lever).
-//!
-//! Guarded by a bearer token read from `api.admin_token_file`. Without a token file they are
-//! disabled (403): an unauthenticated switch to a worse model is not a safe default. Tokens are
-//! compared in constant time, and failed authentications are rate-limited per client address
-//! (429 after a burst: `api/auth_failures.rs`).
+//! Who may pull the lever: a bearer token read from `api.admin_token_file`. Without a token
+//! file the admin endpoints are disabled (403): an unauthenticated switch to a worse model is
+//! not a safe default. Tokens are compared in constant time, and failed authentications are
+//! rate-limited per client address (429 after a burst: `admin/auth_failures.rs`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{FromRequestParts, State};
-use axum::http::header;
-use axum::http::request::Parts;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
-
-use crate::domain::ModelVariant;
-use crate::model::ModelInfo;
 
 use super::auth_failures::{FailedAuthentications, retry_after_secs};
-use super::connections::client_address;
-use super::error::ApiError;
-use super::extract::JsonBody;
-use super::state::AppState;
+use crate::http::ApiError;
 
 /// How admin requests are authenticated.
 #[derive(Clone)]
@@ -91,80 +77,6 @@ impl AdminAuth {
         failures.failed(client).map_err(too_many)?;
         Err(ApiError::Unauthorized { reason: refused })
     }
-}
-
-/// Extractor that only succeeds for an authenticated admin request.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let client = client_address(&parts.extensions).map(|addr| addr.ip());
-        state.admin().check(client, authorization).map(|()| Admin)
-    }
-}
-
-/// The model answering after an admin action.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ModelStatus {
-    pub model_name: String,
-    pub model_version: String,
-    /// `ml` or `baseline`.
-    pub model_variant: String,
-    pub threshold: f64,
-}
-
-impl From<ModelInfo> for ModelStatus {
-    fn from(info: ModelInfo) -> Self {
-        ModelStatus {
-            model_name: info.name,
-            model_version: info.version,
-            model_variant: info.variant.as_str().into(),
-            threshold: info.threshold,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct VariantRequest {
-    /// `ml` (the trained model) or `baseline` (the z-score rule).
-    #[schema(value_type = String, example = "baseline")]
-    pub variant: String,
-}
-
-/// Reload the model from its configured source and swap it in atomically. In-flight requests
-/// finish on the model they started with; on failure the current model keeps serving.
-#[utoipa::path(post, path = "/admin/reload", tag = "admin", security(("bearer" = [])),
-    responses(
-        (status = 200, body = ModelStatus, description = "The model now answering"),
-        (status = 401, body = super::error::ErrorBody, description = "Missing or invalid bearer token"),
-        (status = 403, body = super::error::ErrorBody, description = "Admin endpoints disabled (no token file)"),
-        (status = 500, body = super::error::ErrorBody, description = "Reload failed; the previous model still serves"),
-        (status = 503, body = super::error::ErrorBody, description = "No model loaded yet"),
-    ))]
-pub async fn reload(_: Admin, State(state): State<AppState>) -> Result<Json<ModelStatus>, ApiError> {
-    Ok(Json(state.reload().await?.into()))
-}
-
-/// Switch between the trained model (`ml`) and the z-score baseline at runtime. The operator's
-/// automatic rollback uses this; `/version` and the `model_variant_active` metric report it.
-#[utoipa::path(post, path = "/admin/variant", tag = "admin", security(("bearer" = [])), request_body = VariantRequest,
-    responses(
-        (status = 200, body = ModelStatus, description = "The model now answering"),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody),
-        (status = 422, body = super::error::ErrorBody, description = "Unknown variant"),
-    ))]
-pub async fn set_variant(
-    _: Admin,
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<VariantRequest>,
-) -> Result<Json<ModelStatus>, ApiError> {
-    let variant: ModelVariant =
-        request.variant.parse().map_err(|reason| ApiError::Invalid { field: "variant".into(), reason })?;
-    Ok(Json(state.set_variant(variant).await?.into()))
 }
 
 #[cfg(test)]

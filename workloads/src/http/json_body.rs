@@ -2,25 +2,30 @@
 //! the body size (413) and reports a deserialization failure with the path of the field at fault.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::state::AppState;
 
 pub struct JsonBody<T>(pub T);
 
-impl<T> FromRequest<AppState> for JsonBody<T>
+/// The largest request body a server accepts (`api.max_body_bytes`), taken from its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
 where
     T: DeserializeOwned,
+    S: Send + Sync,
+    BodyLimit: FromRef<S>,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let form = check_content_type(req.headers().get(header::CONTENT_TYPE))?;
         // A body announced larger than the limit is refused before any of it is read.
-        let max = state.limits().max_body_bytes;
+        let BodyLimit(max) = BodyLimit::from_ref(state);
         let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if announced.is_some_and(|length| length > max as u64) {
             return Err(ApiError::BodyTooLarge { max });

@@ -237,7 +237,7 @@ impl ApiError {
 }
 
 /// Field paths and reasons as answered: the client's own input quoted by a short prefix only
-/// (`api/excerpt.rs`).
+/// (`http/excerpt.rs`).
 impl ApiError {
     fn shown_field(&self) -> Option<String> {
         self.field().map(|field| excerpt::cap(field.into_owned()))

@@ -1,0 +1,12 @@
+//! HTTP plumbing shared by every server of this binary, the prediction API (`api`) and the
+//! workloads' metrics port (`telemetry::server`): connections with bounds on slow clients, the
+//! one error type with its JSON body, and JSON request bodies read strictly.
+
+pub mod connections;
+pub mod duplicate_keys;
+pub mod error;
+pub mod excerpt;
+pub mod json_body;
+
+pub use error::ApiError;
+pub use json_body::{BodyLimit, JsonBody};
