@@ -4,80 +4,29 @@
 //! table-tested next to their code; real components in `rollback_real_components.rs` and
 //! `consumer_lag.rs`.)
 
-use std::sync::Arc;
+mod common;
 
 use serde_json::{Value, json};
-use spikewatch_operator::controller::{Context, FINALIZER, reconcile};
-use spikewatch_operator::crd::{
-    ConditionType, Phase, RollbackState, RollbackStatus, VolatilityPipeline, find_condition,
-};
+use spikewatch_operator::crd::{ConditionType, Phase, RollbackState, RollbackStatus, Workload};
 use spikewatch_operator::discovery::Capabilities;
-use spikewatch_operator::fixtures::{ApiServer, FakeBroker, path, pipeline_from};
+use spikewatch_operator::fixtures::{path, pipeline_from};
 
-struct Cluster {
-    server: ApiServer,
-    broker: Arc<FakeBroker>,
-    ctx: Arc<Context>,
+use common::cluster::{Cluster, finalized};
+
+/// A cluster holding the finalized pipeline of `spec`, whose broker measures lag.
+fn with_spec(spec: Value, capabilities: Capabilities) -> Cluster {
+    Cluster::measuring_lag(&finalized(pipeline_from(spec)), capabilities)
 }
 
-impl Cluster {
-    fn with(spec: Value, capabilities: Capabilities) -> Cluster {
-        let mut vp = pipeline_from(spec);
-        vp.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
-        let (client, server) = ApiServer::start();
-        server.insert_pipeline(&vp);
-        let broker = FakeBroker::reachable();
-        let ctx = Context::test_with_lag(client, broker.clone(), broker.clone(), capabilities);
-        Cluster { server, broker, ctx }
-    }
-
-    fn pipeline(&self) -> VolatilityPipeline {
-        self.server.pipeline()
-    }
-
-    async fn reconcile(&self) {
-        reconcile(Arc::new(self.pipeline()), self.ctx.clone()).await.expect("reconcile");
-    }
-
-    async fn converge(&self) {
-        self.reconcile().await;
-        self.server.mark_deployments_ready();
-        self.reconcile().await;
-    }
-
-    fn deployment(&self, component: &str) -> Value {
-        self.server.get(&path("apps/v1", "deployments", &format!("test-{component}"))).expect("deployment")
-    }
-
-    fn replicas(&self, component: &str) -> i64 {
-        self.deployment(component)["spec"]["replicas"].as_i64().expect("replicas")
-    }
-
-    fn model_variant_env(&self, component: &str) -> String {
-        self.deployment(component)["spec"]["template"]["spec"]["containers"][0]["env"]
-            .as_array()
-            .and_then(|env| env.iter().find(|e| e["name"] == "SPIKEWATCH_MODEL_VARIANT"))
-            .and_then(|e| e["value"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn condition(&self, type_: ConditionType) -> (String, String) {
-        let status = self.pipeline().status.expect("status");
-        let c = find_condition(&status.conditions, type_).unwrap_or_else(|| panic!("{type_:?}"));
-        (c.status.clone(), c.reason.clone())
-    }
-
-    /// Plays an earlier reconcile that decided a rollback.
-    fn record_rollback(&self) {
-        let mut vp = self.pipeline();
-        vp.status.get_or_insert_default().rollback = Some(RollbackStatus {
-            state: RollbackState::RolledBack,
-            model_source: Some(vp.spec.model.source_uri.clone()),
-            ..RollbackStatus::default()
-        });
-        self.server.insert_pipeline(&vp);
-    }
+/// Plays an earlier reconcile that decided a rollback.
+fn record_rollback(cluster: &Cluster) {
+    let mut vp = cluster.pipeline();
+    vp.status.get_or_insert_default().rollback = Some(RollbackStatus {
+        state: RollbackState::RolledBack,
+        model_source: Some(vp.spec.model.source_uri.clone()),
+        ..RollbackStatus::default()
+    });
+    cluster.server.insert_pipeline(&vp);
 }
 
 fn spec(extra: Value) -> Value {
@@ -91,10 +40,10 @@ fn spec(extra: Value) -> Value {
 
 #[tokio::test]
 async fn with_autoscaling_off_the_predictor_replicas_are_set_once_then_left_to_whoever_scales() {
-    let cluster = Cluster::with(spec(json!({"workloads": {"predictor": {"replicas": 2}}})), Capabilities::default());
+    let cluster = with_spec(spec(json!({"workloads": {"predictor": {"replicas": 2}}})), Capabilities::default());
     cluster.converge().await;
     let predictor = path("apps/v1", "deployments", "test-predictor");
-    assert_eq!(cluster.replicas("predictor"), 2, "created with workloads.predictor.replicas");
+    assert_eq!(cluster.replicas(Workload::Predictor), 2, "created with workloads.predictor.replicas");
     assert_eq!(cluster.server.field_owners(&predictor, "/spec/replicas"), vec!["spikewatch-operator/Update"]);
 
     // Someone scales it (kubectl scale, an HPA); the operator's applies never send replicas.
@@ -110,9 +59,9 @@ async fn with_autoscaling_off_the_predictor_replicas_are_set_once_then_left_to_w
     let applies: Vec<_> = cluster.server.writes().into_iter().filter(|r| r.path == predictor).collect();
     assert!(!applies.is_empty(), "the predictor was applied again");
     assert!(applies.iter().all(|r| r.body.pointer("/spec/replicas").is_none()), "{applies:#?}");
-    assert_eq!(cluster.replicas("predictor"), 4, "kubectl's count stands");
+    assert_eq!(cluster.replicas(Workload::Predictor), 4, "kubectl's count stands");
     assert_eq!(cluster.server.field_owners(&predictor, "/spec/replicas"), vec!["kubectl/Update"]);
-    assert_eq!(cluster.replicas("api"), 2, "the other workloads follow the spec");
+    assert_eq!(cluster.replicas(Workload::Api), 2, "the other workloads follow the spec");
     assert_eq!(cluster.condition(ConditionType::Scaling), ("False".into(), "AutoscalingDisabled".into()));
 }
 
@@ -120,10 +69,10 @@ async fn with_autoscaling_off_the_predictor_replicas_are_set_once_then_left_to_w
 async fn the_lag_is_measured_at_the_qualified_name_of_a_short_broker_name() {
     let mut pipeline = spec(json!({"autoscaling": {"enabled": true, "maxReplicas": 4, "pollingIntervalSeconds": 1}}));
     pipeline["kafka"]["bootstrapServers"] = json!("kafka:9092");
-    let cluster = Cluster::with(pipeline, Capabilities::default());
+    let cluster = with_spec(pipeline, Capabilities::default());
     cluster.broker.set_lag(&[1500, 900, 0, 0]);
     cluster.converge().await;
-    assert_eq!(cluster.replicas("predictor"), 3, "the lag was measured");
+    assert_eq!(cluster.replicas(Workload::Predictor), 3, "the lag was measured");
     let used = cluster.broker.bootstrap_servers_used();
     assert!(used.len() >= 2, "topics, then the lag: {used:?}");
     assert!(used.iter().all(|b| b == "kafka.testns.svc:9092"), "{used:?}");
@@ -131,42 +80,42 @@ async fn the_lag_is_measured_at_the_qualified_name_of_a_short_broker_name() {
 
 #[tokio::test]
 async fn the_autoscaler_takes_its_replicas_back_and_holds_them_without_a_measurement() {
-    let cluster = Cluster::with(
+    let cluster = with_spec(
         spec(json!({"autoscaling": {"enabled": true, "maxReplicas": 4, "pollingIntervalSeconds": 1}})),
         Capabilities::default(),
     );
     cluster.broker.set_lag(&[1500, 900, 0, 0]);
     cluster.converge().await;
-    assert_eq!(cluster.replicas("predictor"), 3, "ceil(2400 / 1000)");
+    assert_eq!(cluster.replicas(Workload::Predictor), 3, "ceil(2400 / 1000)");
     let status = cluster.pipeline().status.unwrap().consumer.unwrap();
     assert_eq!((status.lag, status.partitions, status.desired_replicas), (Some(2400), Some(4), 3));
 
     // Scaled behind its back: put back at the next reconcile.
     cluster.server.scale_deployment("test-predictor", 1, "kubectl");
     cluster.reconcile().await;
-    assert_eq!(cluster.replicas("predictor"), 3);
+    assert_eq!(cluster.replicas(Workload::Predictor), 3);
 
     // The broker becomes unreachable: nothing changes, and the status says why.
-    let outage = Cluster::with(
+    let outage = with_spec(
         spec(json!({"autoscaling": {"enabled": true, "minReplicas": 2, "maxReplicas": 4}})),
         Capabilities::default(),
     );
     outage.converge().await;
-    assert_eq!(outage.replicas("predictor"), 2, "minReplicas until a measurement");
+    assert_eq!(outage.replicas(Workload::Predictor), 2, "minReplicas until a measurement");
     assert_eq!(outage.condition(ConditionType::Scaling), ("False".into(), "LagUnavailable".into()));
     assert_eq!(outage.pipeline().status.unwrap().consumer.unwrap().lag, None);
 }
 
 #[tokio::test]
 async fn a_rolled_back_pipeline_renders_the_baseline_until_released() {
-    let cluster = Cluster::with(spec(json!({"model": {"variant": "ml"}})), Capabilities::default());
+    let cluster = with_spec(spec(json!({"model": {"variant": "ml"}})), Capabilities::default());
     cluster.converge().await;
-    assert_eq!(cluster.model_variant_env("api"), "ml");
+    assert_eq!(cluster.rendered_variant(Workload::Api), "ml");
 
-    cluster.record_rollback();
+    record_rollback(&cluster);
     cluster.reconcile().await;
-    assert_eq!(cluster.model_variant_env("api"), "baseline", "new API pods start on the baseline");
-    assert_eq!(cluster.model_variant_env("predictor"), "baseline");
+    assert_eq!(cluster.rendered_variant(Workload::Api), "baseline", "new API pods start on the baseline");
+    assert_eq!(cluster.rendered_variant(Workload::Predictor), "baseline");
     assert_eq!(cluster.pipeline().spec.model.variant.as_str(), "ml", "the spec is untouched");
     cluster.server.mark_deployments_ready();
     cluster.reconcile().await;
@@ -179,7 +128,7 @@ async fn a_rolled_back_pipeline_renders_the_baseline_until_released() {
     cluster.server.insert_pipeline(&vp);
     cluster.reconcile().await;
     cluster.reconcile().await;
-    assert_eq!(cluster.model_variant_env("api"), "ml");
+    assert_eq!(cluster.rendered_variant(Workload::Api), "ml");
     assert_eq!(cluster.condition(ConditionType::RolledBack), ("False".into(), "RollbackDisabled".into()));
     assert!(cluster.server.event_reasons().contains(&"RollbackReleased".to_string()));
     assert_eq!(cluster.pipeline().status.unwrap().rollback, None);
@@ -187,7 +136,7 @@ async fn a_rolled_back_pipeline_renders_the_baseline_until_released() {
 
 #[tokio::test]
 async fn the_admin_token_secret_is_created_once_and_mounted_where_the_admin_endpoints_are() {
-    let cluster = Cluster::with(spec(json!({})), Capabilities::default());
+    let cluster = with_spec(spec(json!({})), Capabilities::default());
     cluster.converge().await;
     let secret_path = path("v1", "secrets", "test-admin-token");
     let secret = cluster.server.get(&secret_path).expect("admin token Secret");
@@ -200,26 +149,26 @@ async fn the_admin_token_secret_is_created_once_and_mounted_where_the_admin_endp
     assert_eq!(cluster.server.get(&secret_path).unwrap()["data"]["token"], token.as_str(), "never rewritten");
     assert!(cluster.server.writes().iter().all(|w| w.path != secret_path && !w.path.ends_with("/secrets")));
 
-    let mounted = |component: &str| {
-        cluster.deployment(component)["spec"]["template"]["spec"]["volumes"]
+    let mounted = |workload: Workload| {
+        cluster.deployment(workload)["spec"]["template"]["spec"]["volumes"]
             .as_array()
             .unwrap()
             .iter()
             .any(|v| v["secret"]["secretName"] == "test-admin-token")
     };
-    assert!(mounted("api") && mounted("predictor"));
-    assert!(!mounted("ingestor") && !mounted("featurizer"), "no admin endpoint, no token");
+    assert!(mounted(Workload::Api) && mounted(Workload::Predictor));
+    assert!(!mounted(Workload::Ingestor) && !mounted(Workload::Featurizer), "no admin endpoint, no token");
 }
 
 #[tokio::test]
 async fn keda_scales_through_a_scaled_object_when_the_cluster_serves_it() {
     let keda_spec = spec(json!({"autoscaling": {"enabled": true, "engine": "keda", "maxReplicas": 4}}));
-    let without = Cluster::with(keda_spec.clone(), Capabilities::default());
+    let without = with_spec(keda_spec.clone(), Capabilities::default());
     without.converge().await;
     assert_eq!(without.condition(ConditionType::Scaling), ("False".into(), "KedaNotInstalled".into()));
     assert!(without.server.paths("/scaledobjects/").is_empty());
 
-    let with = Cluster::with(keda_spec, Capabilities { keda: true, ..Capabilities::default() });
+    let with = with_spec(keda_spec, Capabilities { keda: true, ..Capabilities::default() });
     with.converge().await;
     let scaled = with
         .server

@@ -2,69 +2,28 @@
 //! Each test is one scenario: what exists, one or more reconciles, what the API server and
 //! the broker saw.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use spikewatch_operator::controller::{Context, FINALIZER, error_policy, reconcile};
-use spikewatch_operator::crd::{ConditionType, Phase, VolatilityPipeline, find_condition};
+use spikewatch_operator::crd::{ConditionType, Phase, find_condition};
 use spikewatch_operator::discovery::{self, Capabilities};
 use spikewatch_operator::fixtures::{self, ApiServer, BrokerCall, FakeBroker, UID};
 use spikewatch_types::config::Config;
 
+use common::cluster::{Cluster, finalized};
+
 const TOPICS: [&str; 3] = ["ticks.raw", "ticks.features", "ticks.predictions"];
-
-fn finalized(mut vp: VolatilityPipeline) -> VolatilityPipeline {
-    vp.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
-    vp
-}
-
-struct Cluster {
-    server: ApiServer,
-    broker: Arc<FakeBroker>,
-    ctx: Arc<Context>,
-}
-
-impl Cluster {
-    /// An API server holding `vp`, a broker, and a cluster without the optional APIs.
-    fn with(vp: &VolatilityPipeline, broker: Arc<FakeBroker>) -> Cluster {
-        let (client, server) = ApiServer::start();
-        server.insert_pipeline(vp);
-        let ctx = Context::test(client, broker.clone(), Capabilities::default());
-        Cluster { server, broker, ctx }
-    }
-
-    /// One reconcile of the pipeline as the API server holds it now (as a watch event would bring it).
-    async fn reconcile(&self) -> Result<Action, spikewatch_operator::Error> {
-        reconcile(Arc::new(self.server.pipeline()), self.ctx.clone()).await
-    }
-
-    /// Reconciles until the pipeline is Ready, playing the Deployment controller in between.
-    async fn converge(&self) {
-        self.reconcile().await.expect("first apply");
-        self.server.mark_deployments_ready();
-        self.reconcile().await.expect("status catches up");
-        self.server.forget_requests();
-    }
-
-    fn condition(&self, type_: ConditionType) -> (String, String) {
-        let vp = self.server.pipeline();
-        let status = vp.status.expect("status written");
-        let c = find_condition(&status.conditions, type_).unwrap_or_else(|| panic!("{type_:?} condition"));
-        (c.status.clone(), c.reason.clone())
-    }
-
-    fn deployments(&self) -> Vec<String> {
-        self.server.paths("/deployments/")
-    }
-}
 
 #[tokio::test]
 async fn a_new_pipeline_first_gets_a_reconciling_status_and_the_finalizer_and_nothing_else() {
     let cluster = Cluster::with(&fixtures::pipeline(), FakeBroker::reachable());
 
-    let action = cluster.reconcile().await.expect("reconcile");
+    let action = cluster.try_reconcile().await.expect("reconcile");
 
     assert_eq!(action, Action::await_change(), "the finalizer patch itself triggers the next reconcile");
     let writes = cluster.server.writes();
@@ -84,7 +43,7 @@ async fn a_new_pipeline_first_gets_a_reconciling_status_and_the_finalizer_and_no
 async fn a_finalized_pipeline_gets_topics_then_owned_children_then_a_status() {
     let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
 
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
 
     assert_eq!(cluster.broker.topic_names(), {
         let mut t = TOPICS.map(String::from).to_vec();
@@ -127,10 +86,10 @@ async fn a_finalized_pipeline_gets_topics_then_owned_children_then_a_status() {
 #[tokio::test]
 async fn ready_deployments_make_the_pipeline_ready_and_missing_monitoring_only_degrades_it() {
     let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
-    cluster.reconcile().await.expect("apply");
+    cluster.try_reconcile().await.expect("apply");
     cluster.server.mark_deployments_ready();
 
-    let action = cluster.reconcile().await.expect("reconcile");
+    let action = cluster.try_reconcile().await.expect("reconcile");
 
     // Ready pipelines resync every 5 minutes, but the rollback checks (on by default) are due
     // every 15 s.
@@ -152,7 +111,7 @@ async fn a_spec_change_is_reconciling_and_not_ready_until_every_deployment_rolle
     vp.spec.image.tag = Some("0.2.0".into());
     vp.metadata.generation = Some(2);
     cluster.server.insert_pipeline(&vp);
-    cluster.reconcile().await.expect("apply the new template");
+    cluster.try_reconcile().await.expect("apply the new template");
 
     // Every old pod is still ready, but the Deployment controller has not seen the change.
     let api = fixtures::path("apps/v1", "deployments", "test-api");
@@ -163,14 +122,14 @@ async fn a_spec_change_is_reconciling_and_not_ready_until_every_deployment_rolle
 
     // Half-way: the controller saw it, one API pod of two runs the new template.
     cluster.server.mark_deployment_rolling("test-api", 1);
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
     let status = cluster.server.pipeline().status.unwrap();
     let workloads = find_condition(&status.conditions, ConditionType::WorkloadsReady).unwrap();
     assert!(workloads.message.contains("api: 1 of 2 replicas updated"), "{}", workloads.message);
     assert_eq!(workloads.status, "False");
 
     cluster.server.mark_deployments_ready();
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
     assert_eq!(cluster.condition(ConditionType::Ready), ("True".into(), "PipelineReady".into()));
     assert_eq!(cluster.condition(ConditionType::Reconciling), ("False".into(), "Reconciled".into()));
     let status = cluster.server.pipeline().status.unwrap();
@@ -188,7 +147,7 @@ async fn a_converged_pipeline_reconciles_with_zero_writes() {
     let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::reachable());
     cluster.converge().await;
 
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
 
     let writes = cluster.server.writes();
     assert!(writes.is_empty(), "a converged pipeline must not write: {writes:#?}");
@@ -211,7 +170,7 @@ async fn the_operator_reaches_a_short_broker_name_in_the_pipelines_namespace_and
     assert_eq!(config.kafka.bootstrap_servers, qualified, "one name everywhere");
 
     cluster.server.mark_pipeline_deleted();
-    cluster.reconcile().await.expect("deletion");
+    cluster.try_reconcile().await.expect("deletion");
     assert_eq!(cluster.broker.bootstrap_servers_used().last(), Some(&qualified), "the topics deleted there too");
 }
 
@@ -225,7 +184,7 @@ async fn the_api_disruption_budget_is_removed_when_the_api_drops_below_two_pods(
     let mut single = cluster.server.pipeline();
     single.spec.workloads.api.replicas = 1;
     cluster.server.insert_pipeline(&single);
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
     assert_eq!(cluster.server.get(&budget), None);
     let deletes: Vec<_> =
         cluster.server.writes().into_iter().filter(|r| r.method == "DELETE").map(|r| r.path).collect();
@@ -233,9 +192,9 @@ async fn the_api_disruption_budget_is_removed_when_the_api_drops_below_two_pods(
     assert!(cluster.server.event_reasons().contains(&"Deleted".to_string()));
 
     cluster.server.mark_deployments_ready();
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
     cluster.server.forget_requests();
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
     assert_eq!(cluster.server.writes().len(), 0, "nothing to delete any more: {:#?}", cluster.server.writes());
 
     // Someone else's budget of that name is left alone.
@@ -244,7 +203,7 @@ async fn the_api_disruption_budget_is_removed_when_the_api_drops_below_two_pods(
         json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                "metadata": {"name": "test-api", "namespace": fixtures::NAMESPACE}, "spec": {"maxUnavailable": 0}}),
     );
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
     assert!(cluster.server.get(&budget).is_some());
 }
 
@@ -255,7 +214,7 @@ async fn a_deleted_child_is_restored() {
     let victim = cluster.deployments()[0].clone();
     cluster.server.remove(&victim);
 
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
 
     assert!(cluster.server.get(&victim).is_some(), "{victim} restored");
     let applies: Vec<String> =
@@ -276,7 +235,7 @@ async fn an_edited_child_is_put_back() {
     edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("example.org/other:1");
     cluster.server.insert(&victim, edited);
 
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
 
     let restored = cluster.server.get(&victim).unwrap();
     assert_ne!(restored["spec"]["template"]["spec"]["containers"][0]["image"], json!("example.org/other:1"));
@@ -287,7 +246,7 @@ async fn an_unreachable_broker_sets_topics_ready_false_starts_no_workload_and_ba
     let cluster = Cluster::with(&finalized(fixtures::pipeline()), FakeBroker::unreachable());
     let vp = Arc::new(cluster.server.pipeline());
 
-    let error = cluster.reconcile().await.expect_err("broker unreachable");
+    let error = cluster.try_reconcile().await.expect_err("broker unreachable");
 
     assert_eq!(error.metric_label(), "broker_unreachable");
     assert_eq!(cluster.condition(ConditionType::TopicsReady), ("False".into(), "BrokerUnreachable".into()));
@@ -318,7 +277,7 @@ async fn a_secret_without_a_password_fails_the_pipeline_with_a_clear_message_and
                "data": {"username": "dXNlcg=="}}),
     );
 
-    let error = cluster.reconcile().await.expect_err("invalid credentials");
+    let error = cluster.try_reconcile().await.expect_err("invalid credentials");
 
     assert_eq!(error.metric_label(), "invalid_spec");
     let status = cluster.server.pipeline().status.unwrap();
@@ -344,7 +303,7 @@ async fn deleting_a_pipeline_with_the_delete_policy_deletes_its_topics_then_rele
     cluster.converge().await;
     cluster.server.mark_pipeline_deleted();
 
-    cluster.reconcile().await.expect("cleanup");
+    cluster.try_reconcile().await.expect("cleanup");
 
     assert_eq!(cluster.broker.calls().last(), Some(&BrokerCall::Delete(TOPICS.map(String::from).to_vec())));
     assert!(cluster.broker.topic_names().is_empty());
@@ -361,7 +320,7 @@ async fn a_pipeline_whose_topics_cannot_be_deleted_keeps_its_finalizer() {
     let cluster = Cluster::with(&vp, FakeBroker::unreachable());
     cluster.server.mark_pipeline_deleted();
 
-    let error = cluster.reconcile().await.expect_err("broker unreachable during cleanup");
+    let error = cluster.try_reconcile().await.expect_err("broker unreachable during cleanup");
 
     assert_eq!(error.metric_label(), "broker_unreachable");
     assert_eq!(cluster.server.pipeline().metadata.finalizers, Some(vec![FINALIZER.to_string()]));
@@ -373,7 +332,7 @@ async fn deleting_a_pipeline_with_the_retain_policy_keeps_its_topics() {
     cluster.converge().await;
     cluster.server.mark_pipeline_deleted();
 
-    cluster.reconcile().await.expect("cleanup");
+    cluster.try_reconcile().await.expect("cleanup");
 
     assert!(!cluster.broker.calls().iter().any(|c| matches!(c, BrokerCall::Delete(_))));
     assert_eq!(cluster.broker.topic_names().len(), 3);
@@ -382,18 +341,15 @@ async fn deleting_a_pipeline_with_the_retain_policy_keeps_its_topics() {
 
 #[tokio::test]
 async fn with_the_prometheus_operator_installed_monitoring_objects_are_applied() {
-    let (client, server) = ApiServer::start();
-    server.insert_pipeline(&finalized(fixtures::pipeline()));
     let capabilities = Capabilities { monitoring: true, ..Capabilities::default() };
-    let ctx = Context::test(client, FakeBroker::reachable(), capabilities);
+    let cluster = Cluster::serving(&finalized(fixtures::pipeline()), FakeBroker::reachable(), capabilities);
 
-    reconcile(Arc::new(server.pipeline()), ctx).await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
 
+    let server = &cluster.server;
     assert!(!server.paths("/apis/monitoring.coreos.com/v1/namespaces/testns/servicemonitors/").is_empty());
     assert_eq!(server.paths("/apis/monitoring.coreos.com/v1/namespaces/testns/prometheusrules/").len(), 1);
-    let status = server.pipeline().status.unwrap();
-    let monitoring = find_condition(&status.conditions, ConditionType::MonitoringReady).unwrap();
-    assert_eq!(monitoring.status, "True");
+    assert_eq!(cluster.condition(ConditionType::MonitoringReady).0, "True");
 }
 
 #[tokio::test]
@@ -402,12 +358,11 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
         "products": ["BTC-USD"],
         "kafka": {"bootstrapServers": "my-cluster-kafka-bootstrap:9092", "topicManagement": "strimzi", "strimziCluster": "my-cluster"}
     })));
-    let (client, server) = ApiServer::start();
-    server.insert_pipeline(&vp);
-    let broker = FakeBroker::reachable();
-    let ctx = Context::test(client, broker.clone(), Capabilities { strimzi: true, ..Capabilities::default() });
+    let strimzi = Capabilities { strimzi: true, ..Capabilities::default() };
+    let cluster = Cluster::serving(&vp, FakeBroker::reachable(), strimzi);
+    let (server, broker) = (&cluster.server, &cluster.broker);
 
-    reconcile(Arc::new(server.pipeline()), ctx.clone()).await.expect("first reconcile");
+    cluster.try_reconcile().await.expect("first reconcile");
 
     let topics = server.paths("/kafkatopics/");
     assert_eq!(topics.len(), 3, "{topics:?}");
@@ -422,7 +377,7 @@ async fn with_strimzi_the_workloads_wait_for_the_kafka_topics_to_be_ready() {
         topic["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
         server.insert(path, topic);
     }
-    reconcile(Arc::new(server.pipeline()), ctx).await.expect("second reconcile");
+    cluster.try_reconcile().await.expect("second reconcile");
 
     assert_eq!(server.paths("/deployments/").len(), 4);
 }
@@ -460,13 +415,13 @@ async fn deleting_a_strimzi_pipeline_with_the_retain_policy_releases_its_kafka_t
         "products": ["BTC-USD"],
         "kafka": {"bootstrapServers": "my-cluster-kafka-bootstrap:9092", "topicManagement": "strimzi", "strimziCluster": "my-cluster"}
     })));
-    let (client, server) = ApiServer::start();
-    server.insert_pipeline(&vp);
-    let ctx = Context::test(client, FakeBroker::reachable(), Capabilities { strimzi: true, ..Capabilities::default() });
-    reconcile(Arc::new(server.pipeline()), ctx.clone()).await.expect("apply");
+    let strimzi = Capabilities { strimzi: true, ..Capabilities::default() };
+    let cluster = Cluster::serving(&vp, FakeBroker::reachable(), strimzi);
+    let server = &cluster.server;
+    cluster.try_reconcile().await.expect("apply");
     server.mark_pipeline_deleted();
 
-    reconcile(Arc::new(server.pipeline()), ctx).await.expect("cleanup");
+    cluster.try_reconcile().await.expect("cleanup");
 
     let topics = server.paths("/kafkatopics/");
     assert_eq!(topics.len(), 3);
@@ -495,7 +450,7 @@ async fn trusting_a_ca_from_a_secret_without_ca_crt_is_an_invalid_spec() {
                "data": {"username": "dXNlcg==", "password": "cGFzcw=="}}),
     );
 
-    let error = cluster.reconcile().await.expect_err("no CA to trust");
+    let error = cluster.try_reconcile().await.expect_err("no CA to trust");
 
     assert_eq!(error.metric_label(), "invalid_spec");
     let status = cluster.server.pipeline().status.unwrap();
@@ -513,7 +468,7 @@ async fn a_missing_secret_is_retried_with_backoff() {
     })));
     let cluster = Cluster::with(&vp, FakeBroker::reachable());
 
-    let error = cluster.reconcile().await.expect_err("Secret missing");
+    let error = cluster.try_reconcile().await.expect_err("Secret missing");
 
     assert_eq!(error.metric_label(), "missing_secret");
     assert_eq!(cluster.condition(ConditionType::TopicsReady), ("False".into(), "SecretNotFound".into()));
@@ -546,7 +501,7 @@ async fn a_replay_source_is_applied_as_a_looping_replay_ingestor_with_its_record
                    "recording": {"configMap": {"name": "btc-recording", "key": "btc.csv.gz"}}}},
     })));
     let cluster = Cluster::with(&vp, FakeBroker::reachable());
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
 
     let ingestor = cluster.server.get(&fixtures::path("apps/v1", "deployments", "test-ingestor")).unwrap();
     let pod = &ingestor["spec"]["template"]["spec"];
@@ -574,7 +529,7 @@ async fn a_replay_source_is_applied_as_a_looping_replay_ingestor_with_its_record
     let mut live = cluster.server.pipeline();
     live.spec.source = Default::default();
     cluster.server.insert_pipeline(&live);
-    cluster.reconcile().await.expect("reconcile");
+    cluster.try_reconcile().await.expect("reconcile");
     let ingestor = cluster.server.get(&fixtures::path("apps/v1", "deployments", "test-ingestor")).unwrap();
     assert_eq!(ingestor["spec"]["template"]["spec"]["containers"][0]["args"][0], "ingest");
     let volumes = ingestor["spec"]["template"]["spec"]["volumes"].as_array().unwrap().clone();

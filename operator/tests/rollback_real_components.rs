@@ -19,13 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spikewatch_operator::automation::RETRY_ANNOTATION;
 use spikewatch_operator::controller::admin_token::admin_token_secret;
-use spikewatch_operator::controller::{Context, FINALIZER, reconcile};
-use spikewatch_operator::crd::{ConditionType, RollbackState, VolatilityPipeline, Workload, find_condition};
-use spikewatch_operator::discovery::Capabilities;
-use spikewatch_operator::fixtures::{ApiServer, FakeBroker, NAMESPACE, path, pipeline_from};
+use spikewatch_operator::crd::{ConditionType, RollbackState, Workload, find_condition};
+use spikewatch_operator::fixtures::{FakeBroker, NAMESPACE, path, pipeline_from};
 
+use common::cluster::{Cluster, finalized};
 use common::processes::{Process, Prometheus, broken_model, free_port, model_copy, spikewatch, wait_for};
 
 const TOKEN: &str = "rollback-test-admin-token";
@@ -141,82 +139,35 @@ impl Drop for Load {
 }
 
 /// The mock cluster: the pipeline, its admin token Secret and one API pod at `port`.
-struct Cluster {
-    server: ApiServer,
-    ctx: Arc<Context>,
+fn cluster_with(rollback: Value, prometheus_url: Option<&str>, port: u16) -> Cluster {
+    let mut spec = json!({
+        "products": ["BTC-USD"],
+        "kafka": {"bootstrapServers": "kafka-0.kafka:9092"},
+        "rollback": rollback,
+        // The variant a rollback takes back (the default is the baseline).
+        "model": {"variant": "ml"},
+    });
+    if let Some(url) = prometheus_url {
+        spec["monitoring"] = json!({"prometheusUrl": url});
+    }
+    let vp = finalized(pipeline_from(spec));
+    let cluster = Cluster::with(&vp, FakeBroker::reachable());
+    let secret = admin_token_secret(&vp, TOKEN).unwrap();
+    cluster.server.insert(&path("v1", "secrets", "test-admin-token"), serde_json::to_value(secret).unwrap());
+    cluster.server.insert_pod(Workload::Api, 0, "127.0.0.1", port, true, "2026-01-01T00:00:00Z");
+    cluster
 }
 
-impl Cluster {
-    fn with(rollback: Value, prometheus_url: Option<&str>, port: u16) -> Cluster {
-        let mut spec = json!({
-            "products": ["BTC-USD"],
-            "kafka": {"bootstrapServers": "kafka-0.kafka:9092"},
-            "rollback": rollback,
-            // The variant a rollback takes back (the default is the baseline).
-            "model": {"variant": "ml"},
-        });
-        if let Some(url) = prometheus_url {
-            spec["monitoring"] = json!({"prometheusUrl": url});
+/// Reconciles every 250 ms (as requeues and watch events would) until `done`.
+async fn reconcile_until(cluster: &Cluster, what: &str, mut done: impl AsyncFnMut(&Cluster) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        cluster.reconcile().await;
+        if done(cluster).await {
+            return;
         }
-        let mut vp = pipeline_from(spec);
-        vp.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
-        let (client, server) = ApiServer::start();
-        server.insert_pipeline(&vp);
-        let secret = admin_token_secret(&vp, TOKEN).unwrap();
-        server.insert(&path("v1", "secrets", "test-admin-token"), serde_json::to_value(secret).unwrap());
-        server.insert_pod(Workload::Api, 0, "127.0.0.1", port, true, "2026-01-01T00:00:00Z");
-        let ctx = Context::test(client, FakeBroker::reachable(), Capabilities::default());
-        Cluster { server, ctx }
-    }
-
-    fn pipeline(&self) -> VolatilityPipeline {
-        self.server.pipeline()
-    }
-
-    async fn reconcile(&self) {
-        reconcile(Arc::new(self.pipeline()), self.ctx.clone()).await.expect("reconcile");
-    }
-
-    async fn converge(&self) {
-        self.reconcile().await;
-        self.server.mark_deployments_ready();
-        self.reconcile().await;
-    }
-
-    fn state(&self) -> RollbackState {
-        self.pipeline().status.and_then(|s| s.rollback).map(|r| r.state).unwrap_or_default()
-    }
-
-    /// Reconciles every 250 ms (as requeues and watch events would) until `done`.
-    async fn reconcile_until(&self, what: &str, mut done: impl AsyncFnMut(&Cluster) -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            self.reconcile().await;
-            if done(self).await {
-                return;
-            }
-            assert!(Instant::now() < deadline, "gave up waiting for {what}; status: {:#?}", self.pipeline().status);
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    fn annotate_retry(&self, value: &str) {
-        let mut vp = self.pipeline();
-        vp.metadata.annotations.get_or_insert_default().insert(RETRY_ANNOTATION.into(), value.into());
-        self.server.insert_pipeline(&vp);
-    }
-
-    fn rendered_variant(&self, workload: Workload) -> String {
-        let deployment = self
-            .server
-            .get(&path("apps/v1", "deployments", &format!("test-{}", workload.component())))
-            .expect("deployment");
-        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-            .as_array()
-            .and_then(|env| env.iter().find(|e| e["name"] == "SPIKEWATCH_MODEL_VARIANT"))
-            .and_then(|e| e["value"].as_str())
-            .unwrap_or_default()
-            .to_string()
+        assert!(Instant::now() < deadline, "gave up waiting for {what}; status: {:#?}", cluster.pipeline().status);
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -231,16 +182,15 @@ async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
     cluster.converge().await;
 
     // Healthy traffic: checks pass (once the window holds two scrapes), nothing happens.
-    cluster
-        .reconcile_until("a check that judged the error rate", async |c| {
-            c.pipeline()
-                .status
-                .and_then(|s| s.rollback)
-                .and_then(|r| r.last_check)
-                .is_some_and(|check| check.signals.iter().any(|s| s.name == "errorRate" && s.result == "Passed"))
-        })
-        .await;
-    assert_eq!(cluster.state(), RollbackState::Serving, "{:#?}", cluster.pipeline().status);
+    reconcile_until(cluster, "a check that judged the error rate", async |c| {
+        c.pipeline()
+            .status
+            .and_then(|s| s.rollback)
+            .and_then(|r| r.last_check)
+            .is_some_and(|check| check.signals.iter().any(|s| s.name == "errorRate" && s.result == "Passed"))
+    })
+    .await;
+    assert_eq!(cluster.rollback_state(), RollbackState::Serving, "{:#?}", cluster.pipeline().status);
     assert_eq!(serve.variant().await, "ml");
     let status = cluster.pipeline().status.unwrap();
     assert_eq!(status.rollback.unwrap().consecutive_failures, 0);
@@ -250,7 +200,8 @@ async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
     serve.break_the_model().await;
     let breach = Instant::now();
     let failed_before = load.errors.load(Ordering::Relaxed);
-    cluster.reconcile_until("the API to answer with the baseline", async |_| serve.variant().await == "baseline").await;
+    reconcile_until(cluster, "the API to answer with the baseline", async |_| serve.variant().await == "baseline")
+        .await;
     let elapsed = breach.elapsed();
     let failed = load.errors.load(Ordering::Relaxed) - failed_before;
     assert!(failed > 0, "the clients saw the breach");
@@ -277,9 +228,9 @@ async fn scenario(serve: &Serve, cluster: &Cluster) -> Duration {
     // check rolls it back.
     cluster.annotate_retry("1");
     cluster.reconcile().await;
-    assert_eq!(cluster.state(), RollbackState::Probation);
+    assert_eq!(cluster.rollback_state(), RollbackState::Probation);
     assert_eq!(serve.variant().await, "ml", "retried");
-    cluster.reconcile_until("the probation to fail", async |c| c.state() == RollbackState::RolledBack).await;
+    reconcile_until(cluster, "the probation to fail", async |c| c.rollback_state() == RollbackState::RolledBack).await;
     assert_eq!(serve.variant().await, "baseline");
     let rollbacks = cluster.pipeline().status.unwrap().rollback.unwrap().rollbacks;
     assert_eq!(rollbacks, 2);
@@ -292,7 +243,7 @@ async fn a_broken_model_is_rolled_back_through_prometheus() {
     let target = format!("127.0.0.1:{}", serve.port);
     let prometheus =
         Prometheus::start("1s", &[(target, vec![("namespace", NAMESPACE), ("service", "test-api")])]).await;
-    let cluster = Cluster::with(fast_policy(), Some(&prometheus.url), serve.port);
+    let cluster = cluster_with(fast_policy(), Some(&prometheus.url), serve.port);
     let elapsed = scenario(&serve, &cluster).await;
     let check = cluster.pipeline().status.unwrap().rollback.unwrap().last_check.unwrap();
     assert!(check.source.starts_with("prometheus http://"), "{}", check.source);
@@ -304,7 +255,7 @@ async fn a_broken_model_is_rolled_back_through_prometheus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_model_is_rolled_back_by_scraping_the_pods() {
     let serve = Serve::start().await;
-    let cluster = Cluster::with(fast_policy(), None, serve.port);
+    let cluster = cluster_with(fast_policy(), None, serve.port);
     let elapsed = scenario(&serve, &cluster).await;
     let check = cluster.pipeline().status.unwrap().rollback.unwrap().last_check.unwrap();
     assert_eq!(check.source, "scrape");
@@ -325,7 +276,7 @@ async fn bench_breach_to_baseline_with_the_default_policy() {
         let target = format!("127.0.0.1:{}", serve.port);
         let prometheus =
             Prometheus::start("15s", &[(target, vec![("namespace", NAMESPACE), ("service", "test-api")])]).await;
-        let cluster = Cluster::with(json!({}), Some(&prometheus.url), serve.port);
+        let cluster = cluster_with(json!({}), Some(&prometheus.url), serve.port);
         let _load = Load::start(&serve.base);
         cluster.converge().await;
         // Healthy for one window first, so the window holds healthy traffic; then a random

@@ -1,4 +1,5 @@
 //! Helpers shared by the operator crate's integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod processes;
