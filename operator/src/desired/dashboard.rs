@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use super::DesiredError;
 use super::config_map::config_hash;
 use super::meta::{MONITORING_COMPONENT, child_meta};
-use super::prometheus_rule::{api_error_ratio, consumer_lag_by_service, series_selector};
+use super::promql::{api_error_ratio, api_latency_quantile, consumer_lag_by_service, series_selector};
 use crate::crd::{VolatilityPipeline, Workload};
+use spikewatch_types::metric_names::{model, predictor as predictions, quality};
 
 /// Label the Grafana sidecar watches for.
 pub const GRAFANA_DASHBOARD_LABEL: &str = "grafana_dashboard";
@@ -56,11 +57,8 @@ pub fn dashboard_json(vp: &VolatilityPipeline) -> Value {
     let api = series_selector(vp, &[Workload::Api]);
     let predictor = series_selector(vp, &[Workload::Predictor]);
     let models = series_selector(vp, &[Workload::Predictor, Workload::Api]);
-    let latency = |q: &str| {
-        format!(
-            "histogram_quantile({q}, sum by (le) (rate(volatility_prediction_latency_seconds_bucket{{{api}}}[5m])))"
-        )
-    };
+    let latency = |q: &str| api_latency_quantile(q, &api, "5m");
+    let ml_quality = |metric: &str| format!("avg by (product_id) ({metric}{{{predictor},variant=\"ml\"}})");
     json!({
         // Stable per pipeline, within Grafana's 40-character limit.
         "uid": format!("spikewatch-{}", &config_hash(&format!("{namespace}/{name}"))[..16]),
@@ -89,20 +87,20 @@ pub fn dashboard_json(vp: &VolatilityPipeline) -> Value {
                 "{{service}}",
             )]),
             panel(4, "Predictions per second", "timeseries", "ops", 12, 8, vec![(
-                format!("sum(rate(volatility_consumer_predictions_made_total{{{predictor}}}[1m]))"),
+                format!("sum(rate({}{{{predictor}}}[1m]))", predictions::PREDICTIONS_MADE),
                 "predictions/s",
             )]),
             panel(5, "Model variant", "stat", "none", 0, 16, vec![(
-                format!("max by (variant, version) (model_info{{{models}}})"),
+                format!("max by (variant, version) ({}{{{models}}})", model::INFO),
                 "{{variant}} {{version}}",
             )]),
             panel(6, "Alert precision / recall, last hour", "timeseries", "percentunit", 12, 16, vec![
-                (format!("avg by (product_id) (volatility_online_alert_precision{{{predictor},variant=\"ml\"}})"), "precision {{product_id}}"),
-                (format!("avg by (product_id) (volatility_online_alert_recall{{{predictor},variant=\"ml\"}})"), "recall {{product_id}}"),
-                (format!("avg by (product_id) (volatility_online_positive_rate{{{predictor},variant=\"ml\"}})"), "chance {{product_id}}"),
+                (ml_quality(quality::ALERT_PRECISION), "precision {{product_id}}"),
+                (ml_quality(quality::ALERT_RECALL), "recall {{product_id}}"),
+                (ml_quality(quality::POSITIVE_RATE), "chance {{product_id}}"),
             ]),
             panel(7, "Feature drift (PSI against the training rows)", "timeseries", "none", 0, 24, vec![(
-                format!("max by (feature) (volatility_feature_psi{{{predictor}}})"),
+                format!("max by (feature) ({}{{{predictor}}})", quality::FEATURE_PSI),
                 "{{feature}}",
             )]),
         ],

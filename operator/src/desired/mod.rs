@@ -13,6 +13,7 @@ mod meta;
 mod network_policy;
 mod pod_disruption_budget;
 mod prometheus_rule;
+pub mod promql;
 mod scaled_object;
 mod service;
 mod service_account;
@@ -47,9 +48,10 @@ pub use meta::{
 pub use network_policy::{admin_port_apart, desired_network_policy};
 pub use pod_disruption_budget::{PDB_MIN_API_REPLICAS, desired_pod_disruption_budget};
 pub use prometheus_rule::{
-    CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, api_error_ratio, consumer_lag_by_service,
-    desired_prometheus_rule, prometheus_rule_file, prometheus_rule_groups, prometheus_rule_resource, series_selector,
+    CONSUMER_LAG_SLO_SECONDS, ERROR_RATE_SLO, P95_LATENCY_SLO_SECONDS, desired_prometheus_rule, prometheus_rule_file,
+    prometheus_rule_groups, prometheus_rule_resource,
 };
+pub use promql::{api_error_ratio, api_latency_quantile, consumer_lag_by_service, series_selector};
 pub use scaled_object::{
     desired_scaled_object, desired_trigger_authentication, scaled_object_resource, trigger_authentication_name,
     trigger_authentication_resource,

@@ -11,8 +11,11 @@ use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
+use spikewatch_types::metric_names::{predictor as predictions, quality};
+
 use super::DesiredError;
-use super::meta::{MONITORING_COMPONENT, child_meta, workload_name};
+use super::meta::{MONITORING_COMPONENT, child_meta};
+use super::promql::{api_error_ratio, api_latency_quantile, consumer_lag_by_service, series_selector};
 use crate::crd::{VolatilityPipeline, Workload};
 
 /// API p95 latency SLO, seconds.
@@ -35,37 +38,6 @@ pub fn prometheus_rule_resource() -> ApiResource {
     )
 }
 
-/// PromQL label matcher of one workload's series.
-pub fn series_selector(vp: &VolatilityPipeline, workloads: &[Workload]) -> String {
-    let namespace = vp.namespace().unwrap_or_default();
-    let services: Vec<String> = workloads.iter().map(|w| workload_name(vp, *w)).collect();
-    if services.len() == 1 {
-        format!(r#"namespace="{namespace}",service="{}""#, services[0])
-    } else {
-        format!(r#"namespace="{namespace}",service=~"{}""#, services.join("|"))
-    }
-}
-
-/// How far behind each consumer is, by Service: the featurizer exports its lag as
-/// `spikewatch_featurizer_consumer_lag_seconds`, the predictor as `volatility_consumer_lag_seconds`
-/// (both: now − receive time of the newest message processed).
-pub fn consumer_lag_by_service(vp: &VolatilityPipeline) -> String {
-    let featurizer = series_selector(vp, &[Workload::Featurizer]);
-    let predictor = series_selector(vp, &[Workload::Predictor]);
-    format!(
-        "max by (service) (spikewatch_featurizer_consumer_lag_seconds{{{featurizer}}} or volatility_consumer_lag_seconds{{{predictor}}})"
-    )
-}
-
-/// The share of API requests answered with an error over 5 minutes; 0 (not empty) while no
-/// error has happened yet, when the error counter has no series.
-pub fn api_error_ratio(vp: &VolatilityPipeline) -> String {
-    let api = series_selector(vp, &[Workload::Api]);
-    format!(
-        "(sum(rate(volatility_api_errors_total{{{api}}}[5m])) or vector(0)) / sum(rate(volatility_api_requests_total{{{api}}}[5m]))"
-    )
-}
-
 /// The rule groups (the `spec.groups` of the PrometheusRule, and the content of a Prometheus
 /// rule file).
 pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
@@ -81,7 +53,7 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
         "rules": [
             {
                 "alert": "SpikewatchApiLatencyHigh",
-                "expr": format!("histogram_quantile(0.95, sum by (le) (rate(volatility_prediction_latency_seconds_bucket{{{api}}}[5m]))) > {P95_LATENCY_SLO_SECONDS}"),
+                "expr": format!("{} > {P95_LATENCY_SLO_SECONDS}", api_latency_quantile("0.95", &api, "5m")),
                 "for": "5m",
                 "labels": labels,
                 "annotations": {
@@ -112,7 +84,7 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
             {
                 "alert": "SpikewatchNoPredictions",
                 // `or vector(0)`: a predictor that is down exports no series at all, and that must alert too.
-                "expr": format!("(sum(increase(volatility_consumer_predictions_made_total{{{predictor}}}[{minutes}m])) or vector(0)) == 0"),
+                "expr": format!("(sum(increase({}{{{predictor}}}[{minutes}m])) or vector(0)) == 0", predictions::PREDICTIONS_MADE),
                 "labels": critical,
                 "annotations": {
                     "summary": format!("No predictions for {minutes} minutes"),
@@ -124,8 +96,9 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
                 // Precision at or below the share of positive minutes: alerting at random would do
                 // as well. NaN (no alert in the hour) compares false: a silent model does not fire this.
                 "expr": format!(
-                    "(volatility_online_alert_precision{{{predictor},variant=\"ml\"}} <= volatility_online_positive_rate{{{predictor},variant=\"ml\"}}) \
-                     and increase(volatility_online_labelled_total{{{predictor},variant=\"ml\"}}[1h]) >= {MIN_JUDGED_PER_HOUR}"
+                    "({}{{{predictor},variant=\"ml\"}} <= {}{{{predictor},variant=\"ml\"}}) \
+                     and increase({}{{{predictor},variant=\"ml\"}}[1h]) >= {MIN_JUDGED_PER_HOUR}",
+                    quality::ALERT_PRECISION, quality::POSITIVE_RATE, quality::LABELLED
                 ),
                 "for": "30m",
                 "labels": labels,
@@ -137,7 +110,7 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
             {
                 "alert": "SpikewatchFeatureDrift",
                 // The limit is NaN for a feature the model ignores, and NaN compares false.
-                "expr": format!("volatility_feature_psi{{{predictor}}} > volatility_feature_psi_limit{{{predictor}}} + {PSI_MARGIN}"),
+                "expr": format!("{}{{{predictor}}} > {}{{{predictor}}} + {PSI_MARGIN}", quality::FEATURE_PSI, quality::FEATURE_PSI_LIMIT),
                 "for": "30m",
                 "labels": labels,
                 "annotations": {

@@ -46,17 +46,16 @@ pub trait MetricsSource: Send + Sync {
     fn measure<'a>(&'a self, request: &'a MeasureRequest) -> BoxFuture<'a, Measurements>;
 }
 
-/// Metric names the checks read, as the workloads export them.
+/// Metric names the checks read: the workloads' own ([`spikewatch_types::metric_names`]), under
+/// the names the checks give them.
 pub mod metric {
-    pub const API_REQUESTS: &str = "volatility_api_requests_total";
-    pub const API_LATENCY: &str = "volatility_prediction_latency_seconds";
-    pub const CONSUMED: &str = "volatility_consumer_messages_processed_total";
-    pub const CONSUMER_ERRORS: &str = "volatility_consumer_errors_total";
-    /// Inference errors are `volatility_consumer_errors_total{error_type="inference"}`.
-    pub const INFERENCE_ERROR_TYPE: &str = "inference";
+    pub use spikewatch_types::metric_names::api::{LATENCY as API_LATENCY, REQUESTS as API_REQUESTS};
+    pub use spikewatch_types::metric_names::predictor::{ERRORS as CONSUMER_ERRORS, MESSAGES_PROCESSED as CONSUMED};
     /// The online-quality hook: precision over the last hour of the alerts whose 60 s outcome
     /// is known, per product and variant (NaN without an alert).
-    pub const ALERT_PRECISION: &str = "volatility_online_alert_precision";
+    pub use spikewatch_types::metric_names::quality::ALERT_PRECISION;
+    /// Inference errors are the predictor's errors with this `error_type`.
+    pub const INFERENCE_ERROR_TYPE: &str = "inference";
 }
 
 /// A ratio of two increases, as a check reads it: no denominator data → no value; nothing

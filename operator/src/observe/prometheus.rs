@@ -8,8 +8,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::metric::{ALERT_PRECISION, API_LATENCY, API_REQUESTS, CONSUMED, CONSUMER_ERRORS, INFERENCE_ERROR_TYPE};
+use super::metric::{ALERT_PRECISION, API_REQUESTS, CONSUMED, CONSUMER_ERRORS, INFERENCE_ERROR_TYPE};
 use super::{MeasureRequest, Measurement, Measurements, MetricsSource, ratio};
+use crate::desired::promql::api_latency_quantile;
 
 /// Bound on one query: an unreachable Prometheus makes a check inconclusive, not slow.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,7 +33,7 @@ impl Queries {
             requests: format!("sum(increase({API_REQUESTS}{{{api}}}[{w}]))"),
             // A 5xx series exists only once a 5xx happened: no series means none.
             server_errors: format!(r#"sum(increase({API_REQUESTS}{{{api},status=~"5.."}}[{w}])) or vector(0)"#),
-            p95_latency: format!("histogram_quantile(0.95, sum by (le) (rate({API_LATENCY}_bucket{{{api}}}[{w}])))"),
+            p95_latency: api_latency_quantile("0.95", api, &w),
             consumed: format!("sum(increase({CONSUMED}{{{predictor}}}[{w}]))"),
             inference_errors: format!(
                 r#"sum(increase({CONSUMER_ERRORS}{{{predictor},error_type="{INFERENCE_ERROR_TYPE}"}}[{w}])) or vector(0)"#

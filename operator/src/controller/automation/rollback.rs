@@ -20,7 +20,7 @@ use crate::crd::{
     ActiveModel, CheckResult, CheckStatus, ConditionType, ModelVariant, RecoveryMode, RollbackRecord, RollbackState,
     RollbackStatus, VolatilityPipeline, Workload, WorkloadsStatus, find_condition,
 };
-use crate::desired::series_selector;
+use crate::desired::promql::series_selector;
 use crate::observe::{self, MeasureRequest, MetricsSource, PrometheusSource, ServingPod};
 
 /// Plans the rollback: the check (when due), the decision, the status and the actions.
