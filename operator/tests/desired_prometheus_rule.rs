@@ -59,3 +59,55 @@ fn the_rule_object_carries_the_same_groups_and_the_no_predictions_window() {
     vp.spec.monitoring.prometheus_rule = false;
     assert!(desired_prometheus_rule(&vp).unwrap().is_none());
 }
+
+/// The metric names `spikewatch_types::metric_names` declares (read from its source: the
+/// constants are the only string literals of the file).
+fn declared_metric_names() -> std::collections::BTreeSet<String> {
+    let source = std::fs::read_to_string(pipelines::repo_path("crates/spikewatch-types/src/metric_names.rs"))
+        .expect("read metric_names.rs");
+    let constant = regex::Regex::new(r#"&str = "([a-z0-9_:]+)";"#).unwrap();
+    constant.captures_iter(&source).map(|c| c[1].to_string()).collect()
+}
+
+/// The workload metric names of the series selectors in `text` (`name{...}`), histogram series
+/// folded into their metric.
+fn metric_names_in(text: &str) -> std::collections::BTreeSet<String> {
+    let selector = regex::Regex::new(r"\b((?:volatility|spikewatch|model)_[a-z0-9_]+)\{").unwrap();
+    selector
+        .captures_iter(text)
+        .map(|c| c.get(1).unwrap().as_str())
+        .filter(|n| !n.starts_with("spikewatch_operator_"))
+        .map(|n| {
+            ["_bucket", "_sum", "_count"].iter().find_map(|suffix| n.strip_suffix(suffix)).unwrap_or(n).to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn every_metric_the_rules_the_dashboard_and_the_monitoring_files_read_is_one_the_workloads_export() {
+    let declared = declared_metric_names();
+    assert!(declared.contains("volatility_api_requests_total"), "{declared:?}");
+    let mut sources = vec![];
+    for (fixture, vp) in pipelines::all() {
+        sources.push((format!("{fixture}: rules"), prometheus_rule_file(&vp).unwrap()));
+        sources.push((format!("{fixture}: dashboard"), spikewatch_operator::desired::dashboard_json(&vp).to_string()));
+    }
+    // The promtool unit tests, and the Compose stack's copies of the rules and the dashboard.
+    for file in [
+        "monitoring/spikewatch-rules.test.yaml",
+        "docker/prometheus/spikewatch-rules.yaml",
+        "docker/grafana/dashboards/spikewatch.json",
+    ] {
+        let text = std::fs::read_to_string(pipelines::repo_path(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        sources.push((file.to_string(), text));
+    }
+    for (source, text) in sources {
+        let used = metric_names_in(&text);
+        assert!(!used.is_empty(), "{source} names no metric");
+        let unknown: Vec<&String> = used.iter().filter(|n| !declared.contains(*n)).collect();
+        assert!(
+            unknown.is_empty(),
+            "{source} reads metrics spikewatch_types::metric_names does not declare: {unknown:?}"
+        );
+    }
+}
