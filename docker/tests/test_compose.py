@@ -34,7 +34,7 @@ OPERATOR_DASHBOARD_SNAPSHOT = (
     / "operator"
     / "tests"
     / "snapshots"
-    / "desired_snapshots__external-kafka__configmap__btc-eth-dashboard.snap"
+    / "external-kafka__configmap__btc-eth-dashboard.snap"
 )
 WORKLOADS = ["ingest", "replay", "featurize", "predict", "serve"]
 # A full version tag (`v3.5.0`, `4.1.0`) or a digest; never `latest`, never a bare major.
@@ -322,7 +322,7 @@ def operator_dashboard() -> str:
     """The dashboard JSON in the operator's ConfigMap golden file (insta: a `---` header, then YAML)."""
     text = OPERATOR_DASHBOARD_SNAPSHOT.read_text(encoding="utf-8")
     _, header, body = text.split("---\n", 2)
-    assert "operator/tests/desired_snapshots.rs" in header
+    assert "operator/tests/generated_files.rs" in header
     data = yaml.safe_load(body)["data"]
     (dashboard,) = data.values()
     return dashboard
@@ -330,6 +330,5 @@ def operator_dashboard() -> str:
 
 def test_the_dashboard_is_the_operators_byte_for_byte():
     assert DASHBOARD.read_bytes() == operator_dashboard().encode("utf-8"), (
-        "docker/grafana/dashboards/spikewatch.json is stale: "
-        "UPDATE_COMPOSE_FILES=1 cargo nextest run -p spikewatch-operator --test compose_files"
+        "docker/grafana/dashboards/spikewatch.json is stale: run scripts/generate"
     )

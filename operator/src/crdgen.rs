@@ -1,12 +1,11 @@
 //! `spikewatch-operator crdgen`: the CustomResourceDefinition as YAML, the source of
-//! `crds/volatilitypipelines.spikewatch.io.yaml`.
+//! `crds/volatilitypipelines.spikewatch.io.yaml` and the chart's copy (written by `scripts/generate`,
+//! see [`crate::generated`]).
 
 use kube::CustomResourceExt;
 
 use crate::crd::VolatilityPipeline;
-
-/// Command that regenerates the checked-in CRD file.
-pub const REGENERATE: &str = "cargo run -p spikewatch-operator -- crdgen > crds/volatilitypipelines.spikewatch.io.yaml";
+use crate::generated::REGENERATE;
 
 /// The CRD as a YAML document, with a header saying it is generated.
 pub fn crd_yaml() -> String {

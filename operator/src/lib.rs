@@ -9,6 +9,7 @@ pub mod controller;
 pub mod discovery;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
+pub mod generated;
 pub mod http;
 pub mod leader;
 pub mod metrics;

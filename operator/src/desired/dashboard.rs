@@ -107,6 +107,11 @@ pub fn dashboard_json(vp: &VolatilityPipeline) -> Value {
     })
 }
 
+/// The dashboard JSON model as the file Grafana loads.
+pub fn dashboard_file(vp: &VolatilityPipeline) -> Result<String, DesiredError> {
+    serde_json::to_string_pretty(&dashboard_json(vp)).map_err(|e| DesiredError::Serialize(e.to_string()))
+}
+
 /// The dashboard ConfigMap, or none when `monitoring.dashboard` is off.
 pub fn desired_dashboard(vp: &VolatilityPipeline) -> Result<Option<ConfigMap>, DesiredError> {
     if !vp.spec.monitoring.dashboard {
@@ -116,7 +121,7 @@ pub fn desired_dashboard(vp: &VolatilityPipeline) -> Result<Option<ConfigMap>, D
     let labels = metadata.labels.get_or_insert_default();
     labels.extend(vp.spec.monitoring.labels.clone());
     labels.insert(GRAFANA_DASHBOARD_LABEL.into(), "1".into());
-    let json = serde_json::to_string_pretty(&dashboard_json(vp)).map_err(|e| DesiredError::Serialize(e.to_string()))?;
+    let json = dashboard_file(vp)?;
     Ok(Some(ConfigMap {
         metadata,
         data: Some(BTreeMap::from([(format!("spikewatch-{}.json", vp.name_any()), json)])),

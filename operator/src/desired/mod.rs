@@ -30,7 +30,7 @@ pub use config_map::{
     KAFKA_CA_PATH, config_hash, desired_config, desired_config_map, desired_config_value, desired_config_yaml,
     workload_config_hash,
 };
-pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_json, desired_dashboard};
+pub use dashboard::{GRAFANA_DASHBOARD_LABEL, dashboard_file, dashboard_json, desired_dashboard};
 pub use deployment::{
     ADMIN_TOKEN_DIR, ADMIN_TOKEN_KEY, ADMIN_TOKEN_PATH, CREATE_ONLY_FIELDS, RUN_AS_USER, create_only_fields,
     desired_deployment, desired_replicas, has_admin_endpoint, workload_image,
