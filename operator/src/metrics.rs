@@ -28,81 +28,119 @@ pub struct Metrics {
     pub scale_events: IntCounterVec,
 }
 
+/// Registers `metric` in `registry` and hands it back: every metric is created and registered
+/// in one expression, and a failure to register is the caller's to report.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> prometheus::Result<Metrics> {
         let metrics = Metrics {
-            reconciliations: IntCounter::new(
-                "spikewatch_operator_reconciliations_total",
-                "Reconciliations of VolatilityPipeline objects",
+            reconciliations: registered(
+                registry,
+                IntCounter::new(
+                    "spikewatch_operator_reconciliations_total",
+                    "Reconciliations of VolatilityPipeline objects",
+                )?,
             )?,
-            failures: IntCounterVec::new(
-                Opts::new("spikewatch_operator_reconcile_errors_total", "Failed reconciliations by error reason"),
-                &["reason"],
+            failures: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new("spikewatch_operator_reconcile_errors_total", "Failed reconciliations by error reason"),
+                    &["reason"],
+                )?,
             )?,
-            reconcile_duration: Histogram::with_opts(
-                HistogramOpts::new("spikewatch_operator_reconcile_duration_seconds", "Duration of one reconciliation")
+            reconcile_duration: registered(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "spikewatch_operator_reconcile_duration_seconds",
+                        "Duration of one reconciliation",
+                    )
                     .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                )?,
             )?,
-            leader: IntGauge::new("spikewatch_operator_leader", "1 while this replica holds the leader Lease")?,
-            rollback_checks: IntCounterVec::new(
-                Opts::new("spikewatch_operator_rollback_checks_total", "Health checks of serving ML models, by result"),
-                &["result"],
+            leader: registered(
+                registry,
+                IntGauge::new("spikewatch_operator_leader", "1 while this replica holds the leader Lease")?,
             )?,
-            rollbacks: IntCounterVec::new(
-                Opts::new(
-                    "spikewatch_operator_rollbacks_total",
-                    "Automatic rollbacks to the baseline model (dry_run=\"true\": only reported), by reason",
-                ),
-                &["reason", "dry_run"],
+            rollback_checks: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "spikewatch_operator_rollback_checks_total",
+                        "Health checks of serving ML models, by result",
+                    ),
+                    &["result"],
+                )?,
             )?,
-            rollback_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "spikewatch_operator_rollback_seconds",
-                    "Time from the first failed check to the running pods switched to the baseline",
-                )
-                .buckets(vec![1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0]),
+            rollbacks: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "spikewatch_operator_rollbacks_total",
+                        "Automatic rollbacks to the baseline model (dry_run=\"true\": only reported), by reason",
+                    ),
+                    &["reason", "dry_run"],
+                )?,
             )?,
-            recoveries: IntCounterVec::new(
-                Opts::new(
-                    "spikewatch_operator_model_recoveries_total",
-                    "ML models brought back on probation after a rollback, by reason",
-                ),
-                &["reason"],
+            rollback_seconds: registered(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "spikewatch_operator_rollback_seconds",
+                        "Time from the first failed check to the running pods switched to the baseline",
+                    )
+                    .buckets(vec![1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0]),
+                )?,
             )?,
-            desired_replicas: IntGaugeVec::new(
-                Opts::new(
-                    "spikewatch_operator_predictor_desired_replicas",
-                    "Predictor replicas the operator's autoscaler decided on",
-                ),
-                &["namespace", "name"],
+            recoveries: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "spikewatch_operator_model_recoveries_total",
+                        "ML models brought back on probation after a rollback, by reason",
+                    ),
+                    &["reason"],
+                )?,
             )?,
-            consumer_lag: IntGaugeVec::new(
-                Opts::new(
-                    "spikewatch_operator_consumer_lag_messages",
-                    "Unconsumed feature messages of the predictor's consumer group, as last measured",
-                ),
-                &["namespace", "name"],
+            desired_replicas: registered(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "spikewatch_operator_predictor_desired_replicas",
+                        "Predictor replicas the operator's autoscaler decided on",
+                    ),
+                    &["namespace", "name"],
+                )?,
             )?,
-            scale_events: IntCounterVec::new(
-                Opts::new(
-                    "spikewatch_operator_scale_events_total",
-                    "Predictor replica changes made by the operator's autoscaler, by direction",
-                ),
-                &["direction"],
+            consumer_lag: registered(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "spikewatch_operator_consumer_lag_messages",
+                        "Unconsumed feature messages of the predictor's consumer group, as last measured",
+                    ),
+                    &["namespace", "name"],
+                )?,
+            )?,
+            scale_events: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "spikewatch_operator_scale_events_total",
+                        "Predictor replica changes made by the operator's autoscaler, by direction",
+                    ),
+                    &["direction"],
+                )?,
             )?,
         };
-        registry.register(Box::new(metrics.reconciliations.clone()))?;
-        registry.register(Box::new(metrics.failures.clone()))?;
-        registry.register(Box::new(metrics.reconcile_duration.clone()))?;
-        registry.register(Box::new(metrics.leader.clone()))?;
-        registry.register(Box::new(metrics.rollback_checks.clone()))?;
-        registry.register(Box::new(metrics.rollbacks.clone()))?;
-        registry.register(Box::new(metrics.rollback_seconds.clone()))?;
-        registry.register(Box::new(metrics.recoveries.clone()))?;
-        registry.register(Box::new(metrics.desired_replicas.clone()))?;
-        registry.register(Box::new(metrics.consumer_lag.clone()))?;
-        registry.register(Box::new(metrics.scale_events.clone()))?;
         // Exported from the start, so rate() and absence alerts work before the first event.
         for result in ["Passed", "Failed", "Inconclusive"] {
             metrics.rollback_checks.with_label_values(&[result]);
@@ -148,5 +186,13 @@ mod tests {
         assert_eq!(metrics.reconciliations.get(), 1);
         assert_eq!(metrics.reconcile_duration.get_sample_count(), 1);
         assert_eq!(metrics.failures.with_label_values(&["invalid_spec"]).get(), 1);
+    }
+
+    #[test]
+    fn registering_twice_in_one_registry_is_an_error_not_a_panic() {
+        let registry = Registry::new();
+        Metrics::register(&registry).unwrap();
+        assert!(Metrics::register(&registry).is_err());
+        assert!(Metrics::register(&Registry::new()).is_ok(), "a fresh registry takes them");
     }
 }
