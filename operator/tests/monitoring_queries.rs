@@ -20,12 +20,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use spikewatch_operator::crd::{VolatilityPipeline, Workload};
 use spikewatch_operator::desired::{
-    dashboard_json, desired_config, prometheus_rule_file, prometheus_rule_groups, workload_name,
+    dashboard_json, desired_config, prometheus_rule_file, prometheus_rule_groups, series_selector, workload_name,
 };
 use spikewatch_operator::fixtures::{NAMESPACE, pipeline_from};
 use spikewatch_operator::topics::{KafkaConnection, KafkaTopicAdmin, TopicAdmin, TopicSpec};
 use spikewatch_test_broker::Broker;
 use spikewatch_types::config::Config;
+use spikewatch_types::metric_names;
 
 use common::processes::{Process, Prometheus, free_port, repo_root, spikewatch, wait_for};
 
@@ -194,8 +195,9 @@ async fn every_alert_and_dashboard_query_returns_data_from_the_real_workloads() 
 
     // The pipeline works end to end before anything is judged: predictions are being made.
     let predictions = format!(
-        "sum(increase(volatility_consumer_predictions_made_total{{namespace=\"{NAMESPACE}\",service=\"{}\"}}[30s])) > 0",
-        workload_name(&vp, Workload::Predictor)
+        "sum(increase({}{{{}}}[30s])) > 0",
+        metric_names::predictor::PREDICTIONS_MADE,
+        series_selector(&vp, &[Workload::Predictor])
     );
     expect_data(&client, &url, "predictions", &predictions).await;
 

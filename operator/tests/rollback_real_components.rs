@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use spikewatch_operator::controller::admin_token::admin_token_secret;
 use spikewatch_operator::crd::{ConditionType, RollbackState, Workload, find_condition};
 use spikewatch_operator::fixtures::{FakeBroker, NAMESPACE, path, pipeline_from};
+use spikewatch_types::metric_names;
 
 use common::cluster::{Cluster, finalized};
 use common::processes::{Process, Prometheus, broken_model, free_port, model_copy, spikewatch, wait_for};
@@ -248,7 +249,7 @@ async fn a_broken_model_is_rolled_back_through_prometheus() {
     let check = cluster.pipeline().status.unwrap().rollback.unwrap().last_check.unwrap();
     assert!(check.source.starts_with("prometheus http://"), "{}", check.source);
     let error_rate = check.signals.iter().find(|s| s.name == "errorRate").unwrap();
-    assert!(error_rate.query.contains("volatility_api_requests_total"), "PromQL in the status");
+    assert!(error_rate.query.contains(metric_names::api::REQUESTS), "PromQL in the status");
     println!("breach → baseline serving (Prometheus, 1 s scrapes, 2 s checks): {:.1} s", elapsed.as_secs_f64());
 }
 
