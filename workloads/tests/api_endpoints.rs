@@ -165,7 +165,8 @@ async fn metrics_count_requests_errors_latency_and_report_the_model() {
 #[tokio::test]
 async fn admin_endpoints_are_disabled_without_a_token_file() {
     let state =
-        spikewatch::api::AppState::with_models(Limits::default(), AdminAuth::Disabled, handle(ModelVariant::Ml).await).unwrap();
+        spikewatch::api::AppState::with_models(Limits::default(), AdminAuth::Disabled, handle(ModelVariant::Ml).await)
+            .unwrap();
     let app = api::router(state);
     for uri in ["/admin/reload", "/admin/variant"] {
         let reply = call(&app, admin_post(uri, Some(&json!({"variant": "baseline"})), Some(TOKEN))).await;

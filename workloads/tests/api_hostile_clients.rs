@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use api_support::{TOKEN, listen, state_with};
 use serde_json::{Value, json};
 use spikewatch::api::Limits;
-use spikewatch::http::connections::ConnectionLimits;
 use spikewatch::domain::ModelVariant;
+use spikewatch::http::connections::ConnectionLimits;
 
 /// A header-read timeout short enough for a test (the default is 10 s).
 fn limits() -> Limits {

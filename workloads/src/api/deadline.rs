@@ -17,8 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 
-use crate::http::error::ApiError;
 use super::state::AppState;
+use crate::http::error::ApiError;
 
 pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.limits().request_timeout;

@@ -58,11 +58,17 @@ impl ApiMetrics {
             &["endpoint", "error_type"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new(names::LATENCY, "Time from request to prediction response, by endpoint and model variant")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                names::LATENCY,
+                "Time from request to prediction response, by endpoint and model variant",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["endpoint", "variant"],
         )?;
-        let rows = IntCounterVec::new(Opts::new(names::ROWS_PREDICTED, "Feature rows scored, by model variant"), &["variant"])?;
+        let rows = IntCounterVec::new(
+            Opts::new(names::ROWS_PREDICTED, "Feature rows scored, by model variant"),
+            &["variant"],
+        )?;
         let imputed_requests = IntCounter::new(
             names::IMPUTED_REQUESTS,
             "Prediction requests with at least one absent field filled with its training median",

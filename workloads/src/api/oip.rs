@@ -20,12 +20,12 @@ use utoipa::ToSchema;
 use crate::domain::{FEATURE_NAMES, Features, ModelVariant};
 use crate::model::Model;
 
-use crate::http::error::{ApiError, OipError, OipErrorBody};
-use crate::http::json_body::JsonBody;
 use super::metrics::Scored;
 use super::predict::score;
 use super::rows::check_feature;
 use super::state::AppState;
+use crate::http::error::{ApiError, OipError, OipErrorBody};
+use crate::http::json_body::JsonBody;
 
 /// The model name that always addresses whatever model answers now.
 pub const MODEL_ALIAS: &str = "spikewatch";

@@ -12,9 +12,9 @@ use crate::domain::ModelVariant;
 use crate::live::{JudgedQuality, UnjudgedCounts};
 use crate::quality::online::HORIZON_SECS;
 
-use crate::http::error::ApiError;
 use super::predictions::{ProductFilter, require_source, unknown_product};
 use super::state::AppState;
+use crate::http::error::ApiError;
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 

@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 use crate::domain::Features;
 use crate::model::Model;
 
-use crate::http::error::{ApiError, ErrorBody};
-use crate::http::json_body::{JsonBody, from_value};
 use super::metrics::Scored;
 use super::rows::{Completed, FeatureRow, Fill};
 use super::state::AppState;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::json_body::{JsonBody, from_value};
 
 /// Batches larger than this are scored on the blocking pool, off the async workers.
 const INLINE_ROWS: usize = 64;

@@ -20,8 +20,8 @@ use utoipa::ToSchema;
 use crate::domain::Prediction;
 use crate::live::{Delivery, PredictionFeed, Subscription, check_product_id};
 
-use crate::http::error::ApiError;
 use super::state::AppState;
+use crate::http::error::ApiError;
 
 /// Most product ids one request may name.
 pub const MAX_FILTER_PRODUCTS: usize = 100;

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::admin::ModelLever;
@@ -83,7 +83,8 @@ pub async fn spawn_router(bind: &str, router: Router, what: &'static str) -> any
         tokio::net::TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot bind {what} {bind}: {e}"))?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(err) = connections::serve(listener, router, ConnectionLimits::default(), std::future::pending()).await
+        if let Err(err) =
+            connections::serve(listener, router, ConnectionLimits::default(), std::future::pending()).await
         {
             tracing::error!(%err, "{what} stopped");
         }
@@ -125,11 +126,16 @@ mod tests {
 
     /// A predictor's metrics port with both variants loaded (`ml` answers, version "ml-1").
     fn predictor(auth: AdminAuth) -> (Router, ModelHandle, Registry) {
-        let handle =
-            ModelHandle::from_models(ModelConfig::default(), Some(model("ml-1")), Some(model("base-1")), ModelVariant::Ml)
-                .unwrap();
+        let handle = ModelHandle::from_models(
+            ModelConfig::default(),
+            Some(model("ml-1")),
+            Some(model("base-1")),
+            ModelVariant::Ml,
+        )
+        .unwrap();
         let registry = Registry::new();
-        let lever = ModelLever::serving(auth, ModelMetrics::register(&registry).unwrap(), handle.clone(), Duration::ZERO);
+        let lever =
+            ModelLever::serving(auth, ModelMetrics::register(&registry).unwrap(), handle.clone(), Duration::ZERO);
         (router(registry.clone(), Health::default(), Some(lever)), handle, registry)
     }
 
