@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::judge::{FeedJudge, JudgedQuality, Unjudged, UnjudgedCounts};
 use crate::domain::Prediction;
+use crate::metric_names::prediction_feed as names;
 use crate::quality::OnlineConfig;
 
 /// Products whose latest prediction is remembered; predictions of further products are still
@@ -52,28 +53,21 @@ pub struct FeedMetrics {
 
 impl FeedMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<FeedMetrics> {
-        let published =
-            IntCounter::new("volatility_api_feed_predictions_total", "Live predictions received for streaming")?;
+        let published = IntCounter::new(names::PREDICTIONS, "Live predictions received for streaming")?;
         let errors = IntCounterVec::new(
-            Opts::new(
-                "volatility_api_feed_errors_total",
-                "Input of the live prediction feed that was skipped, by kind",
-            ),
+            Opts::new(names::ERRORS, "Input of the live prediction feed that was skipped, by kind"),
             &["error_type"],
         )?;
-        let clients = IntGauge::new("volatility_api_stream_clients", "Connected /predictions/stream clients")?;
+        let clients = IntGauge::new(names::STREAM_CLIENTS, "Connected /predictions/stream clients")?;
         let dropped = IntCounter::new(
-            "volatility_api_stream_dropped_total",
+            names::STREAM_DROPPED,
             "Predictions not delivered to /predictions/stream clients that read too slowly",
         )?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(clients.clone()))?;
         let unjudged = IntCounterVec::new(
-            Opts::new(
-                "volatility_api_feed_unjudged_total",
-                "Live predictions not judged for /predictions/quality, by reason",
-            ),
+            Opts::new(names::UNJUDGED, "Live predictions not judged for /predictions/quality, by reason"),
             &["reason"],
         )?;
         registry.register(Box::new(dropped.clone()))?;

@@ -16,6 +16,7 @@ use super::rebuild::{RebuildError, Rebuilt, rebuild_partition};
 use crate::config::{Config, FeaturesConfig};
 use crate::domain::{FeatureVector, Tick};
 use crate::features::{EngineStats, FeatureEngine};
+use crate::metric_names::featurizer as names;
 use crate::transport::kafka::{
     Assignments, BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, StageTotals,
     TransportError, ensure_topics,
@@ -44,28 +45,27 @@ impl FeaturizerMetrics {
         let stage = StageMetrics::register(
             registry,
             StageMetricNames {
-                consumed: "spikewatch_featurizer_ticks_consumed_total",
-                produced: "spikewatch_featurizer_features_published_total",
-                errors: "spikewatch_featurizer_errors_total",
-                processing_seconds: "spikewatch_featurizer_processing_seconds",
+                consumed: names::TICKS_CONSUMED,
+                produced: names::FEATURES_PUBLISHED,
+                errors: names::ERRORS,
+                processing_seconds: names::PROCESSING_SECONDS,
             },
         )?;
-        let features_computed =
-            IntCounter::new("spikewatch_featurizer_features_computed_total", "Feature vectors computed")?;
+        let features_computed = IntCounter::new(names::FEATURES_COMPUTED, "Feature vectors computed")?;
         let ticks_rejected = IntCounterVec::new(
-            Opts::new("spikewatch_featurizer_ticks_rejected_total", "Ticks the feature engine did not use, by kind"),
+            Opts::new(names::TICKS_REJECTED, "Ticks the feature engine did not use, by kind"),
             &["kind"],
         )?;
         let consumer_lag_seconds = Gauge::new(
-            "spikewatch_featurizer_consumer_lag_seconds",
+            names::CONSUMER_LAG_SECONDS,
             "Seconds between receiving the last processed tick from the exchange and processing it",
         )?;
         let rebuilds = IntCounter::new(
-            "spikewatch_featurizer_window_rebuilds_total",
+            names::WINDOW_REBUILDS,
             "Partitions whose feature windows were rebuilt from the input topic before emitting",
         )?;
         let rebuild_ticks = IntCounter::new(
-            "spikewatch_featurizer_window_rebuild_ticks_total",
+            names::WINDOW_REBUILD_TICKS,
             "Ticks read again, without emitting, to rebuild feature windows",
         )?;
         registry.register(Box::new(features_computed.clone()))?;

@@ -16,6 +16,7 @@ use super::pacing::{Pacer, Speed};
 use super::publish::publish_ticks;
 use crate::config::Config;
 use crate::domain::Tick;
+use crate::metric_names::replay as names;
 use crate::sources::recording::{self, RecordingReader, RecordingStats};
 use crate::telemetry::server::Health;
 use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics, latest_event_time};
@@ -66,29 +67,20 @@ pub struct ReplayMetrics {
 impl ReplayMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<ReplayMetrics> {
         let metrics = ReplayMetrics {
-            ticks_read: IntCounter::new("spikewatch_replay_ticks_read_total", "Ticks read from recordings")?,
+            ticks_read: IntCounter::new(names::TICKS_READ, "Ticks read from recordings")?,
             ticks_published: IntCounter::new(
-                "spikewatch_replay_ticks_published_total",
+                names::TICKS_PUBLISHED,
                 "Ticks acknowledged by the broker on the raw topic",
             )?,
             frames_skipped: IntCounterVec::new(
-                Opts::new(
-                    "spikewatch_replay_frames_skipped_total",
-                    "Well-formed frames without tickers, by frame type",
-                ),
+                Opts::new(names::FRAMES_SKIPPED, "Well-formed frames without tickers, by frame type"),
                 &["frame_type"],
             )?,
             malformed_lines: IntCounterVec::new(
-                Opts::new(
-                    "spikewatch_replay_malformed_lines_total",
-                    "Recording lines that could not be parsed, by kind",
-                ),
+                Opts::new(names::MALFORMED_LINES, "Recording lines that could not be parsed, by kind"),
                 &["error_type"],
             )?,
-            passes: IntCounter::new(
-                "spikewatch_replay_passes_total",
-                "Passes over the recordings completed (they repeat with --loop)",
-            )?,
+            passes: IntCounter::new(names::PASSES, "Passes over the recordings completed (they repeat with --loop)")?,
         };
         registry.register(Box::new(metrics.ticks_read.clone()))?;
         registry.register(Box::new(metrics.ticks_published.clone()))?;

@@ -12,6 +12,7 @@ use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use super::online::{Outcome, Quality};
 use crate::domain::{FEATURE_NAMES, ModelVariant};
+use crate::metric_names::quality as names;
 
 #[derive(Clone)]
 pub struct QualityMetrics {
@@ -30,33 +31,30 @@ impl QualityMetrics {
         let per = |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["product_id", "variant"]);
         let metrics = QualityMetrics {
             precision: per(
-                "volatility_online_alert_precision",
+                names::ALERT_PRECISION,
                 "Share of alerts whose coming minute was in the product's recent top decile of volatility (last hour)",
             )?,
-            recall: per("volatility_online_alert_recall", "Share of top-decile minutes that were alerted (last hour)")?,
-            brier: per(
-                "volatility_online_brier",
-                "Brier score of the probabilities against the realized outcomes (last hour)",
-            )?,
+            recall: per(names::ALERT_RECALL, "Share of top-decile minutes that were alerted (last hour)")?,
+            brier: per(names::BRIER, "Brier score of the probabilities against the realized outcomes (last hour)")?,
             positive_rate: per(
-                "volatility_online_positive_rate",
+                names::POSITIVE_RATE,
                 "Share of labelled predictions whose outcome was positive (last hour)",
             )?,
-            alert_rate: per("volatility_online_alert_rate", "Share of labelled predictions that alerted (last hour)")?,
+            alert_rate: per(names::ALERT_RATE, "Share of labelled predictions that alerted (last hour)")?,
             labelled: IntCounterVec::new(
-                Opts::new("volatility_online_labelled_total", "Predictions whose 60 s outcome is known and judged"),
+                Opts::new(names::LABELLED, "Predictions whose 60 s outcome is known and judged"),
                 &["product_id", "variant"],
             )?,
             psi: GaugeVec::new(
                 Opts::new(
-                    "volatility_feature_psi",
+                    names::FEATURE_PSI,
                     "Population stability index of a feature against the training rows (last rows scored)",
                 ),
                 &["feature"],
             )?,
             psi_limit: GaugeVec::new(
                 Opts::new(
-                    "volatility_feature_psi_limit",
+                    names::FEATURE_PSI_LIMIT,
                     "Largest PSI of one training day against all the training rows (the drift the model was trained across)",
                 ),
                 &["feature"],

@@ -3,6 +3,7 @@
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets};
 
 use super::coinbase::FrameError;
+use crate::metric_names::ingest as names;
 
 /// The ingest counters, registered once per process in the registry `/metrics` serves.
 #[derive(Clone)]
@@ -45,35 +46,33 @@ impl IngestMetrics {
 
     /// Metrics registered nowhere: for tests and tools that only read the values.
     pub fn new() -> prometheus::Result<IngestMetrics> {
-        let counter = |name: &str, help: &str| IntCounter::new(format!("spikewatch_ingest_{name}"), help);
-        let counter_vec = |name: &str, help: &str, label: &str| {
-            IntCounterVec::new(Opts::new(format!("spikewatch_ingest_{name}"), help), &[label])
-        };
+        let counter = |name: &str, help: &str| IntCounter::new(name, help);
+        let counter_vec = |name: &str, help: &str, label: &str| IntCounterVec::new(Opts::new(name, help), &[label]);
         let m = IngestMetrics {
-            frames_received: counter("frames_received_total", "WebSocket text frames received")?,
-            bytes_received: counter("bytes_received_total", "Bytes of WebSocket frames received")?,
-            ticks_published: counter_vec("ticks_published_total", "Ticks published downstream", "product")?,
-            ticks_acknowledged: counter("ticks_acknowledged_total", "Ticks acknowledged by the Kafka broker")?,
-            frames_skipped: counter_vec("frames_skipped_total", "Well-formed frames without tickers", "type")?,
-            parse_errors: counter_vec("parse_errors_total", "Frames rejected by the parser, by kind", "kind")?,
-            connections: counter("connections_total", "WebSocket connections established")?,
-            reconnects: counter("reconnects_total", "Reconnect attempts after a connection ended or failed")?,
-            watchdog_timeouts: counter("watchdog_timeouts_total", "Connections dropped for silence")?,
-            connected: IntGauge::new("spikewatch_ingest_connected", "1 while subscribed to the feed")?,
-            server_errors: counter("server_errors_total", "Error messages sent by the feed")?,
-            sequence_gaps: counter_vec("sequence_gaps_total", "Sequence gaps detected", "product")?,
-            missed_messages: counter_vec("missed_messages_total", "Messages missing in sequence gaps", "product")?,
-            out_of_order: counter_vec("out_of_order_total", "Messages whose sequence did not advance", "product")?,
+            frames_received: counter(names::FRAMES_RECEIVED, "WebSocket text frames received")?,
+            bytes_received: counter(names::BYTES_RECEIVED, "Bytes of WebSocket frames received")?,
+            ticks_published: counter_vec(names::TICKS_PUBLISHED, "Ticks published downstream", "product")?,
+            ticks_acknowledged: counter(names::TICKS_ACKNOWLEDGED, "Ticks acknowledged by the Kafka broker")?,
+            frames_skipped: counter_vec(names::FRAMES_SKIPPED, "Well-formed frames without tickers", "type")?,
+            parse_errors: counter_vec(names::PARSE_ERRORS, "Frames rejected by the parser, by kind", "kind")?,
+            connections: counter(names::CONNECTIONS, "WebSocket connections established")?,
+            reconnects: counter(names::RECONNECTS, "Reconnect attempts after a connection ended or failed")?,
+            watchdog_timeouts: counter(names::WATCHDOG_TIMEOUTS, "Connections dropped for silence")?,
+            connected: IntGauge::new(names::CONNECTED, "1 while subscribed to the feed")?,
+            server_errors: counter(names::SERVER_ERRORS, "Error messages sent by the feed")?,
+            sequence_gaps: counter_vec(names::SEQUENCE_GAPS, "Sequence gaps detected", "product")?,
+            missed_messages: counter_vec(names::MISSED_MESSAGES, "Messages missing in sequence gaps", "product")?,
+            out_of_order: counter_vec(names::OUT_OF_ORDER, "Messages whose sequence did not advance", "product")?,
             feed_lag_seconds: Histogram::with_opts(
-                HistogramOpts::new("spikewatch_ingest_feed_lag_seconds", "Receive time minus exchange time")
+                HistogramOpts::new(names::FEED_LAG_SECONDS, "Receive time minus exchange time")
                     .buckets(exponential_buckets(0.005, 2.0, 12)?),
             )?,
-            mirror_frames_written: counter("mirror_frames_written_total", "Raw frames written to the mirror")?,
+            mirror_frames_written: counter(names::MIRROR_FRAMES_WRITTEN, "Raw frames written to the mirror")?,
             mirror_frames_dropped: counter(
-                "mirror_frames_dropped_total",
+                names::MIRROR_FRAMES_DROPPED,
                 "Raw frames the mirror could not keep up with",
             )?,
-            mirror_rotations: counter("mirror_rotations_total", "Mirror files started")?,
+            mirror_rotations: counter(names::MIRROR_ROTATIONS, "Mirror files started")?,
         };
         // Zero series for every kind, so dashboards and alerts see them before the first error.
         for kind in FrameError::KINDS {

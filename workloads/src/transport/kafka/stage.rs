@@ -24,6 +24,7 @@
 //! ```no_run
 //! # async fn example(config: spikewatch::config::Config) -> anyhow::Result<()> {
 //! use spikewatch::domain::{FeatureVector, Prediction};
+//! use spikewatch::metric_names::predictor as names;
 //! use spikewatch::transport::kafka::{
 //!     BatchPolicy, Inbound, Outbound, Stage, StageMetricNames, StageMetrics, StageSpec, ensure_topics,
 //! };
@@ -33,10 +34,10 @@
 //! let metrics = StageMetrics::register(
 //!     &prometheus::Registry::new(),
 //!     StageMetricNames {
-//!         consumed: "volatility_consumer_messages_processed_total",
-//!         produced: "volatility_consumer_predictions_made_total",
-//!         errors: "volatility_consumer_errors_total",
-//!         processing_seconds: "volatility_consumer_processing_seconds",
+//!         consumed: names::MESSAGES_PROCESSED,
+//!         produced: names::PREDICTIONS_MADE,
+//!         errors: names::ERRORS,
+//!         processing_seconds: names::PROCESSING_SECONDS,
 //!     },
 //! )?;
 //! let spec = StageSpec {
