@@ -8,7 +8,8 @@ use spikewatch::config::Config;
 use spikewatch::features::offline::build_rows;
 use spikewatch::sources::recording;
 
-/// The `key=value` pairs of the final `totals:` line.
+/// The numeric `key=value` pairs of the final `totals:` line (all but `model=` and
+/// `model_fallback=`, which name the model).
 fn totals(stdout: &str) -> BTreeMap<String, f64> {
     let line = stdout
         .lines()
@@ -17,6 +18,7 @@ fn totals(stdout: &str) -> BTreeMap<String, f64> {
         .unwrap_or_else(|| panic!("no totals line in:\n{stdout}"));
     line.trim_start_matches("totals:")
         .split_whitespace()
+        .filter(|pair| !pair.starts_with("model"))
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or_else(|| panic!("not key=value: {pair}"));
             (key.to_string(), value.parse().unwrap_or_else(|_| panic!("not a number: {pair}")))

@@ -13,7 +13,7 @@ use super::auth::AdminAuth;
 use super::metrics::ModelMetrics;
 use crate::domain::ModelVariant;
 use crate::http::ApiError;
-use crate::model::{Model, ModelError, ModelHandle, ModelInfo};
+use crate::model::{Fallback, Model, ModelError, ModelHandle, ModelInfo};
 
 /// Cheap to clone; every clone pulls the same lever.
 #[derive(Clone)]
@@ -62,10 +62,14 @@ impl ModelLever {
         let fallback = models.fallback();
         if self.0.models.set(models).is_ok() {
             self.0.metrics.model_loaded_in(load_time);
-            self.0.metrics.model_changed(&info, fallback.is_some());
+            self.0.metrics.model_changed(&info, fallback.as_deref());
             match fallback {
-                None => tracing::info!(name = %info.name, version = %info.version, variant = info.variant.as_str(), "serving model"),
-                Some(reason) => tracing::warn!(name = %info.name, version = %info.version, variant = info.variant.as_str(), %reason, "serving the baseline in place of the ML model"),
+                None => {
+                    tracing::info!(name = %info.name, version = %info.version, variant = info.variant.as_str(), "serving model")
+                }
+                Some(fallback) => {
+                    tracing::warn!(name = %info.name, version = %info.version, variant = info.variant.as_str(), reason = fallback.reason.as_str(), detail = %fallback.detail, "serving the baseline in place of the ML model")
+                }
             }
         }
     }
@@ -77,7 +81,10 @@ impl ModelLever {
 
     /// The models, or 503 with the reason there are none.
     pub fn handle(&self) -> Result<&ModelHandle, ApiError> {
-        self.0.models.get().ok_or_else(|| ApiError::ModelNotReady { reason: self.not_ready_reason().unwrap_or_default() })
+        self.0
+            .models
+            .get()
+            .ok_or_else(|| ApiError::ModelNotReady { reason: self.not_ready_reason().unwrap_or_default() })
     }
 
     /// The model answering now, or 503 with the reason there is none.
@@ -91,7 +98,7 @@ impl ModelLever {
     }
 
     /// Why the baseline answers in place of the configured ML model, when it does.
-    pub fn fallback(&self) -> Option<Arc<str>> {
+    pub fn fallback(&self) -> Option<Arc<Fallback>> {
         self.0.models.get().and_then(|m| m.fallback())
     }
 
@@ -120,7 +127,12 @@ impl ModelLever {
         self.finish(result, None, "variant switch")
     }
 
-    fn finish(&self, result: Result<(), ModelError>, load_time: Option<Duration>, what: &str) -> Result<ModelInfo, ApiError> {
+    fn finish(
+        &self,
+        result: Result<(), ModelError>,
+        load_time: Option<Duration>,
+        what: &str,
+    ) -> Result<ModelInfo, ApiError> {
         let metrics = &self.0.metrics;
         let models = self.handle()?;
         let info = models.current().info().clone();
@@ -130,7 +142,7 @@ impl ModelLever {
                 if let Some(elapsed) = load_time {
                     metrics.model_loaded_in(elapsed);
                 }
-                metrics.model_changed(&info, models.fallback().is_some());
+                metrics.model_changed(&info, models.fallback().as_deref());
                 tracing::info!(name = %info.name, version = %info.version, variant = info.variant.as_str(), "{what} done");
                 Ok(info)
             }

@@ -8,7 +8,7 @@ use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::domain::ModelVariant;
 use crate::metric_names::model as names;
-use crate::model::ModelInfo;
+use crate::model::{Fallback, FallbackReason, ModelInfo};
 
 /// Values of `model_reloads_total{result}`.
 pub const RESULTS: [&str; 2] = ["success", "failure"];
@@ -25,9 +25,9 @@ pub struct ModelMetrics {
     pub loaded: IntGauge,
     /// `model_reloads_total{result}`: reloads and variant switches.
     pub reloads: IntCounterVec,
-    /// `model_fallback_active`: 1 while the baseline answers in place of an ML model that could
-    /// not be loaded.
-    pub fallback: IntGauge,
+    /// `model_fallback_active{reason}`: 1 for the reason the baseline answers in place of an ML
+    /// model that could not be loaded, 0 for the others (all 0: no fallback).
+    pub fallback: IntGaugeVec,
 }
 
 impl ModelMetrics {
@@ -47,9 +47,12 @@ impl ModelMetrics {
                 Opts::new(names::RELOADS, "Model reloads and variant switches, by result"),
                 &["result"],
             )?,
-            fallback: IntGauge::new(
-                names::FALLBACK,
-                "1 while the baseline answers because the configured ML model could not be loaded",
+            fallback: IntGaugeVec::new(
+                Opts::new(
+                    names::FALLBACK,
+                    "1 while the baseline answers because the configured ML model could not be loaded, by reason",
+                ),
+                &["reason"],
             )?,
         };
         registry.register(Box::new(metrics.load_time.clone()))?;
@@ -61,6 +64,9 @@ impl ModelMetrics {
         for v in [ModelVariant::Ml, ModelVariant::Baseline] {
             metrics.variant.with_label_values(&[v.as_str()]).set(0);
         }
+        for reason in FallbackReason::ALL {
+            metrics.fallback.with_label_values(&[reason.as_str()]).set(0);
+        }
         // Exported from the start, so that rate() and absence alerts work before the first event.
         for result in RESULTS {
             metrics.reloads.with_label_values(&[result]);
@@ -70,14 +76,17 @@ impl ModelMetrics {
 
     /// Reports `info` as the model answering from now on; `fallback` when the baseline answers
     /// only because the ML model could not be loaded.
-    pub fn model_changed(&self, info: &ModelInfo, fallback: bool) {
+    pub fn model_changed(&self, info: &ModelInfo, fallback: Option<&Fallback>) {
         for v in [ModelVariant::Ml, ModelVariant::Baseline] {
             self.variant.with_label_values(&[v.as_str()]).set(i64::from(v == info.variant));
         }
         self.info.reset();
         self.info.with_label_values(&[&info.name, &info.version, info.variant.as_str()]).set(1);
         self.loaded.set(1);
-        self.fallback.set(i64::from(fallback));
+        for reason in FallbackReason::ALL {
+            let active = fallback.is_some_and(|f| f.reason == reason);
+            self.fallback.with_label_values(&[reason.as_str()]).set(i64::from(active));
+        }
     }
 
     pub fn model_loaded_in(&self, elapsed: Duration) {

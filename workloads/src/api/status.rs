@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{FEATURE_NAMES, FEATURE_SET_VERSION};
+use crate::model::Fallback;
 
 use super::state::AppState;
 
@@ -64,9 +65,10 @@ pub struct VersionResponse {
     pub model_name: Option<String>,
     /// `ml` or `baseline`: the variant answering now.
     pub model_variant: Option<&'static str>,
-    /// Why the baseline answers in place of the configured ML model (it could not be loaded);
-    /// null when the variant answering is the one asked for.
-    pub model_fallback: Option<String>,
+    /// Set while the baseline answers only because the configured ML model could not be loaded:
+    /// `reason` (`runtime_unavailable`, `model_unloadable`) and the load error. Null when the
+    /// variant answering is the one asked for.
+    pub model_fallback: Option<Fallback>,
     /// Decision threshold of the model: `prediction = probability >= threshold`.
     pub threshold: Option<f64>,
     /// Version of the feature definitions the model expects.
@@ -85,7 +87,7 @@ pub async fn version(State(state): State<AppState>) -> Json<VersionResponse> {
         model_version: info.map(|i| i.version.clone()),
         model_name: info.map(|i| i.name.clone()),
         model_variant: info.map(|i| i.variant.as_str()),
-        model_fallback: state.lever().fallback().map(|reason| reason.to_string()),
+        model_fallback: state.lever().fallback().map(|fallback| Fallback::clone(&fallback)),
         threshold: info.map(|i| i.threshold),
         feature_set: FEATURE_SET_VERSION,
         feature_names: &FEATURE_NAMES,

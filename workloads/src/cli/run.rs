@@ -66,8 +66,13 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let mut options = LocalOptions::new(source);
     options.summary_interval = Duration::from_secs_f64(args.summary_interval);
     options.predict_batch = config.model.max_batch.max(1);
-    let model = local_model(&config).await;
+    let model = match local_model(&config).await {
+        // `model.require_ml`: no run without the ML model.
+        Err(reason) if config.model.require_ml => anyhow::bail!(reason),
+        model => model.inspect_err(|reason| tracing::warn!("predictions disabled: {reason}")),
+    };
     options.predictor = model.clone().ok().and_then(local_predictor_for);
+    options.model = model.clone().ok();
 
     let shutdown = shutdown::on_signal();
     let server = if args.serve {

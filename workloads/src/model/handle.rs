@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::{ArtifactSource, Model, ModelError, ModelInfo, Reference, load_variant};
+use super::{ArtifactSource, Fallback, Model, ModelError, ModelInfo, Reference, load_variant};
 use crate::config::ModelConfig;
 use crate::domain::ModelVariant;
 
@@ -25,7 +25,7 @@ struct Loaded {
     /// The training rows' feature reference, when the source has one.
     reference: Option<Arc<Reference>>,
     /// Why the baseline answers although `ml` was asked for (the ML model could not be loaded).
-    fallback: Option<Arc<str>>,
+    fallback: Option<Arc<Fallback>>,
 }
 
 impl Loaded {
@@ -93,7 +93,7 @@ async fn load_both(config: &ModelConfig, requested: ModelVariant) -> Result<Load
     Ok(loaded)
 }
 
-type Variants = (Option<Arc<dyn Model>>, Option<Arc<dyn Model>>, ModelVariant, Option<Arc<str>>);
+type Variants = (Option<Arc<dyn Model>>, Option<Arc<dyn Model>>, ModelVariant, Option<Arc<Fallback>>);
 
 /// Which variant answers, given what loaded: the requested one; the baseline in place of an `ml`
 /// that failed (unless `require_ml`), with the reason; an error when neither can answer.
@@ -118,9 +118,9 @@ fn choose(
         }
         (ModelVariant::Ml, Err(err), _) if require_ml => Err(ModelError::MlRequired(err.to_string())),
         (ModelVariant::Ml, Err(err), Ok(baseline)) => {
-            let reason: Arc<str> = format!("the ML model could not be loaded ({err})").into();
-            tracing::warn!(reason = %reason, "serving the baseline in place of the ML model (set model.require_ml to stop instead)");
-            Ok((None, Some(baseline), ModelVariant::Baseline, Some(reason)))
+            let fallback = Fallback::new(&err, super::onnx::environment().is_ok());
+            tracing::warn!(reason = fallback.reason.as_str(), detail = %fallback.detail, "serving the baseline in place of the ML model (set model.require_ml to stop instead)");
+            Ok((None, Some(baseline), ModelVariant::Baseline, Some(Arc::new(fallback))))
         }
         (ModelVariant::Ml, Err(err), Err(baseline_err)) => Err(ModelError::load(
             "both variants",
@@ -177,7 +177,7 @@ impl ModelHandle {
     }
 
     /// Why the baseline answers in place of the configured ML model, when it does.
-    pub fn fallback(&self) -> Option<Arc<str>> {
+    pub fn fallback(&self) -> Option<Arc<Fallback>> {
         self.inner.state.load().fallback.clone()
     }
 
@@ -230,7 +230,8 @@ impl ModelHandle {
                 state.clone()
             }
         });
-        let info = result.unwrap_or_else(|| Err(ModelError::load(&self.inner.config.source, "variant switch not applied")))?;
+        let info =
+            result.unwrap_or_else(|| Err(ModelError::load(&self.inner.config.source, "variant switch not applied")))?;
         tracing::info!(variant = variant.as_str(), model = info.name, "model variant switched");
         Ok(info)
     }
@@ -255,6 +256,35 @@ mod tests {
         assert_eq!(handle.current().info().version, "1");
         assert_eq!(handle.available(), [ModelVariant::Baseline]);
         assert!(ModelHandle::from_models(ModelConfig::default(), None, Some(baseline("1")), ModelVariant::Ml).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_ml_model_that_cannot_load_is_replaced_by_the_baseline_unless_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = serde_json::to_string(&persistence_params_for_tests("b-1")).unwrap();
+        std::fs::write(dir.path().join("baseline.json"), params).unwrap();
+        // A model.onnx that is not a model: the ML model cannot load (a source without the file
+        // at all is a mistake of the deployment, refused whatever `require_ml` says).
+        std::fs::write(dir.path().join("model.onnx"), b"not a model").unwrap();
+        let config = ModelConfig {
+            variant: ModelVariant::Ml,
+            source: dir.path().display().to_string(),
+            ..ModelConfig::default()
+        };
+        let handle = ModelHandle::load(&config).await.unwrap();
+        assert_eq!(handle.variant(), ModelVariant::Baseline);
+        let fallback = handle.fallback().expect("the fallback is reported");
+        assert!(fallback.detail.contains("cannot load model"), "{fallback}");
+        // Choosing the baseline is not a fallback.
+        handle.set_variant(ModelVariant::Baseline).unwrap();
+        assert!(handle.fallback().is_none());
+
+        let required = ModelConfig { require_ml: true, ..config.clone() };
+        let err = ModelHandle::load(&required).await.unwrap_err();
+        assert!(matches!(err, ModelError::MlRequired(_)), "{err}");
+        // `require_ml` is about `ml`: a baseline process starts as ever (a rollback never stops one).
+        let baseline = ModelConfig { variant: ModelVariant::Baseline, ..required };
+        assert!(ModelHandle::load(&baseline).await.unwrap().fallback().is_none());
     }
 
     #[tokio::test]

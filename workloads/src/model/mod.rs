@@ -13,6 +13,7 @@
 pub mod alerts;
 pub mod baseline;
 pub mod builtin;
+mod fallback;
 mod fetch;
 mod handle;
 pub mod mlflow;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use crate::config::ModelConfig;
 use crate::domain::{Features, ModelVariant};
 
+pub use fallback::{Fallback, FallbackReason};
 pub use fetch::{ArtifactSource, FetchedArtifacts};
 pub use handle::ModelHandle;
 pub use reference::Reference;

@@ -28,8 +28,9 @@ use super::featurize::{Featurizer, FeaturizerMetrics};
 use super::replay::{ReplayOptions, ReplayTotals, replay};
 use super::summary::{LocalEvent, Summary};
 use crate::config::Config;
-use crate::domain::{FeatureVector, Prediction, Tick};
+use crate::domain::{FeatureVector, ModelVariant, Prediction, Tick};
 use crate::live::PredictionFeed;
+use crate::model::{Fallback, ModelHandle};
 use crate::sources::metrics::IngestMetrics;
 use crate::sources::websocket::{ClientConfig, FeedClient};
 use crate::transport::memory::{self, LinkReceiver, LinkSender};
@@ -55,6 +56,8 @@ pub struct LocalOptions {
     /// How often the live summary line is printed.
     pub summary_interval: Duration,
     pub predictor: Option<Box<dyn LocalPredictor>>,
+    /// The model the predictor scores with, reported on the totals line.
+    pub model: Option<ModelHandle>,
     /// Where the predict stage also publishes its predictions (the API's live stream).
     pub feed: Option<PredictionFeed>,
     /// Largest micro-batch handed to the predictor.
@@ -68,6 +71,7 @@ impl LocalOptions {
             source,
             summary_interval: Duration::from_secs(1),
             predictor: None,
+            model: None,
             feed: None,
             predict_batch: 256,
             link_capacity: memory::DEFAULT_CAPACITY,
@@ -76,7 +80,7 @@ impl LocalOptions {
 }
 
 /// Totals of a local run.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LocalTotals {
     pub ticks: u64,
     pub features: u64,
@@ -86,6 +90,21 @@ pub struct LocalTotals {
     pub skipped_frames: u64,
     pub malformed_lines: u64,
     pub elapsed: Duration,
+    /// The model answering at the end (`None`: the run made no predictions).
+    pub model: Option<AnsweringModel>,
+}
+
+/// Which model answered a local run, and whether only because the ML model could not be loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnsweringModel {
+    pub variant: ModelVariant,
+    pub fallback: Option<Arc<Fallback>>,
+}
+
+impl AnsweringModel {
+    pub fn of(model: &ModelHandle) -> AnsweringModel {
+        AnsweringModel { variant: model.variant(), fallback: model.fallback() }
+    }
 }
 
 /// Counters the stages update and the summary reads.
@@ -168,6 +187,7 @@ where
         skipped_frames: source_totals.skipped_frames,
         malformed_lines: source_totals.malformed_lines,
         elapsed: started.elapsed(),
+        model: options.model.as_ref().map(AnsweringModel::of),
     };
     summary.finish(&totals)?;
     Ok(totals)

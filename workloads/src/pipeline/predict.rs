@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::local::LocalPredictor;
 use crate::config::Config;
 use crate::domain::{FEATURE_SET_VERSION, Feature, FeatureVector, Features, PREDICTION_SCHEMA, Prediction};
+use crate::metric_names::predictor as names;
 use crate::model::alerts::TrailingAlerts;
 use crate::model::{ModelHandle, check_finite};
 use crate::quality::{DriftMonitor, OnlineConfig, OnlineEvaluator, QualityMetrics};
@@ -58,22 +59,22 @@ impl PredictorMetrics {
         let stage = StageMetrics::register(
             registry,
             StageMetricNames {
-                consumed: "volatility_consumer_messages_processed_total",
-                produced: "volatility_consumer_predictions_made_total",
-                errors: "volatility_consumer_errors_total",
-                processing_seconds: "volatility_consumer_processing_seconds",
+                consumed: names::MESSAGES_PROCESSED,
+                produced: names::PREDICTIONS_MADE,
+                errors: names::ERRORS,
+                processing_seconds: names::PROCESSING_SECONDS,
             },
         )?;
         for kind in error_type::ALL {
             stage.errors.with_label_values(&[kind]);
         }
         let lag_seconds = Gauge::new(
-            "volatility_consumer_lag_seconds",
+            names::LAG_SECONDS,
             "Seconds between the event time of the latest scored feature vector and now",
         )?;
         let processing_rate =
-            Gauge::new("volatility_consumer_processing_rate", "Feature messages processed per second (last second)")?;
-        let scored = IntCounter::new("spikewatch_predictor_scored_total", "Feature vectors scored by the model")?;
+            Gauge::new(names::PROCESSING_RATE, "Feature messages processed per second (last second)")?;
+        let scored = IntCounter::new(names::SCORED, "Feature vectors scored by the model")?;
         registry.register(Box::new(lag_seconds.clone()))?;
         registry.register(Box::new(processing_rate.clone()))?;
         registry.register(Box::new(scored.clone()))?;
@@ -259,15 +260,17 @@ impl LocalPredictor for Predictor {
 /// stderr) when it cannot be loaded, so that a local run without ONNX Runtime still shows the
 /// features.
 pub async fn local_predictor(config: &Config) -> Option<Box<dyn LocalPredictor>> {
-    local_model(config).await.ok().and_then(local_predictor_for)
+    local_model(config)
+        .await
+        .inspect_err(|reason| tracing::warn!("predictions disabled: {reason}"))
+        .ok()
+        .and_then(local_predictor_for)
 }
 
-/// The configured model of a local run, or why it cannot be loaded (also warned, once).
+/// The configured model of a local run, or why it cannot be loaded (the caller decides whether
+/// the run goes on without predictions or stops).
 pub async fn local_model(config: &Config) -> Result<ModelHandle, String> {
-    ModelHandle::load(&config.model).await.map_err(|err| {
-        tracing::warn!("predictions disabled: {err}");
-        err.to_string()
-    })
+    ModelHandle::load(&config.model).await.map_err(|err| err.to_string())
 }
 
 /// The predict stage of a local run over `model` (`None`, with a warning, if its metrics cannot

@@ -108,6 +108,9 @@ impl<W: Write + Send + 'static> Summary<W> {
         for (product, last) in self.products.iter().filter(|(_, last)| last.predictions > 0) {
             writeln!(self.out, "alerts {product}={} predictions={}", last.alerts, last.predictions)?;
         }
+        if let Some(fallback) = totals.model.as_ref().and_then(|m| m.fallback.as_ref()) {
+            writeln!(self.out, "warning: {fallback}")?;
+        }
         writeln!(self.out, "{}", totals_line(totals))?;
         self.out.flush()
     }
@@ -149,22 +152,33 @@ fn product_values(product: &str, last: &ProductLast) -> String {
 }
 
 /// The last line of a run, `key=value` pairs that scripts and tests parse.
+/// `model=` names the variant that answered (`none`: no predictions were made), and
+/// `model_fallback=` the reason the baseline answered in place of the ML model, when it did.
 pub fn totals_line(totals: &LocalTotals) -> String {
-    format!(
-        "totals: ticks={} features={} rejected={} predictions={} skipped_frames={} malformed_lines={} elapsed_s={:.3}",
+    let mut line = format!(
+        "totals: ticks={} features={} rejected={} predictions={} skipped_frames={} malformed_lines={} elapsed_s={:.3} model={}",
         totals.ticks,
         totals.features,
         totals.rejected,
         totals.predictions,
         totals.skipped_frames,
         totals.malformed_lines,
-        totals.elapsed.as_secs_f64()
-    )
+        totals.elapsed.as_secs_f64(),
+        totals.model.as_ref().map_or("none", |m| m.variant.as_str()),
+    );
+    if let Some(fallback) = totals.model.as_ref().and_then(|m| m.fallback.as_ref()) {
+        line.push_str(" model_fallback=");
+        line.push_str(fallback.reason.as_str());
+    }
+    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ModelVariant;
+    use crate::model::{Fallback, FallbackReason};
+    use crate::pipeline::local::AnsweringModel;
 
     #[test]
     fn totals_line_is_key_value_pairs() {
@@ -176,10 +190,33 @@ mod tests {
             skipped_frames: 4,
             malformed_lines: 0,
             elapsed: Duration::from_millis(1500),
+            model: None,
         };
         assert_eq!(
             totals_line(&totals),
-            "totals: ticks=5996 features=5990 rejected=6 predictions=0 skipped_frames=4 malformed_lines=0 elapsed_s=1.500"
+            "totals: ticks=5996 features=5990 rejected=6 predictions=0 skipped_frames=4 malformed_lines=0 elapsed_s=1.500 model=none"
+        );
+    }
+
+    #[test]
+    fn totals_line_names_the_model_and_a_fallback() {
+        let answering = |fallback: Option<Fallback>| LocalTotals {
+            ticks: 10,
+            features: 9,
+            rejected: 1,
+            predictions: 9,
+            skipped_frames: 0,
+            malformed_lines: 0,
+            elapsed: Duration::from_secs(1),
+            model: Some(AnsweringModel { variant: ModelVariant::Baseline, fallback: fallback.map(Arc::new) }),
+        };
+        assert!(totals_line(&answering(None)).ends_with("elapsed_s=1.000 model=baseline"));
+        let fallback =
+            Fallback { reason: FallbackReason::RuntimeUnavailable, detail: "ORT_DYLIB_PATH is unset".into() };
+        assert!(
+            totals_line(&answering(Some(fallback))).ends_with("model=baseline model_fallback=runtime_unavailable"),
+            "{}",
+            totals_line(&answering(None))
         );
     }
 

@@ -25,10 +25,16 @@ pub struct Spawned {
 impl Spawned {
     /// `spikewatch <args>`; `name` distinguishes the log files of several runs in one `dir`.
     pub fn start(dir: &Path, name: &str, args: &[&str]) -> Spawned {
+        Spawned::start_with_env(dir, name, args, &[])
+    }
+
+    /// [`Spawned::start`] with environment variables `env` set on top of the test's.
+    pub fn start_with_env(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Spawned {
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
         let child = Command::new(spikewatch_bin())
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("SPIKEWATCH_LOG_FORMAT", "json")
             .stdin(Stdio::null())

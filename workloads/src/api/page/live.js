@@ -50,6 +50,15 @@
       document.getElementById('model-version').textContent = version.model_version ?? '–';
       document.getElementById('model-threshold').textContent =
         typeof version.threshold === 'number' ? version.threshold.toFixed(3) : '–';
+      // The baseline answers only because the ML model could not be loaded: say so, loudly.
+      const fallback = document.getElementById('model-fallback');
+      if (version.model_fallback) {
+        fallback.textContent =
+          `The baseline answers in place of the ML model (${version.model_fallback.reason}): ${version.model_fallback.detail}`;
+        fallback.hidden = false;
+      } else {
+        fallback.hidden = true;
+      }
     } catch (err) {
       document.getElementById('model-name').textContent = 'unavailable';
     }
