@@ -11,8 +11,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spikewatch::config::FeaturesConfig;
 use spikewatch::domain::{FeatureVector, ModelVariant, Prediction};
 use spikewatch::features::FeatureEngine;
-use spikewatch::live::{FeedMetrics, PredictionFeed};
 use spikewatch::model::Reference;
+use spikewatch::prediction_feed::{FeedMetrics, PredictionFeed};
 use spikewatch::quality::{DriftMonitor, OnlineEvaluator};
 use spikewatch::sources::recording;
 

@@ -2,11 +2,14 @@
 //!
 //! The data flow reads from the module tree:
 //! [`sources`] (Coinbase WebSocket feeds, recordings) → [`features`] (the one feature engine)
-//! → [`model`] (ONNX GBDT or z-score baseline) → [`sinks`] (tables, mirrors) and [`api`]
-//! (with [`live`], the predictions it streams to the live page). [`quality`] judges the
-//! predictions once their outcome is known and measures the features' drift. [`transport`]
-//! (Kafka or in-memory channels) is chosen at the edges and [`pipeline`] wires the stages so
-//! that `spikewatch run` and the Kubernetes workloads execute the same core.
+//! → [`model`] (HAR-RV baseline, or with the ONNX GBDT correction) → [`sinks`] (tables, mirrors)
+//! and [`api`] (with [`prediction_feed`], the predictions it streams to the live page).
+//! [`quality`] judges the predictions once their outcome is known and measures the features'
+//! drift. [`transport`] (Kafka or in-memory channels) is chosen at the edges and [`pipeline`]
+//! wires the stages so that `spikewatch run` and the Kubernetes workloads execute the same core.
+//! Around them: [`admin`] (the model-switch lever of every serving process), [`http`] (what
+//! every HTTP server shares: errors, JSON bodies, connection limits), [`telemetry`] (logging,
+//! the metrics and health endpoint of the Kafka workloads) and [`cli`] (the subcommands).
 
 pub mod admin;
 pub mod api;
@@ -14,9 +17,9 @@ pub mod cli;
 pub mod features;
 pub mod fuzzing;
 pub mod http;
-pub mod live;
 pub mod model;
 pub mod pipeline;
+pub mod prediction_feed;
 pub mod quality;
 pub mod sinks;
 pub mod sources;

@@ -13,8 +13,8 @@ use super::state::AppState;
 use crate::admin::ModelMetrics;
 use crate::domain::ModelVariant;
 use crate::http::error::{ApiError, ErrorKind};
-use crate::live::FeedMetrics;
 use crate::metric_names::api as names;
+use crate::prediction_feed::FeedMetrics;
 
 /// Every metric `spikewatch serve` exports, registered in its own registry.
 #[derive(Clone)]

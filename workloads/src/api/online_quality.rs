@@ -1,5 +1,5 @@
 //! `GET /predictions/quality`: the online quality of the live predictions, as judged by the
-//! [`PredictionFeed`](crate::live::PredictionFeed) that serves them (see [`crate::live::judge`]
+//! [`PredictionFeed`](crate::prediction_feed::PredictionFeed) that serves them (see [`crate::prediction_feed::judge`]
 //! for why the API judges them itself). Same filter and errors as `/predictions/latest`.
 
 use axum::Json;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::ModelVariant;
-use crate::live::{JudgedQuality, UnjudgedCounts};
+use crate::prediction_feed::{JudgedQuality, UnjudgedCounts};
 use crate::quality::online::HORIZON_SECS;
 
 use super::predictions::{ProductFilter, require_source, unknown_product};

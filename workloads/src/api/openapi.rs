@@ -45,7 +45,7 @@ use crate::http::error;
         predictions::LatestPredictions,
         online_quality::OnlineQuality,
         online_quality::ProductQuality,
-        crate::live::UnjudgedCounts,
+        crate::prediction_feed::UnjudgedCounts,
     )),
     modifiers(&BearerAuth),
     tags(

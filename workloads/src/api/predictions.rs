@@ -1,5 +1,5 @@
 //! `GET /predictions/stream` (Server-Sent Events) and `GET /predictions/latest`: the live
-//! predictions of the [`PredictionFeed`](crate::live::PredictionFeed), optionally for some
+//! predictions of the [`PredictionFeed`](crate::prediction_feed::PredictionFeed), optionally for some
 //! products only.
 //!
 //! `product_id` may be repeated (`?product_id=BTC-USD&product_id=ETH-USD`) or hold a
@@ -18,7 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::Prediction;
-use crate::live::{Delivery, PredictionFeed, Subscription, check_product_id};
+use crate::prediction_feed::{Delivery, PredictionFeed, Subscription, check_product_id};
 
 use super::state::AppState;
 use crate::http::error::ApiError;

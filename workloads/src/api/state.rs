@@ -11,8 +11,8 @@ use crate::config::ApiConfig;
 use crate::domain::ModelVariant;
 use crate::http::connections::ConnectionLimits;
 use crate::http::{ApiError, BodyLimit};
-use crate::live::PredictionFeed;
 use crate::model::{Model, ModelHandle, ModelInfo};
+use crate::prediction_feed::PredictionFeed;
 
 use super::metrics::ApiMetrics;
 

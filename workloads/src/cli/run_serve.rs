@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AdminAuth, ApiMetrics, AppState, Limits};
 use crate::config::{ApiConfig, Config};
-use crate::live::PredictionFeed;
 use crate::model::ModelHandle;
+use crate::prediction_feed::PredictionFeed;
 
 /// Where `run --serve` listens without `--bind`: this machine only, unless the config (or
 /// `PORT`) moved `api.bind` off its default.

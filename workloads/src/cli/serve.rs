@@ -5,7 +5,7 @@
 //! orchestrator restarts it with backoff. SIGHUP reloads the model; SIGINT/SIGTERM stop
 //! accepting connections, end the prediction streams and let in-flight requests finish.
 //! With `api.predictions_from_kafka`, `/predictions/stream` and `/predictions/latest` serve the
-//! predictions topic ([`crate::live::kafka`]).
+//! predictions topic ([`crate::prediction_feed::kafka`]).
 
 use std::time::Instant;
 
@@ -14,8 +14,8 @@ use anyhow::Context;
 use crate::api::{self, AdminAuth, ApiMetrics, AppState, Limits};
 use crate::config::Config;
 use crate::domain::ModelVariant;
-use crate::live::kafka::PredictionTail;
 use crate::model::ModelHandle;
+use crate::prediction_feed::kafka::PredictionTail;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

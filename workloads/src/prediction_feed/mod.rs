@@ -1,4 +1,5 @@
-//! Live predictions for people watching: the [`PredictionFeed`] that `/predictions/stream`,
+//! The prediction feed of the API, for people watching (the live page and stream clients; not
+//! to be confused with the exchange's live market feed, `crate::sources`): the [`PredictionFeed`] that `/predictions/stream`,
 //! `/predictions/latest` and `/predictions/quality` read, and where it is filled from.
 //!
 //! - `spikewatch run --serve`: the predict stage of the in-process pipeline publishes into it
