@@ -14,8 +14,8 @@ use crate::transport::kafka::wait_for_brokers;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Recordings (NDJSON: Exchange wrapper, Advanced Trade ticker objects or the mirror format;
-    /// or flat tick CSV; plain or gzip), replayed in order: files, or `https://` URLs downloaded
-    /// once at start. Default: the bundled Exchange recording.
+    /// or flat tick CSV; plain or gzip), merged by exchange time: files, or `https://` URLs
+    /// downloaded once at start. Default: the bundled hour of BTC-USD, ETH-USD and SOL-USD.
     #[arg(long = "input", value_name = "FILE|URL", num_args = 1..)]
     pub inputs: Vec<String>,
     /// `max` (as fast as the broker acknowledges) or a multiple of the original pace (`1`, `10`).

@@ -15,8 +15,8 @@ use crate::pipeline::shutdown;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Recordings to replay (NDJSON frames or flat tick CSV, plain or gzip). Default: the
-    /// bundled Exchange recording.
+    /// Recordings to replay (NDJSON frames or flat tick CSV, plain or gzip), merged by exchange
+    /// time. Default: the bundled hour of BTC-USD, ETH-USD and SOL-USD.
     #[arg(long = "input", value_name = "FILE", num_args = 1.., conflicts_with = "live")]
     pub inputs: Vec<PathBuf>,
     /// `max` or a multiple of the original pace (`1`, `10`).

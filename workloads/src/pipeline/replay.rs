@@ -17,6 +17,7 @@ use super::publish::publish_ticks;
 use crate::config::Config;
 use crate::domain::Tick;
 use crate::metric_names::replay as names;
+use crate::sources::merge::MergedTicks;
 use crate::sources::recording::{self, RecordingReader, RecordingStats};
 use crate::telemetry::server::Health;
 use crate::transport::kafka::{JsonPublisher, PublishTotals, create_producer, ensure_topics, latest_event_time};
@@ -25,7 +26,8 @@ use crate::transport::memory::{self, LinkSender};
 /// What to replay and how fast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayOptions {
-    /// Recordings, replayed one after the other; empty = the bundled Exchange recording.
+    /// Recordings, replayed together merged by exchange time (several products' files of the
+    /// same hours play as one market); empty = the bundled recording.
     pub inputs: Vec<PathBuf>,
     pub speed: Speed,
     /// Longest pause between two ticks (holes in a recording are compressed to this).
@@ -152,21 +154,23 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// One pass over every input, in order.
+    /// One pass over every input, merged by exchange time (`crate::sources::merge`).
     async fn pass(&mut self, options: &ReplayOptions) -> anyhow::Result<()> {
         if options.inputs.is_empty() {
-            self.input("embedded recording", recording::embedded()).await;
+            self.inputs(&["embedded recording".to_string()], vec![recording::embedded()]).await;
         } else {
-            for path in &options.inputs {
-                let reader =
-                    recording::open(path).with_context(|| format!("cannot open recording {}", path.display()))?;
-                let stats = self.input(&path.display().to_string(), reader).await;
-                if self.totals.stopped_early {
-                    return Ok(());
-                }
-                if stats.ticks == 0 {
-                    anyhow::bail!("{}", stats.no_tick_message(&path.display().to_string()));
-                }
+            let names: Vec<String> = options.inputs.iter().map(|path| path.display().to_string()).collect();
+            let readers = options
+                .inputs
+                .iter()
+                .map(|path| recording::open(path).with_context(|| format!("cannot open recording {}", path.display())))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let stats = self.inputs(&names, readers).await;
+            if self.totals.stopped_early {
+                return Ok(());
+            }
+            if let Some((name, stats)) = names.iter().zip(&stats).find(|(_, stats)| stats.ticks == 0) {
+                anyhow::bail!("{}", stats.no_tick_message(name));
             }
         }
         if !self.totals.stopped_early {
@@ -187,10 +191,12 @@ impl Run<'_> {
         tracing::info!(pass = self.totals.passes + 1, shift_s = self.shift.num_seconds(), "replaying the inputs again");
     }
 
-    /// Replays one recording; returns what its reader saw.
-    async fn input<R: BufRead>(&mut self, name: &str, mut reader: RecordingReader<R>) -> RecordingStats {
-        tracing::info!(input = name, "replaying");
-        for item in reader.by_ref() {
+    /// Replays the recordings `readers` (named `names`), merged by exchange time; returns what
+    /// each reader saw.
+    async fn inputs<R: BufRead>(&mut self, names: &[String], readers: Vec<RecordingReader<R>>) -> Vec<RecordingStats> {
+        tracing::info!(inputs = ?names, "replaying");
+        let mut merged = MergedTicks::new(readers);
+        for (input, item) in merged.by_ref() {
             let mut tick = match item {
                 Ok(tick) => tick,
                 Err(err) => {
@@ -198,7 +204,7 @@ impl Run<'_> {
                     if let Some(m) = self.metrics {
                         m.malformed_lines.with_label_values(&[err.kind()]).inc();
                     }
-                    tracing::warn!(input = name, %err, "skipping a malformed line");
+                    tracing::warn!(input = names[input], %err, "skipping a malformed line");
                     continue;
                 }
             };
@@ -231,21 +237,25 @@ impl Run<'_> {
                 m.ticks_read.inc();
             }
         }
-        let stats = reader.stats();
-        self.totals.skipped_frames += stats.skipped_total();
-        if let Some(m) = self.metrics {
-            for (frame_type, count) in &stats.skipped {
-                m.frames_skipped.with_label_values(&[frame_type]).inc_by(*count);
+        let mut all = Vec::with_capacity(names.len());
+        for (name, reader) in names.iter().zip(merged.inputs()) {
+            let stats = reader.stats();
+            self.totals.skipped_frames += stats.skipped_total();
+            if let Some(m) = self.metrics {
+                for (frame_type, count) in &stats.skipped {
+                    m.frames_skipped.with_label_values(&[frame_type]).inc_by(*count);
+                }
             }
+            tracing::info!(
+                input = name,
+                ticks = stats.ticks,
+                skipped = stats.skipped_total(),
+                malformed = stats.errors_total(),
+                "input done"
+            );
+            all.push(stats.clone());
         }
-        tracing::info!(
-            input = name,
-            ticks = stats.ticks,
-            skipped = stats.skipped_total(),
-            malformed = stats.errors_total(),
-            "input done"
-        );
-        stats.clone()
+        all
     }
 
     /// Sleeps until the tick is due; false when shutdown came first.

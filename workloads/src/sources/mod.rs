@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod coinbase;
 pub mod download;
+pub mod merge;
 pub mod metrics;
 pub mod recording;
 pub mod recording_blocks;
