@@ -292,13 +292,19 @@ fn csv_rows(path: &Path, rows: &[TrainingRow], kind: Rows) -> Result<Vec<u8>, Ta
     let csv_err = |source| TableError::Csv { path: path.to_path_buf(), source };
     // About 430 bytes per row on the BTC-USD recording.
     let mut writer = csv_writer(Vec::with_capacity(rows.len() * 448));
-    // Every field is formatted into one reused buffer (`Display`, as `to_string` would, without
-    // allocating a string per field).
+    // Every field is formatted into one reused buffer (as `to_string` would write it, without
+    // allocating a string per field); floats by `decimal::push_f64`, the same text as `Display`.
     let mut field = String::with_capacity(32);
     let mut put = |writer: &mut csv::Writer<_>, value: &dyn std::fmt::Display| {
         field.clear();
         write!(field, "{value}").expect("formatting into a String cannot fail");
         writer.write_field(&field)
+    };
+    let mut number = Vec::with_capacity(32);
+    let mut put_f64 = |writer: &mut csv::Writer<_>, value: f64| {
+        number.clear();
+        super::decimal::push_f64(&mut number, value);
+        writer.write_field(&number)
     };
     for row in rows {
         let label = match kind {
@@ -313,11 +319,11 @@ fn csv_rows(path: &Path, rows: &[TrainingRow], kind: Rows) -> Result<Vec<u8>, Ta
         put(&mut writer, &row.segment).map_err(csv_err)?;
         for value in row.features.to_array() {
             // A missing feature (NaN) is an empty field.
-            if value.is_nan() { writer.write_field("") } else { put(&mut writer, &value) }.map_err(csv_err)?;
+            if value.is_nan() { writer.write_field("") } else { put_f64(&mut writer, value) }.map_err(csv_err)?;
         }
         if let Some(label) = label {
             for value in label_values(label) {
-                put(&mut writer, &value).map_err(csv_err)?;
+                put_f64(&mut writer, value).map_err(csv_err)?;
             }
         }
         writer.write_record(None::<&[u8]>).map_err(csv_err)?;
