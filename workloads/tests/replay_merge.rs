@@ -71,3 +71,30 @@ async fn a_single_file_replays_in_its_own_order() {
     assert_eq!(ticks.len(), recorded.len());
     assert!(ticks.iter().zip(&recorded).all(|(a, b)| a.exchange_time == b.exchange_time && a.price == b.price));
 }
+
+#[test]
+fn the_feature_table_of_several_files_follows_the_same_merged_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs: Vec<PathBuf> = ["btc-usd", "eth-usd", "sol-usd"].iter().map(|p| head_of(dir.path(), p)).collect();
+    let output = dir.path().join("table.csv");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_spikewatch"))
+        .args(["features", "--every-tick", "--output", output.to_str().unwrap(), "--input"])
+        .args(&inputs)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let table = std::fs::read_to_string(&output).unwrap();
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let time = header.iter().position(|c| *c == "event_time").expect("an event_time column");
+    let rows: Vec<(String, i64)> = lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[0].to_string(), fields[time].parse().unwrap())
+        })
+        .collect();
+    assert!(rows.len() > 2 * LINES, "{} rows", rows.len());
+    assert!(rows.windows(2).all(|w| w[0].1 <= w[1].1), "event time never goes back");
+    let switches = rows.windows(2).filter(|w| w[0].0 != w[1].0).count();
+    assert!(switches > 300, "{switches} product switches");
+}

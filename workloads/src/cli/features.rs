@@ -12,14 +12,15 @@ use crate::features::offline::{Rows, TrainingTable, build_table};
 use crate::features::{EngineStats, check_config};
 use crate::sinks::table::{self, TableFormat};
 use crate::sources::coinbase::FrameParser;
+use crate::sources::merge::MergedTicks;
 use crate::sources::recording::{self, RecordingStats};
 use crate::sources::recording_blocks::{self, BlockOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Recordings (NDJSON in the Exchange, Advanced Trade or mirror layout, or flat tick CSV;
-    /// plain or gzip), processed in the order given, each in file order, exactly as a replay
-    /// would publish them.
+    /// plain or gzip), several merged by exchange time, each in file order, exactly as a replay
+    /// publishes them.
     #[arg(long, value_name = "FILE", required_unless_present = "describe", num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// The table to write: `.parquet` or `.csv`.
@@ -106,24 +107,54 @@ fn build(inputs: &[PathBuf], output: &Path, config: &FeaturesConfig, kind: Rows)
     Ok(())
 }
 
-/// Reads every input in order and sends its ticks in chunks (a block's worth); stops at the
-/// first input that cannot be read (or when the receiver is gone).
+/// Ticks sent at a time when several inputs are merged.
+const MERGED_CHUNK: usize = 8192;
+
+/// Reads the inputs and sends their ticks in chunks; stops at the first input that cannot be
+/// read (or when the receiver is gone). One input streams in file order (parsed
+/// block-parallel); several are read whole, then merged by exchange time, as `replay` plays
+/// them (`crate::sources::merge`).
 fn read_all(inputs: &[PathBuf], sender: std::sync::mpsc::SyncSender<Vec<Tick>>) -> anyhow::Result<()> {
-    for path in inputs {
-        let stats = read_recording_with(path, |ticks| {
+    if let [path] = inputs {
+        return read_one(path, |ticks| {
             // A closed channel means the engine side is gone; reading on is pointless but harmless.
             let _ = sender.send(ticks);
-        })?;
-        tracing::info!(
-            path = %path.display(),
-            ticks = stats.ticks,
-            skipped = stats.skipped_total(),
-            malformed = stats.errors_total(),
-            "read recording"
-        );
-        if stats.errors_total() > 0 {
-            tracing::warn!(path = %path.display(), errors = ?stats.errors, "malformed lines skipped");
+        });
+    }
+    let mut recordings = Vec::with_capacity(inputs.len());
+    for path in inputs {
+        let mut ticks = Vec::new();
+        read_one(path, |chunk| ticks.extend(chunk))?;
+        recordings.push(ticks.into_iter().map(Ok::<Tick, std::convert::Infallible>));
+    }
+    let mut chunk = Vec::with_capacity(MERGED_CHUNK);
+    for (_, tick) in MergedTicks::new(recordings) {
+        let Ok(tick) = tick;
+        chunk.push(tick);
+        if chunk.len() == MERGED_CHUNK
+            && sender.send(std::mem::replace(&mut chunk, Vec::with_capacity(MERGED_CHUNK))).is_err()
+        {
+            return Ok(());
         }
+    }
+    if !chunk.is_empty() {
+        let _ = sender.send(chunk);
+    }
+    Ok(())
+}
+
+/// Reads one input, handing its ticks to `sink` in chunks, and logs what it held.
+fn read_one(path: &Path, sink: impl FnMut(Vec<Tick>)) -> anyhow::Result<()> {
+    let stats = read_recording_with(path, sink)?;
+    tracing::info!(
+        path = %path.display(),
+        ticks = stats.ticks,
+        skipped = stats.skipped_total(),
+        malformed = stats.errors_total(),
+        "read recording"
+    );
+    if stats.errors_total() > 0 {
+        tracing::warn!(path = %path.display(), errors = ?stats.errors, "malformed lines skipped");
     }
     Ok(())
 }
