@@ -112,8 +112,8 @@ const MERGED_CHUNK: usize = 8192;
 
 /// Reads the inputs and sends their ticks in chunks; stops at the first input that cannot be
 /// read (or when the receiver is gone). One input streams in file order (parsed
-/// block-parallel); several are read whole, then merged by exchange time, as `replay` plays
-/// them (`crate::sources::merge`).
+/// block-parallel); several stream merged by exchange time, as `replay` plays them
+/// (`crate::sources::merge`; line by line, one pending tick per input).
 fn read_all(inputs: &[PathBuf], sender: std::sync::mpsc::SyncSender<Vec<Tick>>) -> anyhow::Result<()> {
     if let [path] = inputs {
         return read_one(path, |ticks| {
@@ -121,16 +121,17 @@ fn read_all(inputs: &[PathBuf], sender: std::sync::mpsc::SyncSender<Vec<Tick>>) 
             let _ = sender.send(ticks);
         });
     }
-    let mut recordings = Vec::with_capacity(inputs.len());
-    for path in inputs {
-        let mut ticks = Vec::new();
-        read_one(path, |chunk| ticks.extend(chunk))?;
-        recordings.push(ticks.into_iter().map(Ok::<Tick, std::convert::Infallible>));
-    }
+    let readers = inputs
+        .iter()
+        .map(|path| recording::open(path).with_context(|| format!("opening {}", path.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut merged = MergedTicks::new(readers);
     let mut chunk = Vec::with_capacity(MERGED_CHUNK);
-    for (_, tick) in MergedTicks::new(recordings) {
-        let Ok(tick) = tick;
-        chunk.push(tick);
+    for (input, item) in merged.by_ref() {
+        match item {
+            Ok(tick) => chunk.push(tick),
+            Err(err) => tracing::debug!(path = %inputs[input].display(), "{err}"),
+        }
         if chunk.len() == MERGED_CHUNK
             && sender.send(std::mem::replace(&mut chunk, Vec::with_capacity(MERGED_CHUNK))).is_err()
         {
@@ -140,12 +141,24 @@ fn read_all(inputs: &[PathBuf], sender: std::sync::mpsc::SyncSender<Vec<Tick>>) 
     if !chunk.is_empty() {
         let _ = sender.send(chunk);
     }
+    for (path, reader) in inputs.iter().zip(merged.inputs()) {
+        let stats = reader.stats();
+        log_recording(path, stats);
+        if stats.ticks == 0 {
+            anyhow::bail!("{}", stats.no_tick_message(&path.display().to_string()));
+        }
+    }
     Ok(())
 }
 
 /// Reads one input, handing its ticks to `sink` in chunks, and logs what it held.
 fn read_one(path: &Path, sink: impl FnMut(Vec<Tick>)) -> anyhow::Result<()> {
     let stats = read_recording_with(path, sink)?;
+    log_recording(path, &stats);
+    Ok(())
+}
+
+fn log_recording(path: &Path, stats: &RecordingStats) {
     tracing::info!(
         path = %path.display(),
         ticks = stats.ticks,
@@ -156,7 +169,6 @@ fn read_one(path: &Path, sink: impl FnMut(Vec<Tick>)) -> anyhow::Result<()> {
     if stats.errors_total() > 0 {
         tracing::warn!(path = %path.display(), errors = ?stats.errors, "malformed lines skipped");
     }
-    Ok(())
 }
 
 /// Appends the ticks of one recording; malformed lines are counted by the reader and skipped.
