@@ -283,6 +283,9 @@ async fn the_live_page_charts_the_stream_marks_alerts_and_logs_no_error() {
     let driver = Chromedriver::start(dir.path()).await;
     let client = browser(&driver, &dir.path().join("chromium-profile")).await;
     client.goto(&page).await.expect("the page loads");
+    assert_eq!(variant_shown(&client).await, "ml");
+    let banner = client.execute("return document.getElementById('model-fallback').hidden;", vec![]).await.unwrap();
+    assert_eq!(banner, Value::Bool(true), "no fallback banner when the ML model answers");
 
     // More points than the one per product that /predictions/latest seeds: the stream itself
     // delivered them; and an alert among them, which must be drawn. Meanwhile, before any
@@ -422,4 +425,47 @@ async fn the_docs_page_renders_the_api_reference_offline_and_logs_no_error() {
 
     client.close().await.expect("the browser closes");
     assert!(run.interrupt().success(), "spikewatch run --serve did not stop cleanly:\n{}", run.stderr());
+}
+
+/// Reads `expression` in the page until it is a non-empty string, or panics after `PATIENCE`.
+async fn wait_for_string(client: &Client, expression: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let value = client.execute(&format!("return {expression};"), vec![]).await.expect("script runs");
+        if let Some(text) = value.as_str().filter(|t| !t.is_empty()) {
+            return text.to_string();
+        }
+        assert!(Instant::now() < deadline, "{expression} stayed empty");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn without_onnx_runtime_the_page_says_the_baseline_answers_in_place_of_the_ml_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.model.variant = ModelVariant::Ml;
+    let config_path = common::process::write_config(dir.path(), &config);
+    let args = ["--config", config_path.to_str().unwrap(), "run", "--serve", "--bind", "127.0.0.1:0", "--speed", "max"];
+    let env = [("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")];
+    let mut run = common::process::Spawned::start_with_env(dir.path(), "run", &args, &env);
+    let line = run.wait_for_stdout_line(|line| line.starts_with("live page: "));
+    let page = line.trim_start_matches("live page: ").trim().to_string();
+
+    let driver = Chromedriver::start(dir.path()).await;
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    client.goto(&page).await.expect("the page loads");
+    let banner = "(() => { const b = document.getElementById('model-fallback'); return b && !b.hidden ? b.textContent : ''; })()";
+    let text = wait_for_string(&client, banner).await;
+    assert!(text.contains("baseline answers in place of the ML model"), "{text}");
+    assert!(text.contains("runtime_unavailable") && text.contains("ORT_DYLIB_PATH"), "{text}");
+    assert_eq!(variant_shown(&client).await, "baseline");
+
+    client.close().await.expect("the browser closes");
+    assert!(run.interrupt().success(), "spikewatch run --serve did not stop cleanly:\n{}", run.stderr());
+}
+
+/// The variant the page's header shows, once `/version` has been read.
+async fn variant_shown(client: &Client) -> String {
+    wait_for_string(client, "document.getElementById('model-variant').textContent.replace('–', '')").await
 }
