@@ -269,7 +269,7 @@ async fn a_broken_model_is_rolled_back_by_scraping_the_pods() {
 /// errors reach Prometheus), one check interval (the next check sees them) and one more check
 /// (the second failure): 45 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark, about 5 minutes: cargo nextest run -p spikewatch-operator --test rollback_real_components --run-ignored only --no-capture"]
+#[ignore = "benchmark, about 9 minutes: cargo nextest run -p spikewatch-operator --test rollback_real_components --run-ignored only --no-capture"]
 async fn bench_breach_to_baseline_with_the_default_policy() {
     let mut times = vec![];
     for run in 1..=5 {
