@@ -108,19 +108,31 @@ def develop(dev: pd.DataFrame, y: np.ndarray) -> dict:
     return {"scores": scores, "probabilities": probabilities, "folds": folds}
 
 
-def trailing_alert_rates(rows: pd.DataFrame, probability: np.ndarray, fixed_threshold: float) -> dict:
-    """Alert rate per product-day when each second's threshold is the product's trailing-hour
-    90th percentile of its own probabilities (the model's threshold for the first ten minutes)."""
-    out = {}
+def trailing_alerts(rows: pd.DataFrame, y: np.ndarray, probability: np.ndarray, fixed_threshold: float) -> dict:
+    """Alerts per product-day when each second's threshold is the product's trailing-hour 90th
+    percentile of its own probabilities (the model's fixed threshold for the first minutes):
+    alert rate, precision and recall."""
+    per_day = {}
     for day, idx in sorted(rows.groupby("day").indices.items()):
         p = pd.Series(probability[idx], index=pd.to_datetime(rows["second"].to_numpy()[idx], unit="s"))
         window = f"{TRAILING_ALERT['window_seconds']}s"
         cut = p.rolling(window, closed="left").quantile(TRAILING_ALERT["quantile"])
         seen = p.rolling(window, closed="left").count()
         cut = cut.where(seen >= TRAILING_ALERT["min_seconds"], fixed_threshold)
-        out[day] = round(float((p >= cut).mean()), 4)
-    rates = np.array(list(out.values()))
-    return {"per_day": out, "min": float(rates.min()), "max": float(rates.max()), "mean": round(float(rates.mean()), 4)}
+        alert = (p >= cut).to_numpy()
+        positive = y[idx] == 1
+        per_day[day] = {
+            "alert_rate": round(float(alert.mean()), 4),
+            "precision": round(float(positive[alert].mean()), 4) if alert.any() else None,
+            "recall": round(float(alert[positive].mean()), 4) if positive.any() else None,
+        }
+    rates = np.array([m["alert_rate"] for m in per_day.values()])
+    return {
+        "per_day": per_day,
+        "min": float(rates.min()),
+        "max": float(rates.max()),
+        "mean": round(float(rates.mean()), 4),
+    }
 
 
 def table_digest(df: pd.DataFrame) -> str:
@@ -188,8 +200,8 @@ def train(df: pd.DataFrame, out_dir: Path, recordings: list[Path]) -> dict:
             "bootstrap": {
                 n: evaluate.block_bootstrap(final, y_final, scores[n], scores[better]) for n in ("ml", "baseline")
             },
-            "trailing_alert_rates": {
-                n: trailing_alert_rates(final, probs[n], thresholds[n]) for n in ("ml", "baseline")
+            "trailing_alerts": {
+                n: trailing_alerts(final, y_final, probs[n], thresholds[n]) for n in ("ml", "baseline")
             },
             "goal": {"ratio_at_least": GOAL_RATIO, "met": ratio is not None and ratio >= GOAL_RATIO},
         }
