@@ -30,11 +30,7 @@ DASHBOARD_PROVIDERS = DOCKER / "grafana" / "provisioning" / "dashboards" / "spik
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "spikewatch.json"
 # The operator's dashboard ConfigMap for examples/pipeline.yaml, as its golden-file test pins it.
 OPERATOR_DASHBOARD_SNAPSHOT = (
-    REPO_ROOT
-    / "operator"
-    / "tests"
-    / "snapshots"
-    / "external-kafka__configmap__btc-eth-dashboard.snap"
+    REPO_ROOT / "operator" / "tests" / "snapshots" / "external-kafka__configmap__btc-eth-dashboard.snap"
 )
 WORKLOADS = ["ingest", "replay", "featurize", "predict", "serve"]
 # A full version tag (`v3.5.0`, `4.1.0`) or a digest; never `latest`, never a bare major.
