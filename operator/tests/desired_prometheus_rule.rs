@@ -37,7 +37,21 @@ fn promtool_accepts_the_rules() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yaml"), prometheus_rule_file(&vp).unwrap()).unwrap();
         let out = run(&["check", "rules", "rules.yaml"], dir.path());
-        assert!(out.contains("SUCCESS: 6 rules found"), "{out}");
+        let rules = prometheus_rule_groups(&vp)[0]["rules"].as_array().unwrap().len();
+        assert!(out.contains(&format!("SUCCESS: {rules} rules found")), "{out}");
+    }
+}
+
+#[test]
+fn every_alert_has_a_promtool_unit_test() {
+    let vp = pipelines::parse(&pipelines::example("pipeline.yaml"));
+    let tests = std::fs::read_to_string(pipelines::repo_path("monitoring/spikewatch-rules.test.yaml")).unwrap();
+    for rule in prometheus_rule_groups(&vp)[0]["rules"].as_array().unwrap() {
+        let alert = rule["alert"].as_str().unwrap();
+        assert!(
+            tests.contains(&format!("alertname: {alert}\n        exp_alerts:\n          - exp_labels")),
+            "monitoring/spikewatch-rules.test.yaml has no test in which {alert} fires"
+        );
     }
 }
 

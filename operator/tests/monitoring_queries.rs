@@ -47,6 +47,7 @@ const HEALTHY: &[Expectation] = &[
     ("SpikewatchNoPredictions", "predictions made in the window", |v| v > 0.0, Some(false)),
     ("SpikewatchAlertsNoBetterThanChance", "predictions judged in the hour", |v| v > 0.0, None),
     ("SpikewatchFeatureDrift", "a PSI of every feature", |v| v.is_finite() && v >= 0.0, None),
+    ("SpikewatchModelFallback", "no fallback on the API or the predictor", |v| v == 0.0, Some(false)),
 ];
 
 fn pipeline(bootstrap: &str) -> VolatilityPipeline {

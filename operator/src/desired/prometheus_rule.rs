@@ -1,7 +1,8 @@
 //! A Prometheus Operator `PrometheusRule` with the runbook's SLO alerts: API p95 latency above
 //! 800 ms, API error rate above 1 %, consumer lag above 30 s, no predictions for N minutes; and
-//! two on the model: its judged alerts no better than chance over the last hour, and a feature
-//! further from the training rows than any training day was.
+//! three on the model: its judged alerts no better than chance over the last hour, a feature
+//! further from the training rows than any training day was, and the baseline answering in
+//! place of an ML model that could not be loaded.
 //!
 //! The expressions select the pipeline's series by the `namespace` and `service` labels that
 //! the ServiceMonitors attach. `promtool check rules` and `promtool test rules` run over them in
@@ -11,7 +12,7 @@ use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
-use spikewatch_types::metric_names::{predictor as predictions, quality};
+use spikewatch_types::metric_names::{model, predictor as predictions, quality};
 
 use super::DesiredError;
 use super::meta::{MONITORING_COMPONENT, child_meta};
@@ -45,6 +46,7 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
     let namespace = vp.namespace().unwrap_or_default();
     let api = series_selector(vp, &[Workload::Api]);
     let predictor = series_selector(vp, &[Workload::Predictor]);
+    let serving = series_selector(vp, &[Workload::Api, Workload::Predictor]);
     let minutes = vp.spec.monitoring.no_predictions_minutes;
     let labels = json!({ "severity": "warning", "pipeline": name, "pipeline_namespace": namespace });
     let critical = json!({ "severity": "critical", "pipeline": name, "pipeline_namespace": namespace });
@@ -116,6 +118,19 @@ pub fn prometheus_rule_groups(vp: &VolatilityPipeline) -> Value {
                 "annotations": {
                     "summary": "A feature has drifted beyond the training days",
                     "description": format!("{{{{ $labels.feature }}}} of the rows {namespace}/{name} scores has a PSI of {{{{ $value | printf \"%.2f\" }}}} against the training rows, more than any training day had: the model is extrapolating."),
+                },
+            },
+            {
+                "alert": "SpikewatchModelFallback",
+                // The workloads serve the baseline when the configured ML model cannot be loaded
+                // (no ONNX Runtime, a broken export) rather than nothing; a rollback by the
+                // operator is a choice, not a fallback, and keeps this at 0.
+                "expr": format!("max by (service, reason) ({}{{{serving}}}) == 1", model::FALLBACK),
+                "for": "5m",
+                "labels": labels,
+                "annotations": {
+                    "summary": "The baseline answers in place of the ML model",
+                    "description": format!("{{{{ $labels.service }}}} of {namespace}/{name} could not load the ML model ({{{{ $labels.reason }}}}) and serves the baseline instead; /version says why."),
                 },
             },
         ],
