@@ -353,3 +353,23 @@ async fn the_model_switch_reaches_an_api_whose_admin_endpoints_listen_apart() {
     assert_eq!(report.switched, ["test-api-0"], "{report:?}");
     assert_eq!(serve.variant().await, "baseline");
 }
+
+/// An API that cannot load the ML model (no ONNX Runtime library) serves the baseline and says
+/// so on `/version`; the operator reads it into `status.activeModel` with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_serving_the_baseline_in_place_of_the_ml_model_is_reported_with_the_reason() {
+    let serve = Serve::start_with(&[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]).await;
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "test-api-0"},
+        "spec": {"containers": [{"name": "api", "ports": [{"name": "http", "containerPort": serve.port}]}]},
+        "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .unwrap();
+    let serving = spikewatch_operator::observe::ServingPod::from_pod(&pod, Workload::Api).unwrap();
+    let served = spikewatch_operator::controller::model_switch::served_model(&reqwest::Client::new(), &[serving])
+        .await
+        .expect("the API reports its model");
+    assert_eq!(served.variant.as_str(), "baseline");
+    assert_eq!(served.fallback.as_deref(), Some("runtime_unavailable"));
+    assert_eq!(serve.predict_status().await, 200, "the baseline answers");
+}

@@ -18,6 +18,9 @@ const POD_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct ServedModel {
     pub variant: ModelVariant,
     pub version: Option<String>,
+    /// Why the baseline answers although `ml` was configured (the pod could not load the ML
+    /// model): `runtime_unavailable` or `model_unloadable`.
+    pub fallback: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -26,6 +29,15 @@ struct ModelReport {
     model_variant: Option<String>,
     #[serde(default)]
     model_version: Option<String>,
+    /// Only on `/version`, and only while the pod serves the baseline in place of an ML model it
+    /// could not load (older images omit it).
+    #[serde(default)]
+    model_fallback: Option<FallbackReport>,
+}
+
+#[derive(Deserialize)]
+struct FallbackReport {
+    reason: String,
 }
 
 impl ModelReport {
@@ -35,7 +47,7 @@ impl ModelReport {
             "baseline" => ModelVariant::Baseline,
             _ => return None,
         };
-        Some(ServedModel { variant, version: self.model_version })
+        Some(ServedModel { variant, version: self.model_version, fallback: self.model_fallback.map(|f| f.reason) })
     }
 }
 
@@ -128,7 +140,17 @@ mod tests {
         let parse = |s: &str| serde_json::from_str::<ModelReport>(s).unwrap().served();
         assert_eq!(
             parse(r#"{"model_variant":"baseline","model_version":"z-1"}"#),
-            Some(ServedModel { variant: ModelVariant::Baseline, version: Some("z-1".into()) })
+            Some(ServedModel { variant: ModelVariant::Baseline, version: Some("z-1".into()), fallback: None })
+        );
+        assert_eq!(
+            parse(
+                r#"{"model_variant":"baseline","model_fallback":{"reason":"runtime_unavailable","detail":"no library"}}"#
+            ),
+            Some(ServedModel {
+                variant: ModelVariant::Baseline,
+                version: None,
+                fallback: Some("runtime_unavailable".into())
+            })
         );
         assert_eq!(parse(r#"{"model_variant":null}"#), None);
         assert_eq!(parse(r#"{"model_variant":"other"}"#), None);

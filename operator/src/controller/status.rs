@@ -193,11 +193,9 @@ pub fn desired_status(
         status.consumer = consumer.clone();
     }
     // What the API reports once the automation read it; until then, what is rendered.
-    status.active_model = automation
-        .active_model
-        .clone()
-        .or(old.active_model)
-        .or_else(|| Some(ActiveModel { variant: effective_variant(vp), version: None, observed_time: None }));
+    status.active_model = automation.active_model.clone().or(old.active_model).or_else(|| {
+        Some(ActiveModel { variant: effective_variant(vp), version: None, observed_time: None, fallback: None })
+    });
     status
 }
 

@@ -67,6 +67,11 @@ pub struct ActiveModel {
     /// When an API pod last reported it; unset while only rendered, never observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_time: Option<Time>,
+    /// Set while the API serves the baseline because it could not load the ML model
+    /// (`runtime_unavailable`: no ONNX Runtime library; `model_unloadable`: a missing or broken
+    /// export), as its `/version` reports; the alert `SpikewatchModelFallback` fires then too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 /// Replica counts per workload.

@@ -88,6 +88,7 @@ async fn switch_model(
             variant: served.variant,
             version: served.version,
             observed_time: Some(Time(Timestamp::now())),
+            fallback: served.fallback,
         };
         let patch = json!({ "status": { "activeModel": active } });
         if let Err(e) = api.patch_status(&vp.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {

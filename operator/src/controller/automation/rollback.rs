@@ -123,10 +123,15 @@ pub(super) async fn plan(
         && let Ok(pods) = &api_pods
         && let Some(served) = model_switch::served_model(&ctx.http, pods).await
     {
-        active = Some(ActiveModel { variant: served.variant, version: served.version, observed_time: Some(Time(now)) });
+        active = Some(ActiveModel {
+            variant: served.variant,
+            version: served.version,
+            observed_time: Some(Time(now)),
+            fallback: served.fallback,
+        });
     }
     plan.status.active_model =
-        Some(active.unwrap_or(ActiveModel { variant: effective, version: None, observed_time: None }));
+        Some(active.unwrap_or(ActiveModel { variant: effective, version: None, observed_time: None, fallback: None }));
     if watching || reading_model {
         plan.requeue = Some(policy.interval);
     }
