@@ -3,8 +3,9 @@
 //! pinned, and working offline. The Content-Security-Policy admits only this origin, so the page
 //! can load nothing from elsewhere (it asks for no web font: `load-fonts="false"`).
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+
+use crate::http::embedded::embedded;
 
 /// Only this origin (RapiDoc styles its elements from script, hence inline styles).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -16,22 +17,12 @@ const RAPIDOC: &str = include_str!("page/vendor/rapidoc/rapidoc-min.js");
 
 /// `GET /docs`, `GET /docs/`
 pub async fn page() -> Response {
-    serve(PAGE, "text/html; charset=utf-8")
+    embedded(PAGE, "text/html; charset=utf-8", CONTENT_SECURITY_POLICY)
 }
 
 /// `GET /docs/rapidoc-min.js`
 pub async fn script() -> Response {
-    serve(RAPIDOC, "text/javascript; charset=utf-8")
-}
-
-fn serve(body: &'static str, content_type: &'static str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    response
+    embedded(RAPIDOC, "text/javascript; charset=utf-8", CONTENT_SECURITY_POLICY)
 }
 
 #[cfg(test)]

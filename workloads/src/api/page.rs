@@ -6,9 +6,9 @@
 //! Policy forbids anything else, so the page works offline and never calls a CDN.
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
+use crate::http::embedded::embedded;
 use crate::http::error::ApiError;
 
 /// Only this origin; no inline script or style (the page has none).
@@ -54,14 +54,7 @@ pub async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
 }
 
 fn serve(asset: &Asset) -> Response {
-    let mut response = asset.body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    // Small files; revalidating each time keeps the page in step with the binary.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    response
+    embedded(asset.body, asset.content_type, CONTENT_SECURITY_POLICY)
 }
 
 #[cfg(test)]

@@ -246,7 +246,6 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ModelVariant, PREDICTION_SCHEMA};
 
     fn feed(capacity: usize) -> (PredictionFeed, Registry) {
         let registry = Registry::new();
@@ -254,19 +253,7 @@ mod tests {
     }
 
     fn prediction(product: &str, probability: f64) -> Prediction {
-        Prediction {
-            schema: PREDICTION_SCHEMA,
-            product_id: product.into(),
-            event_time: chrono::Utc::now(),
-            probability,
-            prediction: u8::from(probability >= 0.5),
-            threshold: 0.5,
-            model_name: "m".into(),
-            model_version: "1".into(),
-            model_variant: ModelVariant::Ml,
-            processing_latency_seconds: 0.0,
-            midprice: Some(100.0),
-        }
+        super::super::test_prediction(product, chrono::Utc::now(), Some(100.0), probability)
     }
 
     fn probability(delivery: Option<Delivery>) -> f64 {

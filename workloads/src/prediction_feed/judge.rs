@@ -178,24 +178,11 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::domain::PREDICTION_SCHEMA;
 
     const S: i64 = 1_000_000_000;
 
     fn prediction(product: &str, time: i64, mid: Option<f64>, probability: f64) -> Prediction {
-        Prediction {
-            schema: PREDICTION_SCHEMA,
-            product_id: product.into(),
-            event_time: DateTime::<Utc>::from_timestamp_nanos(time),
-            probability,
-            prediction: u8::from(probability >= 0.5),
-            threshold: 0.5,
-            model_name: "m".into(),
-            model_version: "1".into(),
-            model_variant: ModelVariant::Ml,
-            processing_latency_seconds: 0.0,
-            midprice: mid,
-        }
+        super::super::test_prediction(product, DateTime::<Utc>::from_timestamp_nanos(time), mid, probability)
     }
 
     /// A jittery market, one prediction a second, an alert every seventh.

@@ -1,6 +1,7 @@
 //! The prediction feed of the API, for people watching (the live page and stream clients; not
-//! to be confused with the exchange's live market feed, `crate::sources`): the [`PredictionFeed`] that `/predictions/stream`,
-//! `/predictions/latest` and `/predictions/quality` read, and where it is filled from.
+//! to be confused with the exchange's live market feed, `crate::sources`): the
+//! [`PredictionFeed`] that `/predictions/stream`, `/predictions/latest` and
+//! `/predictions/quality` read, and where it is filled from.
 //!
 //! - `spikewatch run --serve`: the predict stage of the in-process pipeline publishes into it
 //!   ([`crate::pipeline::local`]).
@@ -32,6 +33,30 @@ pub fn check_product_id(id: &str) -> Result<(), String> {
         return Err(format!("{id:?} contains {bad:?}: only letters, digits and '-' are allowed"));
     }
     Ok(())
+}
+
+/// A prediction of `product` at `event_time` for the feed's tests (model `m` version 1, `ml`,
+/// alerting from 0.5).
+#[cfg(test)]
+fn test_prediction(
+    product: &str,
+    event_time: chrono::DateTime<chrono::Utc>,
+    midprice: Option<f64>,
+    probability: f64,
+) -> crate::domain::Prediction {
+    crate::domain::Prediction {
+        schema: crate::domain::PREDICTION_SCHEMA,
+        product_id: product.into(),
+        event_time,
+        probability,
+        prediction: u8::from(probability >= 0.5),
+        threshold: 0.5,
+        model_name: "m".into(),
+        model_version: "1".into(),
+        model_variant: crate::domain::ModelVariant::Ml,
+        processing_latency_seconds: 0.0,
+        midprice,
+    }
 }
 
 #[cfg(test)]
